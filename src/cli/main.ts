@@ -1,0 +1,31 @@
+/**
+ * The `kasi` command line. Each subcommand lives in its own file under commands/ and
+ * registers itself on the program; this file only wires them and turns input errors into
+ * one clear line and a non-zero exit (no stack trace).
+ */
+import { Command, CommanderError } from 'commander';
+import { InputError } from '../io/ptimage.ts';
+import { UsageError } from './usage.ts';
+import { registerSummary } from './commands/summary.ts';
+// -- command imports (one line each) --
+
+const program = new Command();
+program
+  .name('kasi')
+  .description('Model, attack and measure kernel address space isolation on x86-64')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+registerSummary(program);
+// -- command registrations (one line each) --
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  if (err instanceof InputError || err instanceof RangeError || err instanceof UsageError) {
+    process.stderr.write(`kasi: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
