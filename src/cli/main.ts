@@ -8,6 +8,10 @@ import { InputError } from '../io/ptimage.ts';
 import { UsageError } from './usage.ts';
 import { registerSummary } from './commands/summary.ts';
 // -- command imports (one line each) --
+import { registerMappings } from './commands/mappings.ts';
+import { registerTranslate } from './commands/translate.ts';
+import { registerPtdump } from './commands/ptdump.ts';
+import { registerAccessCheck } from './commands/access-check.ts';
 
 const program = new Command();
 program
@@ -18,6 +22,10 @@ program
 
 registerSummary(program);
 // -- command registrations (one line each) --
+registerMappings(program);
+registerTranslate(program);
+registerPtdump(program);
+registerAccessCheck(program);
 
 try {
   await program.parseAsync(process.argv);
