@@ -12,6 +12,7 @@ import { registerMappings } from './commands/mappings.ts';
 import { registerTranslate } from './commands/translate.ts';
 import { registerPtdump } from './commands/ptdump.ts';
 import { registerAccessCheck } from './commands/access-check.ts';
+import { registerVulns } from './commands/vulns.ts';
 
 const program = new Command();
 program
@@ -26,6 +27,7 @@ registerMappings(program);
 registerTranslate(program);
 registerPtdump(program);
 registerAccessCheck(program);
+registerVulns(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,148 @@
+/**
+ * A mitigation set written as a kernel command line, read the way Linux 6.1 reads it.
+ *
+ * The kernel reads these parameters through three different mechanisms, and the differences
+ * show on odd command lines, so each parameter is read through the one it really uses:
+ *   - early_param() handlers (mitigations, nosmt, l1tf, mds, tsx_async_abort, mmio_stale_data,
+ *     reg_file_data_sampling, nospectre_v1, l1d_flush): parse_early_param() runs parse_args(),
+ *     which splits with next_arg(), compares names with parameq() ('-' == '_'), stops at a bare
+ *     `--`, and calls the handler for EVERY occurrence in order — so the last value wins
+ *     (kernel/params.c, init/main.c do_early_param());
+ *   - cmdline_find_option()/cmdline_find_option_bool() (pti, nopti, tsx): a plain scan of the
+ *     whole string with exact names, `--` included; "if this option is repeated, this returns
+ *     the last instance" (arch/x86/lib/cmdline.c);
+ *   - module parameters of kvm_intel (kvm-intel.vmentry_l1d_flush, kvm-intel.ept): applied in
+ *     order when the module loads (modprobe passes `kvm_intel.*` from /proc/cmdline), last wins.
+ * kasi's own parameters, `asi=` and `sched_core=`, are read like early params.
+ *
+ * The kernel ignores (or only logs) a value it does not know; kasi refuses it with an error
+ * naming the parameter, because a mistyped mitigation silently falling back to the default is
+ * the wrong answer for a what-if tool. Parameters that are not about mitigations are ignored.
+ */
+import { paramEq, parseCmdline, type CmdlineParam, type ParsedCmdline } from '../io/cmdline.ts';
+
+export type CpuMitigations = 'off' | 'auto' | 'auto,nosmt';
+export type L1tfCmd = 'off' | 'flush,nowarn' | 'flush' | 'flush,nosmt' | 'full' | 'full,force';
+export type VerwCmd = 'off' | 'full' | 'full,nosmt';
+export type VmentryL1dFlushCmd = 'auto' | 'never' | 'cond' | 'always';
+/** kasi's ASI designs (DESIGN.md): off, KVM ASI, System Call Isolation, namespace address spaces, Google ASI 2024-25. */
+export const ASI_DESIGNS = ['off', 'kvm', 'sci', 'netns', 'google'] as const;
+export type AsiDesign = (typeof ASI_DESIGNS)[number];
+
+/** What the command line asks for, validated; resolved against a CPU by select.ts. null = not given (kernel default). */
+export interface MitigationCmdline {
+  text: string;
+  /** kernel/cpu.c mitigations_parse_cmdline(); default CPU_MITIGATIONS_AUTO. */
+  cpuMitigations: CpuMitigations;
+  /** nosmt / nosmt=force: cpu_smt_disable(force) for each occurrence; force once is force for good. */
+  nosmt: 'no' | 'yes' | 'force';
+  pti: 'on' | 'off' | 'auto' | null;
+  nopti: boolean;
+  l1tf: L1tfCmd | null;
+  mds: VerwCmd | null;
+  tsxAsyncAbort: VerwCmd | null;
+  mmioStaleData: VerwCmd | null;
+  regFileDataSampling: 'on' | 'off' | null;
+  tsx: 'on' | 'off' | 'auto' | null;
+  nospectreV1: boolean;
+  /** l1d_flush=on: opt-in L1D flush on switch_mm for tasks that ask (l1d_flush.rst). */
+  l1dFlush: boolean;
+  kvmIntel: { vmentryL1dFlush: VmentryL1dFlushCmd; ept: boolean };
+  asi: AsiDesign;
+  schedCore: boolean;
+}
+
+/** A command-line value kasi does not accept: names the parameter and what was expected. */
+export class CmdlineError extends RangeError {
+  constructor(readonly param: string, message: string) {
+    super(`kernel command line: ${message}`);
+    this.name = 'CmdlineError';
+  }
+}
+
+const show = (p: CmdlineParam): string => (p.value === null ? p.name : `${p.name}=${p.value}`);
+
+function oneOf<T extends string>(p: CmdlineParam, allowed: readonly T[]): T {
+  if (p.value === null) throw new CmdlineError(p.name, `${p.name} needs a value (one of ${allowed.join(', ')})`);
+  const v = allowed.find((a) => a === p.value);
+  if (v === undefined) throw new CmdlineError(p.name, `${show(p)}: unknown value "${p.value}" (expected one of ${allowed.join(', ')})`);
+  return v;
+}
+
+/** lib/kstrtox.c kstrtobool(): "the first character is one of 'Yy1Nn0', or [oO][NnFf]"; no value means true (param_set_bool). */
+function kstrtobool(p: CmdlineParam): boolean {
+  const s = p.value ?? '1';
+  const c = s[0];
+  if (c === 'y' || c === 'Y' || c === '1') return true;
+  if (c === 'n' || c === 'N' || c === '0') return false;
+  if ((c === 'o' || c === 'O') && (s[1] === 'n' || s[1] === 'N')) return true;
+  if ((c === 'o' || c === 'O') && (s[1] === 'f' || s[1] === 'F')) return false;
+  throw new CmdlineError(p.name, `${show(p)}: not a boolean (expected 0, 1, N, Y, on or off)`);
+}
+
+/** The parameters parse_args() sees (before a bare `--`) and what a raw string scan sees (all). */
+function allTokens(c: ParsedCmdline): CmdlineParam[] {
+  return c.initArgs === undefined ? c.params : [...c.params, ...parseCmdline(c.initArgs).params];
+}
+
+/** Parse and validate a command line. Throws CmdlineError on a value kasi does not accept. */
+export function parseMitigationCmdline(text: string): MitigationCmdline {
+  const parsed = parseCmdline(text);
+  const out: MitigationCmdline = {
+    text,
+    cpuMitigations: 'auto',
+    nosmt: 'no',
+    pti: null,
+    nopti: false,
+    l1tf: null,
+    mds: null,
+    tsxAsyncAbort: null,
+    mmioStaleData: null,
+    regFileDataSampling: null,
+    tsx: null,
+    nospectreV1: false,
+    l1dFlush: false,
+    kvmIntel: { vmentryL1dFlush: 'auto', ept: true },
+    asi: 'off',
+    schedCore: false,
+  };
+  const VERW: readonly VerwCmd[] = ['off', 'full', 'full,nosmt'];
+
+  // Early params, module params and kasi's own: in order, every occurrence applied.
+  for (const p of parsed.params) {
+    const is = (name: string): boolean => paramEq(p.name, name);
+    if (is('mitigations')) out.cpuMitigations = oneOf(p, ['off', 'auto', 'auto,nosmt'] as const);
+    else if (is('nosmt')) {
+      // smt_cmdline_disable(): cpu_smt_disable(str && !strcmp(str, "force"))
+      if (p.value !== null && p.value !== 'force') throw new CmdlineError(p.name, `${show(p)}: expected nosmt or nosmt=force`);
+      if (p.value === 'force') out.nosmt = 'force';
+      else if (out.nosmt === 'no') out.nosmt = 'yes';
+    } else if (is('l1tf')) out.l1tf = oneOf(p, ['full', 'full,force', 'flush', 'flush,nosmt', 'flush,nowarn', 'off'] as const);
+    else if (is('mds')) out.mds = oneOf(p, VERW);
+    else if (is('tsx_async_abort')) out.tsxAsyncAbort = oneOf(p, VERW);
+    else if (is('mmio_stale_data')) out.mmioStaleData = oneOf(p, VERW);
+    else if (is('reg_file_data_sampling')) out.regFileDataSampling = oneOf(p, ['on', 'off'] as const);
+    else if (is('nospectre_v1')) out.nospectreV1 = true;
+    else if (is('spectre_v1')) {
+      throw new CmdlineError(p.name, `${show(p)}: Linux 6.1 has no spectre_v1= parameter (use nospectre_v1 to turn the mitigation off)`);
+    } else if (is('l1d_flush')) {
+      // l1d_flush_parse_cmdline(): only "on" means anything
+      out.l1dFlush = oneOf(p, ['on', 'off'] as const) === 'on';
+    } else if (is('kvm-intel.vmentry_l1d_flush')) {
+      // vmentry_l1d_flush_parse(): the for_parse entries of vmentry_l1d_param[]
+      out.kvmIntel.vmentryL1dFlush = oneOf(p, ['auto', 'never', 'cond', 'always'] as const);
+    } else if (is('kvm-intel.ept')) out.kvmIntel.ept = kstrtobool(p);
+    else if (is('asi')) out.asi = oneOf(p, ASI_DESIGNS);
+    else if (is('sched_core')) out.schedCore = oneOf(p, ['0', '1'] as const) === '1';
+  }
+
+  // cmdline_find_option()/_bool(): exact names over the whole line, the last instance.
+  for (const p of allTokens(parsed)) {
+    if (p.name === 'pti') {
+      if (p.value === null) continue; // "pti" without '=' is not the option "pti=" (st_wordcmp needs '=')
+      out.pti = oneOf(p, ['on', 'off', 'auto'] as const);
+    } else if (p.name === 'nopti' && p.value === null) out.nopti = true;
+    else if (p.name === 'tsx' && p.value !== null) out.tsx = oneOf(p, ['on', 'off', 'auto'] as const);
+  }
+  return out;
+}

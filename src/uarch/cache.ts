@@ -1,0 +1,253 @@
+/**
+ * The L1 data cache of one core: physically tagged, set-associative, true LRU, 64-byte lines
+ * that hold REAL BYTES — a copy of the PhysMemory line taken when the line was filled. The
+ * copy is not kept up to date behind the cache's back: if memory changes without going
+ * through the cache (another agent's write, a page freed and reused), the line keeps the old
+ * bytes until it is refilled, invalidated or evicted. That stale copy is exactly what L1TF
+ * reads (Documentation/admin-guide/hw-vuln/l1tf.rst: "loads the referenced data if it is
+ * present in the Level 1 Data Cache").
+ *
+ * Storage (slot s = set * ways + way):
+ *
+ *   column   type          contents
+ *   tags     Float64Array  line number (physical address >> 6, a Number < 2^46), -1 = invalid
+ *   age      Uint8Array    LRU rank within the set: 0 = most recently used .. ways-1 = least;
+ *                          the ranks of a set are always a permutation of 0..ways-1
+ *   data     Uint8Array    ways*sets lines of 64 bytes, slot s at s*64 (data32: the same
+ *                          buffer as u32 words, for 16-word line copies)
+ *
+ * The set of an address is physical address bits 6..6+log2(sets)-1 (for 64 sets, bits 11:6,
+ * which lie inside the 4 KiB page offset, so the L1D is VIPT-equivalent to PIPT). Stores are
+ * write-through into PhysMemory (the model's memory is always the architectural value a
+ * coherent system would show to every other agent), so the "writeback" half of an L1D_FLUSH
+ * has nothing left to write; flush() is the invalidate half.
+ *
+ * Hot path (probe, fill, touch) never allocates.
+ */
+import { PAGE_SIZE, type PhysMemory } from '../phys/memory.ts';
+
+export const LINE_SHIFT = 6;
+export const LINE_BYTES = 1 << LINE_SHIFT;
+const LINE_MASK = LINE_BYTES - 1;
+
+export interface CacheGeometry {
+  /** Total data capacity in bytes (e.g. 32 KiB, 48 KiB). */
+  sizeBytes: number;
+  /** Associativity (lines per set), 1..255. */
+  ways: number;
+}
+
+export class L1dCache {
+  readonly sets: number;
+  readonly ways: number;
+  readonly setMask: number;
+  readonly tags: Float64Array;
+  readonly age: Uint8Array;
+  readonly data: Uint8Array;
+  /** The same lines as u32 words (slot s at s*16). */
+  readonly data32: Uint32Array;
+  /** Set by access(): whether the last access hit. */
+  lastHit = false;
+  hits = 0;
+  misses = 0;
+  fills = 0;
+  evictions = 0;
+  flushes = 0;
+
+  constructor(geom: CacheGeometry, private readonly mem: PhysMemory) {
+    const { sizeBytes, ways } = geom;
+    if (!Number.isInteger(ways) || ways < 1 || ways > 255) throw new RangeError(`L1D: ways must be 1..255, got ${ways}`);
+    if (!Number.isInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % (ways * LINE_BYTES) !== 0) {
+      throw new RangeError(`L1D: ${sizeBytes} bytes is not a whole number of ${ways}-way sets of ${LINE_BYTES}-byte lines`);
+    }
+    const sets = sizeBytes / (ways * LINE_BYTES);
+    if ((sets & (sets - 1)) !== 0) throw new RangeError(`L1D: ${sets} sets is not a power of two`);
+    this.sets = sets;
+    this.ways = ways;
+    this.setMask = sets - 1;
+    const slots = sets * ways;
+    this.tags = new Float64Array(slots).fill(-1);
+    this.age = new Uint8Array(slots);
+    for (let s = 0; s < sets; s++) for (let w = 0; w < ways; w++) this.age[s * ways + w] = w;
+    this.data32 = new Uint32Array(slots * (LINE_BYTES >>> 2));
+    this.data = new Uint8Array(this.data32.buffer);
+  }
+
+  /** The set a physical address indexes (`>>>` keeps bits 31:0 exactly for any pa < 2^53). */
+  setOf(pa: number): number {
+    return (pa >>> LINE_SHIFT) & this.setMask;
+  }
+
+  /** Slot holding the line of `pa`, or -1. Changes nothing (no LRU update, no counters). */
+  lookup(pa: number): number {
+    const line = Math.floor(pa / LINE_BYTES);
+    const base = ((pa >>> LINE_SHIFT) & this.setMask) * this.ways;
+    for (let w = 0; w < this.ways; w++) if (this.tags[base + w] === line) return base + w;
+    return -1;
+  }
+
+  /** A load or store reaching the L1D: hit updates LRU; miss fills. Returns the slot. */
+  access(pa: number): number {
+    const slot = this.lookup(pa);
+    if (slot >= 0) {
+      this.hits++;
+      this.lastHit = true;
+      this.touch(slot);
+      return slot;
+    }
+    this.misses++;
+    this.lastHit = false;
+    return this.fillMiss(pa);
+  }
+
+  /**
+   * Bring the line of `pa` in (or refresh it if present) with the bytes PhysMemory holds now,
+   * replacing an invalid way first, else the least recently used one. Returns the slot.
+   */
+  fill(pa: number): number {
+    const slot = this.lookup(pa);
+    if (slot >= 0) {
+      this.copyFromMemory(pa - (pa % LINE_BYTES), slot);
+      this.fills++;
+      this.touch(slot);
+      return slot;
+    }
+    return this.fillMiss(pa);
+  }
+
+  /** fill() for a line known to be absent: pick the victim, copy, make it MRU. */
+  private fillMiss(pa: number): number {
+    const base = ((pa >>> LINE_SHIFT) & this.setMask) * this.ways;
+    let victim = -1;
+    for (let w = 0; w < this.ways; w++) {
+      if (this.tags[base + w] < 0) { victim = base + w; break; }
+    }
+    if (victim < 0) {
+      for (let w = 0; w < this.ways; w++) {
+        if (this.age[base + w] === this.ways - 1) { victim = base + w; break; }
+      }
+      this.evictions++;
+    }
+    const lineAddr = pa - (pa % LINE_BYTES);
+    this.tags[victim] = lineAddr / LINE_BYTES;
+    this.copyFromMemory(lineAddr, victim);
+    this.fills++;
+    this.touch(victim);
+    return victim;
+  }
+
+  /**
+   * Copy the 64 bytes of memory at `lineAddr` into `slot`: 16 u32 words from PhysMemory's word
+   * view into this cache's word view (both views share their buffer with a byte view, so the
+   * bytes are PhysMemory's bytes). An unbacked frame reads as zeros.
+   */
+  private copyFromMemory(lineAddr: number, slot: number): void {
+    const d = this.data32;
+    const o = slot * (LINE_BYTES >>> 2);
+    const s = this.mem.slot(Math.floor(lineAddr / PAGE_SIZE));
+    if (s < 0) {
+      d.fill(0, o, o + (LINE_BYTES >>> 2));
+      return;
+    }
+    const words = this.mem.wordsOfSlot(s);
+    const w0 = this.mem.wordBaseOfSlot(s) + ((lineAddr % PAGE_SIZE) >>> 2);
+    for (let i = 0; i < LINE_BYTES >>> 2; i++) d[o + i] = words[w0 + i];
+  }
+
+  /** Make `slot` the most recently used of its set (true LRU by rank). */
+  touch(slot: number): void {
+    const base = slot - (slot % this.ways);
+    const a = this.age[slot];
+    for (let w = 0; w < this.ways; w++) if (this.age[base + w] < a) this.age[base + w]++;
+    this.age[slot] = 0;
+  }
+
+  /** Write 8 bytes (two u32 halves, little endian) into a present line at byte offset `off`. */
+  patch64(slot: number, off: number, lo: number, hi: number): void {
+    const i = (slot * LINE_BYTES + (off & LINE_MASK & ~7)) >>> 2;
+    this.data32[i] = lo;
+    this.data32[i + 1] = hi;
+  }
+
+  /** Drop the line of `pa` if present (a coherence invalidation from another core's store). */
+  invalidateLine(pa: number): boolean {
+    const slot = this.lookup(pa);
+    if (slot < 0) return false;
+    this.tags[slot] = -1;
+    this.data.fill(0, slot * LINE_BYTES, slot * LINE_BYTES + LINE_BYTES);
+    return true;
+  }
+
+  /**
+   * IA32_FLUSH_CMD.L1D_FLUSH: "Writeback and invalidate the L1 data cache"
+   * (arch/x86/include/asm/msr-index.h). Memory is write-through here, so only the invalidate
+   * remains; the data array is zeroed too so no stale byte stays reachable.
+   */
+  flush(): void {
+    this.tags.fill(-1);
+    this.data.fill(0);
+    this.flushes++;
+  }
+
+  /** Same as flush() without counting: the uniform clear() every structure has. */
+  clear(): void {
+    this.tags.fill(-1);
+    this.data.fill(0);
+  }
+
+  /** Number of valid lines. */
+  occupancy(): number {
+    let n = 0;
+    for (let i = 0; i < this.tags.length; i++) if (this.tags[i] >= 0) n++;
+    return n;
+  }
+
+  /** Number of valid lines holding bytes of physical range [start, end). */
+  countLinesIn(start: number, end: number): number {
+    const lo = Math.floor(start / LINE_BYTES);
+    const hi = Math.ceil(end / LINE_BYTES);
+    let n = 0;
+    for (let i = 0; i < this.tags.length; i++) {
+      const t = this.tags[i];
+      if (t >= lo && t < hi) n++;
+    }
+    return n;
+  }
+
+  /** Physical addresses of the valid lines holding bytes of [start, end), ascending (attack queries). */
+  linesIn(start: number, end: number): number[] {
+    const lo = Math.floor(start / LINE_BYTES);
+    const hi = Math.ceil(end / LINE_BYTES);
+    const out: number[] = [];
+    for (let i = 0; i < this.tags.length; i++) {
+      const t = this.tags[i];
+      if (t >= lo && t < hi) out.push(t * LINE_BYTES);
+    }
+    return out.sort((a, b) => a - b);
+  }
+
+  /** Physical address of the line in `slot`, or -1 when the slot is invalid. */
+  lineAddress(slot: number): number {
+    const t = this.tags[slot];
+    return t < 0 ? -1 : t * LINE_BYTES;
+  }
+
+  /** The byte the cache holds for `pa`, or -1 when its line is not present (what L1TF can read). */
+  cachedByte(pa: number): number {
+    const slot = this.lookup(pa);
+    return slot < 0 ? -1 : this.data[slot * LINE_BYTES + (pa & LINE_MASK)];
+  }
+
+  /** Copy the 64 bytes of `slot` into dst[off..off+64). */
+  copyLine(slot: number, dst: Uint8Array, off: number): void {
+    dst.set(this.data.subarray(slot * LINE_BYTES, slot * LINE_BYTES + LINE_BYTES), off);
+  }
+
+  /** The slots of the set of `pa` from most to least recently used (tests, reports). */
+  lruOrder(pa: number): number[] {
+    const base = this.setOf(pa) * this.ways;
+    const order = new Array<number>(this.ways);
+    for (let w = 0; w < this.ways; w++) order[this.age[base + w]] = base + w;
+    return order;
+  }
+}
