@@ -8,8 +8,6 @@
  * outcome — vector, error code, and every entry's A/D bits afterwards — with `sdm_expected`
  * where the file has it (QEMU departs from the SDM there) and with QEMU's `result` elsewhere.
  */
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { PhysMemory } from '../phys/memory.ts';
 import { CpuState } from '../x86/cpu.ts';
 import { Translation, translate } from '../x86/walk.ts';
@@ -17,7 +15,7 @@ import {
   ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_READ, ACCESS_WRITE, PFEC_ID, PFEC_P, PFEC_PK, PFEC_RSVD,
   PFEC_U, PFEC_W,
 } from '../x86/bits.ts';
-import { InputError } from './ptimage.ts';
+import { InputError, readTextMaybeGz } from './files.ts';
 
 /** The cases were measured on `-cpu max`: 40 physical address bits (README). */
 export const CASES_MAXPHYADDR = 40;
@@ -189,19 +187,7 @@ export function parseAccessCases(text: string, file: string): AccessCase[] {
 
 /** Read a `.jsonl` or `.jsonl.gz` file (gzip recognised by its magic bytes). */
 export function loadAccessCases(file: string): AccessCase[] {
-  let raw: Buffer;
-  try {
-    raw = readFileSync(file);
-  } catch (err) {
-    throw new InputError(file, `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  let text: string;
-  try {
-    text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8');
-  } catch (err) {
-    throw new InputError(file, `corrupt or truncated gzip data (${(err as Error).message})`);
-  }
-  return parseAccessCases(text, file);
+  return parseAccessCases(readTextMaybeGz(file), file);
 }
 
 /** One replayed case. */

@@ -10,9 +10,9 @@
  * Aliases (several names at one address) keep the file's order, so a lookup returns the first
  * one listed, as the kernel's get_symbol_pos() does ("search for the first aliased symbol").
  */
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
-import { InputError } from './ptimage.ts';
+import { InputError, readTextMaybeGz } from './files.ts';
+
+export { readTextMaybeGz };
 
 /** Symbol type letters nm(1) and kallsyms print. */
 const TYPE_LETTERS = 'AaBbCcDdGgIiNnpRrSsTtUuVvWw?';
@@ -242,17 +242,3 @@ export function loadKallsyms(file: string): Kallsyms {
   return parseKallsyms(readTextMaybeGz(file), file);
 }
 
-/** Read a text file, gunzipping it when it starts with the gzip magic. Errors name the file. */
-export function readTextMaybeGz(file: string, encoding: BufferEncoding = 'utf8'): string {
-  let raw: Buffer;
-  try {
-    raw = readFileSync(file);
-  } catch (err) {
-    throw new InputError(file, `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  try {
-    return (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString(encoding);
-  } catch (err) {
-    throw new InputError(file, `corrupt or truncated gzip data (${(err as Error).message})`);
-  }
-}

@@ -4,17 +4,11 @@
  * and QEMU's own listings. Loads the pages into a PhysMemory and the registers into a CpuState.
  * Errors name the file and what is wrong.
  */
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { PhysMemory } from '../phys/memory.ts';
 import { CpuState } from '../x86/cpu.ts';
+import { InputError, readTextMaybeGz } from './files.ts';
 
-export class InputError extends Error {
-  constructor(readonly file: string, message: string, readonly line?: number) {
-    super(`${file}${line !== undefined ? `:${line}` : ''}: ${message}`);
-    this.name = 'InputError';
-  }
-}
+export { InputError };
 
 export interface PtImage {
   file: string;
@@ -46,18 +40,7 @@ function hexField(file: string, where: string, v: unknown): bigint {
 
 /** Read a `.json` or `.json.gz` capture. `maxPhysBits` defaults to 52 (the captures say 40; pass it when known). */
 export function loadPtImage(file: string, maxPhysBits = 52): PtImage {
-  let raw: Buffer;
-  try {
-    raw = readFileSync(file);
-  } catch (err) {
-    throw new InputError(file, `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  let text: string;
-  try {
-    text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8');
-  } catch (err) {
-    throw new InputError(file, `corrupt or truncated gzip data (${(err as Error).message})`);
-  }
+  const text = readTextMaybeGz(file);
   let doc: Record<string, unknown>;
   try {
     doc = JSON.parse(text);
