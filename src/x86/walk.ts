@@ -84,7 +84,12 @@ export function walkFrom(mem: PhysMemory, cpu: CpuState, root: number, vaLo: num
   }
 
   const rsvdHi = cpu.rsvdHi | (cpu.nxe ? 0 : PTE_HI_XD);
+  // The table as an address (for entryAddr) and as a frame number (for the memory lookup);
+  // the frame number of the next table comes from the entry's halves without a division.
   let table = root;
+  let tablePfn = Math.floor(root / 4096);
+  // VA bits 39:12 as one integer: bits 8:0, 17:9 and 26:18 are the PT, PD and PDPT indexes.
+  const vpn = (vaLo >>> 12) | ((vaHi & 0xff) << 20);
   let foldUser = PTE_US | PTE_RW;
   let xd = 0;
   let lo = 0;
@@ -92,17 +97,11 @@ export function walkFrom(mem: PhysMemory, cpu: CpuState, root: number, vaLo: num
   let entryPa = 0;
   let level = cpu.levels;
   for (;;) {
-    let idx: number;
-    switch (level) {
-      case 5: idx = (vaHi >>> 16) & 511; break;
-      case 4: idx = (vaHi >>> 7) & 511; break;
-      case 3: idx = ((vaHi & 0x7f) << 2) | (vaLo >>> 30); break;
-      case 2: idx = (vaLo >>> 21) & 511; break;
-      default: idx = (vaLo >>> 12) & 511; break;
-    }
+    // Index bits: 47:39 (PML4) and 56:48 (PML5) from the high half, the others from vpn.
+    const idx = level <= 3 ? (vpn >>> (9 * level - 9)) & 511 : (vaHi >>> (9 * level - 29)) & 511;
     entryPa = table + idx * 8;
     e[level] = entryPa;
-    const slot = mem.slot(Math.floor(table / 4096));
+    const slot = mem.slot(tablePfn);
     if (slot < 0) {
       lo = hi = 0;
     } else {
@@ -130,7 +129,8 @@ export function walkFrom(mem: PhysMemory, cpu: CpuState, root: number, vaLo: num
     xd |= hi;
     if (leaf) break;
     if ((lo & PTE_A) === 0) mem.or32(entryPa, PTE_A);
-    table = (hi & PTE_HI_ADDR_MASK) * TWO32 + ((lo & PTE_ADDR_LO_MASK) >>> 0);
+    tablePfn = (hi & PTE_HI_ADDR_MASK) * 1048576 + (lo >>> 12);
+    table = tablePfn * 4096;
     level--;
   }
 
@@ -147,28 +147,8 @@ export function walkFrom(mem: PhysMemory, cpu: CpuState, root: number, vaLo: num
   out.executeDisable = executeDisable;
   out.pkey = pkey;
 
-  let denied: boolean;
-  if (userMode) {
-    // User-mode access (SDM 4.6.1): user address only; writes need R/W=1; fetches need XD=0.
-    denied = !user || (isWrite && !writable) || (isFetch && executeDisable);
-  } else if (isFetch) {
-    // Supervisor fetch: never from a user address with SMEP; never from an XD page.
-    denied = (user && cpu.smep) || executeDisable;
-  } else {
-    // Supervisor data access: SMAP blocks user addresses unless an explicit access has
-    // RFLAGS.AC=1 (implicit accesses ignore AC); with CR0.WP=1 writes need R/W=1.
-    denied = (user && cpu.smap && ((access & ACCESS_IMPLICIT) !== 0 || !cpu.ac)) || (isWrite && !writable && cpu.wp);
-  }
-
-  // Protection keys (SDM 4.6.2): data accesses only; PKRU for user addresses with CR4.PKE,
-  // PKRS for supervisor addresses with CR4.PKS. WD blocks user writes, and supervisor
-  // writes when CR0.WP=1. The PK error-code bit reports this whatever else faulted (SDM 4.7).
-  let pkDenied = false;
-  if (!isFetch && (user ? cpu.pke : cpu.pks)) {
-    const rights = (user ? cpu.pkru : cpu.pkrs) >>> (pkey * 2);
-    pkDenied = (rights & 1) !== 0 || ((rights & 2) !== 0 && isWrite && (userMode || cpu.wp));
-  }
-  if (denied || pkDenied) return pageFault(out, level, accessBits | PFEC_P | (pkDenied ? PFEC_PK : 0));
+  const fault = checkAccess(cpu, user, writable, executeDisable, pkey, access);
+  if (fault !== 0) return pageFault(out, level, fault);
 
   // Accessed on the leaf; Dirty on a write (SDM 4.8).
   const ad = isWrite ? PTE_A | PTE_D : PTE_A;
@@ -194,6 +174,42 @@ export function walkFrom(mem: PhysMemory, cpu: CpuState, root: number, vaLo: num
   out.vector = 0;
   out.errorCode = 0;
   return true;
+}
+
+/**
+ * The access-rights rules (SDM 4.6), on rights already folded over all levels: returns 0 when
+ * the access is allowed, else the #PF error code (P=1, W/U/I-D from the access, PK when a
+ * protection key denied it). Shared by the walker and the TLB-hit path of the Mmu (mmu.ts), so
+ * there is one copy of the rules. `executeDisable` must already have IA32_EFER.NXE applied.
+ */
+export function checkAccess(cpu: CpuState, user: boolean, writable: boolean, executeDisable: boolean, pkey: number, access: number): number {
+  const isWrite = (access & ACCESS_WRITE) !== 0;
+  const isFetch = (access & ACCESS_FETCH) !== 0;
+  const userMode = cpu.cpl === 3 && (access & ACCESS_IMPLICIT) === 0;
+  let denied: boolean;
+  if (userMode) {
+    // User-mode access (SDM 4.6.1): user address only; writes need R/W=1; fetches need XD=0.
+    denied = !user || (isWrite && !writable) || (isFetch && executeDisable);
+  } else if (isFetch) {
+    // Supervisor fetch: never from a user address with SMEP; never from an XD page.
+    denied = (user && cpu.smep) || executeDisable;
+  } else {
+    // Supervisor data access: SMAP blocks user addresses unless an explicit access has
+    // RFLAGS.AC=1 (implicit accesses ignore AC); with CR0.WP=1 writes need R/W=1.
+    denied = (user && cpu.smap && ((access & ACCESS_IMPLICIT) !== 0 || !cpu.ac)) || (isWrite && !writable && cpu.wp);
+  }
+
+  // Protection keys (SDM 4.6.2): data accesses only; PKRU for user addresses with CR4.PKE,
+  // PKRS for supervisor addresses with CR4.PKS. WD blocks user writes, and supervisor
+  // writes when CR0.WP=1. The PK error-code bit reports this whatever else faulted (SDM 4.7).
+  let pkDenied = false;
+  if (!isFetch && (user ? cpu.pke : cpu.pks)) {
+    const rights = (user ? cpu.pkru : cpu.pkrs) >>> (pkey * 2);
+    pkDenied = (rights & 1) !== 0 || ((rights & 2) !== 0 && isWrite && (userMode || cpu.wp));
+  }
+  if (!denied && !pkDenied) return 0;
+  // Error-code bits (SDM 4.7): I/D needs SMEP or NXE (PAE is on).
+  return PFEC_P | (isWrite ? PFEC_W : 0) | (userMode ? PFEC_U : 0) | (isFetch && (cpu.smep || cpu.nxe) ? PFEC_ID : 0) | (pkDenied ? PFEC_PK : 0);
 }
 
 function pageFault(out: Translation, level: number, errorCode: number): false {

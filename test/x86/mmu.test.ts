@@ -1,0 +1,136 @@
+// Differential: the Mmu (TLB in front of the walker) must give what the bare walker gives, on
+// the real la48 kernel capture, whether an access hits the TLB or not — same translation or
+// same fault, and in the end the same A/D bits in memory. Truth: walk.ts, which the capture
+// tests check against QEMU's own listing. Two copies of the capture are loaded so the A/D
+// updates of one side cannot hide those of the other.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { loadPtImage, type PtImage } from '../../src/io/ptimage.ts';
+import { PhysMemory } from '../../src/phys/memory.ts';
+import { ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_READ, ACCESS_WRITE } from '../../src/x86/bits.ts';
+import { CpuState } from '../../src/x86/cpu.ts';
+import { forEachLeaf } from '../../src/x86/leaves.ts';
+import { Mmu } from '../../src/x86/mmu.ts';
+import { Translation, translate, vaHalves } from '../../src/x86/walk.ts';
+
+const FIX = join(import.meta.dirname, '..', 'fixtures');
+const CAPTURE = join(FIX, 'captures', 'la48-pti-nokaslr', 'kernel.json.gz');
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    return s;
+  };
+}
+
+const ACCESSES = [ACCESS_READ, ACCESS_WRITE, ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_IMPLICIT | ACCESS_WRITE];
+
+/** The fields a caller may rely on, as a string (leafLo/leafHi/entryAddr are walk-only). */
+function summary(ok: boolean, t: Translation): string {
+  if (!ok) return `fault v${t.vector} ec${t.errorCode} L${t.level}`;
+  return `ok pa=${t.pa.toString(16)} frame=${t.frame.toString(16)} shift=${t.pageShift} L${t.level} u=${t.user} w=${t.writable} xd=${t.executeDisable} pk=${t.pkey}`;
+}
+
+function memDigest(img: PtImage): string[] {
+  return img.mem.frames().map((f) => Buffer.from(img.mem.frameWords(f).slice().buffer).toString('base64'));
+}
+
+describe('Mmu equals the walker', () => {
+  const geometries = [
+    { name: 'Skylake L1 DTLB', g: {}, minHits: 4000 },
+    { name: 'tiny TLB (constant eviction)', g: { sets4K: 2, ways4K: 2, sets2M: 1, ways2M: 1, sets1G: 1, ways1G: 1 }, minHits: 300 },
+  ];
+  for (const { name, g, minHits } of geometries) {
+    it(`on random accesses to the la48 kernel capture, cached or not (${name})`, () => {
+      const a = loadPtImage(CAPTURE, 40); // through the Mmu
+      const b = loadPtImage(CAPTURE, 40); // through the bare walker
+      const leaves: [number, number, number][] = [];
+      forEachLeaf(a.mem, a.cpu.rootAddr, 4, (lo, hi, shift) => { leaves.push([lo, hi, shift]); });
+      const r = rng(0xc0ffee);
+      // A working set small enough to be reused: 40 4 KiB pages (most leaves are ESPFIX
+      // aliases) and 20 2 MiB pages, plus random canonical and non-canonical addresses.
+      const small = leaves.filter((l) => l[2] === 12);
+      const large = leaves.filter((l) => l[2] === 21);
+      const pages = [
+        ...Array.from({ length: 40 }, () => small[r() % small.length]),
+        ...Array.from({ length: 20 }, () => large[r() % large.length]),
+      ];
+      const mmu = new Mmu(a.cpu, a.mem, g);
+      const ref = new Translation();
+      let hits = 0, oks = 0;
+      for (let i = 0; i < 60000; i++) {
+        let lo: number, hi: number;
+        const pick = r() % 16;
+        if (pick === 0) { lo = r(); hi = r(); } // mostly non-canonical
+        else if (pick === 1) { lo = r(); hi = r() & 1 ? 0xffff8000 | (r() & 0x7fff) : r() & 0x7fff; }
+        else {
+          const [plo, phi, shift] = pages[r() % pages.length];
+          lo = (plo + (r() & ((1 << shift) - 1))) >>> 0;
+          hi = phi;
+        }
+        const access = ACCESSES[r() % ACCESSES.length];
+        const cpl = r() % 4 === 0 ? 3 : 0;
+        a.cpu.cpl = b.cpu.cpl = cpl;
+        const h0 = mmu.tlb.hits;
+        const got = summary(mmu.translate(lo, hi, access), mmu.out);
+        const want = summary(translate(b.mem, b.cpu, lo, hi, access, ref), ref);
+        if (got !== want) {
+          throw new Error(`access ${i}: va ${hi.toString(16)}:${lo.toString(16)} access ${access} cpl ${cpl} (${mmu.tlb.hits > h0 ? 'TLB hit' : 'walk'}): mmu ${got}, walker ${want}`);
+        }
+        if (mmu.tlb.hits > h0) hits++;
+        if (got.startsWith('ok')) oks++;
+      }
+      expect(hits).toBeGreaterThan(minHits); // the comparison did exercise the TLB
+      expect(oks).toBeGreaterThan(10000);
+      expect(memDigest(a)).toEqual(memDigest(b)); // the same A/D bits were set
+    });
+  }
+});
+
+describe('Mmu equals the walker on the QEMU access cases, twice each', () => {
+  it('every family (fold, smep_smap, pk, pks, notpresent, rsvd, leafsize, ad, ...)', () => {
+    const lines = gunzipSync(readFileSync(join(FIX, 'access', 'cases-sample.jsonl.gz'))).toString().trim().split('\n');
+    const kinds: Record<string, number> = { read: ACCESS_READ, write: ACCESS_WRITE, fetch: ACCESS_FETCH, implicit_read: ACCESS_IMPLICIT, implicit_write: ACCESS_IMPLICIT | ACCESS_WRITE };
+    let hits = 0;
+    for (const line of lines) {
+      const c = JSON.parse(line);
+      const setup = () => {
+        const mem = new PhysMemory(40);
+        for (const k of ['pml4e', 'pdpte', 'pde', 'pte']) mem.write64Big(Number(BigInt(c.entry_paddr[k])), BigInt(c.entries[k]));
+        const cpu = new CpuState(40);
+        cpu.load({ cr0: BigInt(c.cr0), cr3: BigInt(c.cr3), cr4: BigInt(c.cr4), efer: BigInt(c.efer), rflags: BigInt(c.rflags), cpl: c.cpl, pkru: BigInt(c.pkru), pkrs: BigInt(c.pkrs) });
+        return { mem, cpu };
+      };
+      const x = setup();
+      const y = setup();
+      const mmu = new Mmu(x.cpu, x.mem);
+      const ref = new Translation();
+      const { lo, hi } = vaHalves(BigInt(c.addr));
+      const access = kinds[c.access];
+      // The same access twice: the second one hits the TLB when the first one succeeded.
+      for (let k = 0; k < 2; k++) {
+        const h0 = mmu.tlb.hits;
+        const got = summary(mmu.translate(lo, hi, access), mmu.out);
+        const want = summary(translate(y.mem, y.cpu, lo, hi, access, ref), ref);
+        expect(got, `case ${c.id} (${c.family}: ${c.desc}, ${c.access}) try ${k}`).toBe(want);
+        hits += mmu.tlb.hits - h0;
+      }
+      // And once more with the other kinds of access, now that the entry may be cached.
+      for (const other of Object.values(kinds)) {
+        const got = summary(mmu.translate(lo, hi, other), mmu.out);
+        const want = summary(translate(y.mem, y.cpu, lo, hi, other, ref), ref);
+        expect(got, `case ${c.id} (${c.family}: ${c.desc}) then access ${other}`).toBe(want);
+      }
+      for (const k of ['pml4e', 'pdpte', 'pde', 'pte']) {
+        const pa = Number(BigInt(c.entry_paddr[k]));
+        expect(x.mem.read64Big(pa), `case ${c.id} ${k} A/D`).toBe(y.mem.read64Big(pa));
+      }
+    }
+    expect(hits).toBeGreaterThan(500);
+  });
+});
