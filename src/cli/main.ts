@@ -8,6 +8,7 @@ import { InputError } from '../io/ptimage.ts';
 import { UsageError } from './usage.ts';
 import { registerSummary } from './commands/summary.ts';
 // -- command imports (one line each) --
+import { registerKernel } from './commands/kernel.ts';
 import { registerMappings } from './commands/mappings.ts';
 import { registerTranslate } from './commands/translate.ts';
 import { registerPtdump } from './commands/ptdump.ts';
@@ -23,6 +24,7 @@ program
 
 registerSummary(program);
 // -- command registrations (one line each) --
+registerKernel(program);
 registerMappings(program);
 registerTranslate(program);
 registerPtdump(program);
