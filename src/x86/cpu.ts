@@ -31,6 +31,8 @@ export class CpuState {
   readonly features: CpuFeatures;
 
   // Derived by derive(): read by the walker on every translation.
+  /** Incremented by every derive(): lets consumers cache what they compute from the mode. */
+  version = 0;
   levels = 4;
   /** Canonical check: (vaHi >> canonShift) must be 0 or -1 (bit 47 or 56 sign-extended). */
   canonShift = 15;
@@ -59,6 +61,7 @@ export class CpuState {
 
   /** Recompute the mode-dependent values; call after changing any register field. */
   derive(): void {
+    this.version++;
     this.levels = this.cr4 & CR4_LA57 ? 5 : 4;
     this.canonShift = this.levels === 5 ? 24 : 15;
     // Bits maxPhysBits..51 are the high half's bits (maxPhysBits-32)..19.

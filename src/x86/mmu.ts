@@ -23,6 +23,10 @@ import { Tlb, TLB_D, TLB_G, TLB_PKEY_MASK, TLB_PKEY_SHIFT, TLB_U, TLB_W, TLB_XD,
 import { checkAccess, Translation, walkFrom } from './walk.ts';
 
 const TWO32 = 4294967296;
+/** A rights-table verdict: allowed, but the walker must run to set D (never a valid error code: PFEC < 64). */
+const NEEDS_WALK = 0x80;
+/** meta bits 21:14 are U, W, XD, D, PKEY (tlb.ts). */
+const TLB_U_SHIFT = 14;
 
 /** INVPCID types (SDM Vol. 2, INVPCID). */
 export const INVPCID_ADDRESS = 0;
@@ -39,6 +43,19 @@ export class Mmu {
   walks = 0;
   /** Invalidation operations performed (CR3/CR4 writes that flush, INVLPG, INVPCID, #PF). */
   flushes = 0;
+
+  /**
+   * checkAccess() answers for every (access kind, cached rights) pair under the current mode,
+   * rebuilt when the mode changes: index = access (3 bits) << 8 | meta bits 21:14 (U, W, XD,
+   * D, PKEY); value = 0 (allowed), a #PF error code, or NEEDS_WALK (a write through an entry
+   * whose D is not known set, SDM 4.8). The mode is CpuState.version plus the registers a
+   * caller may set without derive(): CPL, PKRU, PKRS.
+   */
+  private readonly rights = new Uint8Array(8 * 256);
+  private rightsVersion = -1;
+  private rightsCpl = -1;
+  private rightsPkru = -1;
+  private rightsPkrs = -1;
 
   constructor(readonly cpu: CpuState, readonly mem: PhysMemory, geometry: Partial<TlbGeometry> = {}) {
     this.tlb = new Tlb(geometry);
@@ -59,13 +76,13 @@ export class Mmu {
     const row = tlb.find(vaLo, vaHi, cpu.pcid);
     if (row < 0) return this.walkAndFill(vaLo, vaHi, access);
     const m = tlb.meta[row];
+    // The rights check on the cached folded rights, as one table lookup (see rightsTable()).
+    const verdict = this.rightsTable()[((access & 7) << 8) | ((m >>> TLB_U_SHIFT) & 0xff)];
+    if (verdict !== 0) return this.hitSlow(vaLo, vaHi, access, row, verdict === NEEDS_WALK ? 0 : verdict);
     const user = (m & TLB_U) !== 0;
     const writable = (m & TLB_W) !== 0;
     const executeDisable = (m & TLB_XD) !== 0;
     const pkey = (m >>> TLB_PKEY_SHIFT) & TLB_PKEY_MASK;
-    const fault = checkAccess(cpu, user, writable, executeDisable, pkey, access);
-    // A write through an entry whose dirty flag is not known set goes to the walker (below).
-    if (fault !== 0 || ((access & ACCESS_WRITE) !== 0 && (m & TLB_D) === 0)) return this.hitSlow(vaLo, vaHi, access, row, fault);
     const out = this.out;
     const shift = tlb.pageShiftOf(row);
     const frame = tlb.frame[row];
@@ -87,6 +104,23 @@ export class Mmu {
   }
 
   /** A TLB hit that faults, or a write through an entry whose D is not known set. */
+  private rightsTable(): Uint8Array {
+    const c = this.cpu;
+    if (c.version !== this.rightsVersion || c.cpl !== this.rightsCpl || c.pkru !== this.rightsPkru || c.pkrs !== this.rightsPkrs) {
+      for (let access = 0; access < 8; access++) {
+        for (let key = 0; key < 256; key++) {
+          const fault = checkAccess(c, (key & 1) !== 0, (key & 2) !== 0, (key & 4) !== 0, key >>> 4, access);
+          this.rights[(access << 8) | key] = fault !== 0 ? fault : (access & ACCESS_WRITE) !== 0 && (key & 8) === 0 ? NEEDS_WALK : 0;
+        }
+      }
+      this.rightsVersion = c.version;
+      this.rightsCpl = c.cpl;
+      this.rightsPkru = c.pkru;
+      this.rightsPkrs = c.pkrs;
+    }
+    return this.rights;
+  }
+
   private hitSlow(vaLo: number, vaHi: number, access: number, row: number, fault: number): boolean {
     const cpu = this.cpu;
     const out = this.out;

@@ -134,3 +134,35 @@ describe('Mmu equals the walker on the QEMU access cases, twice each', () => {
     expect(hits).toBeGreaterThan(500);
   });
 });
+
+describe('Mmu rights on TLB hits follow the mode, however it is changed', () => {
+  it('CPL, PKRU and CR0.WP changes between hits give the walker\'s answers (SDM 4.6.1, 4.6.2)', () => {
+    const a = loadPtImage(CAPTURE);
+    const b = loadPtImage(CAPTURE);
+    const mmu = new Mmu(a.cpu, a.mem);
+    const out = new Translation();
+    // A user page and a kernel page of the capture, through the kernel root.
+    const vas: Array<{ lo: number; hi: number }> = [];
+    forEachLeaf(a.mem, a.roots.kernel, 4, (lo, hi, shift, _pa, _elo, _ehi, _lv, user) => {
+      if (vas.length < 4 && (user || hi >= 0xffff8880) && shift === 12) vas.push({ lo, hi });
+    });
+    const modes: Array<(c: CpuState) => void> = [
+      (c) => { c.cpl = 3; },                          // set directly, no derive()
+      (c) => { c.cpl = 0; },
+      (c) => { c.pkru = 0x55555555; },                // AD for every key
+      (c) => { c.pkru = 0; c.cr0 &= ~(1 << 16); c.derive(); }, // CR0.WP off
+      (c) => { c.cr0 |= 1 << 16; c.cpl = 3; c.derive(); },
+    ];
+    for (const mode of modes) {
+      mode(a.cpu);
+      mode(b.cpu);
+      for (const va of vas) {
+        for (const acc of ACCESSES) {
+          const got = mmu.translate(va.lo, va.hi, acc);
+          const want = translate(b.mem, b.cpu, va.lo, va.hi, acc, out);
+          expect(summary(got, mmu.out)).toBe(summary(want, out));
+        }
+      }
+    }
+  });
+});
