@@ -1,0 +1,514 @@
+/**
+ * Scenario files (`kasi run scenario.yaml`): YAML read with the `yaml` Document API (every node
+ * keeps its source range), checked by a strict zod schema (an unknown field is an error), then
+ * checked for meaning (a machine that cannot exist, a name that names nothing, a duplicate, a
+ * command line the kernel parser refuses). Every error is one line:
+ *
+ *   FILE:LINE:COLUMN: field PATH: expected …, found …
+ *
+ * thrown as a ScenarioError (an InputError: the CLI prints it and exits 2). The result is a
+ * typed Scenario (sim/scenario-types.ts) with defaults applied. The format is documented in
+ * examples/README.md; sim/default-scenario.ts is the built-in one. In short (defaults after =):
+ *
+ *   name (= file name)  seed (= 1)  duration: <time> | events: <n>  (= duration 1ms)
+ *   machine: { cpu = skylake-sp, cores = 2, threads_per_core = 2 if SMT else 1, ram = 4GiB, paging_levels = 4 }
+ *   kernel:  { kaslr = true, kaslr_seed = seed, pti = auto, capture = null }
+ *   tenants: [{ name, kind: vm|process|netns, vcpus = 1 (vm), memory = 64MiB (vm) | 16MiB (process),
+ *               pin = [], objects = [{ name, kind }] }]
+ *   secrets: [{ name, in: tenant/object, bytes >= 8, offset = 0 }]
+ *   workload: [{ thread, tenant, mix: [{ event, reason|name|cycles, weight = 1 }] }]
+ *   attackers: [{ thread, tenant, attacks: [...], every = 10us }]
+ *   isolation: [{ name, cmdline = "", stun = (kvm/google ASI) }]  (= one entry "default")
+ *   footprints: { override: { <event key>: { text, insns, data, tlb_flush_pages, source } } }
+ *   costs: { clock_ghz, override: { <snake_case parameter>: cycles | { cycles, source } } }
+ * Sizes: bytes or 4KiB/2MiB/1GiB/1TiB; times: ns, us, ms, s or cycles (a unit is required).
+ */
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { LineCounter, parseDocument, type Document } from 'yaml';
+import { z } from 'zod';
+import { ATTACK_NAMES } from '../attacks/sample.ts';
+import { MIN_RUN } from '../attacks/secrets.ts';
+import { ASI_DESIGNS, CmdlineError, parseMitigationCmdline, type MitigationCmdline } from '../mitigations/cmdline.ts';
+import { DEFAULT_SCENARIO_FILE, DEFAULT_SCENARIO_YAML } from '../sim/default-scenario.ts';
+import { costParamFromYaml, costParamYamlNames, type CostOverrides, type CostParam, type CostValue } from '../sim/costs.ts';
+import { ACCESSES, DATA_KINDS, SCOPES, footprintKeys, loadFootprintTable, parseFootprintKey, type FootprintOverride } from '../sim/footprints.ts';
+import {
+  ASI_DESIGN_NAMES, OBJECT_KINDS, OBJECT_KIND_NAMES, threadCount,
+  type IsolationDesign, type IsolationSpec, type MachineSpec, type MixItem, type Scenario, type SimTime, type TenantKind, type TenantSpec,
+} from '../sim/scenario-types.ts';
+import { getProfile, profileNames } from '../uarch/profiles.ts';
+import { paramEq, nextArg } from './cmdline.ts';
+import { InputError, readTextMaybeGz } from './files.ts';
+import { collectPositions, formatPath, locate, locateInString, type PathSeg, type Pos } from './yaml-locate.ts';
+
+/** A scenario error: `FILE:LINE:COLUMN: message` (an InputError carrying the line, plus the column). */
+export class ScenarioError extends InputError {
+  constructor(file: string, readonly pos: Pos, detail: string) {
+    super(file, detail, pos.line);
+    this.message = `${file}:${pos.line}:${pos.column}: ${detail}`;
+    this.name = 'ScenarioError';
+  }
+}
+
+// --- value syntaxes ------------------------------------------------------------------------------
+
+const SIZE_UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
+const SIZE_HELP = 'a size such as 4096, 4KiB, 2MiB or 1GiB';
+
+/** Bytes, or the expected-phrase of an error. */
+export function parseSize(v: number | string): number | string {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : `${SIZE_HELP} (a whole number of bytes)`;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(v);
+  if (m === null) return SIZE_HELP;
+  const unit = m[2] === '' ? 'B' : m[2];
+  const mult = SIZE_UNITS[unit];
+  if (mult === undefined) return `${SIZE_HELP} (units B, KiB, MiB, GiB, TiB)`;
+  const bytes = Number(m[1]) * mult;
+  return Number.isSafeInteger(bytes) ? bytes : `${SIZE_HELP} (a whole number of bytes)`;
+}
+
+const TIME_HELP = 'a time such as 500ns, 10us, 2ms, 1s or 20000cycles';
+
+/** A SimTime, or the expected-phrase of an error. Plain numbers are refused: the unit must be said. */
+export function parseTime(v: number | string): SimTime | string {
+  if (typeof v === 'number') return `${TIME_HELP} (with a unit)`;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|cycles?)\s*$/.exec(v);
+  if (m === null) return TIME_HELP;
+  const n = Number(m[1]);
+  if (m[2].startsWith('cycle')) return Number.isSafeInteger(n) && n > 0 ? { unit: 'cycles', value: n } : `${TIME_HELP} (a whole, positive number of cycles)`;
+  const ns = n * { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9 }[m[2] as 'ns']!;
+  return ns > 0 && Number.isFinite(ns) ? { unit: 'ns', value: ns } : `${TIME_HELP} (above zero)`;
+}
+
+// --- schema ------------------------------------------------------------------------------------
+
+/** A strict object whose unknown-field error lists the fields it knows. */
+function strict<S extends z.core.$ZodLooseShape>(shape: S) {
+  const known = Object.keys(shape).join(', ');
+  return z.strictObject(shape, { error: (iss) => (iss.code === 'unrecognized_keys' ? `one of the fields ${known}` : undefined) });
+}
+const via = <T>(help: string, parse: (v: number | string) => T | string) =>
+  z.union([z.number(), z.string()], { error: help }).transform((v, ctx) => {
+    const r = parse(v);
+    if (typeof r === 'string') { ctx.addIssue({ code: 'custom', message: r, input: v }); return z.NEVER; }
+    return r;
+  });
+const size = via(SIZE_HELP, parseSize);
+const time = via(TIME_HELP, parseTime);
+const NAME_HELP = 'a name of letters, digits, ".", "_" or "-" (no "/"), starting with a letter or digit';
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: NAME_HELP });
+const uint = z.number().int().min(0);
+const weight = z.number().positive().default(1);
+const hexPage = z.string().regex(/^0x[0-9a-fA-F]{1,16}$/, { error: 'a page address as a quoted hex string ("0xffffffff81000000")' });
+
+const objectSchema = strict({ name, kind: z.enum(OBJECT_KIND_NAMES as [string, ...string[]]) });
+const common = { name, pin: z.array(uint).default([]), objects: z.array(objectSchema).default([]) };
+const tenantSchema = z.discriminatedUnion('kind', [
+  strict({ ...common, kind: z.literal('vm'), vcpus: z.number().int().min(1).default(1), memory: size.default(64 * 1024 ** 2) }),
+  strict({ ...common, kind: z.literal('process'), memory: size.default(16 * 1024 ** 2) }),
+  strict({ ...common, kind: z.literal('netns') }),
+]);
+const withCycles = <E extends string>(event: E) => strict({ event: z.literal(event), cycles: z.number().int().min(1), weight });
+const mixSchema = z.discriminatedUnion('event', [
+  strict({ event: z.literal('vm-exit'), reason: z.string(), weight }),
+  strict({ event: z.literal('syscall'), name: z.string(), weight }),
+  ...(['page-fault', 'timer-interrupt', 'nmi', 'context-switch'] as const).map((e) => strict({ event: z.literal(e), weight })),
+  withCycles('idle'), withCycles('guest-run'), withCycles('user-compute'),
+]);
+const overrideSchema = strict({
+  text: strict({ measured: z.array(strict({ test: z.string(), part: uint.default(0) })).optional(), pages: z.array(hexPage).optional(), module_pages: uint.optional() }).optional(),
+  insns: z.number().min(0).optional(),
+  data: z.array(strict({ kind: z.enum(DATA_KINDS), access: z.enum(ACCESSES), lines: z.number().int().min(1), scope: z.enum(SCOPES).default('current') })).optional(),
+  tlb_flush_pages: uint.optional(),
+  source: z.string().optional(),
+});
+const costValue = z.union([z.number().min(0), strict({ cycles: z.number().min(0), source: z.string().min(1) })], { error: 'a number of cycles, or { cycles, source }' });
+
+const scenarioSchema = strict({
+  name: z.string().min(1).optional(),
+  seed: uint.max(0xffffffff).default(1),
+  duration: time.optional(),
+  events: z.number().int().min(1).optional(),
+  machine: strict({ cpu: z.string().default('skylake-sp'), cores: z.number().int().min(1).max(256).default(2), threads_per_core: z.number().int().optional(), ram: size.default(4 * 1024 ** 3), paging_levels: z.number().int().default(4) }).prefault({}),
+  kernel: strict({ kaslr: z.boolean().default(true), kaslr_seed: uint.max(0xffffffff).optional(), pti: z.enum(['auto', 'on', 'off']).default('auto'), capture: z.string().min(1).nullable().default(null) }).prefault({}),
+  tenants: z.array(tenantSchema).default([]),
+  secrets: z.array(strict({ name, in: z.string(), bytes: z.number().int().min(1), offset: uint.default(0) })).default([]),
+  workload: z.array(strict({ thread: uint, tenant: z.string(), mix: z.array(mixSchema).min(1) })).default([]),
+  attackers: z.array(strict({ thread: uint, tenant: z.string(), attacks: z.array(z.enum(ATTACK_NAMES)).min(1), every: time.prefault('10us') })).default([]),
+  isolation: z.array(strict({ name, cmdline: z.string().default(''), stun: z.boolean().optional() })).default([]),
+  footprints: strict({ override: z.record(z.string(), overrideSchema).default({}) }).prefault({}),
+  costs: strict({ clock_ghz: z.number().positive().optional(), override: z.record(z.string(), costValue).default({}) }).prefault({}),
+});
+type Raw = z.output<typeof scenarioSchema>;
+
+// --- error text --------------------------------------------------------------------------------
+
+/** "string \"abc\"", "number 3", "a list", "nothing (the field is missing)". */
+export function describe(v: unknown): string {
+  if (v === undefined) return 'nothing (the field is missing)';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `a list of ${v.length}`;
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  int: 'an integer', number: 'a number', string: 'a string', boolean: 'true or false', array: 'a list', object: 'a mapping', record: 'a mapping', null: 'null',
+};
+
+function valueAt(data: unknown, path: readonly PathSeg[]): unknown {
+  let v = data;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[p as string];
+  }
+  return v;
+}
+
+function expectedOf(iss: z.core.$ZodIssue): string {
+  switch (iss.code) {
+    case 'invalid_type': return TYPE_WORDS[iss.expected] ?? iss.expected;
+    case 'invalid_value': return `one of ${iss.values.map((x) => JSON.stringify(x)).join(', ')}`;
+    case 'too_small': case 'too_big': {
+      const rel = iss.code === 'too_small' ? (iss.inclusive ? '>=' : '>') : (iss.inclusive ? '<=' : '<');
+      const bound = iss.code === 'too_small' ? iss.minimum : iss.maximum;
+      if (iss.origin === 'array') return `a list with ${iss.code === 'too_small' ? 'at least' : 'at most'} ${bound} item${bound === 1 ? '' : 's'}`;
+      if (iss.origin === 'string') return iss.code === 'too_small' ? 'a non-empty string' : `a string of at most ${bound} characters`;
+      return `a number ${rel} ${bound}`;
+    }
+    case 'invalid_union': {
+      const options = (iss as { options?: unknown[] }).options;
+      return options ? `one of ${options.map((x) => JSON.stringify(x)).join(', ')}` : iss.message;
+    }
+    default: return iss.message;
+  }
+}
+
+// --- the parser --------------------------------------------------------------------------------
+
+class Ctx {
+  constructor(readonly file: string, readonly doc: Document, readonly lc: LineCounter) {}
+  at(path: readonly PathSeg[], opts?: { key?: boolean }): Pos {
+    return locate(this.doc, this.lc, path, opts);
+  }
+  /** Throw `field PATH: expected …, found …` at the value (or key) of `path`. */
+  fail(path: readonly PathSeg[], expected: string, found: string, opts?: { key?: boolean; pos?: Pos }): never {
+    throw new ScenarioError(this.file, opts?.pos ?? this.at(path, opts), `field ${formatPath(path)}: expected ${expected}, found ${found}`);
+  }
+  /** The position as "line L" for "first at" notes. */
+  line(path: readonly PathSeg[]): string {
+    const p = this.at(path);
+    return `line ${p.line}`;
+  }
+}
+
+/** Parse scenario text. `file` names it in errors and anchors relative capture paths. */
+export function parseScenario(text: string, file: string): Scenario {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, keepSourceTokens: true, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const lp = e.linePos?.[0];
+    const msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    throw new ScenarioError(file, lp ? { line: lp.line, column: lp.col } : { line: 1, column: 1 }, `YAML syntax error: ${msg}`);
+  }
+  const ctx: Ctx = new Ctx(file, doc, lc);
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 1000 });
+  } catch (err) {
+    throw new ScenarioError(file, { line: 1, column: 1 }, `YAML: ${(err as Error).message}`);
+  }
+  if (data === null || data === undefined) ctx.fail([], 'a mapping of scenario fields (name, machine, tenants, …)', 'an empty document');
+  const r = scenarioSchema.safeParse(data);
+  if (!r.success) {
+    const iss = r.error.issues[0];
+    if (iss.code === 'unrecognized_keys') {
+      const path = [...iss.path, iss.keys[0]] as PathSeg[];
+      ctx.fail(path, iss.message, `unknown field ${JSON.stringify(iss.keys[0])}`, { key: true });
+    }
+    const path = iss.path as PathSeg[];
+    ctx.fail(path, expectedOf(iss), describe(valueAt(data, path)));
+  }
+  return build(ctx, r.data);
+}
+
+/** Read and parse a scenario file. */
+export function loadScenario(file: string): Scenario {
+  return parseScenario(readTextMaybeGz(file), file);
+}
+
+function checkUnique(ctx: Ctx, what: string, items: readonly { name: string }[], path: (i: number) => PathSeg[]): void {
+  const first = new Map<string, number>();
+  items.forEach((it, i) => {
+    const j = first.get(it.name);
+    if (j !== undefined) ctx.fail(path(i), `a unique ${what} name`, `${JSON.stringify(it.name)} again (first at ${ctx.line(path(j))})`);
+    first.set(it.name, i);
+  });
+}
+
+function buildMachine(ctx: Ctx, m: Raw['machine']): MachineSpec {
+  if (!profileNames().includes(m.cpu)) ctx.fail(['machine', 'cpu'], `a CPU profile (${profileNames().join(', ')})`, describe(m.cpu));
+  const p = getProfile(m.cpu);
+  const tpc = m.threads_per_core ?? (p.smt ? 2 : 1);
+  const at = (f: string): PathSeg[] => ['machine', f];
+  if (tpc !== 1 && tpc !== 2) ctx.fail(at('threads_per_core'), '1 or 2 hardware threads per core', `${tpc}`);
+  if (tpc === 2 && !p.smt) ctx.fail(at('threads_per_core'), `1 (${m.cpu} has no SMT)`, '2');
+  if (m.ram === 0) ctx.fail(at('ram'), 'some RAM (above 0)', '0');
+  if (m.ram % 4096 !== 0) ctx.fail(at('ram'), 'a multiple of 4KiB (whole page frames)', `${m.ram} bytes`);
+  if (m.ram > 2 ** p.maxPhysBits) ctx.fail(at('ram'), `at most 2^${p.maxPhysBits} bytes (MAXPHYADDR of ${m.cpu})`, `${m.ram} bytes`);
+  if (m.paging_levels !== 4 && m.paging_levels !== 5) ctx.fail(at('paging_levels'), '4 or 5 paging levels', `${m.paging_levels}`);
+  // SDM Vol. 3A 4.1.1: 5-level paging needs CR4.LA57, enumerated by CPUID.(EAX=07H,ECX=0):ECX.LA57[bit 16]
+  if (m.paging_levels === 5 && !p.features.la57) ctx.fail(at('paging_levels'), `4 (${m.cpu} has no LA57, so no 5-level paging)`, '5');
+  return { cpu: m.cpu, cores: m.cores, threadsPerCore: tpc as 1 | 2, ramBytes: m.ram, pagingLevels: m.paging_levels as 4 | 5 };
+}
+
+function buildTenants(ctx: Ctx, raw: Raw['tenants'], machine: MachineSpec): TenantSpec[] {
+  checkUnique(ctx, 'tenant', raw, (i) => ['tenants', i, 'name']);
+  const n = threadCount(machine);
+  const p = getProfile(machine.cpu);
+  let used = 0;
+  return raw.map((t, i) => {
+    const at = (...s: PathSeg[]): PathSeg[] => ['tenants', i, ...s];
+    t.pin.forEach((th, j) => { if (th >= n) ctx.fail(at('pin', j), `a hardware thread 0..${n - 1}`, `${th}`); });
+    if (t.kind === 'vm' && !(p.features.vmx && p.features.ept)) ctx.fail(at('kind'), `a host tenant (${machine.cpu} has no VT-x with EPT, which kasi's KVM model needs)`, '"vm"');
+    const memory = 'memory' in t ? t.memory : 0;
+    if ('memory' in t) {
+      if (memory === 0 || memory % 4096 !== 0) ctx.fail(at('memory'), 'a non-zero multiple of 4KiB', `${memory} bytes`);
+      if (used + memory > machine.ramBytes) ctx.fail(at('memory'), `at most ${machine.ramBytes - used} bytes (the machine's RAM left by earlier tenants)`, `${memory} bytes`);
+      used += memory;
+    }
+    checkUnique(ctx, 'object', t.objects, (j) => at('objects', j, 'name'));
+    t.objects.forEach((o, j) => {
+      const info = OBJECT_KINDS[o.kind as keyof typeof OBJECT_KINDS];
+      if (!(info.tenants as readonly TenantKind[]).includes(t.kind)) {
+        const ok = OBJECT_KIND_NAMES.filter((k) => (OBJECT_KINDS[k].tenants as readonly TenantKind[]).includes(t.kind));
+        ctx.fail(at('objects', j, 'kind'), `an object kind a ${t.kind} tenant owns (${ok.join(', ')})`, describe(o.kind));
+      }
+    });
+    return {
+      name: t.name, kind: t.kind, vcpus: t.kind === 'vm' ? t.vcpus : 0, memoryBytes: memory, pin: t.pin,
+      objects: t.objects.map((o) => ({ name: o.name, kind: o.kind as keyof typeof OBJECT_KINDS })),
+    };
+  });
+}
+
+function tenantRef(ctx: Ctx, tenants: readonly TenantSpec[], name: string, path: PathSeg[]): TenantSpec {
+  const t = tenants.find((x) => x.name === name);
+  if (t === undefined) ctx.fail(path, `a tenant name (${tenants.map((x) => x.name).join(', ') || 'none are defined'})`, describe(name));
+  return t;
+}
+
+function checkThread(ctx: Ctx, machine: MachineSpec, tenant: TenantSpec, thread: number, path: PathSeg[], taken: Map<number, PathSeg[]>, vcpuThreads: Map<string, number>): void {
+  const n = threadCount(machine);
+  if (thread >= n) ctx.fail(path, `a hardware thread 0..${n - 1}`, `${thread}`);
+  if (tenant.pin.length > 0 && !tenant.pin.includes(thread)) ctx.fail(path, `a thread tenant ${tenant.name} is pinned to (${tenant.pin.join(', ')})`, `${thread}`);
+  const prev = taken.get(thread);
+  if (prev !== undefined) ctx.fail(path, 'a thread no other workload or attacker uses', `${thread} again (first at ${ctx.line(prev)})`);
+  taken.set(thread, path);
+  if (tenant.kind === 'vm') {
+    // each busy thread of a VM is one of its vCPUs
+    const used = (vcpuThreads.get(tenant.name) ?? 0) + 1;
+    if (used > tenant.vcpus) ctx.fail(path, `at most ${tenant.vcpus} thread${tenant.vcpus === 1 ? '' : 's'} for vm ${tenant.name} (vcpus: ${tenant.vcpus})`, `thread ${thread}, its vCPU number ${used}`);
+    vcpuThreads.set(tenant.name, used);
+  }
+}
+
+const MIX_TENANTS: Record<string, readonly TenantKind[]> = {
+  'vm-exit': ['vm'], 'guest-run': ['vm'], syscall: ['process', 'netns'], 'user-compute': ['process', 'netns'], 'page-fault': ['process', 'netns'],
+};
+
+/** asi= values a scenario accepts: the design names, off, and cmdline.ts's short names as aliases. */
+const ASI_ALIASES: Record<string, IsolationDesign> = { kvm: 'kvm-asi-2019', sci: 'sci-2019', netns: 'netns-asi', google: 'google-asi-2025' };
+const COARSE: Record<IsolationDesign, string> = {
+  off: 'off', kpti: 'off', 'kvm-asi-2019': 'kvm', 'sci-2019': 'sci', 'google-asi-2022': 'google', 'google-asi-2025': 'google', 'netns-asi': 'netns',
+};
+const STUN_DESIGNS: readonly IsolationDesign[] = ['kvm-asi-2019', 'google-asi-2022', 'google-asi-2025'];
+
+interface Token { name: string; value: string | null; start: number; end: number }
+
+/** The parameters of a command line with their offsets (lib/cmdline.c next_arg()), up to a bare `--`. */
+function tokens(s: string): Token[] {
+  const out: Token[] = [];
+  const space = (c: number) => (c >= 9 && c <= 13) || c === 32 || c === 0xa0;
+  let p = 0;
+  for (;;) {
+    while (p < s.length && space(s.charCodeAt(p))) p++;
+    if (p >= s.length) break;
+    const a = nextArg(s, p);
+    if (a.param === '--' && a.val === null) break;
+    out.push({ name: a.param, value: a.val, start: p, end: a.next });
+    p = a.next;
+  }
+  return out;
+}
+
+function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'off'): IsolationSpec[] {
+  checkUnique(ctx, 'isolation', raw, (i) => ['isolation', i, 'name']);
+  const list = raw.length > 0 ? raw : [{ name: 'default', cmdline: '', stun: undefined }];
+  return list.map((iso, i) => {
+    const at = (f: string): PathSeg[] => ['isolation', i, f];
+    const text = iso.cmdline;
+    let design: IsolationDesign = 'off';
+    let parserText = '';
+    let last = 0;
+    for (const tk of tokens(text)) {
+      if (!paramEq(tk.name, 'asi')) continue;
+      const v = tk.value ?? '';
+      const d = v === 'off' || (ASI_DESIGN_NAMES as readonly string[]).includes(v) ? (v as IsolationDesign) : ASI_ALIASES[v];
+      if (d === undefined) {
+        ctx.fail(at('cmdline'), `asi= one of off, ${ASI_DESIGN_NAMES.join(', ')}`, `asi=${v}`, { pos: locateInString(ctx.doc, ctx.lc, at('cmdline'), tk.start) });
+      }
+      design = d;
+      // Hand the kernel-line parser the name it knows (mitigations/cmdline.ts ASI_DESIGNS).
+      const known = (ASI_DESIGNS as readonly string[]).includes(d) ? d : COARSE[d];
+      parserText += `${text.slice(last, tk.start)}${tk.name}=${known}`;
+      last = tk.end;
+    }
+    parserText += text.slice(last);
+    let mitigations: MitigationCmdline;
+    try {
+      mitigations = { ...parseMitigationCmdline(parserText), text };
+    } catch (err) {
+      if (!(err instanceof CmdlineError)) throw err;
+      const tk = tokens(text).find((x) => paramEq(x.name, err.param) && (() => { try { parseMitigationCmdline(text.slice(x.start, x.end)); return false; } catch { return true; } })());
+      const pos = locateInString(ctx.doc, ctx.lc, at('cmdline'), tk?.start ?? 0);
+      ctx.fail(at('cmdline'), 'a kernel command line kasi accepts', err.message.replace(/^kernel command line: /, ''), { pos });
+    }
+    const explicitPti = mitigations.pti !== null || mitigations.nopti;
+    if (design === 'kpti') {
+      if (mitigations.nopti || mitigations.pti === 'off') ctx.fail(at('cmdline'), 'asi=kpti without pti=off/nopti', `both in ${JSON.stringify(text)}`);
+      mitigations = { ...mitigations, pti: 'on' };
+    } else if (!explicitPti && pti !== 'auto') mitigations = { ...mitigations, pti };
+    const stun = iso.stun ?? STUN_DESIGNS.includes(design);
+    if (stun && !STUN_DESIGNS.includes(design)) ctx.fail(at('stun'), `stun only with asi=${STUN_DESIGNS.join(', asi=')}`, `stun: true with asi=${design}`);
+    return { name: iso.name, cmdline: text, mitigations, design, stun };
+  });
+}
+
+function buildOverrides(ctx: Ctx, raw: Raw['footprints']['override']): Record<string, FootprintOverride> {
+  const out: Record<string, FootprintOverride> = {};
+  for (const [key, o] of Object.entries(raw)) {
+    const path: PathSeg[] = ['footprints', 'override', key];
+    try { parseFootprintKey(key); } catch (err) { ctx.fail(path, 'an event key such as syscall:read, vm-exit:HLT or page-fault', `${JSON.stringify(key)} (${(err as Error).message})`, { key: true }); }
+    const pos = ctx.at(path, { key: true });
+    out[key] = {
+      text: o.text && { measured: o.text.measured, pages: o.text.pages?.map((p) => BigInt(p)), modulePages: o.text.module_pages },
+      insns: o.insns, data: o.data, tlbFlushPages: o.tlb_flush_pages,
+      source: o.source ?? `scenario ${ctx.file}:${pos.line}`,
+    };
+    for (const k of Object.keys(out[key]) as (keyof FootprintOverride)[]) if (out[key][k] === undefined) delete out[key][k];
+  }
+  if (Object.keys(out).length === 0) return out; // no need to read the measured pages
+  try {
+    loadFootprintTable({ overrides: out });
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    const key = Object.keys(out).find((k) => { try { loadFootprintTable({ overrides: { [k]: out[k] } }); return false; } catch { return true; } }) ?? '';
+    ctx.fail(['footprints', 'override', key], 'an override the footprint table accepts', err.message);
+  }
+  return out;
+}
+
+function buildCosts(ctx: Ctx, raw: Raw['costs']): CostOverrides {
+  const params: Partial<Record<CostParam, CostValue>> = {};
+  for (const [k, v] of Object.entries(raw.override)) {
+    const p = costParamFromYaml(k);
+    const path: PathSeg[] = ['costs', 'override', k];
+    if (p === undefined) ctx.fail(path, `a cost parameter (${costParamYamlNames().join(', ')})`, `unknown parameter ${JSON.stringify(k)}`, { key: true });
+    params[p] = typeof v === 'number' ? { cycles: v, source: `scenario ${ctx.file}:${ctx.at(path, { key: true }).line}` } : v;
+  }
+  const out: CostOverrides = { params };
+  if (raw.clock_ghz !== undefined) out.clock = { ghz: raw.clock_ghz, source: `scenario ${ctx.file}:${ctx.at(['costs', 'clock_ghz'], { key: true }).line}` };
+  return out;
+}
+
+function build(ctx: Ctx, r: Raw): Scenario {
+  const machine = buildMachine(ctx, r.machine);
+  let capture: string | null = null;
+  if (r.kernel.capture !== null) {
+    capture = resolve(dirname(ctx.file), r.kernel.capture);
+    const ok = existsSync(capture) && statSync(capture).isDirectory() && existsSync(join(capture, 'kernel.json.gz'));
+    if (!ok) ctx.fail(['kernel', 'capture'], 'a capture folder holding kernel.json.gz (relative to the scenario file)', `${JSON.stringify(r.kernel.capture)} (${capture})`);
+  }
+  const tenants = buildTenants(ctx, r.tenants, machine);
+
+  checkUnique(ctx, 'secret', r.secrets, (i) => ['secrets', i, 'name']);
+  const secrets = r.secrets.map((s, i) => {
+    const at = (f: string): PathSeg[] => ['secrets', i, f];
+    const slash = s.in.indexOf('/');
+    if (slash < 0) ctx.fail(at('in'), '"tenant/object"', describe(s.in));
+    const t = tenantRef(ctx, tenants, s.in.slice(0, slash), at('in'));
+    const oname = s.in.slice(slash + 1);
+    const o = t.objects.find((x) => x.name === oname);
+    if (o === undefined) {
+      ctx.fail(at('in'), `an object of tenant ${t.name} (${t.objects.map((x) => x.name).join(', ') || 'it has none'})`, `${JSON.stringify(oname)}`,
+        { pos: locateInString(ctx.doc, ctx.lc, at('in'), slash + 1) });
+    }
+    const cap = OBJECT_KINDS[o.kind].capacity;
+    if (s.bytes < MIN_RUN) ctx.fail(at('bytes'), `at least ${MIN_RUN} bytes (shorter secrets cannot be scored, attacks/secrets.ts MIN_RUN)`, `${s.bytes}`);
+    if (s.offset + s.bytes > cap) ctx.fail(at('bytes'), `offset + bytes within the ${cap} bytes of a ${o.kind}`, `${s.offset} + ${s.bytes}`);
+    return { name: s.name, tenant: t.name, object: o.name, bytes: s.bytes, offset: s.offset };
+  });
+
+  const footprintOverrides = buildOverrides(ctx, r.footprints.override);
+  const known = new Set([...footprintKeys(), ...Object.keys(footprintOverrides)]);
+  const taken = new Map<number, PathSeg[]>();
+  const vcpuThreads = new Map<string, number>();
+  const workload = r.workload.map((w, i) => {
+    const t = tenantRef(ctx, tenants, w.tenant, ['workload', i, 'tenant']);
+    checkThread(ctx, machine, t, w.thread, ['workload', i, 'thread'], taken, vcpuThreads);
+    const mix = w.mix.map((m, j) => {
+      const at = (f: string): PathSeg[] => ['workload', i, 'mix', j, f];
+      const kinds = MIX_TENANTS[m.event];
+      if (kinds !== undefined && !kinds.includes(t.kind)) ctx.fail(at('event'), `an event a ${t.kind} tenant makes`, `${JSON.stringify(m.event)} (only ${kinds.join('/')} tenants make it)`);
+      if (m.event === 'vm-exit' || m.event === 'syscall') {
+        const [field, detail] = m.event === 'vm-exit' ? ['reason', m.reason] : ['name', m.name];
+        if (!known.has(`${m.event}:${detail}`)) {
+          const opts = [...known].filter((k) => k.startsWith(`${m.event}:`)).map((k) => k.slice(m.event.length + 1));
+          ctx.fail(at(field), `a ${m.event} ${field} in the footprint table (${opts.join(', ')}) or footprints.override`, describe(detail));
+        }
+      }
+      return m as MixItem;
+    });
+    return { thread: w.thread, tenant: t.name, mix };
+  });
+  const attackers = r.attackers.map((a, i) => {
+    const at = (...f: PathSeg[]): PathSeg[] => ['attackers', i, ...f];
+    const t = tenantRef(ctx, tenants, a.tenant, at('tenant'));
+    checkThread(ctx, machine, t, a.thread, at('thread'), taken, vcpuThreads);
+    a.attacks.forEach((name, j) => {
+      if (a.attacks.indexOf(name) !== j) ctx.fail(at('attacks', j), 'each attack once', `${JSON.stringify(name)} again`);
+      if (name === 'l1tf-guest' && t.kind !== 'vm') ctx.fail(at('attacks', j), `an attack a ${t.kind} tenant can run (l1tf-guest needs a vm tenant)`, `"${name}"`);
+      if ((name === 'l1tf-native' || name === 'meltdown') && t.kind === 'vm') ctx.fail(at('attacks', j), `an attack a vm tenant can run (${name} needs a host process)`, `"${name}"`);
+    });
+    return { thread: a.thread, tenant: t.name, attacks: a.attacks, every: a.every };
+  });
+
+  if (r.duration !== undefined && r.events !== undefined) ctx.fail(['events'], 'either duration or events', 'both');
+  const stop = r.events !== undefined ? { kind: 'events' as const, count: r.events } : { kind: 'duration' as const, time: r.duration ?? { unit: 'ns' as const, value: 1e6 } };
+
+  return {
+    file: ctx.file,
+    name: r.name ?? basename(ctx.file, extname(ctx.file)),
+    seed: r.seed,
+    stop,
+    machine,
+    kernel: { kaslr: r.kernel.kaslr, kaslrSeed: r.kernel.kaslr_seed ?? r.seed, pti: r.kernel.pti, capture },
+    tenants,
+    secrets,
+    workload,
+    attackers,
+    isolation: buildIsolation(ctx, r.isolation, r.kernel.pti),
+    footprintOverrides,
+    costOverrides: buildCosts(ctx, r.costs),
+    positions: collectPositions(ctx.doc, ctx.lc),
+  };
+}
+
+/** The built-in scenario (sim/default-scenario.ts), used when `kasi run` gets no file. */
+export function defaultScenario(): Scenario {
+  return parseScenario(DEFAULT_SCENARIO_YAML, DEFAULT_SCENARIO_FILE);
+}

@@ -1,0 +1,204 @@
+/**
+ * The CPU cost model: what each mechanism the engine counts costs, in core cycles, per CPU
+ * profile (src/uarch/profiles.ts). Every value is `{ cycles, source }`; a source starting with
+ * "assumption:" marks a value no public document pins down, and says why that value was chosen.
+ *
+ * How the engine is meant to add these up (DESIGN.md "Costs are sums of what happened"):
+ *   event cost = transition (syscallEntryExit | interruptEntryExit | vmExitEntry)
+ *              + footprint insns × kernelCyclesPerInsn          (sim/footprints.ts)
+ *              + tlbMissWalk per TLB miss (+ tlbMissWalkLa57Extra with 5-level paging)
+ *              + cr3Write / cr3WriteNoflush per CR3 write, invlpg / invpcid* per flush
+ *              + l1dFlushMsr (or l1dFlushSoftware) + verw + ipiSend/ipiReceive
+ *              + stunSpinPerCycle × cycles a stunned sibling waits
+ *              + l2Hit / l3Hit per L1D miss (the refills after an L1D flush)
+ * The transitions price the hardware part only (SYSCALL+SYSRET, IDT delivery+IRET); the entry
+ * code's instructions are in each footprint's measured `insns`. vmExitEntry is the exception:
+ * it is a measured round trip that includes KVM's minimal exit path, so a VM-exit footprint's
+ * `insns` count only what its handler adds on top of a CPUID exit.
+ *
+ * The clock (GHz) turns scenario times (ns) into cycles.
+ */
+
+export interface CostValue {
+  readonly cycles: number;
+  readonly source: string;
+}
+
+export const COST_PARAMS = [
+  'cr3Write', 'cr3WriteNoflush', 'tlbMissWalk', 'tlbMissWalkLa57Extra', 'invlpg',
+  'invpcidAddress', 'invpcidSingleContext', 'invpcidAllIncludingGlobal', 'invpcidAllNonGlobal',
+  'l1dFlushMsr', 'l1dFlushSoftware', 'verw', 'ipiSend', 'ipiReceive', 'stunSpinPerCycle',
+  'vmExitEntry', 'syscallEntryExit', 'interruptEntryExit', 'contextSwitch', 'kernelCyclesPerInsn',
+  'l2Hit', 'l3Hit',
+] as const;
+export type CostParam = (typeof COST_PARAMS)[number];
+
+export interface CostModel {
+  readonly profile: string;
+  readonly clock: { readonly ghz: number; readonly source: string };
+  readonly params: Readonly<Record<CostParam, CostValue>>;
+}
+
+/** The name a scenario file uses for a parameter: snake_case of the TypeScript name. */
+export function costParamYamlName(p: CostParam): string {
+  return p.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+const BY_YAML: ReadonlyMap<string, CostParam> = new Map(COST_PARAMS.map((p) => [costParamYamlName(p), p]));
+
+/** The parameter a scenario name refers to, or undefined. */
+export function costParamFromYaml(name: string): CostParam | undefined {
+  return BY_YAML.get(name);
+}
+
+export function costParamYamlNames(): string[] {
+  return [...BY_YAML.keys()];
+}
+
+type Spec = Record<CostParam, readonly [number, string]>;
+
+// Sources used more than once.
+const PTI_RST = 'Documentation/arch/x86/pti.rst, "Runtime Cost" a.: "Moves to CR3 are on the order of a hundred cycles, and are required at every entry and exit."';
+const HANSEN = 'Dave Hansen, LKML 2017 (<3062e486-3539-8a1f-5724-16199420be71@intel.com>, cited by commit "x86/mm: Use INVPCID for __native_flush_tlb_single()": "INVPCID is _slow_"), Skylake: INVLPG ~200 cycles, INVLPG+INVPCID ~550 cycles (figures as quoted in the project brief)';
+const GREGG = 'Brendan Gregg, "Linux Performance 2018" / KPTI post, c5.9xlarge (Skylake-SP) tlbstat: K_DTLBCYC 1,507,279 K over 86,588,626 DTLB walks = 17.4 cycles per walk (ITLB: 15.9)';
+const OPT_SKX = 'Intel 64 and IA-32 Architectures Optimization Reference Manual, Skylake Server: L2 ~14 cycles, L3 ~50-70 cycles load-to-use';
+
+/**
+ * Skylake-SP (Xeon Platinum 8180): the profile with the most published figures. The other
+ * profiles start from it and replace what is known for them.
+ */
+const SKYLAKE_SP: Spec = {
+  cr3Write: [100, PTI_RST],
+  cr3WriteNoflush: [100, `${PTI_RST} (the same sentence covers every CR3 write; with NOFLUSH the TLB keeps its entries, so the flush's real cost appears as the walks that follow a flushing write, charged per walk)`],
+  tlbMissWalk: [17, GREGG],
+  tlbMissWalkLa57Extra: [4, 'assumption: 5-level paging adds one paging-structure load per walk; the upper levels mostly hit the paging-structure caches (SDM Vol. 3A 4.10.3), so one L1D-hit load (~4 cycles) is added'],
+  invlpg: [200, HANSEN],
+  invpcidAddress: [350, `${HANSEN}: INVPCID type 0 = 550 - 200`],
+  invpcidSingleContext: [350, 'assumption: no published figure per INVPCID type; the type-0 cost (Hansen, Skylake) is used for the instruction itself, the lost entries show up as later walks'],
+  invpcidAllIncludingGlobal: [350, 'assumption: as INVPCID type 0 (Hansen, Skylake); the cost of the emptied TLB is charged as later walks'],
+  invpcidAllNonGlobal: [350, 'assumption: as INVPCID type 0 (Hansen, Skylake); the cost of the emptied TLB is charged as later walks'],
+  l1dFlushMsr: [1000, 'assumption: no published figure for a write of L1D_FLUSH to IA32_FLUSH_CMD; it writes back and invalidates 512 lines (32 KiB / 64 B), taken at ~2 cycles per line = ~1000 cycles, below the software loop (no TLB priming, no CPUID); the refills after it are charged per L1D miss (l2Hit/l3Hit)'],
+  l1dFlushSoftware: [1600, 'modelled: arch/x86/kvm/vmx/vmx.c vmx_l1d_flush() without X86_FEATURE_FLUSH_L1D: 16 page loads to fill the TLB (16 × 17-cycle walks = 272), CPUID (assumption: 100), then 1024 loads at 64-byte stride over PAGE_SIZE << L1D_CACHE_ORDER (64 KiB) served by L2: 1024 × 14 cycles / 12 fill buffers = 1195; 272 + 100 + 1195 ≈ 1600'],
+  verw: [500, 'assumption: no published figure for VERW with MD_CLEAR; it is a microcoded overwrite of the store buffer, fill buffers and load ports, taken as the order of another microcoded invalidation measured on Skylake (INVPCID ~350-550, Hansen 2017)'],
+  ipiSend: [300, 'assumption: no published figure for a native IPI; sending is a WRMSR to the x2APIC ICR (arch/x86/kernel/apic/x2apic_phys.c __x2apic_send_IPI_dest), taken as a few hundred cycles like other serialising MSR writes'],
+  ipiReceive: [1000, 'assumption: no published figure for a native IPI; delivery across cores + IDT entry + handler + EOI (WRMSR) + IRET, taken as ~1000 cycles, below the 1529-cycle VM exit+entry round trip that saves far more state'],
+  stunSpinPerCycle: [1, 'definition: a stunned sibling spins and retires no work for each cycle it waits'],
+  vmExitEntry: [1529, 'kvm-unit-tests x86/vmexit.c "cpuid" test, Skylake-SP: 1529-1800 cycles per exit+entry round trip including KVM\'s minimal exit path (figures as quoted in the project brief; the low end is used)'],
+  syscallEntryExit: [100, 'assumption: the SYSCALL and SYSRET instructions alone (the entry code is counted in each footprint\'s measured insns); chosen so that getppid = 100 + 329 insns × 1 CPI = 429 cycles = 172 ns at 2.5 GHz, the order of published Linux null-syscall times'],
+  interruptEntryExit: [250, 'assumption: IDT delivery (IDT, TSS/IST reads, 5-word frame push) + IRET, taken as 2.5× SYSCALL+SYSRET because IRET is microcoded and serialising'],
+  contextSwitch: [400, 'assumption: the state switch proper on top of the scheduler\'s instructions: XSAVES of the outgoing and XRSTORS of the incoming FPU/AVX-512 state plus FS/GS base reloads (arch/x86/kernel/process_64.c __switch_to), ~200 cycles each way'],
+  kernelCyclesPerInsn: [1, 'assumption: 1 cycle per kernel instruction; Gregg\'s c5.9xlarge tlbstat shows IPC 1.04 for a syscall-heavy MySQL load'],
+  l2Hit: [14, OPT_SKX],
+  l3Hit: [60, `${OPT_SKX} (midpoint)`],
+};
+
+function derive(base: Spec, baseName: string, over: Partial<Spec>): Spec {
+  const out = {} as Record<CostParam, readonly [number, string]>;
+  for (const p of COST_PARAMS) {
+    const o = over[p];
+    if (o !== undefined) out[p] = o;
+    else {
+      const [v, src] = base[p];
+      out[p] = [v, src.startsWith('assumption:') || src.startsWith('definition:') ? src : `assumption: ${baseName} value reused (${src})`];
+    }
+  }
+  return out;
+}
+
+interface ProfileCosts {
+  profile: string;
+  ghz: readonly [number, string];
+  spec: Spec;
+}
+
+const SKX = 'skylake-sp';
+const PROFILE_COSTS: readonly ProfileCosts[] = [
+  { profile: 'skylake-sp', ghz: [2.5, 'ark.intel.com Xeon Platinum 8180: base 2.5 GHz'], spec: SKYLAKE_SP },
+  {
+    profile: 'cascade-lake', ghz: [2.7, 'ark.intel.com Xeon Platinum 8280: base 2.7 GHz'],
+    spec: derive(SKYLAKE_SP, SKX, {
+      l2Hit: [14, `${OPT_SKX} (Cascade Lake is the Skylake server core)`],
+      l3Hit: [60, `${OPT_SKX} (Cascade Lake is the Skylake server core; midpoint)`],
+    }),
+  },
+  {
+    profile: 'ice-lake-sp', ghz: [2.3, 'ark.intel.com Xeon Platinum 8380: base 2.3 GHz'],
+    spec: derive(SKYLAKE_SP, SKX, {
+      l2Hit: [14, 'assumption: Sunny Cove server 1.25 MiB L2 at ~14 cycles (Optimization Reference Manual gives 13 for the client part)'],
+      l3Hit: [70, 'assumption: Ice Lake-SP mesh L3 slightly slower than Skylake-SP\'s'],
+    }),
+  },
+  {
+    profile: 'sapphire-rapids', ghz: [2.0, 'ark.intel.com Xeon Platinum 8480+: base 2.0 GHz'],
+    spec: derive(SKYLAKE_SP, SKX, {
+      l2Hit: [16, 'assumption: Golden Cove 2 MiB L2 at ~15-16 cycles'],
+      l3Hit: [100, 'assumption: Sapphire Rapids mesh L3 ~100 cycles'],
+    }),
+  },
+  {
+    profile: 'zen3', ghz: [2.45, 'AMD EPYC 7763 product page: base 2.45 GHz'],
+    spec: derive(SKYLAKE_SP, SKX, {
+      l2Hit: [12, 'assumption: AMD Software Optimization Guide 19h (56665), L2 ~12 cycles'],
+      l3Hit: [46, 'assumption: AMD Software Optimization Guide 19h (56665), L3 ~46 cycles average'],
+      vmExitEntry: [1529, 'assumption: no published SVM VMRUN/#VMEXIT round trip for Zen 3; the Skylake-SP VMX figure is used'],
+    }),
+  },
+  {
+    profile: 'zen4', ghz: [2.4, 'AMD EPYC 9654 product page: base 2.4 GHz'],
+    spec: derive(SKYLAKE_SP, SKX, {
+      l2Hit: [14, 'assumption: AMD Software Optimization Guide 19h (Zen 4), 1 MiB L2 ~14 cycles'],
+      l3Hit: [50, 'assumption: AMD Software Optimization Guide 19h (Zen 4), L3 ~50 cycles'],
+      vmExitEntry: [1529, 'assumption: no published SVM VMRUN/#VMEXIT round trip for Zen 4; the Skylake-SP VMX figure is used'],
+    }),
+  },
+  {
+    profile: 'qemu-max', ghz: [1.0, 'assumption: QEMU TCG with -icount shift=0 (as the footprint run) counts 1 ns per instruction; 1 GHz keeps insns = cycles'],
+    spec: derive(SKYLAKE_SP, SKX, {}),
+  },
+];
+
+function build(p: ProfileCosts): CostModel {
+  const params = {} as Record<CostParam, CostValue>;
+  for (const k of COST_PARAMS) {
+    const [cycles, source] = p.spec[k];
+    if (!Number.isFinite(cycles) || cycles < 0 || !source) throw new RangeError(`cost model ${p.profile}: ${k} needs a finite non-negative value and a source`);
+    params[k] = { cycles, source };
+  }
+  return { profile: p.profile, clock: { ghz: p.ghz[0], source: p.ghz[1] }, params };
+}
+
+export const COST_MODELS: ReadonlyMap<string, CostModel> = new Map(PROFILE_COSTS.map((p) => [p.profile, build(p)]));
+
+/** The cost model of a CPU profile, or a RangeError listing the known ones. */
+export function getCostModel(profile: string): CostModel {
+  const m = COST_MODELS.get(profile);
+  if (m === undefined) throw new RangeError(`no cost model for CPU profile "${profile}" (known: ${[...COST_MODELS.keys()].join(', ')})`);
+  return m;
+}
+
+export interface CostOverrides {
+  /** Replaces the clock; its source. */
+  clock?: { ghz: number; source: string };
+  params?: Partial<Record<CostParam, CostValue>>;
+}
+
+/** `model` with the given parameters replaced (by key); the rest unchanged. */
+export function withCostOverrides(model: CostModel, over: CostOverrides): CostModel {
+  const params = { ...model.params };
+  for (const [k, v] of Object.entries(over.params ?? {}) as [CostParam, CostValue | undefined][]) {
+    if (v === undefined) continue;
+    if (!(COST_PARAMS as readonly string[]).includes(k)) throw new RangeError(`unknown cost parameter "${k}"`);
+    if (!Number.isFinite(v.cycles) || v.cycles < 0) throw new RangeError(`cost parameter ${k}: ${v.cycles} is not a non-negative number of cycles`);
+    params[k] = { cycles: v.cycles, source: v.source };
+  }
+  return { profile: model.profile, clock: over.clock ?? model.clock, params };
+}
+
+/** Nanoseconds to cycles at the model's clock (rounded to the nearest cycle). */
+export function nsToCycles(ns: number, model: CostModel): number {
+  return Math.round(ns * model.clock.ghz);
+}
+
+export function cyclesToNs(cycles: number, model: CostModel): number {
+  return cycles / model.clock.ghz;
+}

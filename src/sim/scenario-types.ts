@@ -1,0 +1,174 @@
+/**
+ * A scenario as the engine receives it: validated, defaults applied, names resolved
+ * (io/scenario.ts builds it from YAML; examples/README.md documents the file format).
+ *
+ * Sizes are bytes, times are SimTime (ns or cycles: the cycle count of a ns value depends on
+ * the cost model's clock, sim/costs.ts nsToCycles), hardware threads are core-major
+ * (core c, SMT thread i → c × threads_per_core + i, as uarch/machine.ts numbers them).
+ */
+import type { AttackName } from '../attacks/sample.ts';
+import type { MitigationCmdline } from '../mitigations/cmdline.ts';
+import type { CostOverrides } from './costs.ts';
+import type { DataKind, FootprintOverride } from './footprints.ts';
+import { NAMED_CACHES } from '../linux/slab.ts';
+import { NETNS_CACHES } from '../linux/netns.ts';
+
+export type SimTime = { readonly unit: 'ns'; readonly value: number } | { readonly unit: 'cycles'; readonly value: number };
+
+export type StopCondition = { readonly kind: 'duration'; readonly time: SimTime } | { readonly kind: 'events'; readonly count: number };
+
+export interface MachineSpec {
+  /** A name from uarch/profiles.ts. */
+  readonly cpu: string;
+  readonly cores: number;
+  readonly threadsPerCore: 1 | 2;
+  readonly ramBytes: number;
+  readonly pagingLevels: 4 | 5;
+}
+
+export interface KernelSpec {
+  readonly kaslr: boolean;
+  /** Seed of the KASLR draws (default: the scenario seed). */
+  readonly kaslrSeed: number;
+  /** pti= for configurations whose command line says nothing about pti/nopti. */
+  readonly pti: 'auto' | 'on' | 'off';
+  /** A capture folder (test/fixtures/captures/<x>) to boot from real inputs, resolved to an absolute path; null = built-in layout. */
+  readonly capture: string | null;
+}
+
+export const TENANT_KINDS = ['vm', 'process', 'netns'] as const;
+export type TenantKind = (typeof TENANT_KINDS)[number];
+
+/**
+ * Objects a tenant can own and a secret can live in: which tenants may own each, how many
+ * bytes it holds, and the footprint data kind (sim/footprints.ts) under which events touch it.
+ */
+export interface ObjectKindInfo {
+  readonly tenants: readonly TenantKind[];
+  readonly capacity: number;
+  readonly dataKind: DataKind;
+  readonly source: string;
+}
+
+const HOST: readonly TenantKind[] = ['process', 'netns'];
+/** object_size of a named slab cache of the Linux model. */
+function slabObjectSize(name: string): number {
+  const c = [...NAMED_CACHES, ...NETNS_CACHES].find((d) => d.name === name);
+  if (c === undefined) throw new RangeError(`no slab cache ${name}`);
+  return c.objectSize;
+}
+export const OBJECT_KINDS = {
+  'guest-page': { tenants: ['vm'], capacity: 4096, dataKind: 'guest-memory', source: 'a 4 KiB page of guest RAM' },
+  'anon-page': { tenants: HOST, capacity: 4096, dataKind: 'user-pages', source: 'a 4 KiB anonymous user page' },
+  'page-cache': { tenants: HOST, capacity: 4096, dataKind: 'page-cache', source: 'a 4 KiB page-cache page of a file the tenant reads' },
+  'pipe-page': { tenants: HOST, capacity: 4096, dataKind: 'pipe-page', source: 'a 4 KiB pipe buffer page (fs/pipe.c)' },
+  cred: { tenants: HOST, capacity: slabObjectSize('cred_jar'), dataKind: 'cred', source: 'linux/slab.ts cred_jar object_size (sizeof(struct cred))' },
+  task_struct: { tenants: HOST, capacity: slabObjectSize('task_struct'), dataKind: 'task_struct', source: 'linux/slab.ts task_struct object_size' },
+  'kernel-stack': { tenants: HOST, capacity: 16384, dataKind: 'kernel-stack', source: 'THREAD_SIZE = 16 KiB on x86-64 without KASAN (arch/x86/include/asm/page_64_types.h)' },
+  sock: { tenants: HOST, capacity: slabObjectSize('TCP'), dataKind: 'sock', source: 'linux/netns.ts TCP object_size (sizeof(struct tcp_sock))' },
+  sk_buff: { tenants: HOST, capacity: slabObjectSize('skbuff_head_cache'), dataKind: 'sk_buff', source: 'linux/slab.ts skbuff_head_cache object_size' },
+  'skb-data': { tenants: HOST, capacity: 1500, dataKind: 'skb-data', source: 'assumption: one Ethernet MTU of payload' },
+} as const satisfies Record<string, ObjectKindInfo>;
+export type ObjectKind = keyof typeof OBJECT_KINDS;
+export const OBJECT_KIND_NAMES = Object.keys(OBJECT_KINDS) as ObjectKind[];
+
+export interface TenantObject {
+  readonly name: string;
+  readonly kind: ObjectKind;
+}
+
+export interface TenantSpec {
+  readonly name: string;
+  readonly kind: TenantKind;
+  /** vm only (0 for the others). */
+  readonly vcpus: number;
+  /** Guest RAM (vm) or anonymous memory (process); 0 for netns. */
+  readonly memoryBytes: number;
+  /** Hardware threads the tenant may run on; empty = any. */
+  readonly pin: readonly number[];
+  readonly objects: readonly TenantObject[];
+}
+
+export interface SecretSpec {
+  readonly name: string;
+  readonly tenant: string;
+  readonly object: string;
+  readonly bytes: number;
+  readonly offset: number;
+}
+
+/** One entry of a thread's mix: a footprint event, or time spent outside the kernel. */
+export type MixItem =
+  | { readonly event: 'vm-exit'; readonly reason: string; readonly weight: number }
+  | { readonly event: 'syscall'; readonly name: string; readonly weight: number }
+  | { readonly event: 'page-fault' | 'timer-interrupt' | 'nmi' | 'context-switch'; readonly weight: number }
+  | { readonly event: 'idle' | 'guest-run' | 'user-compute'; readonly cycles: number; readonly weight: number };
+export type MixEvent = MixItem['event'];
+
+/** The footprint key (sim/footprints.ts) of a mix item, or null for guest-run/user-compute. */
+export function mixFootprintKey(m: MixItem): string | null {
+  switch (m.event) {
+    case 'vm-exit': return `vm-exit:${m.reason}`;
+    case 'syscall': return `syscall:${m.name}`;
+    case 'guest-run': case 'user-compute': return null;
+    default: return m.event;
+  }
+}
+
+export interface WorkloadThread {
+  readonly thread: number;
+  readonly tenant: string;
+  readonly mix: readonly MixItem[];
+}
+
+export interface AttackerSpec {
+  readonly thread: number;
+  readonly tenant: string;
+  readonly attacks: readonly AttackName[];
+  readonly every: SimTime;
+}
+
+/** The isolation designs kasi models (DESIGN.md table), by the names scenarios use. */
+export const ASI_DESIGN_NAMES = ['kpti', 'kvm-asi-2019', 'sci-2019', 'google-asi-2022', 'google-asi-2025', 'netns-asi'] as const;
+export type IsolationDesign = 'off' | (typeof ASI_DESIGN_NAMES)[number];
+
+export interface IsolationSpec {
+  readonly name: string;
+  /** The command line as written. */
+  readonly cmdline: string;
+  /** Parsed by mitigations/cmdline.ts (kernel.pti applied when the line has no pti=/nopti). */
+  readonly mitigations: MitigationCmdline;
+  /** `asi=` as written in the scenario (the cmdline parser's coarser name is in mitigations.asi). */
+  readonly design: IsolationDesign;
+  /** Stun the SMT sibling while a thread runs outside the restricted space (KVM and Google ASI). */
+  readonly stun: boolean;
+}
+
+export interface SourcePos {
+  readonly line: number;
+  readonly column: number;
+}
+
+export interface Scenario {
+  /** The file it came from, or "<built-in default>". */
+  readonly file: string;
+  readonly name: string;
+  readonly seed: number;
+  readonly stop: StopCondition;
+  readonly machine: MachineSpec;
+  readonly kernel: KernelSpec;
+  readonly tenants: readonly TenantSpec[];
+  readonly secrets: readonly SecretSpec[];
+  readonly workload: readonly WorkloadThread[];
+  readonly attackers: readonly AttackerSpec[];
+  readonly isolation: readonly IsolationSpec[];
+  readonly footprintOverrides: Readonly<Record<string, FootprintOverride>>;
+  readonly costOverrides: CostOverrides;
+  /** Where each field was written, by path ("tenants[1].pin[0]"), for errors the engine raises later. */
+  readonly positions: ReadonlyMap<string, SourcePos>;
+}
+
+/** Total hardware threads of a machine. */
+export function threadCount(m: MachineSpec): number {
+  return m.cores * m.threadsPerCore;
+}
