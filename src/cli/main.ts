@@ -14,6 +14,7 @@ import { registerTranslate } from './commands/translate.ts';
 import { registerPtdump } from './commands/ptdump.ts';
 import { registerAccessCheck } from './commands/access-check.ts';
 import { registerVulns } from './commands/vulns.ts';
+import { registerAsi } from './commands/asi.ts';
 
 const program = new Command();
 program
@@ -30,6 +31,7 @@ registerTranslate(program);
 registerPtdump(program);
 registerAccessCheck(program);
 registerVulns(program);
+registerAsi(program);
 
 try {
   await program.parseAsync(process.argv);

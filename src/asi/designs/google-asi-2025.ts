@@ -1,0 +1,88 @@
+/**
+ * Google's ASI RFC 2024/2025 (Brendan Jackman; lore 20240712-asi-rfc-24-v1-0-144b319a40d8 and
+ * 20250110-asi-rfc-v2-v2-0-8419288bc805): a denylist — "a new __GFP_SENSITIVE flag … and
+ * everything else is considered non-sensitive"; GFP_USER carries it.
+ *
+ * What the restricted space holds (RFC v2 arch/x86/mm/asi.c asi_global_init()): "Share the
+ * whole kernel address space, except the direct map, directly with the restricted address
+ * space" — asi_clone_range(LDT_BASE_ADDR, LDT_END_ADDR - 1) and asi_clone_range(VMALLOC_START,
+ * ULONG_MAX): vmalloc, vmemmap, cpu_entry_area, ESPFIX, the image, modules, fixmap. The direct
+ * map has only buddy allocations without __GFP_SENSITIVE ("we map the direct map into the
+ * restricted address space, except pages allocated with GFP_USER", 14/29; pages are
+ * asi_unmap()'d before they are freed, so free pages are absent) and the per-CPU first chunk
+ * (18/29: "other than pages that are allocated for pcpu_{first,reserved}_chunk during early
+ * boot … taken care by the following patch"). The KVM class maps no user addresses
+ * (asi_maps_user_addr() is true only for ASI_CLASS_USERSPACE, the class of a process context).
+ *
+ * Transitions as the 2022 RFC (curr/target, exit on #PF, lazy interrupts, exit on context
+ * switch). PCID kern_pcid | (class_id + 1) << 9 under PTI (06/29), never NOFLUSH. Taints
+ * decide the flushes (taint.ts). No sibling stunning: "Preventing cross-SMT attacks by halting
+ * sibling hyperthreads" is listed as future work.
+ */
+import { CLASS_GLOBAL_NONSENSITIVE } from '../../linux/sensitivity.ts';
+import { regionRange } from '../restricted.ts';
+import { USERSPACE_CLASS_POLICY_2025, kvmClassPolicy2025, taintModel2025 } from '../taint.ts';
+import type { System } from '../../linux/system.ts';
+import type { AsiContext, AsiDesign } from '../types.ts';
+
+/** enum asi_class_id: ASI_CLASS_KVM, ASI_CLASS_USERSPACE. */
+export const ASI_CLASS_KVM = 0;
+export const ASI_CLASS_USERSPACE = 1;
+
+const KVM_TAINT = taintModel2025(kvmClassPolicy2025());
+const USER_TAINT = taintModel2025(USERSPACE_CLASS_POLICY_2025);
+
+export const googleAsi2025: AsiDesign = {
+  name: 'google-asi-2025',
+  title: 'Google ASI RFC v2 2025 (denylist; taint-driven mitigations)',
+  sources: [
+    'lore 20240712-asi-rfc-24-v1-0-144b319a40d8@google.com (ASI RFC 2024)',
+    'lore 20250110-asi-rfc-v2-v2-0-8419288bc805@google.com (ASI RFC v2)',
+    'bjackman/linux arch/x86/mm/asi.c (asi_init_userspace_class, after RFC v2)',
+  ],
+  model: 'asi-2025',
+  contextKinds: ['vm', 'process'],
+  tenantKinds: ['vm', 'process'],
+  transition: 'google',
+  faultPolicy: 'exit-retry',
+  pcid: { kind: 'google-2025', value: ASI_CLASS_KVM, noflush: 'never', source: 'RFC v2 06/29 asi_pcid(): kern_pcid(asid) | (class_id + 1) << X86_CR3_ASI_PCID_BITS_SHIFT; NOFLUSH unused' },
+  taint: KVM_TAINT,
+  stun: false,
+  holds: [
+    'everything from VMALLOC_START up (vmalloc, vmemmap, cpu_entry_area, ESPFIX, image, modules, fixmap) and the LDT remap area, shared',
+    'in the direct map: buddy allocations without __GFP_SENSITIVE, and the per-CPU first chunk',
+    'process contexts (ASI_CLASS_USERSPACE): the user half',
+  ],
+  taintOf(ctx: AsiContext) {
+    return ctx.kind === 'process' ? USER_TAINT : KVM_TAINT;
+  },
+  pcidValueOf(ctx: AsiContext) {
+    return ctx.kind === 'process' ? ASI_CLASS_USERSPACE : ASI_CLASS_KVM;
+  },
+  spec(sys: System, ctx: AsiContext) {
+    const a = sys.layout.addrs;
+    const percpu = new Set<number>();
+    for (const r of sys.allocations()) {
+      if (!r.boot || r.kind !== 'percpu') continue;
+      for (let p = r.ranges[0].pa; p < r.ranges[0].pa + r.ranges[0].bytes; p += 4096) percpu.add(p / 4096);
+    }
+    return {
+      ranges: [
+        regionRange(sys, 'ldt_remap', 'asi_clone_range(LDT_BASE_ADDR, LDT_END_ADDR - 1)'),
+        { start: a.vmalloc_base, end: 1n << 64n, why: 'asi_clone_range(VMALLOC_START, ULONG_MAX)' },
+      ],
+      directMap: {
+        allow: (pfn) => percpu.has(pfn) || (sys.buddy.isAllocated(pfn) && sys.buddy.classOfPfn(pfn) === CLASS_GLOBAL_NONSENSITIVE),
+        why: 'non-__GFP_SENSITIVE buddy allocations; the per-CPU first chunk',
+      },
+      userPgd: ctx.kind === 'process' ? ctx.process?.pgd : undefined, // asi_maps_user_addr(ASI_CLASS_USERSPACE)
+    };
+  },
+  permits(_sys, ctx, a, via) {
+    switch (via) {
+      case 'user': return ctx.kind === 'process' && a.user !== undefined && a.user.pid === ctx.process?.pid;
+      case 'direct': return a.cls === CLASS_GLOBAL_NONSENSITIVE || (a.boot && a.kind === 'percpu');
+      default: return true; // the shared regions: declared non-sensitive as a whole
+    }
+  },
+};

@@ -1,0 +1,54 @@
+/**
+ * Namespace address spaces (Mike Rapoport, James Bottomley, IBM; LPC 2019 "Address Space
+ * Isolation for Container Security", https://lpc.events/event/4/contributions/431/): "assign an
+ * address space to the Linux namespaces, so that tasks running in namespace A have different
+ * view of kernel memory mappings than the tasks running in namespace B … by keeping all the
+ * objects in a network namespace private, we can achieve levels of isolation equivalent to
+ * running a separated network stack."
+ *
+ * Model (the talk gives no code; these are assumptions): the kernel half of a task's tables in
+ * namespace A is the full kernel half minus the direct-map pages holding other namespaces'
+ * private objects (struct net, sockets, sk_buffs: linux/netns.ts netnsLocalModel(), which also
+ * keeps each namespace's objects on pages of their own); the tables are the task's kernel
+ * tables, loaded at context switch and never left; touching another namespace's object is
+ * refused (it would be a bug or an attack). PCID: the kernel PCID of the task's mm.
+ */
+import { CLASS_LOCAL_NONSENSITIVE } from '../../linux/sensitivity.ts';
+import { netnsLocalModel } from '../../linux/netns.ts';
+import type { System } from '../../linux/system.ts';
+import type { AsiContext, AsiDesign } from '../types.ts';
+
+function foreign(sys: System, ctx: AsiContext, cls: number, owner: number): boolean {
+  return cls === CLASS_LOCAL_NONSENSITIVE && sys.owners.has(owner) && sys.owners.kindOf(owner) === 'netns' && !ctx.tenants.includes(owner);
+}
+
+export const netnsAsi: AsiDesign = {
+  name: 'netns-asi',
+  title: 'Namespace address spaces (Rapoport/Bottomley, LPC 2019)',
+  sources: ['LPC 2019 "Address Space Isolation for Container Security" (Rapoport, Bottomley), lpc.events/event/4/contributions/431'],
+  model: netnsLocalModel('none'),
+  contextKinds: ['netns'],
+  tenantKinds: ['netns'],
+  transition: 'static',
+  faultPolicy: 'refuse',
+  pcid: { kind: 'kernel', noflush: 'tracked', source: 'assumption: the namespace tables use the mm\'s kernel PCID (kern_pcid(asid))' },
+  taint: null,
+  stun: false,
+  holds: ['the whole kernel half except other namespaces\' private objects (direct map)'],
+  spec(sys: System, ctx: AsiContext) {
+    const a = sys.layout.addrs;
+    const half = sys.levels === 5 ? 0xff00000000000000n : 0xffff800000000000n;
+    const dmEnd = a.page_offset_base + (BigInt(sys.kernel.pfnMapped.at(-1)?.[1] ?? 0n) << 12n);
+    return {
+      ranges: [
+        { start: half, end: a.page_offset_base, why: 'kernel half below the direct map' },
+        { start: dmEnd, end: 1n << 64n, why: 'kernel half above the direct map' },
+      ],
+      directMap: { allow: (pfn) => !foreign(sys, ctx, sys.buddy.classOfPfn(pfn), sys.buddy.ownerOfPfn(pfn)), why: 'all but other namespaces\' objects' },
+      userPgd: ctx.process?.pgd,
+    };
+  },
+  permits(sys, ctx, a) {
+    return !foreign(sys, ctx, a.cls, a.owner);
+  },
+};
