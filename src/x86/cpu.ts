@@ -38,6 +38,12 @@ export class CpuState {
   canonShift = 15;
   /** Reserved address bits 51:MAXPHYADDR in an entry's high half (SDM 4.5). */
   rsvdHi = 0;
+  /**
+   * Reserved low bits of an entry with PS=1, by level (SDM tables 4-14..4-19): PS itself in a
+   * PML5E/PML4E, and in a PDPTE without 1 GiB pages; bits 29:13 of a 1 GiB leaf; bits 20:13 of a
+   * 2 MiB leaf. Level 1 never tests it (bit 7 of a PTE is PAT).
+   */
+  readonly rsvdLoWithPs = new Int32Array(6);
   rootAddr = 0;
   pcid = 0;
   nxe = false;
@@ -67,6 +73,9 @@ export class CpuState {
     // Bits maxPhysBits..51 are the high half's bits (maxPhysBits-32)..19.
     this.rsvdHi = (0x000fffff & ~((1 << (this.maxPhysBits - 32)) - 1)) >>> 0;
     if (this.maxPhysBits === 52) this.rsvdHi = 0;
+    this.rsvdLoWithPs[2] = 0x001fe000;
+    this.rsvdLoWithPs[3] = this.features.pdpe1gb ? 0x3fffe000 : 0x80;
+    this.rsvdLoWithPs[4] = this.rsvdLoWithPs[5] = 0x80;
     this.rootAddr = Math.floor(this.cr3 / 4096) * 4096 % 2 ** this.maxPhysBits;
     this.pcide = (this.cr4 & CR4_PCIDE) !== 0;
     this.pcid = this.pcide ? this.cr3 & CR3_PCID_MASK : 0;

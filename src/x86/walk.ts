@@ -17,8 +17,8 @@
 import type { PhysMemory } from '../phys/memory.ts';
 import type { CpuState } from './cpu.ts';
 import {
-  ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_WRITE, PDE_2M_ADDR_LO_MASK, PDE_2M_RSVD_LO,
-  PDPTE_1G_ADDR_LO_MASK, PDPTE_1G_RSVD_LO, PFEC_ID, PFEC_P, PFEC_PK, PFEC_RSVD, PFEC_U, PFEC_W,
+  ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_WRITE, PDE_2M_ADDR_LO_MASK,
+  PDPTE_1G_ADDR_LO_MASK, PFEC_ID, PFEC_P, PFEC_PK, PFEC_RSVD, PFEC_U, PFEC_W,
   PTE_A, PTE_ADDR_LO_MASK, PTE_D, PTE_HI_ADDR_MASK, PTE_HI_PK_MASK, PTE_HI_PK_SHIFT, PTE_HI_XD,
   PTE_P, PTE_PS, PTE_RW, PTE_US, VECTOR_GP, VECTOR_PF,
 } from './bits.ts';
@@ -96,39 +96,29 @@ export function walkFrom(mem: PhysMemory, cpu: CpuState, root: number, vaLo: num
   let hi = 0;
   let entryPa = 0;
   let level = cpu.levels;
+  const rsvdLoWithPs = cpu.rsvdLoWithPs;
   for (;;) {
     // Index bits: 47:39 (PML4) and 56:48 (PML5) from the high half, the others from vpn.
     const idx = level <= 3 ? (vpn >>> (9 * level - 9)) & 511 : (vaHi >>> (9 * level - 29)) & 511;
     entryPa = table + idx * 8;
     e[level] = entryPa;
     const slot = mem.slot(tablePfn);
-    if (slot < 0) {
-      lo = hi = 0;
-    } else {
-      const words = mem.wordsOfSlot(slot);
-      const w = mem.wordBaseOfSlot(slot) + idx * 2;
-      lo = words[w];
-      hi = words[w + 1];
-    }
+    if (slot < 0) return pageFault(out, level, accessBits); // unbacked memory reads as zero: P=0
+    const words = mem.wordsOfSlot(slot);
+    const w = mem.wordBaseOfSlot(slot) + idx * 2;
+    lo = words[w];
+    hi = words[w + 1];
     if ((lo & PTE_P) === 0) return pageFault(out, level, accessBits);
-
-    let leaf = level === 1;
-    let rsvd = (hi & rsvdHi) !== 0;
-    if (level >= 4) {
-      rsvd ||= (lo & PTE_PS) !== 0; // PS is reserved in PML5Es and PML4Es (SDM tables 4-14, 4-15)
-    } else if (level === 3 && (lo & PTE_PS) !== 0) {
-      rsvd ||= !cpu.features.pdpe1gb || (lo & PDPTE_1G_RSVD_LO) !== 0;
-      leaf = true;
-    } else if (level === 2 && (lo & PTE_PS) !== 0) {
-      rsvd ||= (lo & PDE_2M_RSVD_LO) !== 0;
-      leaf = true;
+    // Reserved bits (SDM 4.5): address bits >= MAXPHYADDR and XD without NXE at every level;
+    // with PS=1 the level's own (cpu.rsvdLoWithPs). PS in a PTE is PAT: level 1 skips it.
+    const ps = level === 1 ? 0 : lo & PTE_PS;
+    if ((hi & rsvdHi) !== 0 || (ps !== 0 && (lo & rsvdLoWithPs[level]) !== 0)) {
+      return pageFault(out, level, accessBits | PFEC_P | PFEC_RSVD);
     }
-    if (rsvd) return pageFault(out, level, accessBits | PFEC_P | PFEC_RSVD);
-
     foldUser &= lo;
     xd |= hi;
-    if (leaf) break;
-    if ((lo & PTE_A) === 0) mem.or32(entryPa, PTE_A);
+    if (level === 1 || ps !== 0) break;
+    if ((lo & PTE_A) === 0) words[w] = (lo | PTE_A) >>> 0;
     tablePfn = (hi & PTE_HI_ADDR_MASK) * 1048576 + (lo >>> 12);
     table = tablePfn * 4096;
     level--;
