@@ -15,6 +15,7 @@ import { registerPtdump } from './commands/ptdump.ts';
 import { registerAccessCheck } from './commands/access-check.ts';
 import { registerVulns } from './commands/vulns.ts';
 import { registerAsi } from './commands/asi.ts';
+import { registerRun } from './commands/run.ts';
 
 const program = new Command();
 program
@@ -32,6 +33,7 @@ registerPtdump(program);
 registerAccessCheck(program);
 registerVulns(program);
 registerAsi(program);
+registerRun(program);
 
 try {
   await program.parseAsync(process.argv);

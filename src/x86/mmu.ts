@@ -183,8 +183,11 @@ export class Mmu {
     if (noFlush && !cpu.pcide) return VECTOR_GP;
     const rest = hi & ~CR3_NOFLUSH_HI;
     if ((rest & (cpu.rsvdHi | 0x7ff00000)) !== 0) return VECTOR_GP;
+    const rightsCurrent = this.rightsVersion === cpu.version;
     cpu.cr3 = (rest >>> 0) * TWO32 + (lo >>> 0);
     cpu.derive();
+    // CR3 is not an input of the access-rights checks (SDM 4.6): keep the rights table.
+    if (rightsCurrent) this.rightsVersion = cpu.version;
     if (!cpu.pcide) {
       // PCIDE=0: invalidate all entries of PCID 000H except global ones (SDM 4.10.4.1).
       this.tlb.flushPcid(0, false);

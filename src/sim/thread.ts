@@ -1,0 +1,139 @@
+/**
+ * Per-hardware-thread state of a run (structure of arrays, one slot per thread) and the meter
+ * that sums what happened (DESIGN.md "Costs are sums of what happened").
+ *
+ * Each hardware thread has its own x86 state: a CpuState (CR3, CR4, CPL) and an Mmu with its
+ * own TLB (SDM Vol. 3A 4.10: TLBs are per logical processor), booted as Linux brings a CPU up:
+ * long mode with CR4.PAE|PGE, PCIDE when the CPU has PCID (arch/x86/kernel/cpu/common.c
+ * setup_pcid()), LA57 with 5-level paging, CR3 = swapper_pg_dir (init_mm). SMEP/SMAP are left
+ * off (assumption: the kernel's user copies run with EFLAGS.AC set, so SMAP never decides a
+ * touch here).
+ */
+import type { System } from '../linux/system.ts';
+import type { CpuProfile } from '../uarch/profiles.ts';
+import { CR4_LA57, CR4_PAE, CR4_PCIDE, CR4_PGE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE } from '../x86/bits.ts';
+import { CpuState } from '../x86/cpu.ts';
+import { Mmu } from '../x86/mmu.ts';
+
+/** What a thread does when it is next popped, before drawing a new event. */
+export const PH_NONE = 0;
+/** Finish a kernel event that returns to user mode (sysret/iret, VERW, KPTI/ASI enter). */
+export const PH_RET_USER = 1;
+/** Finish a VM exit: VMENTER (asi_enter, L1D flush / VERW per vmx.c). */
+export const PH_VMENTER = 2;
+/** Leave the idle state. */
+export const PH_IDLE_END = 3;
+/** Run the attacker's primitives at this instant. */
+export const PH_ATTACK = 4;
+/** An interrupt taken while the thread idled returns to idle. */
+export const PH_IRQ_IDLE = 5;
+
+/** Event kinds the costs are split by. */
+export const EK = {
+  syscall: 0, 'vm-exit': 1, 'page-fault': 2, 'timer-interrupt': 3, nmi: 4, 'context-switch': 5, idle: 6,
+  'guest-run': 7, 'user-compute': 8, 'stun-wait': 9, 'forced-idle': 10, 'sched-wait': 11,
+} as const;
+export const EK_NAMES = Object.keys(EK) as (keyof typeof EK)[];
+export const N_EK = EK_NAMES.length;
+
+export class ThreadState {
+  readonly n: number;
+  readonly clock: Float64Array;
+  readonly pending: Int32Array;
+  /** Event kind (EK) and task of the event in flight (phase 1 done, phase 2 pending). */
+  readonly evKind: Int32Array;
+  readonly evItem: Int32Array;
+  /** The task on the CPU (-1: idle), the next task switch (time-sharing), and whether the task must be switched in. */
+  readonly cur: Int32Array;
+  readonly switchAt: Float64Array;
+  readonly needSwitchIn: Uint8Array;
+  /** kvm_cpu_l1tf_flush_l1d of irq_stat (arch/x86/include/asm/hardirq.h), per CPU. */
+  readonly irqFlag: Uint8Array;
+  /** Next interrupt arrival while forced idle (core scheduling), 0 = unset. */
+  readonly irqNext: Float64Array;
+  /** Cycles owed from IPIs received, charged at the thread's next step. */
+  readonly owed: Float64Array;
+  readonly sibling: Int32Array;
+  readonly online: Uint8Array;
+  readonly done: Uint8Array;
+  readonly cpus: CpuState[] = [];
+  readonly mmus: Mmu[] = [];
+
+  constructor(n: number, threadsPerCore: number, profile: CpuProfile, sys: System, online: Uint8Array) {
+    this.n = n;
+    this.clock = new Float64Array(n);
+    this.pending = new Int32Array(n);
+    this.evKind = new Int32Array(n).fill(-1);
+    this.evItem = new Int32Array(n).fill(-1);
+    this.cur = new Int32Array(n).fill(-1);
+    this.switchAt = new Float64Array(n);
+    this.needSwitchIn = new Uint8Array(n);
+    this.irqFlag = new Uint8Array(n);
+    this.owed = new Float64Array(n);
+    this.irqNext = new Float64Array(n);
+    this.sibling = new Int32Array(n).fill(-1);
+    this.online = online;
+    this.done = new Uint8Array(n);
+    for (let t = 0; t < n; t++) {
+      if (threadsPerCore === 2) this.sibling[t] = t ^ 1;
+      const cpu = new CpuState(profile.maxPhysBits, { pdpe1gb: profile.features.gbpages });
+      const cr4 = CR4_PAE | CR4_PGE | (profile.features.pcid ? CR4_PCIDE : 0) | (sys.levels === 5 ? CR4_LA57 : 0);
+      cpu.load({ cr4, efer: EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE, cr3: sys.kernel.kernelRoot, cpl: 0 });
+      this.cpus.push(cpu);
+      this.mmus.push(new Mmu(cpu, sys.mem));
+    }
+  }
+}
+
+/** Counts a run reports (the JSON `counts`, plus extras). */
+export class Counts {
+  cr3Writes = 0;
+  cr3NoFlush = 0;
+  tlbFlushes = 0;
+  asiExits = 0;
+  asiEntries = 0;
+  /** #PF exceptions: the workload's page-fault events and the faults ASI designs take. */
+  pageFaults = 0;
+  /** Of those, the faults on a restricted space. */
+  asiFaults = 0;
+  l1dFlushes = 0;
+  verw = 0;
+  stuns = 0;
+  ipis = 0;
+  events = 0;
+  touches = 0;
+  /** Mmu.translate() calls made for touches (a page's later lines reuse its translation). */
+  translations = 0;
+  walks = 0;
+  l1dMisses = 0;
+  kills = 0;
+  /** Touches whose address no table of the thread maps (a modelling error if non-zero). */
+  unmapped = 0;
+  contextSwitches = 0;
+  attacks = 0;
+}
+
+/** Cycles per task and event kind, plus per-task completion clocks. */
+export class Meter {
+  readonly byKind: Float64Array;
+  readonly finish: Float64Array;
+  readonly eventsDone: Int32Array;
+  readonly counts = new Counts();
+
+  constructor(readonly tasks: number) {
+    this.byKind = new Float64Array(tasks * N_EK);
+    this.finish = new Float64Array(tasks).fill(-1);
+    this.eventsDone = new Int32Array(tasks);
+  }
+
+  charge(task: number, kind: number, cycles: number): void {
+    this.byKind[task * N_EK + kind] += cycles;
+  }
+
+  /** Cycles of `kind` summed over the tasks `pick` accepts. */
+  kindTotal(kind: number, pick: (task: number) => boolean): number {
+    let s = 0;
+    for (let i = 0; i < this.tasks; i++) if (pick(i)) s += this.byKind[i * N_EK + kind];
+    return s;
+  }
+}

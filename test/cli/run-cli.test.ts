@@ -1,0 +1,108 @@
+/**
+ * `kasi run` as a user runs it: the --json shape, --out written atomically (and nothing written
+ * when the run fails), bad input → one line naming the file and exit 2, byte-identical output
+ * for the same file and seed.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const TSX = join(ROOT, 'node_modules/.bin/tsx');
+const TMP = mkdtempSync(join(tmpdir(), 'kasi-run-'));
+afterAll(() => rmSync(TMP, { recursive: true, force: true }));
+
+function kasi(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(TSX, ['src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const SMALL = join(TMP, 'small.yaml');
+writeFileSync(SMALL, `name: small
+seed: 4
+duration: 150us
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
+tenants:
+  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }] }
+  - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
+secrets: [{ name: key, in: victim/k, bytes: 32 }]
+workload:
+  - { thread: 1, tenant: victim, mix: [{ event: vm-exit, reason: EPT_VIOLATION, weight: 1 }, { event: guest-run, cycles: 3000, weight: 2 }] }
+attackers: [{ thread: 0, tenant: evil, attacks: [l1tf-guest], every: 2us }]
+isolation:
+  - { name: none, cmdline: "mitigations=off" }
+  - { name: nosmt, cmdline: "nosmt" }
+`);
+
+describe('kasi run', () => {
+  let first = '';
+  it('--json prints one object with the leak and cost fields of every mitigation set', () => {
+    const r = kasi('run', SMALL, '--json');
+    expect(r.status, r.stderr).toBe(0);
+    first = r.stdout;
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ scenario: 'small', seed: 4, baseline: 'none' });
+    expect(j.mitigations.map((m: { name: string }) => m.name)).toEqual(['none', 'nosmt']);
+    for (const m of j.mitigations) {
+      expect(typeof m.cmdline).toBe('string');
+      expect(Array.isArray(m.leaks)).toBe(true);
+      expect(typeof m.costs.cycles).toBe('number');
+      expect(typeof m.costs.overhead_pct).toBe('number');
+      for (const k of ['cr3_writes', 'tlb_flushes', 'asi_exits', 'asi_entries', 'page_faults', 'l1d_flushes', 'verw', 'stuns', 'ipis']) expect(typeof m.costs.counts[k]).toBe('number');
+    }
+    const leak = j.mitigations[0].leaks[0];
+    expect(leak).toMatchObject({ attack: 'l1tf-guest', secret: 'key', owner: 'victim', bytes: 32, of: 32 });
+    expect(j.mitigations[1].leaks).toEqual([]);
+  }, 30_000);
+
+  it('gives byte-identical output for the same file and seed; --seed changes it', () => {
+    const again = kasi('run', SMALL, '--json');
+    expect(again.stdout === first).toBe(true);
+    const other = kasi('run', SMALL, '--json', '--seed', '5');
+    expect(other.status).toBe(0);
+    expect(JSON.parse(other.stdout).seed).toBe(5);
+    expect(other.stdout === first).toBe(false);
+  }, 30_000);
+
+  it('--out writes the report atomically and prints nothing', () => {
+    const out = join(TMP, 'report.json');
+    const r = kasi('run', SMALL, '--json', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(readFileSync(out, 'utf8') === first).toBe(true);
+    expect(readdirSync(TMP).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  }, 30_000);
+
+  it('bad input: one line naming the file, exit 2, and --out writes nothing', () => {
+    const bad = join(TMP, 'bad.yaml');
+    writeFileSync(bad, readFileSync(SMALL, 'utf8').replace('cores: 1', 'cores: 0'));
+    const out = join(TMP, 'never.json');
+    const r = kasi('run', bad, '--out', out);
+    expect(r.status).toBe(2);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(bad);
+    expect(lines[0]).toMatch(/:\d+:\d+: field machine\.cores/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(out)).toBe(false);
+    const missing = kasi('run', join(TMP, 'nope.yaml'));
+    expect(missing.status).toBe(2);
+    expect(missing.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toContain('nope.yaml');
+    const dur = kasi('run', SMALL, '--duration', '5 parsecs');
+    expect(dur.status).toBe(2);
+    expect(dur.stderr).toMatch(/--duration/);
+  }, 30_000);
+
+  it('without a file runs the built-in scenario (text)', () => {
+    const r = kasi('run', '--duration', '100us');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^kasi run: kvm-host-default/);
+    expect(r.stdout).toMatch(/Leaks/);
+    expect(r.stdout).toMatch(/overhead %/);
+    for (const n of ['none', 'l1d-cond', 'nosmt', 'core-sched', 'asi-2025']) expect(r.stdout).toContain(n);
+  }, 30_000);
+});
