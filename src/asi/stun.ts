@@ -58,5 +58,13 @@ export class StunState {
 
   setIdle(t: number, idle: boolean): void {
     this.idle[t] = idle ? 1 : 0;
+    // A stunner that goes idle runs no more kernel work on the full tables, and would otherwise
+    // never re-enter to release its sibling (with core scheduling it can sit in forced idle):
+    // idling releases the sibling. Assumption: no RFC describes this case.
+    const s = this.siblings[t];
+    if (idle && s >= 0 && this.stunnedBy[s] === t) {
+      this.stunnedBy[s] = -1;
+      this.releases++;
+    }
   }
 }

@@ -364,7 +364,8 @@ function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'o
       design = d;
       // Hand the kernel-line parser the name it knows (mitigations/cmdline.ts ASI_DESIGNS).
       const known = (ASI_DESIGNS as readonly string[]).includes(d) ? d : COARSE[d];
-      parserText += `${text.slice(last, tk.start)}${tk.name}=${known}`;
+      // tk.end is past the whitespace that followed the token (next_arg()): keep one separator.
+      parserText += `${text.slice(last, tk.start)}${tk.name}=${known} `;
       last = tk.end;
     }
     parserText += text.slice(last);

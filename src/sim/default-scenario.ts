@@ -72,4 +72,5 @@ isolation:
   - { name: asi-2019, cmdline: "asi=kvm-asi-2019" }
   - { name: asi-2022, cmdline: "asi=google-asi-2022" }
   - { name: asi-2025, cmdline: "asi=google-asi-2025", stun: true }
+  - { name: asi-2025-cs, cmdline: "asi=google-asi-2025 sched_core=1", stun: true }
 `;

@@ -53,6 +53,9 @@ interface Item {
   irq: boolean;
 }
 
+/** Steps between two progress checks of Engine.run(). */
+const PROGRESS_CHECK_STEPS = 2_000_000;
+
 export class Engine {
   readonly meter: Meter;
   readonly reasons = new Reasons();
@@ -143,11 +146,21 @@ export class Engine {
   run(): this {
     const th = this.th;
     for (let t = 0; t < th.n; t++) if (th.online[t] && this.w.threadTasks[t].length > 0) this.heap.push(t);
+    // A run that stops making progress (threads waiting on each other) is a bug in a model rule:
+    // fail with what the threads were doing instead of spinning forever.
+    let steps = 0;
+    let lastDone = -1;
     for (;;) {
       const t = this.heap.pop();
       if (t < 0) break;
       this.step(t);
       if (!th.done[t]) this.heap.push(t);
+      if (++steps % PROGRESS_CHECK_STEPS === 0) {
+        let done = 0;
+        for (let i = 0; i < this.meter.eventsDone.length; i++) done += this.meter.eventsDone[i];
+        if (done === lastDone) throw new Error(`kasi run: the engine made no progress in ${PROGRESS_CHECK_STEPS} steps (clocks ${Array.from(th.clock).join(', ')}; stunned by ${this.w.spaces.asi ? Array.from(this.w.spaces.asi.stun.stunnedBy).join(', ') : 'none'}): a model deadlock, please report it with the scenario`);
+        lastDone = done;
+      }
     }
     for (let i = 0; i < this.w.tasks.length; i++) if (this.meter.finish[i] < 0) this.meter.finish[i] = th.clock[this.w.tasks[i].thread];
     let f = 0;

@@ -39,7 +39,7 @@ describe('examples', () => {
     const s = defaultScenario();
     expect(s.machine).toEqual({ cpu: 'skylake-sp', cores: 2, threadsPerCore: 2, ramBytes: 4 * 2 ** 30, pagingLevels: 4 });
     expect(s.tenants.map((t) => `${t.name}:${t.kind}`)).toEqual(['victim-vm:vm', 'attacker-vm:vm', 'host-db:process']);
-    expect(s.isolation.map((i) => i.name)).toEqual(['none', 'l1d-cond', 'l1d-always', 'nosmt', 'core-sched', 'kpti', 'asi-2019', 'asi-2022', 'asi-2025']);
+    expect(s.isolation.map((i) => i.name)).toEqual(['none', 'l1d-cond', 'l1d-always', 'nosmt', 'core-sched', 'kpti', 'asi-2019', 'asi-2022', 'asi-2025', 'asi-2025-cs']);
     const iso = Object.fromEntries(s.isolation.map((i) => [i.name, i]));
     expect(iso.none.mitigations.cpuMitigations).toBe('off');
     expect(iso['l1d-cond'].mitigations.kvmIntel.vmentryL1dFlush).toBe('cond');
@@ -218,5 +218,14 @@ describe('errors: one line, FILE:LINE:COLUMN: field PATH: expected â€¦, found â€
 
   it('a missing file is an InputError naming it', () => {
     expect(() => loadScenario('/nonexistent/x.yaml')).toThrow(/^\/nonexistent\/x\.yaml: cannot read: ENOENT/);
+  });
+});
+
+describe('asi= next to other parameters', () => {
+  it('keeps the parameters after asi= (a separator is not lost when the design name is rewritten)', () => {
+    const s = parseScenario('isolation:\n  - { name: a, cmdline: "asi=google-asi-2025 sched_core=1 nosmt" }\n', 'f.yaml');
+    expect(s.isolation[0].design).toBe('google-asi-2025');
+    expect(s.isolation[0].mitigations.schedCore).toBe(true);
+    expect(s.isolation[0].mitigations.nosmt).toBe('yes');
   });
 });
