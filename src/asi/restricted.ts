@@ -71,18 +71,35 @@ export class AllowList {
   }
 }
 
+/**
+ * A spec's directMap that also says where allow() is constant: `runEnd(pfn)` (> pfn) is the end
+ * of a run of frames from `pfn` for which allow() answers as it does for `pfn`. Lets
+ * allowList() skip free / never-materialised memory instead of asking about every frame.
+ */
+export interface DirectMapRuns {
+  readonly allow: (pfn: number) => boolean;
+  readonly why: string;
+  readonly runEnd: (pfn: number) => number;
+}
+
 /** The allowed VA intervals of a spec: its ranges plus the direct-map aliases of allowed frames. */
 export function allowList(sys: System, spec: RestrictedSpec): AllowList {
   const out: Array<[bigint, bigint]> = spec.ranges.map((r) => [r.start, r.end]);
-  if (spec.directMap) {
+  const dm = spec.directMap;
+  if (dm) {
     const base = sys.layout.addrs.page_offset_base;
+    const runEnd = (dm as Partial<DirectMapRuns>).runEnd;
     for (const [s, e] of sys.kernel.pfnMapped) {
+      const end = Number(e);
       let run = -1;
-      for (let pfn = Number(s); pfn <= Number(e); pfn++) {
-        const ok = pfn < Number(e) && spec.directMap.allow(pfn);
+      let pfn = Number(s);
+      while (pfn < end) {
+        const ok = dm.allow(pfn);
         if (ok && run < 0) run = pfn;
         if (!ok && run >= 0) { out.push([base + BigInt(run) * 4096n, base + BigInt(pfn) * 4096n]); run = -1; }
+        pfn = runEnd ? Math.min(Math.max(runEnd(pfn), pfn + 1), end) : pfn + 1;
       }
+      if (run >= 0) out.push([base + BigInt(run) * 4096n, base + BigInt(end) * 4096n]);
     }
   }
   return new AllowList(out);

@@ -408,6 +408,38 @@ export class BuddyAllocator {
     return this.classOfPfn(pfn) !== CLASS_FREE;
   }
 
+  /**
+   * The end (exclusive, > pfn) of a run of frames from `pfn` over which classOfPfn(),
+   * ownerOfPfn() and isAllocated() answer as they do for `pfn`: a section never materialised
+   * (all free), the block whose head is `pfn` (take() and free() fill class and owner for the
+   * whole block) followed by further free blocks, or unusable frames; `pfn + 1` otherwise
+   * (inside a block). For callers that scan every frame (the ASI direct-map allow lists).
+   */
+  sameStateEnd(pfn: number): number {
+    const sec = Math.floor(pfn / SECTION_PFNS);
+    if (!(sec >= 0 && sec < this.sectionCount)) return pfn + 1;
+    const base = sec * SECTION_PFNS;
+    const slot = this.secSlot[sec];
+    if (slot < 0) {
+      let n = sec + 1;
+      while (n < this.sectionCount && this.secSlot[n] < 0) n++;
+      return n * SECTION_PFNS;
+    }
+    const state = this.slots[slot].state;
+    let l = pfn - base;
+    const st = state[l];
+    if (st & ST_USED) return pfn + (1 << (st & ST_ORDER_MASK));
+    if (st !== ST_UNUSABLE && (st & ST_FREE) === 0) return pfn + 1;
+    // Free blocks and unusable frames alike: class CLASS_FREE, owner -1.
+    while (l < SECTION_PFNS) {
+      const x = state[l];
+      if (x & ST_FREE) l += 1 << (x & ST_ORDER_MASK);
+      else if (x === ST_UNUSABLE) l++;
+      else break;
+    }
+    return base + l;
+  }
+
   /** Whether the frame is usable RAM (inside RAM and outside every reserved range). */
   isUsable(pfn: number): boolean {
     const sec = Math.floor(pfn / SECTION_PFNS);

@@ -128,19 +128,26 @@ export interface Lookup {
   entry: bigint;
 }
 
+const TWO32 = 4294967296;
+const LEVEL_DIV = [1, 1, 2 ** 9, 2 ** 18, 2 ** 27, 2 ** 36];
+
 /** lookup_address(): the entry that maps `va` in the kernel tables (a large leaf, a PTE, or a non-present upper entry), or null when an upper level is none. */
 export function lookupAddress(pt: PageTables, va: bigint): Lookup | null {
-  let table = pt.root;
+  // The walk reads 32-bit halves (no BigInt per level); only the entry it returns is a BigInt.
+  const mem = pt.mem;
+  const vpn = Number((va >> 12n) & 0x1fffffffffffn); // VA bits 12..56: the five 9-bit indexes (45 bits, exact)
+  let table = Number(pt.root);
   for (let l = pt.levels; l >= 2; l--) {
-    const ea = table + BigInt(Number((va >> BigInt(12 + 9 * (l - 1))) & 511n) * 8);
-    const e = pt.read(ea);
+    const ea = table + (Math.floor(vpn / LEVEL_DIV[l]) % 512) * 8;
+    const lo = mem.read32(ea);
+    const hi = mem.read32(ea + 4);
     // *_none(): no bits but A/D (pgtable.h _PAGE_KNL_ERRATUM_MASK); then a large or non-present entry ends the walk.
-    if ((e & ~(_PAGE_ACCESSED | _PAGE_DIRTY)) === 0n) return null;
-    if ((e & _PAGE_PRESENT) === 0n || (l <= 3 && (e & _PAGE_PSE) !== 0n)) return { ea, level: l, entry: e };
-    table = e & PTE_PFN_MASK;
+    if ((lo & ~0x60) === 0 && hi === 0) return null;
+    if ((lo & 1) === 0 || (l <= 3 && (lo & 0x80) !== 0)) return { ea: BigInt(ea), level: l, entry: mem.read64Big(ea) };
+    table = (hi & 0xfffff) * TWO32 + ((lo & 0xfffff000) >>> 0); // & PTE_PFN_MASK
   }
-  const ea = table + BigInt(Number((va >> 12n) & 511n) * 8);
-  return { ea, level: 1, entry: pt.read(ea) };
+  const ea = table + (vpn % 512) * 8;
+  return { ea: BigInt(ea), level: 1, entry: mem.read64Big(ea) };
 }
 
 const within = (a: bigint, lo: bigint, hi: bigint) => a >= lo && a < hi;
@@ -190,9 +197,11 @@ function staticProtections(env: CpaEnv, prot: bigint, start: bigint, pfn: bigint
     }
   }
   // protect_pci_bios() is 32-bit only (pcibios_enabled). protect_rodata(): by pfn, every alias.
-  const spfnRo = (env.startRodata - START_KERNEL_MAP + env.physBase) >> 12n;
-  const epfnRo = ((env.endRodata - START_KERNEL_MAP + env.physBase) >> 12n) - 1n;
-  if (env.kernelSetToReadonly && overlaps(pfn, pfn + npg - 1n, spfnRo, epfnRo)) forbidden |= _PAGE_RW;
+  if (env.kernelSetToReadonly) {
+    const spfnRo = (env.startRodata - START_KERNEL_MAP + env.physBase) >> 12n;
+    const epfnRo = ((env.endRodata - START_KERNEL_MAP + env.physBase) >> 12n) - 1n;
+    if (overlaps(pfn, pfn + npg - 1n, spfnRo, epfnRo)) forbidden |= _PAGE_RW;
+  }
   return prot & ~forbidden;
 }
 

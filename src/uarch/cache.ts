@@ -88,12 +88,24 @@ export class L1dCache {
 
   /** A load or store reaching the L1D: hit updates LRU; miss fills. Returns the slot. */
   access(pa: number): number {
-    const slot = this.lookup(pa);
-    if (slot >= 0) {
-      this.hits++;
-      this.lastHit = true;
-      this.touch(slot);
-      return slot;
+    // lookup() and touch() inlined (the per-touch path).
+    const line = Math.floor(pa / LINE_BYTES);
+    const ways = this.ways;
+    const base = ((pa >>> LINE_SHIFT) & this.setMask) * ways;
+    const tags = this.tags;
+    for (let w = 0; w < ways; w++) {
+      if (tags[base + w] === line) {
+        const slot = base + w;
+        this.hits++;
+        this.lastHit = true;
+        const age = this.age;
+        const a = age[slot];
+        if (a !== 0) { // already the most recently used: no rank changes
+          for (let v = 0; v < ways; v++) if (age[base + v] < a) age[base + v]++;
+          age[slot] = 0;
+        }
+        return slot;
+      }
     }
     this.misses++;
     this.lastHit = false;
@@ -156,10 +168,13 @@ export class L1dCache {
 
   /** Make `slot` the most recently used of its set (true LRU by rank). */
   touch(slot: number): void {
-    const base = slot - (slot % this.ways);
-    const a = this.age[slot];
-    for (let w = 0; w < this.ways; w++) if (this.age[base + w] < a) this.age[base + w]++;
-    this.age[slot] = 0;
+    const age = this.age;
+    const a = age[slot];
+    if (a === 0) return; // already the most recently used: no rank is below 0
+    const ways = this.ways;
+    const base = slot - (slot % ways);
+    for (let w = 0; w < ways; w++) if (age[base + w] < a) age[base + w]++;
+    age[slot] = 0;
   }
 
   /** Write 8 bytes (two u32 halves, little endian) into a present line at byte offset `off`. */

@@ -253,3 +253,30 @@ describe('buddy: a 1 TiB machine is cheap until it allocates', () => {
     expect(usedBytes).toBeLessThan(16 * MiB); // ~400 MiB of frames touched: 25 sections
   });
 });
+
+describe('sameStateEnd(): the run hint the ASI allow lists skip by', () => {
+  it('every frame of [pfn, sameStateEnd(pfn)) answers as pfn does, after random alloc/free (property)', () => {
+    fc.assert(fc.property(
+      fc.array(fc.record({ order: fc.integer({ min: 0, max: 4 }), owner: fc.integer({ min: 1, max: 3 }), cls: fc.constantFrom(CLASS_GLOBAL_NONSENSITIVE, CLASS_LOCAL_NONSENSITIVE), free: fc.boolean() }), { minLength: 1, maxLength: 60 }),
+      (ops) => {
+        // Two RAM ranges with a hole, 64 MiB above the first: sections never touched, holes, blocks.
+        const b = new BuddyAllocator({ ram: [[0x100000, 40 * MiB], [64 * MiB, 80 * MiB]] });
+        const live: Array<[number, number]> = [];
+        for (const op of ops) {
+          if (op.free && live.length > 0) { const [p, o] = live.splice(live.length >> 1, 1)[0]; b.free(p, o); continue; }
+          live.push([b.alloc(op.order, op.owner, op.cls), op.order]);
+        }
+        const end = (80 * MiB) / 4096;
+        for (let pfn = 0; pfn < end;) {
+          const next = b.sameStateEnd(pfn);
+          expect(next).toBeGreaterThan(pfn);
+          const want = `${b.classOfPfn(pfn)}/${b.ownerOfPfn(pfn)}/${b.isAllocated(pfn)}`;
+          // Check the run's ends and a sample inside (the whole run for short ones).
+          const probes = next - pfn <= 64 ? Array.from({ length: next - pfn }, (_, i) => pfn + i) : [pfn + 1, (pfn + next) >> 1, next - 1];
+          for (const q of probes) expect(`${b.classOfPfn(q)}/${b.ownerOfPfn(q)}/${b.isAllocated(q)}`).toBe(want);
+          pfn = next;
+        }
+      },
+    ), { numRuns: 25 });
+  });
+});

@@ -23,6 +23,7 @@
 import { CLASS_GLOBAL_NONSENSITIVE, CLASS_LOCAL_NONSENSITIVE } from '../../linux/sensitivity.ts';
 import { allocationRanges, pageRange, perCpuRanges, regionRange } from '../restricted.ts';
 import { TAINT_MODEL_2022 } from '../taint.ts';
+import type { DirectMapRuns } from '../restricted.ts';
 import type { Allocation, System } from '../../linux/system.ts';
 import type { AsiContext, AsiDesign } from '../types.ts';
 
@@ -70,7 +71,8 @@ export const googleAsi2022: AsiDesign = {
       directMap: {
         allow: (pfn) => sys.buddy.isAllocated(pfn) && allowedClass(ctx, sys.buddy.classOfPfn(pfn), sys.buddy.ownerOfPfn(pfn)),
         why: 'asi_map() of non-sensitive buddy allocations',
-      },
+        runEnd: (pfn) => sys.buddy.sameStateEnd(pfn), // allow() reads only the frame's buddy state
+      } satisfies DirectMapRuns,
       userPgd: ctx.process?.pgd,
     };
   },

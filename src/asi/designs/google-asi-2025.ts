@@ -21,6 +21,7 @@
  */
 import { CLASS_GLOBAL_NONSENSITIVE } from '../../linux/sensitivity.ts';
 import { regionRange } from '../restricted.ts';
+import type { DirectMapRuns } from '../restricted.ts';
 import { USERSPACE_CLASS_POLICY_2025, kvmClassPolicy2025, taintModel2025 } from '../taint.ts';
 import type { System } from '../../linux/system.ts';
 import type { AsiContext, AsiDesign } from '../types.ts';
@@ -62,19 +63,30 @@ export const googleAsi2025: AsiDesign = {
   spec(sys: System, ctx: AsiContext) {
     const a = sys.layout.addrs;
     const percpu = new Set<number>();
+    const edges: number[] = []; // the per-CPU units' first and end PFNs: where a run of equal answers may end
     for (const r of sys.allocations()) {
       if (!r.boot || r.kind !== 'percpu') continue;
       for (let p = r.ranges[0].pa; p < r.ranges[0].pa + r.ranges[0].bytes; p += 4096) percpu.add(p / 4096);
+      edges.push(Math.floor(r.ranges[0].pa / 4096), Math.ceil((r.ranges[0].pa + r.ranges[0].bytes) / 4096));
     }
+    edges.sort((x, y) => x - y);
+    const buddy = sys.buddy;
+    const directMap: DirectMapRuns = {
+      allow: (pfn) => percpu.has(pfn) || (buddy.isAllocated(pfn) && buddy.classOfPfn(pfn) === CLASS_GLOBAL_NONSENSITIVE),
+      why: 'non-__GFP_SENSITIVE buddy allocations; the per-CPU first chunk',
+      runEnd: (pfn) => {
+        if (percpu.has(pfn)) return pfn + 1;
+        let end = buddy.sameStateEnd(pfn);
+        for (const x of edges) if (x > pfn) { if (x < end) end = x; break; }
+        return end;
+      },
+    };
     return {
       ranges: [
         regionRange(sys, 'ldt_remap', 'asi_clone_range(LDT_BASE_ADDR, LDT_END_ADDR - 1)'),
         { start: a.vmalloc_base, end: 1n << 64n, why: 'asi_clone_range(VMALLOC_START, ULONG_MAX)' },
       ],
-      directMap: {
-        allow: (pfn) => percpu.has(pfn) || (sys.buddy.isAllocated(pfn) && sys.buddy.classOfPfn(pfn) === CLASS_GLOBAL_NONSENSITIVE),
-        why: 'non-__GFP_SENSITIVE buddy allocations; the per-CPU first chunk',
-      },
+      directMap,
       userPgd: ctx.kind === 'process' ? ctx.process?.pgd : undefined, // asi_maps_user_addr(ASI_CLASS_USERSPACE)
     };
   },

@@ -15,6 +15,7 @@
  */
 import { CLASS_LOCAL_NONSENSITIVE } from '../../linux/sensitivity.ts';
 import { netnsLocalModel } from '../../linux/netns.ts';
+import type { DirectMapRuns } from '../restricted.ts';
 import type { System } from '../../linux/system.ts';
 import type { AsiContext, AsiDesign } from '../types.ts';
 
@@ -44,7 +45,11 @@ export const netnsAsi: AsiDesign = {
         { start: half, end: a.page_offset_base, why: 'kernel half below the direct map' },
         { start: dmEnd, end: 1n << 64n, why: 'kernel half above the direct map' },
       ],
-      directMap: { allow: (pfn) => !foreign(sys, ctx, sys.buddy.classOfPfn(pfn), sys.buddy.ownerOfPfn(pfn)), why: 'all but other namespaces\' objects' },
+      directMap: {
+        allow: (pfn) => !foreign(sys, ctx, sys.buddy.classOfPfn(pfn), sys.buddy.ownerOfPfn(pfn)),
+        why: 'all but other namespaces\' objects',
+        runEnd: (pfn) => sys.buddy.sameStateEnd(pfn), // allow() reads only the frame's buddy state
+      } satisfies DirectMapRuns,
       userPgd: ctx.process?.pgd,
     };
   },
