@@ -31,8 +31,13 @@ export class CpuState {
   readonly features: CpuFeatures;
 
   // Derived by derive(): read by the walker on every translation.
-  /** Incremented by every derive(): lets consumers cache what they compute from the mode. */
-  version = 0;
+  /**
+   * Incremented by derive() when a derived input of the access-rights check (SDM 4.6: CR0.WP,
+   * CR4.SMEP/SMAP/PKE/PKS, EFER.NXE, RFLAGS.AC) changed: lets consumers cache what they compute
+   * from those (Mmu's rights table). CPL, PKRU and PKRS are plain fields: compare them directly.
+   */
+  rightsVersion = 0;
+  private rightsKey = -1;
   levels = 4;
   /** Canonical check: (vaHi >> canonShift) must be 0 or -1 (bit 47 or 56 sign-extended). */
   canonShift = 15;
@@ -67,7 +72,6 @@ export class CpuState {
 
   /** Recompute the mode-dependent values; call after changing any register field. */
   derive(): void {
-    this.version++;
     this.levels = this.cr4 & CR4_LA57 ? 5 : 4;
     this.canonShift = this.levels === 5 ? 24 : 15;
     // Bits maxPhysBits..51 are the high half's bits (maxPhysBits-32)..19.
@@ -87,6 +91,12 @@ export class CpuState {
     this.pks = (this.cr4 & CR4_PKS) !== 0;
     this.ac = (this.rflags & RFLAGS_AC) !== 0;
     this.pge = (this.cr4 & CR4_PGE) !== 0;
+    const key = (this.wp ? 1 : 0) | (this.smep ? 2 : 0) | (this.smap ? 4 : 0) | (this.pke ? 8 : 0) |
+      (this.pks ? 16 : 0) | (this.nxe ? 32 : 0) | (this.ac ? 64 : 0);
+    if (key !== this.rightsKey) {
+      this.rightsKey = key;
+      this.rightsVersion++;
+    }
   }
 
   /** Set several registers at once (Numbers or BigInts from a parser), then derive. */

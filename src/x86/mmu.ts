@@ -48,7 +48,7 @@ export class Mmu {
    * checkAccess() answers for every (access kind, cached rights) pair under the current mode,
    * rebuilt when the mode changes: index = access (3 bits) << 8 | meta bits 21:14 (U, W, XD,
    * D, PKEY); value = 0 (allowed), a #PF error code, or NEEDS_WALK (a write through an entry
-   * whose D is not known set, SDM 4.8). The mode is CpuState.version plus the registers a
+   * whose D is not known set, SDM 4.8). The mode is CpuState.rightsVersion plus the registers a
    * caller may set without derive(): CPL, PKRU, PKRS.
    */
   private readonly rights = new Uint8Array(8 * 256);
@@ -106,14 +106,14 @@ export class Mmu {
   /** A TLB hit that faults, or a write through an entry whose D is not known set. */
   private rightsTable(): Uint8Array {
     const c = this.cpu;
-    if (c.version !== this.rightsVersion || c.cpl !== this.rightsCpl || c.pkru !== this.rightsPkru || c.pkrs !== this.rightsPkrs) {
+    if (c.rightsVersion !== this.rightsVersion || c.cpl !== this.rightsCpl || c.pkru !== this.rightsPkru || c.pkrs !== this.rightsPkrs) {
       for (let access = 0; access < 8; access++) {
         for (let key = 0; key < 256; key++) {
           const fault = checkAccess(c, (key & 1) !== 0, (key & 2) !== 0, (key & 4) !== 0, key >>> 4, access);
           this.rights[(access << 8) | key] = fault !== 0 ? fault : (access & ACCESS_WRITE) !== 0 && (key & 8) === 0 ? NEEDS_WALK : 0;
         }
       }
-      this.rightsVersion = c.version;
+      this.rightsVersion = c.rightsVersion;
       this.rightsCpl = c.cpl;
       this.rightsPkru = c.pkru;
       this.rightsPkrs = c.pkrs;
@@ -183,11 +183,8 @@ export class Mmu {
     if (noFlush && !cpu.pcide) return VECTOR_GP;
     const rest = hi & ~CR3_NOFLUSH_HI;
     if ((rest & (cpu.rsvdHi | 0x7ff00000)) !== 0) return VECTOR_GP;
-    const rightsCurrent = this.rightsVersion === cpu.version;
     cpu.cr3 = (rest >>> 0) * TWO32 + (lo >>> 0);
     cpu.derive();
-    // CR3 is not an input of the access-rights checks (SDM 4.6): keep the rights table.
-    if (rightsCurrent) this.rightsVersion = cpu.version;
     if (!cpu.pcide) {
       // PCIDE=0: invalidate all entries of PCID 000H except global ones (SDM 4.10.4.1).
       this.tlb.flushPcid(0, false);
