@@ -49,7 +49,9 @@ export class Mmu {
    * rebuilt when the mode changes: index = access (3 bits) << 8 | meta bits 21:14 (U, W, XD,
    * D, PKEY); value = 0 (allowed), a #PF error code, or NEEDS_WALK (a write through an entry
    * whose D is not known set, SDM 4.8). The mode is CpuState.rightsVersion plus the registers a
-   * caller may set without derive(): CPL, PKRU, PKRS.
+   * caller may set without derive(): CPL (user- or supervisor-mode access: U/S, and whether
+   * IA32_PKRS applies, SDM 4.6.2), PKRU, PKRS. checkAccess() is the walker's own rule, so a hit and
+   * a walk give the same verdict by construction (test/x86/mmu.test.ts checks it).
    */
   private readonly rights = new Uint8Array(8 * 256);
   private rightsVersion = -1;

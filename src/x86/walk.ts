@@ -10,6 +10,10 @@
  *    1 GiB page support, and the reserved low address bits of 1 GiB / 2 MiB leaves;
  *  - access rights fold over all levels: user iff U/S=1 everywhere, writable iff R/W=1
  *    everywhere, execute-disabled iff XD=1 anywhere (4.6.1);
+ *  - protection keys (4.6.2) never apply to fetches; the leaf's key indexes PKRU for a user-mode
+ *    address (CR4.PKE, any access mode) and IA32_PKRS for a supervisor-mode address (CR4.PKS,
+ *    supervisor-mode accesses only: a user-mode access there is refused by U/S alone, PK=0);
+ *    PK is set whenever the key refuses the access, even if the paging rights refuse it too (4.7);
  *  - the processor sets A in each paging-structure entry it uses; a leaf's A (and D on a
  *    write) only when the access is allowed (4.8). Non-leaf entries are marked as the walk
  *    passes them, so a walk that faults lower down still leaves them accessed.
@@ -181,22 +185,30 @@ export function checkAccess(cpu: CpuState, user: boolean, writable: boolean, exe
     // User-mode access (SDM 4.6.1): user address only; writes need R/W=1; fetches need XD=0.
     denied = !user || (isWrite && !writable) || (isFetch && executeDisable);
   } else if (isFetch) {
-    // Supervisor fetch: never from a user address with SMEP; never from an XD page.
+    // Supervisor fetch (SDM 4.6.1): never from a user address with SMEP; never from an XD page.
     denied = (user && cpu.smep) || executeDisable;
   } else {
-    // Supervisor data access: SMAP blocks user addresses unless an explicit access has
+    // Supervisor data access (SDM 4.6.1): SMAP blocks user addresses unless an explicit access has
     // RFLAGS.AC=1 (implicit accesses ignore AC); with CR0.WP=1 writes need R/W=1.
     denied = (user && cpu.smap && ((access & ACCESS_IMPLICIT) !== 0 || !cpu.ac)) || (isWrite && !writable && cpu.wp);
   }
 
-  // Protection keys (SDM 4.6.2): data accesses only; PKRU for user addresses with CR4.PKE,
-  // PKRS for supervisor addresses with CR4.PKS. WD blocks user writes, and supervisor
-  // writes when CR0.WP=1. The PK error-code bit reports this whatever else faulted (SDM 4.7).
+  // Protection keys (SDM 4.6.2): data accesses only, never fetches.
   let pkDenied = false;
-  if (!isFetch && (user ? cpu.pke : cpu.pks)) {
-    const rights = (user ? cpu.pkru : cpu.pkrs) >>> (pkey * 2);
-    pkDenied = (rights & 1) !== 0 || ((rights & 2) !== 0 && isWrite && (userMode || cpu.wp));
+  if (!isFetch) {
+    // SDM 4.6.2: PKRU governs user-mode addresses (CR4.PKE=1), for user- and supervisor-mode accesses.
+    // SDM 4.6.2, 4.7: IA32_PKRS governs supervisor-mode addresses (CR4.PKS=1) for supervisor-mode
+    // accesses only (implicit ones included); a user-mode access there gets PK=0.
+    const keyed = user ? cpu.pke : cpu.pks && !userMode;
+    if (keyed) {
+      const rights = (user ? cpu.pkru : cpu.pkrs) >>> (pkey * 2);
+      // SDM 4.6.2: AD=1 denies every data access; WD=1 denies user-mode writes, and supervisor-mode
+      // writes when CR0.WP=1 (with WP=0, WD does not affect supervisor-mode writes).
+      pkDenied = (rights & 1) !== 0 || ((rights & 2) !== 0 && isWrite && (userMode || cpu.wp));
+    }
   }
+  // SDM 4.7: PK=1 when the key denied the access, even if the paging rights deny it too (QEMU's
+  // pk/pks access cases and Xen's measurements on hardware agree).
   if (!denied && !pkDenied) return 0;
   // Error-code bits (SDM 4.7): I/D needs SMEP or NXE (PAE is on).
   return PFEC_P | (isWrite ? PFEC_W : 0) | (userMode ? PFEC_U : 0) | (isFetch && (cpu.smep || cpu.nxe) ? PFEC_ID : 0) | (pkDenied ? PFEC_PK : 0);

@@ -166,3 +166,99 @@ describe('Mmu rights on TLB hits follow the mode, however it is changed', () => 
     }
   });
 });
+
+/**
+ * Sixteen 4 KiB pages at VA i * 4 KiB (i = 1..16): user or supervisor (bit 0 of i), writable or
+ * not (bit 1), protection key 0, 5, 10 or 15 (bits 3:2); the upper entries allow everything.
+ */
+function keyedPages(): { mem: PhysMemory; cpu: CpuState } {
+  const mem = new PhysMemory(40);
+  const PML4 = 0x100000, PDPT = 0x101000, PD = 0x102000, PT = 0x103000;
+  mem.write64(PML4, PDPT | 0x7, 0);
+  mem.write64(PDPT, PD | 0x7, 0);
+  mem.write64(PD, PT | 0x7, 0);
+  for (let i = 1; i <= 16; i++) {
+    const k = i - 1;
+    const lo = (0x200000 + k * 0x1000) | 0x1 | (k & 2 ? 0x2 : 0) | (k & 1 ? 0x4 : 0);
+    mem.write64(PT + i * 8, lo, ((k >> 2) * 5) * 0x08000000); // key in bits 62:59
+  }
+  const cpu = new CpuState(40);
+  cpu.load({ cr0: 0x80010033, cr4: 0x20, efer: 0xd01, cr3: PML4 });
+  return { mem, cpu };
+}
+
+describe('Mmu rights on TLB hits with protection keys (CR4.PKE, CR4.PKS)', () => {
+  it('random mode changes between hits (CPL, PKE, PKS, WP, SMAP, AC, PKRU, PKRS) give the walker\'s answers', () => {
+    const a = keyedPages(); // through the Mmu
+    const b = keyedPages(); // through the bare walker
+    const mmu = new Mmu(a.cpu, a.mem);
+    const ref = new Translation();
+    const r = rng(0x5eed);
+    const keyRegs = [0, 0x55555555, 0xaaaaaaaa, 0xffffffff];
+    let hits = 0, pkFaults = 0, oks = 0;
+    for (let step = 0; step < 1500; step++) {
+      const cpl = r() & 1 ? 3 : 0;
+      const cr4 = 0x20 | (r() & 1 ? 1 << 21 : 0) | (r() & 1 ? 1 << 22 : 0) | (r() & 1 ? 1 << 24 : 0);
+      const wp = r() & 1 ? 1 << 16 : 0;
+      const ac = r() & 1 ? 1 << 18 : 0;
+      const pkru = r() & 1 ? keyRegs[r() & 3] : r();
+      const pkrs = r() & 1 ? keyRegs[r() & 3] : r();
+      // The Mmu's CPU changes as software would: MOV CR4 (no flush for PKE/PKS/SMAP, SDM
+      // 4.10.4.1), and CPL, PKRU, IA32_PKRS written without derive().
+      expect(mmu.writeCr4(cr4)).toBe(0);
+      a.cpu.cr0 = (a.cpu.cr0 & ~(1 << 16)) | wp;
+      a.cpu.rflags = 0x2 | ac;
+      a.cpu.derive();
+      a.cpu.cpl = cpl;
+      a.cpu.pkru = pkru >>> 0;
+      a.cpu.pkrs = pkrs >>> 0;
+      b.cpu.load({ cr4, cr0: (b.cpu.cr0 & ~(1 << 16)) | wp, rflags: 0x2 | ac, cpl, pkru: pkru >>> 0, pkrs: pkrs >>> 0 });
+      for (let n = 0; n < 24; n++) {
+        const va = ((r() & 15) + 1) * 0x1000 + (r() & 0xfff);
+        const access = ACCESSES[r() % ACCESSES.length];
+        const h0 = mmu.tlb.hits;
+        const got = summary(mmu.translate(va, 0, access), mmu.out);
+        const want = summary(translate(b.mem, b.cpu, va, 0, access, ref), ref);
+        const hit = mmu.tlb.hits > h0;
+        if (got !== want) {
+          throw new Error(`step ${step}: va ${va.toString(16)} access ${access} cpl ${cpl} cr4 ${cr4.toString(16)} wp ${wp >> 16} ac ${ac >> 18} pkru ${(pkru >>> 0).toString(16)} pkrs ${(pkrs >>> 0).toString(16)} (${hit ? 'TLB hit' : 'walk'}): mmu ${got}, walker ${want}`);
+        }
+        if (hit) hits++;
+        if (got.startsWith('ok')) oks++;
+        if (!ref.ok && (ref.errorCode & 0x20) !== 0 && hit) pkFaults++;
+      }
+    }
+    expect(hits).toBeGreaterThan(5000); // the rights table was exercised
+    expect(pkFaults).toBeGreaterThan(500); // and denied by keys on a hit
+    expect(oks).toBeGreaterThan(5000);
+    expect(memDigest({ mem: a.mem } as PtImage)).toEqual(memDigest({ mem: b.mem } as PtImage));
+  });
+
+  it('a supervisor page cached at CPL 0, then read at CPL 3 under CR4.PKS with PKRS.AD: U/S fault, PK=0 (SDM 4.7)', () => {
+    const { mem, cpu } = keyedPages();
+    const mmu = new Mmu(cpu, mem);
+    const va = 1 * 0x1000; // k = 0: supervisor, read-only, key 0
+    expect(mmu.translate(va, 0, ACCESS_READ)).toBe(true);
+    expect(mmu.writeCr4(cpu.cr4 | (1 << 24))).toBe(0);
+    cpu.pkrs = 0x55555555; // AD for every key
+    const h0 = mmu.tlb.hits;
+    cpu.cpl = 3;
+    expect(mmu.translate(va, 0, ACCESS_READ)).toBe(false);
+    expect(mmu.tlb.hits).toBe(h0 + 1);
+    expect(mmu.out.errorCode).toBe(0x5); // P | U, no PK
+    // The same page at CPL 0 after a fresh fill is denied by the key itself: P | PK.
+    cpu.cpl = 0;
+    cpu.pkrs = 0;
+    expect(mmu.translate(va, 0, ACCESS_READ)).toBe(true);
+    cpu.pkrs = 0x55555555;
+    expect(mmu.translate(va, 0, ACCESS_READ)).toBe(false);
+    expect(mmu.out.errorCode).toBe(0x21);
+    // An implicit access at CPL 3 is supervisor-mode (SDM 4.6): the key applies again.
+    cpu.pkrs = 0;
+    expect(mmu.translate(va, 0, ACCESS_READ)).toBe(true);
+    cpu.cpl = 3;
+    cpu.pkrs = 0x55555555;
+    expect(mmu.translate(va, 0, ACCESS_IMPLICIT)).toBe(false);
+    expect(mmu.out.errorCode).toBe(0x21);
+  });
+});
