@@ -14,117 +14,21 @@
  *  - in the direct map, pages the capture has read-only (or with another cache mode) whose
  *    physical page is mapped with those same attributes in the capture's vmalloc or modules
  *    area: set_memory_ro()/_wc()/_uc() on a vmalloc address changes its direct-map alias too
- *    (cpa_process_alias(), arch/x86/mm/pat/set_memory.c), splitting the large page around it.
+ *    (cpa_process_alias(), arch/x86/mm/pat/set_memory.c), splitting the large page around it;
+ *  - in the high kernel mapping, the same for the last PMD past _end: its frames go to the page
+ *    allocator, and set_memory_ro() on module/BPF text in them write-protects their high-map
+ *    alias as well (__cpa_pfn_in_highmap()); only pages at or past the model's _end qualify.
+ * Both rules demand the same proof (linux/compare-aliases.ts).
  */
 import type { PhysMemory } from '../phys/memory.ts';
-import { forEachLeaf } from '../x86/leaves.ts';
 import { addressMarkers, type KernelLayout } from '../report/markers.ts';
 import type { LinuxLayout } from './layout.ts';
+import { collectLeaves, diffRuns, flagsText, runsOf, sizeText, vaText, type Difference, type Leaves, type Run } from './leaf-runs.ts';
+import { directMapAliases, explainAliasSplits, highMapAliases, vmallocAliases } from './compare-aliases.ts';
 
-export const F_USR = 1;
-export const F_RW = 2;
-export const F_NX = 4;
-export const F_GLB = 8;
-export const F_PWT = 16;
-export const F_PCD = 32;
-export const F_PAT = 64;
-const CACHE = F_PWT | F_PCD | F_PAT;
-
-/** Every present leaf of one root, in VA order, in typed arrays (ESPFIX alone is 65,536 leaves). */
-export class Leaves {
-  n = 0;
-  vpn = new Float64Array(1024); // VA >> 12 (< 2^52)
-  shift = new Uint8Array(1024);
-  pa = new Float64Array(1024);
-  flags = new Uint8Array(1024);
-
-  push(vpn: number, shift: number, pa: number, flags: number): void {
-    if (this.n === this.vpn.length) {
-      const grow = <T extends Float64Array | Uint8Array>(a: T): T => { const b = new (a.constructor as new (n: number) => T)(a.length * 2); b.set(a); return b; };
-      this.vpn = grow(this.vpn); this.shift = grow(this.shift); this.pa = grow(this.pa); this.flags = grow(this.flags);
-    }
-    this.vpn[this.n] = vpn; this.shift[this.n] = shift; this.pa[this.n] = pa; this.flags[this.n] = flags;
-    this.n++;
-  }
-
-  /** First index with vpn >= v. */
-  lowerBound(v: number): number {
-    let a = 0;
-    let b = this.n;
-    while (a < b) { const m = (a + b) >>> 1; if (this.vpn[m] < v) a = m + 1; else b = m; }
-    return a;
-  }
-}
-
-/** Effective attributes of a leaf, as compared. */
-export function leafFlags(level: number, lo: number, user: boolean, writable: boolean, xd: boolean): number {
-  let f = (user ? F_USR : 0) | (writable ? F_RW : 0) | (xd ? F_NX : 0);
-  if (lo & 0x100) f |= F_GLB;
-  if (lo & 0x8) f |= F_PWT;
-  if (lo & 0x10) f |= F_PCD;
-  if (level === 1 ? lo & 0x80 : lo & 0x1000) f |= F_PAT;
-  return f;
-}
-
-export function collectLeaves(mem: PhysMemory, root: number, levels: 4 | 5): Leaves {
-  const out = new Leaves();
-  forEachLeaf(mem, root, levels, (vaLo, vaHi, shift, pa, lo, _hi, level, user, writable, xd) => {
-    const vpn = ((vaHi >>> 0) * 4294967296 + (vaLo >>> 0)) / 4096;
-    out.push(vpn, shift, pa, leafFlags(level, lo, user, writable, xd));
-  });
-  return out;
-}
-
-export function flagsText(f: number): string {
-  return [(f & F_USR) ? 'USR' : '   ', (f & F_RW) ? 'RW' : 'ro', (f & F_PWT) ? 'PWT' : '', (f & F_PCD) ? 'PCD' : '',
-    (f & F_PAT) ? 'PAT' : '', (f & F_GLB) ? 'GLB' : '', (f & F_NX) ? 'NX' : 'x'].filter(Boolean).join(' ');
-}
-
-const sizeText = (shift: number) => (shift === 12 ? '4K' : shift === 21 ? '2M' : '1G');
-const vaText = (vpn: number) => '0x' + (BigInt(vpn) << 12n).toString(16).padStart(16, '0');
-
-/** A run: consecutive leaves of one size and attribute set, [startVpn, endVpn). */
-interface Run { s: number; e: number; shift: number; flags: number }
-
-function runsOf(l: Leaves, fromVpn: number, toVpn: number): Run[] {
-  const out: Run[] = [];
-  for (let i = l.lowerBound(fromVpn); i < l.n && l.vpn[i] < toVpn; i++) {
-    const s = l.vpn[i];
-    const e = s + 2 ** (l.shift[i] - 12);
-    const last = out[out.length - 1];
-    if (last && last.e === s && last.shift === l.shift[i] && last.flags === l.flags[i]) last.e = e;
-    else out.push({ s, e, shift: l.shift[i], flags: l.flags[i] });
-  }
-  return out;
-}
-
-/** A stretch where the two sides disagree. `m`/`c`: the model's and capture's run there (null: nothing mapped). */
-export interface Difference { s: number; e: number; m: Run | null; c: Run | null }
-
-function diffRuns(a: Run[], b: Run[], from: number, to: number): Difference[] {
-  const out: Difference[] = [];
-  let i = 0;
-  let j = 0;
-  let p = from;
-  while (p < to) {
-    while (i < a.length && a[i].e <= p) i++;
-    while (j < b.length && b[j].e <= p) j++;
-    const ra = i < a.length && a[i].s <= p ? a[i] : null;
-    const rb = j < b.length && b[j].s <= p ? b[j] : null;
-    let next = to;
-    if (ra) next = Math.min(next, ra.e); else if (i < a.length) next = Math.min(next, a[i].s);
-    if (rb) next = Math.min(next, rb.e); else if (j < b.length) next = Math.min(next, b[j].s);
-    if (!ra && !rb && next === to) break;
-    const same = (ra === null && rb === null) || (ra !== null && rb !== null && ra.shift === rb.shift && ra.flags === rb.flags);
-    if (!same) {
-      const last = out[out.length - 1];
-      if (last && last.e === p && last.m === ra && last.c === rb) last.e = next;
-      else out.push({ s: p, e: next, m: ra, c: rb });
-    }
-    p = next;
-  }
-  return out;
-}
+export {
+  CACHE, F_GLB, F_NX, F_PAT, F_PCD, F_PWT, F_RW, F_USR, Leaves, collectLeaves, flagsText, leafFlags, type Difference,
+} from './leaf-runs.ts';
 
 export type Status = 'match' | 'differ' | 'dynamic';
 
@@ -191,60 +95,6 @@ export function markerRegions(layout: LinuxLayout): Array<{ name: string; start:
   return m.map((x, i) => ({ name: x.name, start: x.start, end: i + 1 < m.length ? m[i + 1].start : 1n << 64n }));
 }
 
-/** PFNs the capture maps in its vmalloc and modules areas, with their attributes: the candidates for direct-map aliases. */
-function vmallocAliases(c: Leaves, regions: Array<{ name: string; start: bigint; end: bigint }>): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const r of regions) {
-    if (r.name !== 'vmalloc() Area' && r.name !== 'Modules') continue;
-    const from = Number(r.start >> 12n);
-    const to = Number((r.end - 1n) >> 12n) + 1;
-    for (let i = c.lowerBound(from); i < c.n && c.vpn[i] < to; i++) {
-      const pages = 2 ** (c.shift[i] - 12);
-      for (let k = 0; k < pages; k++) out.set(c.pa[i] / 4096 + k, c.flags[i]);
-    }
-  }
-  return out;
-}
-
-/**
- * Direct-map differences, grouped by the model's large page they fall in, are explained when
- * every 4 KiB page of the group either has the model's attributes (the large page was only
- * split) or has the attributes of a vmalloc/module alias of the same physical page — and at
- * least one page of the group is such an alias (the reason for the split).
- */
-function explainDirectMap(diffs: Difference[], c: Leaves, aliases: Map<number, number>, pageOffsetVpn: number): Set<Difference> {
-  const groups = new Map<number, Difference[]>();
-  for (const d of diffs) {
-    if (!d.m || !d.c || d.c.shift >= d.m.shift) continue;
-    const span = 2 ** (d.m.shift - 12);
-    const key = Math.floor(d.s / span) * span;
-    if (Math.floor((d.e - 1) / span) * span !== key) continue; // crosses a large page: not a split of one
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = []));
-    g.push(d);
-  }
-  const ok = new Set<Difference>();
-  for (const g of groups.values()) {
-    let sawAlias = false;
-    let bad = false;
-    for (const d of g) {
-      for (let i = c.lowerBound(d.s); i < c.n && c.vpn[i] < d.e && !bad; i++) {
-        const f = c.flags[i];
-        if (f === d.m!.flags) continue;
-        const pfn = c.pa[i] / 4096;
-        const a = aliases.get(pfn);
-        const diff = f ^ d.m!.flags;
-        if (pfn !== c.vpn[i] - pageOffsetVpn || a === undefined || (diff & ~(F_RW | CACHE)) !== 0) { bad = true; break; }
-        if ((diff & F_RW) && ((f & F_RW) || (a & F_RW))) bad = true; // only a read-only alias makes the direct map read-only
-        if ((diff & CACHE) && (f & CACHE) !== (a & CACHE)) bad = true;
-        sawAlias = true;
-      }
-    }
-    if (!bad && sawAlias) for (const d of g) ok.add(d);
-  }
-  return ok;
-}
-
 function describe(d: Difference): string {
   const side = (r: Run | null) => (r ? `${sizeText(r.shift)} ${flagsText(r.flags)}` : 'unmapped');
   return `${vaText(d.s)}-${vaText(d.e)}: model ${side(d.m)} | capture ${side(d.c)}`;
@@ -252,11 +102,13 @@ function describe(d: Difference): string {
 
 function compareRoot(
   which: 'kernel' | 'user', m: Leaves, c: Leaves, regions: Array<{ name: string; start: bigint; end: bigint }>,
-  pageOffset: bigint, maxShown: number,
+  pageOffset: bigint, imageEnd: bigint | undefined, maxShown: number,
 ): RootCompare {
   const aliases = vmallocAliases(c, regions);
   const out: RegionResult[] = [];
-  const pageOffsetVpn = Number(pageOffset >> 12n);
+  const direct = directMapAliases(Number(pageOffset >> 12n));
+  // Without the model's _end no high-map page is known to be allocatable: nothing there is explained.
+  const high = highMapAliases(m, imageEnd === undefined ? Infinity : Number((imageEnd + 4095n) >> 12n));
   for (const r of regions) {
     const policy = POLICY[r.name] ?? { required: true, pa: 'static' };
     const from = Number(r.start >> 12n);
@@ -267,7 +119,8 @@ function compareRoot(
     const diffs = diffRuns(mr, cr, from, to);
     const unexplained: Difference[] = [];
     const explained: Difference[] = [];
-    const ok = r.name === 'Low Kernel Mapping' ? explainDirectMap(diffs, c, aliases, pageOffsetVpn) : new Set<Difference>();
+    const map = r.name === 'Low Kernel Mapping' ? direct : r.name === 'High Kernel Mapping' ? high : null;
+    const ok = map ? explainAliasSplits(diffs, c, aliases, map) : new Set<Difference>();
     for (const d of diffs) (ok.has(d) ? explained : unexplained).push(d);
     // In the KPTI user root only the process's half and its LDT may hold what the model lacks.
     const required = which === 'user' ? r.name !== 'User Space' && r.name !== 'LDT remap' : policy.required;
@@ -280,7 +133,9 @@ function compareRoot(
       status = 'differ';
     } else if (explained.length > 0) {
       status = 'dynamic';
-      reason = `${explained.length} stretches of large pages split around direct-map aliases of read-only (or uncached) vmalloc/module pages: set_memory_ro() on a vmalloc address changes its alias too (cpa_process_alias(), set_memory.c)`;
+      reason = r.name === 'High Kernel Mapping'
+        ? `${explained.length} stretches of the last PMD past _end split around high-map aliases of read-only module/BPF pages: set_memory_ro() on a module address changes the high-map alias of a frame past _end too (cpa_process_alias(), __cpa_pfn_in_highmap(), set_memory.c)`
+        : `${explained.length} stretches of large pages split around direct-map aliases of read-only (or uncached) vmalloc/module pages: set_memory_ro() on a vmalloc address changes its alias too (cpa_process_alias(), set_memory.c)`;
     }
     // Physical addresses, for leaves with the same VA and size on both sides.
     let compared = 0;
@@ -313,21 +168,22 @@ export interface CompareInput {
 
 /**
  * Compare model and capture: the kernel roots over all regions, and (when both have one) the
- * KPTI user roots' kernel halves. Required: every region marked required matches, or differs
+ * KPTI user roots' kernel halves; `model.imageEnd` (the model's _end) lets high-map splits past it
+ * be explained. Required: every region marked required matches, or differs
  * only in explained dynamic ways; and the user root's kernel half matches page for page.
  */
 export function compareKernels(
-  layout: LinuxLayout, model: { kernel: CompareInput; user: CompareInput | null },
+  layout: LinuxLayout, model: { kernel: CompareInput; user: CompareInput | null; imageEnd?: bigint },
   capture: { kernel: CompareInput; user: CompareInput | null }, maxShown = 5,
 ): CompareResult {
   const regions = markerRegions(layout);
   const kernel = compareRoot('kernel', collectLeaves(model.kernel.mem, model.kernel.root, model.kernel.levels),
-    collectLeaves(capture.kernel.mem, capture.kernel.root, capture.kernel.levels), regions, layout.addrs.page_offset_base, maxShown);
+    collectLeaves(capture.kernel.mem, capture.kernel.root, capture.kernel.levels), regions, layout.addrs.page_offset_base, model.imageEnd, maxShown);
   let user: RootCompare | null = null;
   const failures: string[] = [];
   if (model.user && capture.user) {
     user = compareRoot('user', collectLeaves(model.user.mem, model.user.root, model.user.levels),
-      collectLeaves(capture.user.mem, capture.user.root, capture.user.levels), regions, layout.addrs.page_offset_base, maxShown);
+      collectLeaves(capture.user.mem, capture.user.root, capture.user.levels), regions, layout.addrs.page_offset_base, model.imageEnd, maxShown);
   } else if (model.user || capture.user) {
     failures.push(`KPTI user root: ${model.user ? 'the capture has none' : 'the model has none (PTI off)'}`);
   }

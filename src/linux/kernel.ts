@@ -12,6 +12,8 @@
  *   alternative_instructions: free the SMP locks (uniprocessor)
  *   do_init_real_mode: trampoline permissions      directmap.ts
  *   kernel_init: free_initmem, mark_rodata_ro, pti_finalize
+ *   what-ifs and later loads: the image tail unmapped from the high map, module/BPF text in
+ *   image-tail frames (image-tail.ts)
  *
  * What the real kernel allocates dynamically (vmalloc, modules, BPF, the per-CPU first chunk's
  * placement, processes) is not modelled; where a physical address of such an allocation is
@@ -25,7 +27,7 @@ import type { Iomem } from '../io/iomem.ts';
 import type { Kconfig } from '../io/kconfig.ts';
 import { kaslrGetRandomLong } from './kaslr.ts';
 import { buildLayout, type KaslrOption, type LayoutConfig, type LinuxLayout } from './layout.ts';
-import { _PAGE_TABLE, protMasks, type CpaEnv, type ProtMasks, PTE_PFN_MASK } from './cpa.ts';
+import { _PAGE_TABLE, protMasks, type CpaEnv, type ProtMasks } from './cpa.ts';
 import {
   initMemMapping, placeTrampoline, probePageSizeMask, realModePermissions, type DirectMapEnv, type MapRange, type Trampoline,
 } from './directmap.ts';
@@ -39,6 +41,8 @@ import {
   setupCpuEntryArea, type VsyscallMode,
 } from './fixed.ts';
 import { ptiEnabled, ptiFinalize, ptiInit, ptiKernelImageGlobalOk, ptiModeFromCmdline, type PtiMode } from './pti.ts';
+import { imageTail, placeTailText, unmapHighmapTail, type ImageTail, type TailText, type TailTextSpec } from './image-tail.ts';
+import { tableStats } from './table-stats.ts';
 
 export { BootAllocator, percpuUnitSize, type PhysRange } from './memblock.ts';
 
@@ -149,6 +153,10 @@ export interface KernelOptions {
   alloc?: (size: bigint, align: bigint) => bigint;
   /** The seed for what the kernel draws at random and no input gives (ESPFIX, cpu_entry_area slots). */
   seed?: number;
+  /** Module/BPF text loaded after boot into frames of the image tail (image-tail.ts placeTailText()). */
+  tailText?: readonly TailTextSpec[];
+  /** 'unmap': the what-if that removes the image tail from the high map at boot (image-tail.ts). Default 'keep'. */
+  highmapTail?: 'keep' | 'unmap';
 }
 
 /** What every boot step reads and writes. */
@@ -213,6 +221,11 @@ export interface KernelModel {
   /** Physical memory in use after boot: the first MiB, the image, per-CPU areas, and everything allocated while booting. */
   reserved: PhysRange[];
   cpaLog: Array<{ what: string; va: bigint; pages: number }>;
+  /** The frames past _end the high map's last PMD maps (image-tail.ts), and whether that alias was unmapped. */
+  imageTail: ImageTail;
+  highmapTail: 'keep' | 'unmap';
+  /** Module/BPF text placed in image-tail frames (mapped in the modules area, read-only and executable). */
+  tailText: TailText[];
   /** set_memory.c's state, for further set_memory_*() calls on the model (linux/cpa.ts). */
   cpa: CpaEnv;
   stats: KernelStats;
@@ -378,8 +391,20 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
   if (trampoline) realModePermissions(cpa, trampoline);
   freeInitmem(ctx);
   if (rodata) markRodataRo(ctx);
+  const highmapTail = opts.highmapTail ?? 'keep';
+  if (highmapTail !== 'keep' && highmapTail !== 'unmap') throw new RangeError(`highmapTail: expected keep or unmap, found ${String(highmapTail)}`);
+  const tail = highmapTail === 'unmap' ? unmapHighmapTail(ctx) : imageTailOf(ctx);
   const imageGlobal = pti && ptiKernelImageGlobalOk({ pcid: cpu.pcid, mode: ptiMode, k8: hasK8(cpu), randstruct: config.randstruct });
   if (pti) ptiFinalize(ctx, imageGlobal);
+  // After boot: module/BPF text the page allocator placed in image-tail frames.
+  const tailText = placeTailText(ctx, opts.tailText ?? [], (pa, bytes) => {
+    const r = { start: pa, end: pa + bytes };
+    const clash = [...reserved, ...allocated].find((x) => x.start < r.end && r.start < x.end);
+    if (clash || !ram.some((x) => x.start <= r.start && r.end <= x.end)) {
+      throw new RangeError(`tail text at 0x${pa.toString(16)}: ${clash ? 'the frames are already in use' : 'not RAM'}`);
+    }
+    reserved.push(r);
+  });
 
   const userRoot = pti ? Number(root) + 4096 : null;
   reserved.push(...allocated);
@@ -387,6 +412,7 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
     layout, mem, levels, kernelRoot: Number(root), userRoot, pti: { enabled: pti, mode: ptiMode, kernelImageGlobal: imageGlobal },
     cpu, config, sections: sym, physBase, brkEnd, vsyscall, cpus, perCpuPa, ceaSlots, espfix, trampoline,
     directMapRanges: dm.trace, pfnMapped: cpa.pfnMapped, tableFrames, reserved, cpaLog: cpa.log ?? [], cpa,
+    imageTail: tail, highmapTail, tailText,
     stats: {
       tables: { kernel: {}, user: {} }, tablePages: 0, tableBytes: 0, splits: cpa.splits,
       directMap: { k4: cpa.directPages.k4 * 4096, m2: cpa.directPages.m2 * 2097152, g1: cpa.directPages.g1 * 1073741824 },
@@ -395,6 +421,10 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
   };
   tableStats(model);
   return model;
+}
+
+function imageTailOf(ctx: BootContext): ImageTail {
+  return imageTail({ end: ctx.sym.end, brkEnd: ctx.brkEnd, startKernelMap: ctx.layout.addrs.__START_KERNEL_map, physBase: ctx.physBase });
 }
 
 /** init_cea_offsets(): the CPU number without KASLR, else a distinct random slot per CPU. */
@@ -420,35 +450,4 @@ export function apicFromIomem(iomem: Iomem | undefined): { lapic: bigint | null;
     .sort((a, b) => Number(a.name.slice(7)) - Number(b.name.slice(7)))
     .map((n) => n.start & ~(PAGE - 1n));
   return { lapic: lapic === null ? null : lapic & ~(PAGE - 1n), ioapics: io };
-}
-
-/** Count the paging-structure pages under each root, attributed to the region of the first address each maps. */
-function tableStats(model: KernelModel): void {
-  const seen = new Set<number>();
-  const walk = (root: number, out: Record<string, number>) => {
-    const mine = new Set<number>();
-    const visit = (table: number, level: number, base: bigint) => {
-      if (mine.has(table)) return; // shared below several entries (ESPFIX clones)
-      mine.add(table);
-      const region = level === model.levels ? 'root' : model.layout.regionOf(base).id;
-      out[region] = (out[region] ?? 0) + 1;
-      seen.add(table);
-      if (level === 1) return;
-      const w = model.mem.frameWords(Math.floor(table / 4096));
-      const shift = BigInt(12 + 9 * (level - 1));
-      for (let i = 0; i < 512; i++) {
-        const lo = w[i * 2];
-        if ((lo & 1) === 0 || (level <= 3 && (lo & 0x80) !== 0)) continue;
-        let va = base + (BigInt(i) << shift);
-        if (level === model.levels && i >= 256) va |= model.levels === 5 ? 0xfe00000000000000n : 0xffff000000000000n;
-        const next = Number(((BigInt(w[i * 2 + 1]) << 32n) | BigInt(lo)) & PTE_PFN_MASK);
-        visit(next, level - 1, va);
-      }
-    };
-    visit(root, model.levels, 0n);
-  };
-  walk(model.kernelRoot, model.stats.tables.kernel);
-  if (model.userRoot !== null) walk(model.userRoot, model.stats.tables.user);
-  model.stats.tablePages = seen.size;
-  model.stats.tableBytes = seen.size * 4096;
 }

@@ -341,6 +341,7 @@ export class System {
       this.tablePfns.add(pfn);
     }
     for (const p of k.espfix?.stackPa ?? []) specific.push({ start: Number(p), end: Number(p) + PAGE_SIZE, kind: 'espfix-stack', what: 'ESPFIX stack', va: this.directMapVa(Number(p)), via: 'direct' });
+    for (const t of k.tailText ?? []) specific.push({ start: Number(t.pa), end: Number(t.pa) + t.pages * PAGE_SIZE, kind: 'module-text', what: `module text ${t.name}`, va: t.va, via: 'vmalloc' });
     specific.sort((x, y) => x.start - y.start);
     for (const s of specific) this.add({ owner: KERNEL_OWNER, kind: s.kind, what: s.what, cls: cls(s.kind), mapCls: cls(s.kind), ranges: [{ pa: s.start, bytes: s.end - s.start }], va: s.va, via: s.via, boot: true });
     // What else boot reserved (the first MiB, memmap, trampoline, …) minus the above: 'memblock'.

@@ -119,7 +119,7 @@ export function registerKernel(program: Command): void {
         if (img.paging_levels !== model.levels) throw new UsageError(`--compare: the capture uses ${img.paging_levels}-level paging, the model ${model.levels}-level (use --la57 or --capture)`);
         const ur = img.roots.user;
         result = compareKernels(model.layout,
-          { kernel: { mem: model.mem, root: model.kernelRoot, levels: model.levels }, user: model.userRoot === null ? null : { mem: model.mem, root: model.userRoot, levels: model.levels } },
+          { kernel: { mem: model.mem, root: model.kernelRoot, levels: model.levels }, user: model.userRoot === null ? null : { mem: model.mem, root: model.userRoot, levels: model.levels }, imageEnd: model.sections.end },
           { kernel: { mem: img.mem, root: img.roots.kernel, levels: img.paging_levels }, user: ur === undefined ? null : { mem: img.mem, root: ur, levels: img.paging_levels } });
       }
       if (o.json) {
