@@ -16,6 +16,7 @@ import { nsToCycles } from './costs.ts';
 import { Engine } from './engine.ts';
 import type { Scenario, SimTime } from './scenario-types.ts';
 import { EK, EK_NAMES, N_EK, type Counts } from './thread.ts';
+import { stateKey } from './same-state.ts';
 import { buildWorld, type World } from './world.ts';
 
 export interface LeakCell {
@@ -67,6 +68,10 @@ export interface RunReport {
   readonly stop: string;
   readonly baseline: string;
   readonly mitigations: readonly MitigationResult[];
+  /** Per entry, sim/same-state.ts stateKey() (not part of the JSON). */
+  readonly stateKeys: readonly string[];
+  /** The cost model's clock in GHz (cycles per ns). */
+  readonly ghz: number;
 }
 
 export interface RunOptions {
@@ -170,25 +175,61 @@ function resultOf(world: World, engine: Engine, baseCycles: number): MitigationR
   };
 }
 
-/** Run every isolation entry of `scenario`. */
+/** One isolation entry's run, as a worker returns it: the result, its state key and the clock. */
+export interface EntryRun {
+  readonly result: MitigationResult;
+  /** sim/same-state.ts stateKey(): equal keys = one configuration. */
+  readonly stateKey: string;
+  /** The cost model's clock (cycles per ns), to turn `when` into ns. */
+  readonly ghz: number;
+}
+
+/** The baseline entry `b` of one seed: its run and the events per task every other entry repeats. */
+export function runBaseline(scenario: Scenario, b: number): EntryRun & { readonly targets: number[] } {
+  const base = runEntry(scenario, b, null);
+  const r = resultOf(base.world, base.engine, 0);
+  return {
+    result: { ...r, costs: { ...r.costs, overhead_pct: 0 } },
+    stateKey: stateKey(base.world.state, base.world.iso),
+    ghz: base.world.costs.clock.ghz,
+    targets: Array.from(base.engine.meter.eventsDone),
+  };
+}
+
+/** Entry `i` of one seed, after its baseline: the baseline's events per task, overhead against its cycles. */
+export function runAfterBaseline(scenario: Scenario, i: number, targets: ArrayLike<number>, baseCycles: number): EntryRun {
+  const r = runEntry(scenario, i, Int32Array.from(targets));
+  return { result: resultOf(r.world, r.engine, baseCycles), stateKey: stateKey(r.world.state, r.world.iso), ghz: r.world.costs.clock.ghz };
+}
+
+/** The workload line of the report. */
+function stopText(s: Scenario): string {
+  return s.stop.kind === 'events' ? `${s.stop.count} events per task` : `${s.stop.time.value}${s.stop.time.unit === 'ns' ? 'ns' : ' cycles'} (baseline), then the baseline's events per task`;
+}
+
+/** One seed's report from its entries' runs (in scenario order). */
+export function assembleReport(scenario: Scenario, runs: readonly EntryRun[]): RunReport {
+  const b = baselineIndex(scenario);
+  return {
+    scenario: scenario.name, file: scenario.file, seed: scenario.seed, cpu: scenario.machine.cpu, stop: stopText(scenario), baseline: scenario.isolation[b].name,
+    mitigations: runs.map((r) => r.result), stateKeys: runs.map((r) => r.stateKey), ghz: runs[b].ghz,
+  };
+}
+
+/** Run every isolation entry of `scenario` for its one seed, in this thread (sim/seeds.ts runs many seeds). */
 export function runScenario(input: Scenario, o: RunOptions = {}): RunReport {
   const scenario = withRunOptions(input, o);
   const n = scenario.isolation.length;
   const b = baselineIndex(scenario);
   o.onProgress?.(0, n, scenario.isolation[b].name);
-  const base = runEntry(scenario, b, null);
-  const targets = Int32Array.from(base.engine.meter.eventsDone);
-  const results: MitigationResult[] = new Array(n);
-  const baseResult = resultOf(base.world, base.engine, 0);
-  const baseCycles = baseResult.costs.cycles;
-  results[b] = { ...baseResult, costs: { ...baseResult.costs, overhead_pct: 0 } };
+  const base = runBaseline(scenario, b);
+  const runs: EntryRun[] = new Array(n);
+  runs[b] = base;
   let done = 1;
   for (let i = 0; i < n; i++) {
     if (i === b) continue;
     o.onProgress?.(done++, n, scenario.isolation[i].name);
-    const r = runEntry(scenario, i, targets);
-    results[i] = resultOf(r.world, r.engine, baseCycles);
+    runs[i] = runAfterBaseline(scenario, i, base.targets, base.result.costs.cycles);
   }
-  const stop = scenario.stop.kind === 'events' ? `${scenario.stop.count} events per task` : `${scenario.stop.time.value}${scenario.stop.time.unit === 'ns' ? 'ns' : ' cycles'} (baseline), then the baseline's events per task`;
-  return { scenario: scenario.name, file: scenario.file, seed: scenario.seed, cpu: scenario.machine.cpu, stop, baseline: scenario.isolation[b].name, mitigations: results };
+  return assembleReport(scenario, runs);
 }
