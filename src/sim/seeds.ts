@@ -1,0 +1,232 @@
+/**
+ * Leaks and costs as statistics over seeds (DESIGN.md "Answers are statistics"; issue 10 item 6).
+ *
+ * `kasi run --seed S --seeds N` runs the scenario for seeds S … S+N-1 (sim/pool.ts); this file
+ * turns the N one-seed reports into one: per attack × secret cell, the fraction of seeds that
+ * leaked, the median bytes and the median time to first leak over the seeds that leaked, and a
+ * verdict; per mitigation set, the median and the spread (min, quartiles, max) of its cycles and
+ * overhead. Pure and order-preserving: the same per-seed reports give the same summary.
+ *
+ * Verdicts: `leaks` = leaked in every seed, `no leak` = in none, `unstable` = in some only (the
+ * cell depends on the seed: run more seeds or a longer duration before trusting either answer).
+ */
+import type { MitigationResult, RunReport } from './run.ts';
+import { sameAs } from './same-state.ts';
+
+/** The default N: verdicts per cell agree between two disjoint seed sets (examples/README.md). */
+export const DEFAULT_SEEDS = 8;
+
+export type Verdict = 'leaks' | 'no leak' | 'unstable';
+
+export interface CellStats {
+  readonly attack: string;
+  readonly secret: string;
+  readonly owner: string;
+  /** Bytes planted. */
+  readonly of: number;
+  readonly seeds: number;
+  readonly seeds_leaked: number;
+  readonly verdict: Verdict;
+  /** Median bytes recovered over the seeds that leaked (null: none leaked). */
+  readonly bytes_median: number | null;
+  /** Median time of the first counted byte over the seeds that leaked, ns (null: none leaked). */
+  readonly first_leak_ns_median: number | null;
+  /** bytes_median, 0 when no seed leaked (the one-seed field). */
+  readonly bytes: number;
+  /** Median cycle of the first leak over the seeds that leaked, -1 when none (the one-seed field). */
+  readonly when: number;
+  /** Per seed, in seed order. */
+  readonly bytes_by_seed: readonly number[];
+  readonly first_leak_ns_by_seed: readonly (number | null)[];
+}
+
+export interface Spread {
+  readonly min: number;
+  readonly q1: number;
+  readonly median: number;
+  readonly q3: number;
+  readonly max: number;
+}
+
+export interface ReasonStats {
+  readonly event: string;
+  readonly part: string;
+  readonly object: string;
+  /** Total over the seeds. */
+  readonly count: number;
+  /** Seeds in which this cause made an exit. */
+  readonly seeds: number;
+  /** The first faulting address, in the first seed that had this cause. */
+  readonly va: string;
+}
+
+export interface SetStats {
+  readonly name: string;
+  readonly cmdline: string;
+  readonly design: string;
+  readonly stun: boolean;
+  readonly state: MitigationResult['state'];
+  /** The earlier entry this one resolves to the same mitigation state as (sim/same-state.ts), or null. */
+  readonly same_as: string | null;
+  /** Cells that leaked in at least one seed. */
+  readonly leaks: readonly CellStats[];
+  /** Every attack × secret cell. */
+  readonly matrix: readonly CellStats[];
+  readonly costs: {
+    /** Medians over the seeds. */
+    readonly cycles: number;
+    readonly overhead_pct: number;
+    readonly spread: { readonly cycles: Spread; readonly overhead_pct: Spread };
+    readonly cycles_by_seed: readonly number[];
+    readonly overhead_pct_by_seed: readonly number[];
+    /** Medians over the seeds. */
+    readonly counts: Readonly<Record<string, number>>;
+    readonly by_kind: Readonly<Record<string, number>>;
+  };
+  readonly asi_exit_reasons: readonly ReasonStats[];
+  /** Of the first seed. */
+  readonly secrets: MitigationResult['secrets'];
+  /** Of the first seed. */
+  readonly events_per_task: readonly number[];
+  /** Every seed's notes, once each, in order of first appearance. */
+  readonly notes: readonly string[];
+}
+
+export interface SameState {
+  /** The later entry. */
+  readonly entry: string;
+  readonly same_as: string;
+  /** The shared state, as each set's `state` prints it. */
+  readonly state: MitigationResult['state'];
+}
+
+export interface SeedsReport {
+  readonly scenario: string;
+  readonly file: string;
+  /** The first seed. */
+  readonly seed: number;
+  readonly seeds: number;
+  readonly cpu: string;
+  readonly stop: string;
+  readonly baseline: string;
+  readonly same_state: readonly SameState[];
+  readonly mitigations: readonly SetStats[];
+}
+
+/** The median of `xs` (the mean of the two middle values for an even count); NaN when empty. */
+export function median(xs: readonly number[]): number {
+  return quantile(xs, 0.5);
+}
+
+/** Quantile `q` of `xs` by linear interpolation between order statistics (R type 7). */
+export function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const h = (s.length - 1) * q;
+  const lo = Math.floor(h);
+  const hi = Math.ceil(h);
+  return s[lo] + (h - lo) * (s[hi] - s[lo]);
+}
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+export function spread(xs: readonly number[]): Spread {
+  return { min: Math.min(...xs), q1: round2(quantile(xs, 0.25)), median: round2(median(xs)), q3: round2(quantile(xs, 0.75)), max: Math.max(...xs) };
+}
+
+export function verdictOf(leaked: number, seeds: number): Verdict {
+  return leaked === 0 ? 'no leak' : leaked === seeds ? 'leaks' : 'unstable';
+}
+
+/** One cell over the seeds; `cells[k]` is seed k's cell (undefined: that seed had no such cell), `ghz[k]` its clock. */
+export function cellStats(cells: readonly ({ attack: string; secret: string; owner: string; bytes: number; of: number; when: number } | undefined)[], ghz: readonly number[]): CellStats {
+  const any = cells.find((c) => c !== undefined);
+  if (any === undefined) throw new RangeError('cellStats: no seed has this cell');
+  const bytes = cells.map((c) => c?.bytes ?? 0);
+  const whenNs = cells.map((c, k) => (c !== undefined && c.bytes > 0 && c.when >= 0 ? Math.round(c.when / ghz[k]) : null));
+  const leakedAt = bytes.flatMap((b, k) => (b > 0 ? [k] : []));
+  const n = leakedAt.length;
+  const bMed = n === 0 ? null : median(leakedAt.map((k) => bytes[k]));
+  const times = leakedAt.flatMap((k) => (whenNs[k] === null ? [] : [whenNs[k] as number]));
+  const cyc = leakedAt.flatMap((k) => (cells[k] !== undefined && cells[k]!.when >= 0 ? [cells[k]!.when] : []));
+  const tMed = times.length === 0 ? null : Math.round(median(times));
+  return {
+    attack: any.attack, secret: any.secret, owner: any.owner, of: any.of,
+    seeds: cells.length, seeds_leaked: n, verdict: verdictOf(n, cells.length),
+    bytes_median: bMed, first_leak_ns_median: tMed,
+    bytes: bMed ?? 0, when: cyc.length === 0 ? -1 : Math.round(median(cyc)),
+    bytes_by_seed: bytes, first_leak_ns_by_seed: whenNs,
+  };
+}
+
+function medianRecord(rs: readonly Readonly<Record<string, number>>[]): Record<string, number> {
+  const keys: string[] = [];
+  for (const r of rs) for (const k of Object.keys(r)) if (!keys.includes(k)) keys.push(k);
+  const out: Record<string, number> = {};
+  for (const k of keys) out[k] = round2(median(rs.map((r) => r[k] ?? 0)));
+  return out;
+}
+
+function reasonStats(ms: readonly MitigationResult[]): ReasonStats[] {
+  const agg = new Map<string, { event: string; part: string; object: string; count: number; seeds: number; va: string }>();
+  for (const m of ms) for (const x of m.asi_exit_reasons) {
+    const k = `${x.event}\u0000${x.part}\u0000${x.object}`;
+    const row = agg.get(k);
+    if (row === undefined) agg.set(k, { event: x.event, part: x.part, object: x.object, count: x.count, seeds: 1, va: x.va });
+    else { row.count += x.count; row.seeds++; }
+  }
+  return [...agg.values()];
+}
+
+/** Entry `i` over the seeds (`ms[k]` = seed k's result for it). */
+function setStats(ms: readonly MitigationResult[], ghz: readonly number[], sameAsName: string | null): SetStats {
+  const first = ms[0];
+  const keys: string[] = [];
+  const seen = new Set<string>();
+  for (const m of ms) for (const c of m.matrix) {
+    const k = `${c.attack}\u0000${c.secret}`;
+    if (!seen.has(k)) { seen.add(k); keys.push(k); }
+  }
+  const matrix = keys.map((k) => cellStats(ms.map((m) => m.matrix.find((c) => `${c.attack}\u0000${c.secret}` === k)), ghz));
+  const cycles = ms.map((m) => m.costs.cycles);
+  const over = ms.map((m) => m.costs.overhead_pct);
+  const notes: string[] = [];
+  for (const m of ms) for (const n of m.notes) if (!notes.includes(n)) notes.push(n);
+  return {
+    name: first.name, cmdline: first.cmdline, design: first.design, stun: first.stun, state: first.state, same_as: sameAsName,
+    leaks: matrix.filter((c) => c.seeds_leaked > 0),
+    matrix,
+    costs: {
+      cycles: Math.round(median(cycles)), overhead_pct: round2(median(over)),
+      spread: { cycles: spread(cycles), overhead_pct: spread(over) },
+      cycles_by_seed: cycles, overhead_pct_by_seed: over,
+      counts: medianRecord(ms.map((m) => m.costs.counts)), by_kind: medianRecord(ms.map((m) => m.costs.by_kind)),
+    },
+    asi_exit_reasons: reasonStats(ms),
+    secrets: first.secrets,
+    events_per_task: first.events_per_task,
+    notes,
+  };
+}
+
+/** The N one-seed reports (seed order, each with every entry in scenario order) as one. */
+export function summarize(reports: readonly RunReport[]): SeedsReport {
+  if (reports.length === 0) throw new RangeError('summarize: no seeds');
+  const r0 = reports[0];
+  const n = r0.mitigations.length;
+  const same = sameAs(r0.stateKeys);
+  const ghz = reports.map((r) => r.ghz);
+  const mitigations = Array.from({ length: n }, (_, i) => setStats(reports.map((r) => r.mitigations[i]), ghz, same[i] >= 0 ? r0.mitigations[same[i]].name : null));
+  const sameState: SameState[] = [];
+  for (let i = 0; i < n; i++) if (same[i] >= 0) sameState.push({ entry: r0.mitigations[i].name, same_as: r0.mitigations[same[i]].name, state: r0.mitigations[i].state });
+  return { scenario: r0.scenario, file: r0.file, seed: r0.seed, seeds: reports.length, cpu: r0.cpu, stop: r0.stop, baseline: r0.baseline, same_state: sameState, mitigations };
+}
+
+/** "l1d-cond and kpti resolve to the same mitigation state: …" for each pair (report note and stderr warning). */
+export function sameStateLines(r: SeedsReport): string[] {
+  return r.same_state.map((x) => {
+    const m = r.mitigations.find((s) => s.name === x.entry)!;
+    const st = Object.entries(x.state).map(([k, v]) => `${k}=${v}`).join(' ');
+    return `${x.same_as} and ${x.entry} resolve to the same mitigation state: ${st}, design ${m.design}${m.stun ? ', stun' : ''} — one configuration under two names`;
+  });
+}
