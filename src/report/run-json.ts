@@ -1,23 +1,33 @@
 /**
  * `kasi run --json`: one object
- *   {"scenario", "file", "seed", "cpu", "stop", "baseline",
- *    "mitigations": [{"name", "cmdline", "design", "stun", "state",
- *                     "leaks": [{"attack", "secret", "owner", "bytes", "of", "when"}],
- *                     "matrix": [every attack × secret cell],
- *                     "costs": {"cycles", "overhead_pct", "counts": {...}, "by_kind": {...}},
- *                     "asi_exit_reasons", "secrets", "events_per_task", "notes"}]}
- * Keys in a fixed order; the same report gives the same bytes.
+ *   {"scenario", "file", "seed" (the first), "seeds" (N), "cpu", "stop", "baseline",
+ *    "same_state": [{"entry", "same_as", "state"}],
+ *    "mitigations": [{"name", "cmdline", "design", "stun", "state", "same_as",
+ *                     "leaks": [cells with seeds_leaked > 0],
+ *                     "matrix": [every attack × secret cell:
+ *                        {"attack", "secret", "owner", "of", "seeds", "seeds_leaked", "verdict",
+ *                         "bytes_median", "first_leak_ns_median", "bytes", "when",
+ *                         "bytes_by_seed", "first_leak_ns_by_seed"}],
+ *                     "costs": {"cycles", "overhead_pct" (medians),
+ *                               "spread": {"cycles", "overhead_pct": {"min", "q1", "median", "q3", "max"}},
+ *                               "cycles_by_seed", "overhead_pct_by_seed", "counts", "by_kind" (medians)},
+ *                     "asi_exit_reasons": [{"event", "part", "object", "count", "seeds", "va"}],
+ *                     "secrets", "events_per_task" (of the first seed), "notes"}]}
+ * sim/seeds.ts defines each statistic. Keys in a fixed order; the same report gives the same bytes,
+ * whatever the number of workers.
  */
-import type { RunReport } from '../sim/run.ts';
+import type { SeedsReport } from '../sim/seeds.ts';
 
-export function formatRunJson(r: RunReport): string {
+export function formatRunJson(r: SeedsReport): string {
   return JSON.stringify({
     scenario: r.scenario,
     file: r.file,
     seed: r.seed,
+    seeds: r.seeds,
     cpu: r.cpu,
     stop: r.stop,
     baseline: r.baseline,
+    same_state: r.same_state,
     mitigations: r.mitigations,
   }, null, 2) + '\n';
 }

@@ -1,10 +1,16 @@
 /**
- * `kasi run` as text: the mitigation sets side by side — first the leak matrix (attack × secret:
- * bytes leaked / bytes planted), then the cost table (cycles of the same workload, overhead
- * against the baseline, the counts, cycles by event kind), then the ASI exit reasons and the
- * notes of each set. Deterministic: the same report gives the same text.
+ * `kasi run` as text: the mitigation sets side by side — first the leak matrix (attack × secret),
+ * then the cost table (cycles of the same workload, overhead against the baseline, the counts,
+ * cycles by event kind), then the ASI exit reasons and the notes of each set, and the sets that
+ * resolve to one configuration (sim/same-state.ts).
+ *
+ * One seed: a cell is bytes leaked / bytes planted. N seeds (sim/seeds.ts): a cell is the seeds
+ * that leaked / N and the median bytes recovered in those, `~` marking an unstable cell (leaked
+ * in some seeds only); a second matrix gives the median time to first leak; the costs are
+ * medians with their min..max. Deterministic: the same report gives the same text.
  */
-import type { MitigationResult, RunReport } from '../sim/run.ts';
+import type { CellStats, SeedsReport, SetStats } from '../sim/seeds.ts';
+import { sameStateLines } from '../sim/seeds.ts';
 
 function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
@@ -14,30 +20,50 @@ function table(header: string[], rows: string[][]): string[] {
 
 const num = (n: number): string => n.toLocaleString('en-US');
 
-function leakRows(ms: readonly MitigationResult[]): string[][] {
-  const keys: string[] = [];
+/** 3 significant digits, trailing zeros dropped. */
+const sig = (x: number): string => String(Number(x.toPrecision(3)));
+
+/** A duration in ns as 850ns, 41.2us, 1.23ms, 2.5s. */
+export function formatNs(ns: number): string {
+  if (ns < 1e3) return `${Math.round(ns)}ns`;
+  if (ns < 1e6) return `${sig(ns / 1e3)}us`;
+  if (ns < 1e9) return `${sig(ns / 1e6)}ms`;
+  return `${sig(ns / 1e9)}s`;
+}
+
+/** Matrix cell text: one seed `32/32` or `-`; N seeds `8/8 32B`, `~3/8 32B` (unstable) or `-`. */
+export function cellText(c: CellStats | undefined): string {
+  if (c === undefined) return '';
+  if (c.seeds_leaked === 0) return '-';
+  if (c.seeds === 1) return `${c.bytes}/${c.of}`;
+  return `${c.verdict === 'unstable' ? '~' : ''}${c.seeds_leaked}/${c.seeds} ${c.bytes_median}B`;
+}
+
+function cellKeys(ms: readonly SetStats[]): [string, string][] {
+  const keys: [string, string][] = [];
   const seen = new Set<string>();
   for (const m of ms) for (const c of m.matrix) {
     const k = `${c.attack}\u0000${c.secret}`;
-    if (!seen.has(k)) { seen.add(k); keys.push(k); }
+    if (!seen.has(k)) { seen.add(k); keys.push([c.attack, c.secret]); }
   }
-  return keys.map((k) => {
-    const [attack, secret] = k.split('\u0000');
-    const owner = ms[0].matrix.find((c) => c.attack === attack && c.secret === secret)?.owner ?? '';
-    return [`${attack} × ${secret} (${owner})`, ...ms.map((m) => {
-      const c = m.matrix.find((x) => x.attack === attack && x.secret === secret);
-      return c === undefined ? '' : c.bytes === 0 ? '-' : `${c.bytes}/${c.of}`;
-    })];
+  return keys;
+}
+
+function leakRows(ms: readonly SetStats[], cell: (c: CellStats | undefined) => string, withSize: boolean): string[][] {
+  return cellKeys(ms).map(([attack, secret]) => {
+    const first = ms.map((m) => m.matrix.find((c) => c.attack === attack && c.secret === secret)).find((c) => c !== undefined);
+    const label = `${attack} × ${secret} (${first?.owner ?? ''}${withSize && first !== undefined ? `, ${first.of}B` : ''})`;
+    return [label, ...ms.map((m) => cell(m.matrix.find((x) => x.attack === attack && x.secret === secret)))];
   });
 }
 
 const COUNTS = ['cr3_writes', 'tlb_flushes', 'asi_exits', 'asi_entries', 'page_faults', 'asi_faults', 'l1d_flushes', 'verw', 'stuns', 'ipis', 'stun_spin_cycles', 'context_switches', 'tlb_walks', 'l1d_misses', 'events'];
 
-function costRows(ms: readonly MitigationResult[]): string[][] {
-  const rows: string[][] = [
-    ['cycles', ...ms.map((m) => num(m.costs.cycles))],
-    ['overhead %', ...ms.map((m) => m.costs.overhead_pct.toFixed(2))],
-  ];
+function costRows(ms: readonly SetStats[], seeds: number): string[][] {
+  const rows: string[][] = [['cycles', ...ms.map((m) => num(m.costs.cycles))]];
+  if (seeds > 1) rows.push(['cycles spread %', ...ms.map((m) => (m.costs.cycles > 0 ? ((m.costs.spread.cycles.max - m.costs.spread.cycles.min) / m.costs.cycles * 100).toFixed(2) : '0.00'))]);
+  rows.push(['overhead %', ...ms.map((m) => m.costs.overhead_pct.toFixed(2))]);
+  if (seeds > 1) rows.push(['overhead % min..max', ...ms.map((m) => `${m.costs.spread.overhead_pct.min.toFixed(2)}..${m.costs.spread.overhead_pct.max.toFixed(2)}`)]);
   for (const k of COUNTS) rows.push([k, ...ms.map((m) => num(m.costs.counts[k] ?? 0))]);
   const kinds: string[] = [];
   for (const m of ms) for (const k of Object.keys(m.costs.by_kind)) if (!kinds.includes(k)) kinds.push(k);
@@ -45,28 +71,40 @@ function costRows(ms: readonly MitigationResult[]): string[][] {
   return rows;
 }
 
-export function formatRunText(r: RunReport): string {
+export function formatRunText(r: SeedsReport): string {
   const ms = r.mitigations;
+  const n = r.seeds;
   const head = ['', ...ms.map((m) => m.name)];
+  const seedText = n === 1 ? `seed ${r.seed}` : `seeds ${r.seed}..${r.seed + n - 1} (${n})`;
   const out: string[] = [
-    `kasi run: ${r.scenario} (${r.file}), seed ${r.seed}, cpu ${r.cpu}`,
+    `kasi run: ${r.scenario} (${r.file}), ${seedText}, cpu ${r.cpu}`,
     `workload: ${r.stop}; baseline for overhead: ${r.baseline}`,
     '',
-    'Leaks (bytes of each planted secret recovered by each attack; - = none)',
-    ...table(head, leakRows(ms)),
-    '',
-    'Costs (the same workload under each mitigation set)',
-    ...table(head, costRows(ms)),
   ];
+  if (n === 1) {
+    out.push('Leaks (bytes of each planted secret recovered by each attack; - = none)', ...table(head, leakRows(ms, cellText, false)));
+  } else {
+    out.push(
+      `Leaks over ${n} seeds: seeds that leaked/${n} and the median bytes they recovered`,
+      `(${n}/${n} = leaks in every seed; ~k/${n} = unstable, leaks in some seeds only; - = no leak in any seed)`,
+      ...table(head, leakRows(ms, cellText, true)),
+      '',
+      'Time to first leak (median over the seeds that leaked, simulated time)',
+      ...table(head, leakRows(ms, (c) => (c === undefined ? '' : c.first_leak_ns_median === null ? '-' : formatNs(c.first_leak_ns_median)), false)),
+    );
+  }
+  out.push('', `Costs (the same workload under each mitigation set${n > 1 ? `; medians over ${n} seeds` : ''})`, ...table(head, costRows(ms, n)));
   for (const m of ms) {
     const lines: string[] = [];
     if (m.asi_exit_reasons.length > 0) {
-      lines.push(`  ASI exits by cause (footprint, what, object: count):`);
-      for (const x of m.asi_exit_reasons.slice(0, 8)) lines.push(`    ${x.event}  ${x.part}  ${x.object}: ${x.count}`);
+      lines.push(n === 1 ? `  ASI exits by cause (footprint, what, object: count):` : `  ASI exits by cause over ${n} seeds (footprint, what, object: total count, in how many seeds):`);
+      for (const x of m.asi_exit_reasons.slice(0, 8)) lines.push(`    ${x.event}  ${x.part}  ${x.object}: ${x.count}${n === 1 ? '' : ` (${x.seeds}/${n})`}`);
       if (m.asi_exit_reasons.length > 8) lines.push(`    … ${m.asi_exit_reasons.length - 8} more (--json lists them all)`);
     }
-    for (const n of m.notes) lines.push(`  note: ${n}`);
+    for (const note of m.notes) lines.push(`  note: ${note}`);
     if (lines.length > 0) out.push('', `${m.name} (${m.cmdline || 'default command line'}${m.stun ? ', stun' : ''}):`, ...lines);
   }
+  const same = sameStateLines(r);
+  if (same.length > 0) out.push('', 'Same configuration:', ...same.map((l) => `  note: ${l}`));
   return out.join('\n') + '\n';
 }

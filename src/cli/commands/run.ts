@@ -1,11 +1,14 @@
 /**
- * `kasi run [FILE] [--json] [--out F] [--seed N] [--duration T]`: run a scenario (default: the
- * built-in one, sim/default-scenario.ts) under every mitigation set it lists and print what
- * leaked and what it cost (report/run-text.ts, report/run-json.ts).
+ * `kasi run [FILE] [--json] [--out F] [--seed S] [--seeds N] [--workers W] [--duration T]`: run a
+ * scenario (default: the built-in one, sim/default-scenario.ts) under every mitigation set it
+ * lists, for seeds S … S+N-1 on W worker threads (sim/pool.ts), and print what leaked and what it
+ * cost as statistics over the seeds (sim/seeds.ts; report/run-text.ts, report/run-json.ts).
+ * Entries that resolve to the same mitigation state are named in the report and warned about on
+ * stderr (sim/same-state.ts).
  *
  * --out F writes the report to F atomically (a temporary file in F's folder, then rename):
  * nothing is written when the run fails. Progress goes to stderr, and only on a terminal. The
- * same file and seed give byte-identical output.
+ * same file, seed and N give byte-identical output, whatever the number of workers.
  */
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -13,7 +16,8 @@ import type { Command } from 'commander';
 import { UsageError } from '../usage.ts';
 import { writeOutput } from './mappings.ts';
 import { defaultScenario, loadScenario, parseTime } from '../../io/scenario.ts';
-import { runScenario, type RunOptions } from '../../sim/run.ts';
+import { defaultWorkers, runSeeds, type SeedsOptions } from '../../sim/pool.ts';
+import { DEFAULT_SEEDS, sameStateLines, summarize } from '../../sim/seeds.ts';
 import { formatRunText } from '../../report/run-text.ts';
 import { formatRunJson } from '../../report/run-json.ts';
 
@@ -21,30 +25,38 @@ export interface RunCliOptions {
   json?: boolean;
   out?: string;
   seed?: string;
+  seeds?: string;
+  workers?: string;
   duration?: string;
   /** Progress lines to stderr (default: when stderr is a terminal). */
   progress?: boolean;
 }
 
-/** The report text for `file` (undefined: the built-in scenario). Exported for tests. */
-export function runReport(file: string | undefined, opts: RunCliOptions): string {
-  const run: RunOptions = {};
+function count(flag: string, v: string, max: number): number {
+  if (!/^\d{1,6}$/.test(v) || Number(v) < 1 || Number(v) > max) throw new UsageError(`${flag}: expected an integer 1..${max}, found ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** The report text for `file` (undefined: the built-in scenario) and the warnings for stderr. Exported for tests. */
+export async function runReport(file: string | undefined, opts: RunCliOptions): Promise<{ text: string; warnings: string[] }> {
+  const run: SeedsOptions = {};
   if (opts.seed !== undefined) {
     if (!/^\d{1,10}$/.test(opts.seed) || Number(opts.seed) > 0xffffffff) throw new UsageError(`--seed: expected an integer 0..4294967295, found ${JSON.stringify(opts.seed)}`);
     run.seed = Number(opts.seed);
   }
+  run.seeds = opts.seeds === undefined ? DEFAULT_SEEDS : count('--seeds', opts.seeds, 100000);
+  run.workers = opts.workers === undefined ? defaultWorkers() : count('--workers', opts.workers, 1024);
   if (opts.duration !== undefined) {
     const t = parseTime(opts.duration);
     if (typeof t === 'string') throw new UsageError(`--duration: expected ${t}, found ${JSON.stringify(opts.duration)}`);
     run.duration = t;
   }
   const scenario = file === undefined ? defaultScenario() : loadScenario(file);
-  if (opts.progress ?? process.stderr.isTTY) {
-    run.onProgress = (i, n, name) => process.stderr.write(`\rkasi run: [${i + 1}/${n}] ${name}…\x1b[K${i + 1 === n ? '' : ''}`);
-  }
-  const report = runScenario(scenario, run);
-  if (run.onProgress) process.stderr.write('\r\x1b[K');
-  return opts.json ? formatRunJson(report) : formatRunText(report);
+  const progress = opts.progress ?? process.stderr.isTTY;
+  if (progress) run.onProgress = (i, n, label) => process.stderr.write(`\rkasi run: [${i}/${n}] ${label}\x1b[K`);
+  const report = summarize(await runSeeds(scenario, run));
+  if (progress) process.stderr.write('\r\x1b[K');
+  return { text: opts.json ? formatRunJson(report) : formatRunText(report), warnings: sameStateLines(report) };
 }
 
 /** Write `text` to `file` through a temporary file in the same folder and a rename. */
@@ -66,10 +78,13 @@ export function registerRun(program: Command): void {
     .argument('[file]', 'a scenario .yaml (default: the built-in scenario, examples/default.yaml)')
     .option('--json', 'one JSON object instead of text')
     .option('--out <file>', 'write the report to this file (atomically) instead of stdout')
-    .option('--seed <n>', 'override the scenario seed')
+    .option('--seed <n>', 'the first seed (default: the scenario seed)')
+    .option('--seeds <n>', `run seeds S … S+N-1; each leak cell and cost is a statistic over them (default ${DEFAULT_SEEDS})`)
+    .option('--workers <n>', 'worker threads (default: os.availableParallelism(); 1 = no threads)')
     .option('--duration <time>', 'override the scenario duration (e.g. 500us, 2ms, 1000000cycles)')
-    .action((file: string | undefined, opts: RunCliOptions) => {
-      const text = runReport(file, opts);
+    .action(async (file: string | undefined, opts: RunCliOptions) => {
+      const { text, warnings } = await runReport(file, opts);
+      for (const w of warnings) process.stderr.write(`kasi run: warning: ${w}\n`);
       if (opts.out !== undefined) writeAtomic(opts.out, text);
       else writeOutput(text);
     });
