@@ -85,7 +85,7 @@ isolation:
   - { name: nosmt, cmdline: "nosmt" }
 `;
 const scenario = parseScenario(SMALL, 'small.yaml');
-const cellOf = (m: { matrix: readonly { attack: string; secret: string }[] }, attack: string) => m.matrix.find((c) => c.attack === attack && c.secret === 'key')!;
+const cellOf = <C extends { attack: string; secret: string }>(m: { matrix: readonly C[] }, attack: string): C => m.matrix.find((c) => c.attack === attack && c.secret === 'key')!;
 
 describe('seeds end to end', () => {
   it('seedScenarios changes only the seed: S … S+N-1, KASLR seed as the scenario resolved it', () => {
@@ -109,8 +109,8 @@ describe('seeds end to end', () => {
     const alone = [s, s + 1].map((seed) => runScenario(scenario, { seed }));
     const r = summarize(await runSeeds(scenario, { seed: s, seeds: 2, workers: 1 }));
     expect(r.seeds).toBe(2);
-    const c = cellOf(r.mitigations[0], 'l1tf-guest') as ReturnType<typeof cellStats>;
-    const one = alone.map((a) => cellOf(a.mitigations[0], 'l1tf-guest') as MitigationResult['matrix'][number]);
+    const c = cellOf(r.mitigations[0], 'l1tf-guest');
+    const one = alone.map((a) => cellOf(a.mitigations[0], 'l1tf-guest'));
     const leaked = one.find((x) => x.bytes > 0)!;
     expect(c).toMatchObject({ seeds: 2, seeds_leaked: 1, verdict: 'unstable', bytes_median: leaked.bytes, first_leak_ns_median: Math.round(leaked.when / alone[0].ghz) });
     expect(c.bytes_by_seed).toEqual(one.map((x) => x.bytes));
