@@ -1,0 +1,110 @@
+/**
+ * `kasi run --seeds N --workers W` as a user runs it (tsx, worker threads loading TypeScript):
+ * the same file, seed and N give byte-identical text and JSON with 1 or 2 workers; the JSON cells
+ * carry the statistics; entries that are one configuration give a note and a stderr warning;
+ * --seeds 1 prints the one-seed matrix. And the cell and time formats of the text matrix.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cellText, formatNs } from '../../src/report/run-text.ts';
+import { cellStats } from '../../src/sim/seeds.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const TSX = join(ROOT, 'node_modules/.bin/tsx');
+const TMP = mkdtempSync(join(tmpdir(), 'kasi-seeds-'));
+afterAll(() => rmSync(TMP, { recursive: true, force: true }));
+
+function kasi(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(TSX, ['src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const FILE = join(TMP, 'tiny.yaml');
+writeFileSync(FILE, `name: tiny
+seed: 9
+duration: 60us
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
+tenants:
+  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }] }
+  - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
+secrets: [{ name: key, in: victim/k, bytes: 32 }]
+workload:
+  - { thread: 1, tenant: victim, mix: [{ event: vm-exit, reason: EPT_VIOLATION, weight: 1 }, { event: guest-run, cycles: 3000, weight: 2 }] }
+attackers: [{ thread: 0, tenant: evil, attacks: [l1tf-guest], every: 5us }]
+isolation:
+  - { name: none, cmdline: "mitigations=off" }
+  - { name: l1d-cond, cmdline: "kvm-intel.vmentry_l1d_flush=cond" }
+  - { name: kpti, cmdline: "pti=on" }
+`);
+
+describe('kasi run --seeds', () => {
+  it('byte-identical text and JSON with --workers 1 and --workers 2', () => {
+    const j1 = kasi('run', FILE, '--seeds', '4', '--workers', '1', '--json');
+    const j2 = kasi('run', FILE, '--seeds', '4', '--workers', '2', '--json');
+    expect(j1.status, j1.stderr).toBe(0);
+    expect(j2.status, j2.stderr).toBe(0);
+    expect(j2.stdout === j1.stdout).toBe(true);
+    const t1 = kasi('run', FILE, '--seeds', '4', '--workers', '1');
+    const t2 = kasi('run', FILE, '--seeds', '4', '--workers', '2');
+    expect(t2.stdout === t1.stdout).toBe(true);
+    expect(t1.stdout).toMatch(/^kasi run: tiny \(.*\), seeds 9\.\.12 \(4\), cpu skylake-sp/);
+    expect(t1.stdout).toMatch(/Time to first leak/);
+    expect(t1.stdout).toMatch(/overhead % min\.\.max/);
+
+    const j = JSON.parse(j1.stdout);
+    expect(j).toMatchObject({ seed: 9, seeds: 4 });
+    const none = j.mitigations[0];
+    expect(none.matrix).toHaveLength(1);
+    for (const c of none.matrix) {
+      for (const k of ['seeds', 'seeds_leaked', 'bytes_median', 'first_leak_ns_median', 'verdict', 'bytes', 'of', 'when']) expect(c).toHaveProperty(k);
+      expect(c.seeds).toBe(4);
+      expect(['leaks', 'no leak', 'unstable']).toContain(c.verdict);
+    }
+    for (const c of none.leaks) expect(c.seeds_leaked).toBeGreaterThan(0);
+    for (const m of j.mitigations) {
+      expect(m.costs.spread.cycles.min).toBeLessThanOrEqual(m.costs.cycles);
+      expect(m.costs.spread.cycles.max).toBeGreaterThanOrEqual(m.costs.cycles);
+      expect(m.costs.cycles_by_seed).toHaveLength(4);
+    }
+    // l1d-cond and kpti are both the 6.1 default on Skylake-SP.
+    expect(j.mitigations.map((m: { same_as: string | null }) => m.same_as)).toEqual([null, null, 'l1d-cond']);
+    expect(j1.stderr).toMatch(/^kasi run: warning: l1d-cond and kpti resolve to the same mitigation state: /m);
+    expect(t1.stdout).toMatch(/note: l1d-cond and kpti resolve to the same mitigation state/);
+  }, 90_000);
+
+  it('--seeds 1 prints the one-seed matrix (bytes/planted), no spread rows; bad counts are usage errors', () => {
+    const r = kasi('run', FILE, '--seeds', '1');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^kasi run: tiny \(.*\), seed 9, cpu/);
+    expect(r.stdout).toMatch(/Leaks \(bytes of each planted secret recovered by each attack; - = none\)/);
+    expect(r.stdout).not.toMatch(/Time to first leak|min\.\.max/);
+    for (const bad of [['--seeds', '0'], ['--workers', 'two'], ['--seeds', '-3']]) {
+      const b = kasi('run', FILE, ...bad);
+      expect(b.status).toBe(2);
+      expect(b.stderr).toMatch(new RegExp(bad[0]));
+    }
+  }, 60_000);
+});
+
+describe('matrix cells', () => {
+  const c = (bytes: number) => ({ attack: 'a', secret: 's', owner: 'o', bytes, of: 32, when: bytes > 0 ? 2500 : -1 });
+  it('one seed: bytes/planted or -; N seeds: k/N and median bytes, ~ when unstable', () => {
+    expect(cellText(cellStats([c(32)], [2.5]))).toBe('32/32');
+    expect(cellText(cellStats([c(0)], [2.5]))).toBe('-');
+    expect(cellText(cellStats([c(32), c(32), c(16)], [2.5, 2.5, 2.5]))).toBe('3/3 32B');
+    expect(cellText(cellStats([c(32), c(0), c(16)], [2.5, 2.5, 2.5]))).toBe('~2/3 24B');
+    expect(cellText(cellStats([c(0), c(0)], [2.5, 2.5]))).toBe('-');
+  });
+  it('times: ns, us, ms, s with three significant digits', () => {
+    expect(formatNs(850)).toBe('850ns');
+    expect(formatNs(41_234)).toBe('41.2us');
+    expect(formatNs(410_000)).toBe('410us');
+    expect(formatNs(1_230_000)).toBe('1.23ms');
+    expect(formatNs(28_000_000)).toBe('28ms');
+    expect(formatNs(2_500_000_000)).toBe('2.5s');
+  });
+});
