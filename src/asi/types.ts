@@ -48,6 +48,8 @@ export interface VaRange {
   readonly start: bigint;
   readonly end: bigint;
   readonly why: string;
+  /** The pages of particular allocations (restricted.ts allocationRanges()), not a region the design maps whole (verify.ts). */
+  readonly perAllocation?: boolean;
 }
 
 /** What a design puts in the restricted space of a context; restricted.ts builds tables from it. */
@@ -217,6 +219,26 @@ export interface FaultInfo {
 
 export type MapVia = 'direct' | 'vmalloc' | 'image' | 'user' | 'other';
 
+/**
+ * What a design replaces of the default mitigations and what it keeps (each with its patch):
+ *  - vmentryFlush: KVM's L1D flush / VERW before VMENTER (vmx_vcpu_enter_exit) for a VM with a
+ *    restricted space: 'kept' (runs as without ASI, next to the design's own flushes),
+ *    'merged' (kept, and the design's flush at re-entry is that same flush: one per entry),
+ *    'skipped' (not run: the design's post_asi_enter does it only on a real re-entry);
+ *  - pti: 'kept' (user mode keeps the PTI user tables), 'disabled' (the design turns PTI off
+ *    and user mode runs on its restricted tables);
+ *  - globalKernel: 'cleared' (kernel mappings are non-global while the design is on, so no
+ *    TLB entry of the full tables survives asi_enter) or 'kept'.
+ * `assumed` names the fields no posting speaks to.
+ */
+export interface ConventionalMitigations {
+  readonly vmentryFlush: 'kept' | 'merged' | 'skipped';
+  readonly pti: 'kept' | 'disabled';
+  readonly globalKernel: 'cleared' | 'kept';
+  readonly source: string;
+  readonly assumed: readonly ('vmentryFlush' | 'pti' | 'globalKernel')[];
+}
+
 /** An ASI design: data (what it maps, how it transitions) plus hooks. */
 export interface AsiDesign {
   readonly name: DesignName;
@@ -237,8 +259,10 @@ export interface AsiDesign {
   taintOf?(ctx: AsiContext): TaintModel | null;
   /** The PCID scheme's value (prefix, class index or id) for a context (default `pcid.value`). */
   pcidValueOf?(ctx: AsiContext): number;
-  /** Stun the SMT sibling on exit until this thread re-enters. */
+  /** Stun the SMT sibling on exit until this thread re-enters (as posted; a stun not posted is a what-if). */
   readonly stun: boolean;
+  /** What the design does with the kernel's conventional mitigations, as posted. */
+  readonly conventional: ConventionalMitigations;
   /** One line per rule of what the restricted space holds (for reports). */
   readonly holds: readonly string[];
   /** What the restricted space of `ctx` holds. */

@@ -14,7 +14,8 @@
  *   machine: { cpu = skylake-sp, cores = 2, threads_per_core = 2 if SMT else 1, ram = 4GiB, paging_levels = 4 }
  *   kernel:  { kaslr = true, kaslr_seed = seed, pti = auto, capture = null }
  *   tenants: [{ name, kind: vm|process|netns, vcpus = 1 (vm), memory = 64MiB (vm) | 16MiB (process),
- *               pin = [], objects = [{ name, kind }] }]
+ *               pin = [], objects = [{ name, kind, cold = false }],
+ *               working_set = { bytes = 64KiB, writes = 0.3, lines_per_kcycle = 10 } (vm, process) }]
  *   secrets: [{ name, in: tenant/object, bytes >= 8, offset = 0 }]
  *   workload: [{ thread, tenant, mix: [{ event, reason|name|cycles, weight = 1 }] }]
  *   attackers: [{ thread, tenant, attacks: [...], every = 10us }]
@@ -34,10 +35,12 @@ import { DEFAULT_SCENARIO_FILE, DEFAULT_SCENARIO_YAML } from '../sim/default-sce
 import { costParamFromYaml, costParamYamlNames, type CostOverrides, type CostParam, type CostValue } from '../sim/costs.ts';
 import { ACCESSES, DATA_KINDS, SCOPES, footprintKeys, loadFootprintTable, parseFootprintKey, type FootprintOverride } from '../sim/footprints.ts';
 import {
-  ASI_DESIGN_NAMES, OBJECT_KINDS, OBJECT_KIND_NAMES, threadCount,
+  ASI_DESIGN_NAMES, OBJECT_KINDS, WORKING_SET_DEFAULT, OBJECT_KIND_NAMES, threadCount,
   type IsolationDesign, type IsolationSpec, type MachineSpec, type MixItem, type Scenario, type SimTime, type TenantKind, type TenantSpec,
 } from '../sim/scenario-types.ts';
 import { getProfile, profileNames } from '../uarch/profiles.ts';
+import { getDesign } from '../asi/registry.ts';
+import type { DesignName } from '../asi/types.ts';
 import { paramEq, nextArg } from './cmdline.ts';
 import { InputError, readTextMaybeGz } from './files.ts';
 import { collectPositions, formatPath, locate, locateInString, type PathSeg, type Pos } from './yaml-locate.ts';
@@ -102,11 +105,16 @@ const uint = z.number().int().min(0);
 const weight = z.number().positive().default(1);
 const hexPage = z.string().regex(/^0x[0-9a-fA-F]{1,16}$/, { error: 'a page address as a quoted hex string ("0xffffffff81000000")' });
 
-const objectSchema = strict({ name, kind: z.enum(OBJECT_KIND_NAMES as [string, ...string[]]) });
+const objectSchema = strict({ name, kind: z.enum(OBJECT_KIND_NAMES as [string, ...string[]]), cold: z.boolean().default(false) });
+const workingSetSchema = strict({
+  bytes: size.default(WORKING_SET_DEFAULT.bytes),
+  writes: z.number().min(0).max(1).default(WORKING_SET_DEFAULT.writes),
+  lines_per_kcycle: z.number().min(0).max(1000).default(WORKING_SET_DEFAULT.linesPerKcycle),
+}).prefault({});
 const common = { name, pin: z.array(uint).default([]), objects: z.array(objectSchema).default([]) };
 const tenantSchema = z.discriminatedUnion('kind', [
-  strict({ ...common, kind: z.literal('vm'), vcpus: z.number().int().min(1).default(1), memory: size.default(64 * 1024 ** 2) }),
-  strict({ ...common, kind: z.literal('process'), memory: size.default(16 * 1024 ** 2) }),
+  strict({ ...common, kind: z.literal('vm'), vcpus: z.number().int().min(1).default(1), memory: size.default(64 * 1024 ** 2), working_set: workingSetSchema }),
+  strict({ ...common, kind: z.literal('process'), memory: size.default(16 * 1024 ** 2), working_set: workingSetSchema }),
   strict({ ...common, kind: z.literal('netns') }),
 ]);
 const withCycles = <E extends string>(event: E) => strict({ event: z.literal(event), cycles: z.number().int().min(1), weight });
@@ -288,9 +296,12 @@ function buildTenants(ctx: Ctx, raw: Raw['tenants'], machine: MachineSpec): Tena
         ctx.fail(at('objects', j, 'kind'), `an object kind a ${t.kind} tenant owns (${ok.join(', ')})`, describe(o.kind));
       }
     });
+    const ws = 'working_set' in t ? t.working_set : null;
+    if (ws !== null && (ws.bytes % 64 !== 0 || ws.bytes > memory)) ctx.fail(at('working_set', 'bytes'), `a multiple of 64 bytes, at most the tenant's memory (${memory} bytes)`, `${ws.bytes} bytes`);
     return {
       name: t.name, kind: t.kind, vcpus: t.kind === 'vm' ? t.vcpus : 0, memoryBytes: memory, pin: t.pin,
-      objects: t.objects.map((o) => ({ name: o.name, kind: o.kind as keyof typeof OBJECT_KINDS })),
+      objects: t.objects.map((o) => ({ name: o.name, kind: o.kind as keyof typeof OBJECT_KINDS, cold: o.cold })),
+      workingSet: ws === null ? { bytes: 0, writes: 0, linesPerKcycle: 0 } : { bytes: ws.bytes, writes: ws.writes, linesPerKcycle: ws.lines_per_kcycle },
     };
   });
 }
@@ -383,9 +394,11 @@ function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'o
       if (mitigations.nopti || mitigations.pti === 'off') ctx.fail(at('cmdline'), 'asi=kpti without pti=off/nopti', `both in ${JSON.stringify(text)}`);
       mitigations = { ...mitigations, pti: 'on' };
     } else if (!explicitPti && pti !== 'auto') mitigations = { ...mitigations, pti };
-    const stun = iso.stun ?? STUN_DESIGNS.includes(design);
+    // Each design runs as posted (its `stun`); a stun it did not post is a named what-if variant.
+    const posted = STUN_DESIGNS.includes(design) && getDesign(design as DesignName).stun;
+    const stun = iso.stun ?? posted;
     if (stun && !STUN_DESIGNS.includes(design)) ctx.fail(at('stun'), `stun only with asi=${STUN_DESIGNS.join(', asi=')}`, `stun: true with asi=${design}`);
-    return { name: iso.name, cmdline: text, mitigations, design, stun };
+    return { name: iso.name, cmdline: text, mitigations, design, stun, stunWhatIf: stun !== posted };
   });
 }
 

@@ -52,11 +52,16 @@ export interface ProtMasks {
   defaultKernel: bigint;
 }
 
-export function protMasks(cpu: { nx: boolean; pge: boolean }, pti: boolean): ProtMasks {
+/**
+ * `nonGlobal`: another feature that keeps kernel mappings out of the global TLB (the Google ASI
+ * RFCs change the same line of arch/x86/mm/init.c: "Except when with PTI or ASI where the
+ * kernel is mostly non-Global", RFC 2022 01/47, RFC v2 2025 04/29).
+ */
+export function protMasks(cpu: { nx: boolean; pge: boolean }, pti: boolean, nonGlobal = false): ProtMasks {
   let supported = ~0n & ((1n << 64n) - 1n);
   if (!cpu.nx) supported &= ~_PAGE_NX; // init.c: __supported_pte_mask &= ~_PAGE_NX without NX (x86_configure_nx)
   if (!cpu.pge) supported &= ~_PAGE_GLOBAL; // probe_page_size_mask(): |= _PAGE_GLOBAL only with PGE
-  const defaultKernel = pti ? supported & ~_PAGE_GLOBAL : supported; // "Except when with PTI where the kernel is mostly non-Global"
+  const defaultKernel = pti || nonGlobal ? supported & ~_PAGE_GLOBAL : supported; // "Except when with PTI where the kernel is mostly non-Global"
   return { supported, defaultKernel };
 }
 

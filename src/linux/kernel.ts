@@ -124,6 +124,8 @@ export interface KernelOptions {
   cmdline?: string | ParsedCmdline;
   /** Overrides pti= / nopti of the command line. */
   pti?: PtiMode;
+  /** Clear _PAGE_GLOBAL from kernel mappings even without PTI (what an isolation feature asks, cpa.ts protMasks). */
+  nonGlobalKernel?: boolean;
   cpu?: Partial<CpuModel>;
   /** Possible CPUs (default 1). */
   cpus?: number;
@@ -329,7 +331,7 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
   mem.ensure(Number(root >> 12n));
   mem.ensure(Number(root >> 12n) + 1);
   const pt = new PageTables(mem, levels, allocTable, root);
-  const masks = protMasks(cpu, pti);
+  const masks = protMasks(cpu, pti, opts.nonGlobalKernel ?? false);
   const brkEnd = opts.brkEnd ?? defaultBrkEnd(sym, config.randomizeMemory);
   const cpa: CpaEnv = {
     pt, masks, pageOffset: layout.addrs.page_offset_base, physBase, kernelImageSize: layout.addrs.KERNEL_IMAGE_SIZE,

@@ -28,10 +28,11 @@ import { mixFootprintKey, type MixItem } from './scenario-types.ts';
 import { nsToCycles } from './costs.ts';
 import { ThreadHeap } from './heap.ts';
 import { runAttacks, type AttackerRt } from './attackers.ts';
-import { ENTRY_EXC, ENTRY_IRQ, ENTRY_NMI, ENTRY_SYSCALL, Transitions, VX_HLT, VX_IRQ, VX_NMI, VX_USER } from './mitigate.ts';
+import { ENTRY_EXC, ENTRY_IRQ, ENTRY_NMI, ENTRY_SYSCALL, Transitions, VX_EMULATE, VX_HLT, VX_IRQ, VX_NMI, VX_USER } from './mitigate.ts';
 import { EK, Meter, PH_ATTACK, PH_IDLE_END, PH_IRQ_IDLE, PH_NONE, PH_RET_USER, PH_VMENTER, type ThreadState } from './thread.ts';
 import { buildPlan, Plan, Reasons, Toucher } from './touch.ts';
-import type { Task, World } from './world.ts';
+import type { ObjRef, Task, World } from './world.ts';
+import { WorkingSetRunner } from './working-set.ts';
 
 /** Time slice of round-robin and core-scheduling windows (assumption: short enough to switch within a run of milliseconds). */
 export const QUANTUM_NS = 100_000;
@@ -64,6 +65,7 @@ export class Engine {
   private readonly th: ThreadState;
   private readonly heap: ThreadHeap;
   readonly toucher: Toucher;
+  readonly tenantCode: WorkingSetRunner;
   private readonly items: Item[][];
   private readonly cumw: Float64Array[];
   private readonly switchPlans = new Map<string, Plan>();
@@ -86,6 +88,7 @@ export class Engine {
     const p = w.costs.params;
     const walk = p.tlbMissWalk.cycles + (w.sys.levels === 5 ? p.tlbMissWalkLa57Extra.cycles : 0);
     this.toucher = new Toucher(w.machine, w.sys.mem, this.th.mmus, w.spaces.asi, this.meter.counts, this.reasons, { walk, l1dMiss: p.l2Hit.cycles, fault: p.interruptEntryExit.cycles });
+    this.tenantCode = new WorkingSetRunner(w.machine, this.th.mmus, this.meter.counts, p.l2Hit.cycles);
     this.heap = new ThreadHeap(this.th.clock);
     this.table = loadFootprintTable({ overrides: w.scenario.footprintOverrides });
     this.quantum = nsToCycles(QUANTUM_NS, w.costs);
@@ -93,6 +96,7 @@ export class Engine {
     const cs = this.table.entries.get('context-switch')!;
     this.switchBase = p.contextSwitch.cycles + cs.insns.count * p.kernelCyclesPerInsn.cycles;
     this.items = w.tasks.map((t) => t.mix.map((m) => this.compile(t, m)));
+    this.noteUntouchedSecrets();
     this.cumw = w.tasks.map((t) => { let s = 0; return Float64Array.from(t.mix, (m) => (s += m.weight)); });
     this.pendItem = new Int32Array(w.tasks.length).fill(-1);
     this.finished = new Uint8Array(w.tasks.length);
@@ -126,7 +130,7 @@ export class Engine {
     const irq = m.event === 'timer-interrupt' || m.event === 'nmi';
     switch (m.event) {
       case 'vm-exit':
-        how = m.reason === 'EXTERNAL_INTERRUPT' ? VX_IRQ : m.reason === 'HLT' ? VX_HLT : m.reason === 'IO_INSTRUCTION' ? VX_USER : 0;
+        how = m.reason === 'EXTERNAL_INTERRUPT' ? VX_IRQ : m.reason === 'HLT' ? VX_HLT : m.reason === 'IO_INSTRUCTION' ? VX_USER : m.reason === 'EPT_MISCONFIG' ? VX_EMULATE : 0;
         base += p.vmExitEntry.cycles;
         break;
       case 'syscall': how = ENTRY_SYSCALL; base += p.syscallEntryExit.cycles; break;
@@ -140,6 +144,30 @@ export class Engine {
       default:
     }
     return { kind: EK[m.event], how, vm, base, cycles, plan, irq };
+  }
+
+  /**
+   * Say which secrets no event of the workload can reach: their object is a candidate of no
+   * footprint of any task's mix (nor of a context switch) and in no working set, so no attack
+   * can see them whatever the mitigation — a property of the scenario, not a result.
+   */
+  private noteUntouchedSecrets(): void {
+    const w = this.w;
+    const reached = new Map<ObjRef, Set<string>>();
+    const mark = (o: ObjRef, by: string) => { let s = reached.get(o); if (s === undefined) reached.set(o, (s = new Set())); s.add(by); };
+    const cs = this.table.entries.get('context-switch')!;
+    for (const task of w.tasks) {
+      if (task.attacker !== null) continue;
+      const plans = this.items[task.id].map((x) => x.plan);
+      if (w.threadTasks[task.thread].length > 1 || w.state.schedCore) plans.push(buildPlan(w, cs, task.tenant, task.tenant, task.thread, new Reasons()));
+      for (const p of plans) if (p !== null) for (const o of p.objects) mark(o, p.fp.key);
+      const ws = task.tenant.ws;
+      if (ws !== null && task.mix.some((m) => m.event === 'guest-run' || m.event === 'user-compute')) for (const o of ws.objects) mark(o, 'its own code');
+    }
+    for (const { secret, object } of w.secretObjects) {
+      const by = reached.get(object);
+      if (by === undefined) w.notes.push(`secret ${secret.name} (${object.what}): no event of the workload touches its object, so nothing can leak it in this scenario`);
+    }
   }
 
   /** Run to the end; returns the engine for chaining. */
@@ -353,7 +381,11 @@ export class Engine {
       tr.idle(t, false);
       pending = PH_IRQ_IDLE;
     } else switch (it.kind) {
-      case EK['guest-run']: case EK['user-compute']: break;
+      case EK['guest-run']: case EK['user-compute']: {
+        const ws = task.tenant.ws;
+        if (ws !== null) cost += this.tenantCode.run(t, ws, it.cycles, task.rng);
+        break;
+      }
       case EK.idle: pending = PH_IDLE_END; break;
       case EK['context-switch']: tr.switchTask(t, task, task); pending = it.vm ? PH_VMENTER : PH_RET_USER; break;
       default:

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { loadFootprints, type Footprints } from '../io/footprints.ts';
 
 /** Bump when an entry changes, so stored results say which table priced them. */
-export const FOOTPRINT_TABLE_VERSION = 1;
+export const FOOTPRINT_TABLE_VERSION = 2; // 2: faults zero a fresh page ('fresh-page'), not the tenant's own
 
 export const DEFAULT_FOOTPRINTS_FILE = fileURLToPath(new URL('../../test/fixtures/footprints/footprints.json', import.meta.url));
 
@@ -39,7 +39,7 @@ export const TRANSITION_OF: Readonly<Record<EventKind, Transition>> = {
 export const DATA_KINDS = [
   'task_struct', 'cred', 'mm_struct', 'vma', 'files', 'file', 'dentry', 'inode', 'pipe', 'pipe-page',
   'sock', 'sk_buff', 'skb-data', 'page-cache', 'kvm_vcpu', 'kvm', 'kvm-run', 'ept', 'page-table',
-  'percpu', 'kernel-stack', 'guest-memory', 'user-pages', 'kernel-global',
+  'percpu', 'kernel-stack', 'guest-memory', 'user-pages', 'kernel-global', 'fresh-page',
 ] as const;
 export type DataKind = (typeof DATA_KINDS)[number];
 export const ACCESSES = ['read', 'write', 'rw'] as const;
@@ -221,7 +221,7 @@ const SPECS: readonly FootprintSpec[] = [
   // --- exceptions and interrupts ---
   { key: 'page-fault', text: measuredText('user_page_fault_anon'), insns: measuredInsns(2608.5, 'user_page_fault_anon'),
     data: irq(t('task_struct', 'read', 1, 'current', 'modelled: current->mm'), t('mm_struct', 'rw', 2, 'current', 'modelled: mmap_lock (read), rss counters (mm/memory.c)'), t('vma', 'read', 2, 'current', 'modelled: lock_mm_and_find_vma / find_vma'),
-      t('page-table', 'rw', 2, 'current', 'modelled: PMD read, PTE written (set_pte_at)'), t('user-pages', 'write', 64, 'current', 'modelled: do_anonymous_page → alloc_zeroed_user_highpage_movable clears the 4 KiB page (64 lines)'),
+      t('page-table', 'rw', 2, 'current', 'modelled: PMD read, PTE written (set_pte_at)'), t('fresh-page', 'write', 64, 'current', 'modelled: do_anonymous_page → alloc_zeroed_user_highpage_movable clears the newly allocated 4 KiB page through the direct map (64 lines)'),
       t('kernel-global', 'rw', 3, 'global', 'modelled: struct page, LRU, memcg charge'), t('percpu', 'rw', 2, 'cpu', 'modelled: per-CPU page lists (mm/page_alloc.c rmqueue_pcplist)')) },
   { key: 'timer-interrupt', text: measuredText('user_spin_timer_irq'), insns: measuredInsns(2580.9, 'user_spin_timer_irq'),
     data: irq(t('percpu', 'rw', 6, 'cpu', `modelled: hrtimer_cpu_base, tick_sched, runqueue (kernel/time/tick-sched.c, kernel/sched/core.c scheduler_tick); ${EST}`),
@@ -263,7 +263,7 @@ const SPECS: readonly FootprintSpec[] = [
     insns: { count: 4100, source: 'assumption: measured anonymous fault 2609 + ~1500 for the TDP MMU fault path' },
     data: vmx(t('ept', 'read', 3, 'current', 'modelled: kvm_tdp_mmu_map walks the EPT (arch/x86/kvm/mmu/tdp_mmu.c)'), t('ept', 'write', 1, 'current', 'modelled: the new leaf SPTE'),
       t('kvm', 'read', 2, 'current', 'modelled: memslot lookup (virt/kvm/kvm_main.c __gfn_to_memslot)'), t('mm_struct', 'read', 1, 'current', 'modelled: the VMM\'s mm in get_user_pages'),
-      t('page-table', 'rw', 2, 'current', 'modelled: the VMM\'s PTE for the backing page'), t('guest-memory', 'write', 64, 'current', 'modelled: the backing page is zeroed (clear_page) before the guest sees it'),
+      t('page-table', 'rw', 2, 'current', 'modelled: the VMM\'s PTE for the backing page'), t('fresh-page', 'write', 64, 'current', 'modelled: the newly allocated backing page is zeroed (clear_page) before the guest sees it'),
       t('kernel-global', 'rw', 3, 'global', 'modelled: struct page, LRU, memcg charge')) },
   { key: 'vm-exit:EPT_MISCONFIG', text: { measured: [], modulePages: 14, source: `${KVM_TEXT} + MMIO emulation: handle_ept_misconfig → x86_emulate_instruction (10)` },
     insns: { count: 3000, source: 'assumption: instruction fetch, decode and emulation of one MMIO access (arch/x86/kvm/emulate.c)' },

@@ -21,9 +21,9 @@
  *    (arch/x86/entry/calling.h; the kpti design of the ASI framework drives them).
  *  - ASI: asi_enter before VMENTER / on return to user (process classes), faults exit, context
  *    switches exit, interrupts per the design's transition model (asi/session.ts).
- * Where a tenant has a restricted space of the ASI design AND KPTI is on, the ASI session alone
- * drives that tenant's CR3 (assumption: the restricted space carries the user half, so user mode
- * stays valid; the PTI user copy is not loaded separately).
+ *  - What a design replaces and keeps of these (KVM's VMENTER flush, PTI, global kernel pages)
+ *    is its own declaration (asi/types.ts ConventionalMitigations, each citing its patch);
+ *    user mode never runs on kernel tables while PTI is on.
  */
 import { getDesign } from '../asi/registry.ts';
 import { buildSpace } from '../asi/restricted.ts';
@@ -86,7 +86,9 @@ export function buildSpaces(sys: System, iso: IsolationSpec, state: MitigationSt
   if (state.pti) {
     kpti = new AsiSession({ design: kptiDesign, system: sys, threads: threadsOf, stun: false, onAction });
     for (const t of tenants) {
-      if (asiSpace[t.index] >= 0 && !t.vm) continue;
+      // User mode never runs on kernel tables while PTI is on: a design whose process spaces carry
+      // the user half must turn PTI off (ConventionalMitigations.pti 'disabled'), never share it.
+      if (asiSpace[t.index] >= 0 && !t.vm) throw new Error(`${iso.design}: process tenant ${t.spec.name} has a restricted space while PTI is on; the design must declare pti 'disabled'`);
       // The KPTI restricted space is the process's existing user copy (kpti.ts build()); made here
       // without build()'s table census, which only fills statistics the run does not report.
       const p = t.process;
@@ -111,6 +113,8 @@ export const VX_IRQ = 1;
 export const VX_HLT = 2;
 export const VX_USER = 4;
 export const VX_NMI = 8;
+/** The exit handler emulates an instruction (handle_ept_misconfig → kvm_mmu_page_fault → x86_emulate_instruction). */
+export const VX_EMULATE = 16;
 
 /** Applies the mitigation set's actions; every cycle they cost goes to `acc`. */
 export class Transitions {
@@ -216,6 +220,7 @@ export class Transitions {
       asi?.contextSwitch(t, -1, null); // kvm_vcpu_block() → schedule(): the vCPU task is switched out
       this.vcpuFlag[task.id] = 1; // kvm_arch_sched_in() when it comes back
     }
+    if (flags & VX_EMULATE) this.vcpuFlag[task.id] = 1; // x86_emulate_instruction(): "vcpu->arch.l1tf_flush_l1d = true"
     if (flags & VX_USER) {
       asi?.returnToUser(t); // KVM ASI: "asi_exit() before returning to userspace"
       const k = this.kptiOf(task);
@@ -226,14 +231,25 @@ export class Transitions {
     }
   }
 
-  /** VMENTER after an exit (or after the vCPU task is scheduled in). */
+  /**
+   * VMENTER after an exit (or after the vCPU task is scheduled in). With a restricted space, the
+   * design's declaration (asi/types.ts ConventionalMitigations) decides what of KVM's own flush
+   * still runs: 'kept' runs it as without ASI, 'merged' counts the design's flush at re-entry as
+   * that flush (one per entry), 'skipped' runs none of it (mm_asi_enabled: ASI's hooks do it).
+   */
   vmEnter(t: number, task: Task, flags: number): void {
     const s = this.asiOf(task);
+    let asiFlushed = false;
     if (s >= 0) {
       const asi = this.asi!;
       if (flags & (VX_IRQ | VX_NMI)) asi.interruptEnd(t);
       if (flags & VX_HLT) asi.contextSwitch(t, task.id, null);
+      const before = this.c.l1dFlushes;
       asi.enter(t, s); // asi_enter() before VMENTER (vcpu_run)
+      asiFlushed = this.c.l1dFlushes !== before;
+      const conv = this.w.spaces.design!.conventional.vmentryFlush;
+      if (conv === 'skipped') { this.vcpuFlag[task.id] = 0; this.th.irqFlag[t] = 0; return; }
+      if (conv === 'merged' && asiFlushed) { this.vcpuFlag[task.id] = 0; this.th.irqFlag[t] = 0; return; }
     }
     // vmx_vcpu_enter_exit() (6.1): "L1D Flush includes CPU buffer clear to mitigate MDS"
     if (this.flushMode !== 0) {

@@ -75,7 +75,27 @@ export const OBJECT_KIND_NAMES = Object.keys(OBJECT_KINDS) as ObjectKind[];
 export interface TenantObject {
   readonly name: string;
   readonly kind: ObjectKind;
+  /** Not part of the tenant's own working set: only kernel events touch it (default false). */
+  readonly cold: boolean;
 }
+
+/**
+ * What a tenant's own code (guest-run, user-compute) touches (DESIGN.md "Tenants use their own
+ * memory"): `bytes` of its memory plus its declared objects that are not cold, drawn a line at a
+ * time, uniformly; `writes` is the fraction of touches that store; `linesPerKcycle` how many
+ * line touches one thousand cycles of its code make. Defaults: WORKING_SET_DEFAULT.
+ */
+export interface WorkingSetSpec {
+  readonly bytes: number;
+  readonly writes: number;
+  readonly linesPerKcycle: number;
+}
+
+/**
+ * Assumptions, documented in examples/README.md: 64 KiB (twice a 32 KiB L1D, so the tenant's
+ * own code keeps refilling it), 30% stores, one distinct-line touch per 100 cycles.
+ */
+export const WORKING_SET_DEFAULT: WorkingSetSpec = { bytes: 64 * 1024, writes: 0.3, linesPerKcycle: 10 };
 
 export interface TenantSpec {
   readonly name: string;
@@ -87,6 +107,8 @@ export interface TenantSpec {
   /** Hardware threads the tenant may run on; empty = any. */
   readonly pin: readonly number[];
   readonly objects: readonly TenantObject[];
+  /** vm and process tenants: what their own code touches. */
+  readonly workingSet: WorkingSetSpec;
 }
 
 export interface SecretSpec {
@@ -142,6 +164,8 @@ export interface IsolationSpec {
   readonly design: IsolationDesign;
   /** Stun the SMT sibling while a thread runs outside the restricted space (KVM and Google ASI). */
   readonly stun: boolean;
+  /** stun differs from what the design posted (asi/designs/*.ts `stun`): a named what-if variant. */
+  readonly stunWhatIf: boolean;
 }
 
 export interface SourcePos {

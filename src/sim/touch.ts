@@ -15,7 +15,11 @@
  *
  * Which lines of an object (assumptions, not in the footprint table): a small object (< 4 KiB)
  * from its first line (the hot fields come first); a page or buffer from a line drawn from the
- * task's PRNG, wrapping; a kernel stack from its top (stacks grow down). When several objects
+ * task's PRNG, wrapping; a kernel stack from its top (stacks grow down); a CPU's per-CPU area
+ * from a line of its first page: the hot per-CPU variables the footprints name (pcpu_hot,
+ * irq_stat, current_vmcs, cpu_tlbstate) are packed together, and the 2022 RFC moved the ones
+ * its exit paths use into a not-sensitive per-CPU section, mapped at each unit's start here
+ * (google-asi-2022.ts) — a random line of the whole unit would fault on data the RFC annotated. When several objects
  * are candidates (declared objects of the kind, or a few pages), one is drawn per touch.
  * Module text (kvm.ko, kvm-intel.ko: `modulePages`) is not in the kernel model and is not
  * translated. Nothing here allocates per touch.
@@ -38,6 +42,8 @@ const A_RW = 2;
 const M_FIRST = 0;
 const M_RANDOM = 1;
 const M_TOP = 2;
+const M_HOT_PAGE = 3;
+const LINES_PER_PAGE = 64;
 
 /** Why a touch happened, for the ASI exit report: one row per text page and per candidate object. */
 export class Reasons {
@@ -84,6 +90,8 @@ export class Plan {
   readonly candLines: Int32Array;
   readonly candMode: Uint8Array;
   readonly candReason: Int32Array;
+  /** Every candidate object, in candidate order. */
+  readonly objects: readonly ObjRef[];
 
   constructor(readonly fp: Footprint, text: bigint[], data: { access: number; lines: number; cands: ObjRef[] }[], reasons: Reasons, tenant: number) {
     this.nText = text.length;
@@ -109,8 +117,9 @@ export class Plan {
     this.candLo = Float64Array.from(all, (x) => Number(BigInt.asUintN(64, x.o.va) & 0xffffffffn));
     this.candHi = Int32Array.from(all, (x) => Number(BigInt.asIntN(32, BigInt.asUintN(64, x.o.va) >> 32n)));
     this.candLines = Int32Array.from(all, (x) => Math.max(1, Math.ceil(x.o.size / 64)));
-    this.candMode = Uint8Array.from(all, (x) => (x.o.kind === 'kernel-stack' ? M_TOP : x.o.size >= 4096 ? M_RANDOM : M_FIRST));
+    this.candMode = Uint8Array.from(all, (x) => (x.o.kind === 'kernel-stack' ? M_TOP : x.o.kind === 'percpu' ? M_HOT_PAGE : x.o.size >= 4096 ? M_RANDOM : M_FIRST));
     this.candReason = Int32Array.from(all, (x) => reasons.add(fp.key, x.o.kind, x.o.what, x.o.va, tenant));
+    this.objects = all.map((x) => x.o);
   }
 }
 
@@ -168,6 +177,7 @@ export class Toucher {
       const mode = p.candMode[ci];
       let start = 0;
       if (mode === M_RANDOM) start = rng.nextU32() % objLines;
+      else if (mode === M_HOT_PAGE) start = rng.nextU32() % (objLines < LINES_PER_PAGE ? objLines : LINES_PER_PAGE);
       else if (mode === M_TOP) start = objLines > want ? objLines - want : 0;
       const count = want < objLines ? want : objLines;
       const acc = p.access[k];

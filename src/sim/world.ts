@@ -23,6 +23,7 @@ import type { NetNs } from '../linux/netns.ts';
 import type { MmContext } from '../linux/asid.ts';
 import { SecretSet, type Secret } from '../attacks/secrets.ts';
 import { selectMitigations, type MitigationState } from '../mitigations/select.ts';
+import { getDesign } from '../asi/registry.ts';
 import { getProfile, type CpuProfile } from '../uarch/profiles.ts';
 import { Machine } from '../uarch/machine.ts';
 import { getCostModel, nsToCycles, withCostOverrides, type CostModel } from './costs.ts';
@@ -31,6 +32,7 @@ import { OBJECT_KINDS, threadCount, type AttackerSpec, type IsolationSpec, type 
 import { buildSpaces, sensitivityModel, type Spaces } from './mitigate.ts';
 import { bindAttackers, prepareAttackers, type AttackerRt } from './attackers.ts';
 import { ThreadState } from './thread.ts';
+import { buildWorkingSet, type WorkingSet } from './working-set.ts';
 
 /** An object the footprints can touch: where the kernel reaches it, and whose it is. */
 export interface ObjRef {
@@ -42,6 +44,12 @@ export interface ObjRef {
   readonly owner: number;
   /** A declared scenario object (its name), or '' for the ones the world adds. */
   readonly declared: string;
+  /** Declared `cold`: not in the tenant's own working set. */
+  readonly cold: boolean;
+  /** Host-physical address of a guest page (-1 otherwise). */
+  readonly hpa: number;
+  /** The user VA the tenant's own code reaches it at (0n: none). */
+  readonly userVa: bigint;
 }
 
 export interface TenantRt {
@@ -53,8 +61,16 @@ export interface TenantRt {
   readonly process: Process;
   readonly vm: Vm | null;
   readonly netns: NetNs | null;
-  /** Candidate objects per data kind for scope 'current'/'previous' (declared ones first and only, when any). */
+  /**
+   * Candidate objects per data kind for scope 'current'/'previous': what the kernel touches on
+   * the tenant's behalf. A declared object joins the candidates of its kind (the file's pages,
+   * the socket's buffers) or, for what a task has one of (cred, task_struct, kernel stack), is it.
+   */
   readonly objs: Map<DataKind, ObjRef[]>;
+  /** Declared objects the tenant's own code can reach (guest pages, anonymous and mapped file pages). */
+  readonly own: ObjRef[];
+  /** What guest-run / user-compute touch (null: nothing of its own). */
+  ws: WorkingSet | null;
 }
 
 export interface Task {
@@ -97,11 +113,14 @@ export interface World {
   readonly notes: string[];
   /** The run's PRNG (one per run, passed down). */
   readonly rng: Xoshiro128;
+  /** Each planted secret and the object it lives in. */
+  readonly secretObjects: readonly { readonly secret: Secret; readonly object: ObjRef }[];
 }
 
 const PAGE = 4096;
 const MiB = 1 << 20;
 const USER_OBJ_BASE = 0x600000000000n;
+const FAULT_POOL_BASE = 0x6f0000000000n;
 
 /** Build the world of isolation entry `isoIndex` of `scenario`. */
 export function buildWorld(scenario: Scenario, isoIndex: number): World {
@@ -115,7 +134,14 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
   const costs = withCostOverrides(getCostModel(m.cpu), scenario.costOverrides);
   const n = threadCount(m);
   const hasVm = scenario.tenants.some((t) => t.kind === 'vm');
-  const state = selectMitigations(profile, iso.mitigations, { kvm: hasVm, threadsPerCore: m.threadsPerCore, ramEnd: m.ramBytes });
+  const notes: string[] = [];
+  const design = iso.design === 'off' || iso.design === 'kpti' ? null : getDesign(iso.design);
+  let state = selectMitigations(profile, iso.mitigations, { kvm: hasVm, threadsPerCore: m.threadsPerCore, ramEnd: m.ramBytes });
+  if (design !== null && design.conventional.pti === 'disabled' && state.pti) {
+    state = { ...state, pti: false };
+    notes.push(`${design.name} turns PTI off (as posted: ${design.conventional.source.split(';').find((x) => /PTI/.test(x))?.trim() ?? design.conventional.source}); user mode runs on its restricted tables`);
+  }
+  if (iso.stunWhatIf) notes.push(`what-if: ${iso.stun ? 'sibling stunning added to' : 'sibling stunning removed from'} ${iso.design}, which ${iso.stun ? 'did not post it' : 'posted it'}`);
   const rng = new Xoshiro128(scenario.seed);
   const sys = bootSystem({
     capture: scenario.kernel.capture ?? undefined,
@@ -125,6 +151,7 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
       ram: [{ start: 0x1000n, end: 0x9fc00n }, { start: BigInt(MiB), end: BigInt(m.ramBytes) }],
       kaslr: scenario.kernel.kaslr ? { seed: scenario.kernel.kaslrSeed } : false,
       pti: state.pti ? 'on' : 'off',
+      nonGlobalKernel: design !== null && design.conventional.globalKernel === 'cleared',
       cpu: {
         vendor: profile.vendor === 'GenuineIntel' ? 'intel' : 'amd', family: profile.family, pcid: profile.features.pcid,
         la57: profile.features.la57, gbpages: profile.features.gbpages, nx: true, meltdown: profile.bugs.has('cpu_meltdown'),
@@ -135,14 +162,17 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
     cores: m.cores, threadsPerCore: m.threadsPerCore, smt: profile.smt, l1d: profile.l1d, lfbEntries: profile.lfbEntries,
     loadPorts: profile.loadPorts, storeBufferEntries: profile.storeBufferEntries, mdClear: profile.features.mdClear, flushL1d: profile.features.flushL1d,
   });
-  const notes: string[] = [];
   const tenants = scenario.tenants.map((t, i) => createTenant(sys, t, i));
   const secretRng = new Xoshiro128(rng.nextU32());
   const secrets = new SecretSet(sys.mem, secretRng, sys.owners);
   const declared = new Map<string, ObjRef>();
-  for (const t of tenants) for (const o of t.spec.objects) declared.set(`${t.spec.name}/${o.name}`, declareObject(sys, t, o.name, o.kind));
-  for (const s of scenario.secrets) plantSecret(sys, secrets, tenants.find((t) => t.spec.name === s.tenant)!, declared.get(`${s.tenant}/${s.object}`)!, s);
+  for (const t of tenants) for (const o of t.spec.objects) declared.set(`${t.spec.name}/${o.name}`, declareObject(sys, t, o.name, o.kind, o.cold));
+  const secretObjects = scenario.secrets.map((s) => {
+    const object = declared.get(`${s.tenant}/${s.object}`)!;
+    return { secret: plantSecret(sys, secrets, tenants.find((t) => t.spec.name === s.tenant)!, object, s), object };
+  });
   for (const t of tenants) addDefaults(sys, t);
+  for (const t of tenants) t.ws = buildWorkingSet(sys, t);
 
   // SMT off: the second thread of each core is offline (cpu_smt_disable, kernel/cpu.c).
   const online = new Uint8Array(n).fill(1);
@@ -174,11 +204,11 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
   bindAttackers(attackers, machine, profile, threads, spaces, sys);
   const textSlide = sys.kernel.sections.text - 0xffffffff81000000n;
   notes.push(...spaces.notes);
-  return { scenario, iso, profile, costs, state, sys, machine, secrets, tenants, tasks, threadTasks, online, globals, percpu, threads, spaces, attackers, textSlide, notes, rng };
+  return { scenario, iso, profile, costs, state, sys, machine, secrets, tenants, tasks, threadTasks, online, globals, percpu, threads, spaces, attackers, textSlide, notes, rng, secretObjects };
 }
 
-function ref(what: string, kind: DataKind, va: bigint, size: number, owner: number, declared: string): ObjRef {
-  return { what, kind, va, size, owner, declared };
+function ref(what: string, kind: DataKind, va: bigint, size: number, owner: number, declared: string, extra?: { cold?: boolean; hpa?: number; userVa?: bigint }): ObjRef {
+  return { what, kind, va, size, owner, declared, cold: extra?.cold ?? false, hpa: extra?.hpa ?? -1, userVa: extra?.userVa ?? 0n };
 }
 
 function percpuUnit(sys: System): bigint {
@@ -188,19 +218,21 @@ function percpuUnit(sys: System): bigint {
 
 function createTenant(sys: System, t: TenantSpec, index: number): TenantRt {
   const objs = new Map<DataKind, ObjRef[]>();
+  const own: ObjRef[] = [];
   if (t.kind === 'vm') {
     const vm = sys.createVm(t.name, { ramBytes: t.memoryBytes, vcpus: t.vcpus });
-    return { index, spec: t, owner: vm.owner.id, process: vm.vmm, vm, netns: null, objs };
+    return { index, spec: t, owner: vm.owner.id, process: vm.vmm, vm, netns: null, objs, own, ws: null };
   }
   if (t.kind === 'netns') {
     const netns = sys.createNetns(t.name);
     const p = sys.createProcess(`${t.name}-task`);
-    return { index, spec: t, owner: netns.owner.id, process: p, vm: null, netns, objs };
+    return { index, spec: t, owner: netns.owner.id, process: p, vm: null, netns, objs, own, ws: null };
   }
   const p = sys.createProcess(t.name);
   // The tenant's anonymous memory (assumption: one private mapping of `memory` bytes, THP-backed when 2 MiB aligned).
-  if (t.memoryBytes >= 2 * MiB) p.mmap({ name: '[anon]', start: 0x7e0000000000n, size: t.memoryBytes, prot: 'rw-', pageShift: 21 });
-  return { index, spec: t, owner: p.owner.id, process: p, vm: null, netns: null, objs };
+  const thp = t.memoryBytes % (2 * MiB) === 0;
+  p.mmap({ name: '[anon]', start: 0x7e0000000000n, size: t.memoryBytes, prot: 'rw-', pageShift: thp ? 21 : 12 });
+  return { index, spec: t, owner: p.owner.id, process: p, vm: null, netns: null, objs, own, ws: null };
 }
 
 function push(t: TenantRt, o: ObjRef): void {
@@ -210,25 +242,30 @@ function push(t: TenantRt, o: ObjRef): void {
 }
 
 /** Allocate (or find) a declared object, as the kernel would hold it. */
-function declareObject(sys: System, t: TenantRt, name: string, kind: keyof typeof OBJECT_KINDS): ObjRef {
+function declareObject(sys: System, t: TenantRt, name: string, kind: keyof typeof OBJECT_KINDS, cold: boolean): ObjRef {
   const info = OBJECT_KINDS[kind];
   const dk = info.dataKind;
   const owner = t.owner;
   const p = t.process;
-  const i = [...t.objs.values()].reduce((s, l) => s + l.length, 0);
+  const i = t.spec.objects.findIndex((x) => x.name === name);
   let o: ObjRef;
   switch (kind) {
     case 'guest-page': {
       const vm = t.vm!;
       const gpa = (0x100 + i) * PAGE; // assumption: declared guest pages from GPA 1 MiB up
-      o = ref(`guest page GPA 0x${gpa.toString(16)} of ${t.spec.name}`, dk, sys.directMapVa(vm.gpaToHpa(gpa)), PAGE, vm.owner.id, name);
-      break;
+      const hpa = vm.gpaToHpa(gpa);
+      o = ref(`guest page GPA 0x${gpa.toString(16)} of ${t.spec.name}`, dk, sys.directMapVa(hpa), PAGE, vm.owner.id, name, { cold, hpa });
+      t.own.push(o); // guest memory: the guest's own code touches it, KVM only where the exit handler does
+      return o;
     }
     case 'anon-page': case 'page-cache': {
       const va = USER_OBJ_BASE + BigInt(i) * 0x2000n;
       p.mmap({ name: `obj:${name}`, start: va, size: PAGE, prot: kind === 'anon-page' ? 'rw-' : 'r--', backing: kind === 'anon-page' ? 'anon' : 'file' });
-      // The kernel reaches user pages through the user VA (copy_to/from_user), page-cache pages through the direct map (filemap_read).
-      o = ref(`${kind} ${name} of ${t.spec.name}`, dk, kind === 'anon-page' ? va : sys.directMapVa(p.paOf(va)), PAGE, owner, name);
+      // The kernel reaches page-cache pages through the direct map (filemap_read); the tenant's code through its mapping.
+      o = ref(`${kind} ${name} of ${t.spec.name}`, dk, kind === 'anon-page' ? va : sys.directMapVa(p.paOf(va)), PAGE, owner, name, { cold, userVa: va });
+      t.own.push(o);
+      // An anonymous page is the tenant's private data, not one of its I/O buffers: only its own code touches it.
+      if (kind === 'anon-page') return o;
       break;
     }
     case 'pipe-page': {
@@ -251,12 +288,17 @@ function declareObject(sys: System, t: TenantRt, name: string, kind: keyof typeo
     default: {
       const cache = kind === 'cred' ? 'cred_jar' : kind === 'sock' ? 'TCP' : kind === 'sk_buff' ? 'skbuff_head_cache' : '';
       const s = cache ? sys.slab.alloc(cache, owner) : sys.slab.kmalloc(info.capacity, owner, { kind: 'skb-data' });
-      o = ref(`${s.cache} object ${s.id} (${name} of ${t.spec.name})`, dk, s.va, s.size, owner, name);
+      o = ref(`${s.cache} object ${s.id} (${name} of ${t.spec.name})`, dk, s.va, s.size, owner, name, { cold });
     }
   }
   push(t, o);
   return o;
 }
+
+/** Kinds a task has exactly one of: a declared one is the task's own, not an extra candidate. */
+const SINGLE_KINDS: ReadonlySet<DataKind> = new Set<DataKind>(['task_struct', 'kernel-stack', 'cred', 'mm_struct', 'files']);
+/** Pages handed out fresh for faults (do_anonymous_page, KVM's fault-in of a guest page): a small pool reused round robin. */
+const FRESH_PAGES = 8;
 
 function plantSecret(sys: System, secrets: SecretSet, t: TenantRt, o: ObjRef, s: { name: string; bytes: number; offset: number }): Secret {
   if (o.kind === 'user-pages') return secrets.plantProcess(t.process, o.va + BigInt(s.offset), s.bytes, s.name);
@@ -277,7 +319,7 @@ function addDefaults(sys: System, t: TenantRt): void {
     return ref(`${what} (${s.cache} ${s.id})`, kind, s.va, s.size, s.owner, '');
   };
   const add = (kind: DataKind, make: () => ObjRef | ObjRef[]) => {
-    if (has(kind)) return;
+    if (SINGLE_KINDS.has(kind) && has(kind)) return;
     const r = make();
     for (const o of Array.isArray(r) ? r : [r]) push(t, o);
   };
@@ -308,6 +350,18 @@ function addDefaults(sys: System, t: TenantRt): void {
     sys.recordPages(p.owner.id, pfn, 0, 'pipe-page', `pipe buffer:${p.comm}`);
     return ref(`pipe page of ${p.comm}`, 'pipe-page', sys.directMapVa(pfn * PAGE), PAGE, p.owner.id, '');
   });
+  // A fault's page (assumption: a pool of FRESH_PAGES the allocator hands out again and again).
+  if (t.vm) {
+    const vm = t.vm;
+    const base = vm.ramBytes - MiB; // assumption: guest RAM the guest has not touched yet, below the tables the l1tf guest writes at the top
+    add('fresh-page', () => Array.from({ length: FRESH_PAGES }, (_, i) => {
+      const gpa = base + i * PAGE;
+      return ref(`fresh guest page GPA 0x${gpa.toString(16)} of ${t.spec.name}`, 'fresh-page', sys.directMapVa(vm.gpaToHpa(gpa)), PAGE, vm.owner.id, '');
+    }));
+  } else {
+    const pool = p.mmap({ name: '[fault-pool]', start: FAULT_POOL_BASE, size: FRESH_PAGES * PAGE, prot: 'rw-' });
+    add('fresh-page', () => Array.from(pool.pfns, (pfn) => ref(`fresh page of ${p.comm}`, 'fresh-page', sys.directMapVa(pfn * PAGE), PAGE, p.owner.id, '')));
+  }
   const vm = t.vm;
   if (vm) {
     add('kvm_vcpu', () => vm.vcpus.map((v) => slabRef(v.vcpu, 'kvm_vcpu', `vcpu_vmx ${v.id} of ${t.spec.name}`)));

@@ -99,11 +99,11 @@ describe('Engine', () => {
     const space = asi.spaces[w.spaces.asiSpace[victim.tenant.index]];
     const mmu = w.threads.mmus[t];
     expect(mmu.cpu.rootAddr).toBe(space.root);
-    // A plan with one touch: the victim's guest page (64 lines, written), from the EPT_VIOLATION entry.
+    // A plan with one touch: the fresh backing page (64 lines, written), from the EPT_VIOLATION entry.
     const fp = loadFootprintTable().entries.get('vm-exit:EPT_VIOLATION')!;
-    const only = { ...fp, text: { ...fp.text, pages: [] }, data: fp.data.filter((d) => d.kind === 'guest-memory') };
+    const only = { ...fp, text: { ...fp.text, pages: [] }, data: fp.data.filter((d) => d.kind === 'fresh-page') };
     const plan = buildPlan(w, only, victim.tenant, victim.tenant, t, e.reasons);
-    const ref = victim.tenant.objs.get('guest-memory')![0];
+    const ref = victim.tenant.objs.get('fresh-page')![0];
     const u = BigInt.asUintN(64, ref.va);
     const pr = new Probe();
     // Independent walks: the restricted root does not map the page, the full root does.

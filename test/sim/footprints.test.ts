@@ -134,7 +134,14 @@ describe('every entry', () => {
   it('covers the events the workload engine needs', () => {
     for (const r of ['EPT_VIOLATION', 'HLT', 'MSR_WRITE', 'EXTERNAL_INTERRUPT', 'IO_INSTRUCTION', 'CPUID']) expect(footprintKeys()).toContain(`vm-exit:${r}`);
     for (const e of ['page-fault', 'timer-interrupt', 'nmi', 'context-switch', 'idle']) expect(footprintKeys()).toContain(e);
-    expect(table.entries.get('vm-exit:EPT_VIOLATION')!.data.some((d) => d.kind === 'guest-memory')).toBe(true);
+    // A fault zeroes a newly allocated page (do_anonymous_page; KVM's fault-in of a guest page), never
+    // the tenant's own data: guest memory is read only where KVM emulates (EPT_MISCONFIG).
+    for (const k of ['vm-exit:EPT_VIOLATION', 'page-fault']) {
+      const d = table.entries.get(k)!.data;
+      expect(d.some((x) => x.kind === 'fresh-page' && x.access === 'write' && x.lines === 64)).toBe(true);
+      expect(d.some((x) => x.kind === 'guest-memory' || (x.kind === 'user-pages' && x.lines === 64))).toBe(false);
+    }
+    expect(table.entries.get('vm-exit:EPT_MISCONFIG')!.data.some((d) => d.kind === 'guest-memory' && d.access === 'read')).toBe(true);
     expect(table.entries.get('vm-exit:EPT_VIOLATION')!.data.some((d) => d.kind === 'ept')).toBe(true);
     expect(table.entries.get('syscall:read')!.data.some((d) => d.kind === 'user-pages' && d.access === 'write')).toBe(true);
     expect(table.entries.get('page-fault')!.transition).toBe('interrupt');

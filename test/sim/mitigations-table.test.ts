@@ -15,7 +15,7 @@ seed: 3
 duration: 300us
 machine: { cpu: ${cpu}, cores: 1, threads_per_core: 2, ram: 1GiB }
 tenants:
-  - { name: victim, kind: process, objects: [{ name: c, kind: cred }${attacks.includes('mfbds') ? ', ' + Array.from({ length: 12 }, (_, i) => `{ name: f${i}, kind: page-cache }`).join(', ') : ''}] }
+  - { name: victim, kind: process, objects: [{ name: c, kind: cred }${attacks.includes('mfbds') ? ', ' + '{ name: f3, kind: page-cache, cold: true }' : ''}] }
   - { name: evil, kind: process }
 secrets:
   - { name: vcred, in: victim/c, bytes: 16, offset: 8 }
@@ -92,18 +92,26 @@ describe('L1TF from user space', () => {
 describe('MDS (fill buffers)', () => {
   const isos = ['mitigations=off', '', 'nosmt'];
   it('skylake-sp: VERW on return to user stops user-to-user sampling but not the sibling', () => {
-    const r = run(hostPair('skylake-sp', 'mfbds', isos));
-    expect(bytes(r, 0, 'mfbds', 'fkey')).toBeGreaterThan(0);
+    // Sampling a fill buffer is a race (the key's line is there only until ~10 other fills reuse
+    // the entry), so the cells are counted over seeds: which seeds leaked, not how many bytes.
+    const SEEDS = 6;
+    const leaked = [0, 0, 0];
+    let r: RunReport | null = null;
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      r = runScenario(parseScenario(hostPair('skylake-sp', 'mfbds', isos).replace('duration: 300us', 'duration: 1ms'), 'table.yaml'), { seed });
+      for (let i = 0; i < 3; i++) if (bytes(r, i, 'mfbds', 'fkey') > 0) leaked[i]++;
+    }
+    expect(leaked[0]).toBeGreaterThan(0);
     // mds.rst, "SMT control": "All MDS variants except MSBDS can be attacked cross Hyper-Threads.
     // That means on CPUs which are affected by MFBDS or MLPDS it is necessary to disable SMT for full protection."
-    expect(r.mitigations[1].state.clear_cpu_buffers).toBe(true);
-    expect(bytes(r, 1, 'mfbds', 'fkey')).toBeGreaterThan(0);
+    expect(r!.mitigations[1].state.clear_cpu_buffers).toBe(true);
+    expect(leaked[1]).toBeGreaterThan(0);
     // mds.rst, "Mitigation points / 1. Return to user space": "When transitioning from kernel to user
     // space the CPU buffers are flushed on affected CPUs" — with SMT off the attacker only runs
     // after the victim returned to user space (or was switched out, returning through the same path).
-    expect(bytes(r, 2, 'mfbds', 'fkey')).toBe(0);
-    expect(r.mitigations[2].notes.some((n) => n.includes('moved to thread 0'))).toBe(true);
-  }, 30_000);
+    expect(leaked[2]).toBe(0);
+    expect(r!.mitigations[2].notes.some((n) => n.includes('moved to thread 0'))).toBe(true);
+  }, 60_000);
 
   it('ice-lake-sp and zen3: nothing to sample', () => {
     // Not affected: Ice Lake-SP enumerates MDS_NO; AMD is not affected (mds.rst "Affected processors").

@@ -19,18 +19,23 @@ beforeAll(() => {
 }, 60_000);
 
 describe('kasi run, default scenario: leaks', () => {
-  it('lists the nine mitigation sets in scenario order, against the mitigations=off baseline', () => {
-    expect(report.mitigations.map((m) => m.name)).toEqual(['none', 'l1d-cond', 'l1d-always', 'nosmt', 'core-sched', 'kpti', 'asi-2019', 'asi-2022', 'asi-2025', 'asi-2025-cs']);
+  it('lists the mitigation sets in scenario order, against the mitigations=off baseline', () => {
+    expect(report.mitigations.map((m) => m.name)).toEqual(['none', 'default', 'l1d-always', 'nosmt', 'core-sched', 'asi-2019', 'asi-2022', 'asi-2025', 'asi-2025-stun', 'asi-2025-cs']);
     expect(report.baseline).toBe('none');
     expect(by('none').costs.overhead_pct).toBe(0);
     // Every set ran the same workload: the baseline's events per task.
     for (const m of report.mitigations) expect(m.events_per_task).toEqual(by('none').events_per_task);
   });
 
+  it('no two sets are one configuration', () => {
+    const key = (m: MitigationResult) => JSON.stringify([m.state, m.design, m.stun]);
+    expect(new Set(report.mitigations.map(key)).size).toBe(report.mitigations.length);
+  });
+
   it('no mitigation: the guest reads the victim VM key and the host process key from the sibling L1D', () => {
     // l1tf.rst, "Malicious guest in a virtual machine": "a malicious guest running on one
     // Hyperthread can attack the data which is brought into the L1D by the context which runs on
-    // the sibling Hyperthread of the same physical core."
+    // the sibling Hyperthread of the same physical core." Both keys are used by their owners' own code.
     expect(leaked(by('none'), 'l1tf-guest', 'guest-key')).toBe(32);
     expect(leaked(by('none'), 'l1tf-guest', 'db-key')).toBe(32);
   });
@@ -38,19 +43,17 @@ describe('kasi run, default scenario: leaks', () => {
   it('L1D flush on VM entry (cond or always) with SMT on still leaks', () => {
     // l1tf.rst, "Flush mitigation": "Note, that L1D flush does not prevent the SMT problem because
     // the sibling thread will also bring back its data into the L1D which makes it attackable again."
-    for (const name of ['l1d-cond', 'l1d-always']) {
-      expect(by(name).state.vmentry_l1d_flush).toBe(name === 'l1d-cond' ? 'cond' : 'always');
+    for (const name of ['default', 'l1d-always']) {
+      expect(by(name).state.vmentry_l1d_flush).toBe(name === 'default' ? 'cond' : 'always');
       expect(leaked(by(name), 'l1tf-guest', 'guest-key')).toBe(32);
       expect(leaked(by(name), 'l1tf-guest', 'db-key')).toBe(32);
       expect(by(name).costs.counts.l1d_flushes).toBeGreaterThan(0);
     }
     // 'always' flushes at every VM entry, 'cond' only after the unsafe exits (vmx.c vmx_l1d_flush()).
-    expect(by('l1d-always').costs.counts.l1d_flushes).toBeGreaterThan(by('l1d-cond').costs.counts.l1d_flushes);
+    expect(by('l1d-always').costs.counts.l1d_flushes).toBeGreaterThan(by('default').costs.counts.l1d_flushes);
   });
 
   it('SMT off (with the default L1D flush) leaks nothing; the moved tasks are reported', () => {
-    // l1tf.rst, "Mitigation selection guide" / "SMT control": with SMT disabled and the L1D flushed
-    // on VM entry the guest cannot reach host or other-guest data through the L1D.
     expect(by('nosmt').state.smt).toBe('off');
     expect(by('nosmt').leaks).toEqual([]);
     expect(by('nosmt').notes.some((n) => /moved to thread 0/.test(n))).toBe(true);
@@ -63,43 +66,45 @@ describe('kasi run, default scenario: leaks', () => {
     expect(by('core-sched').costs.by_kind['forced-idle']).toBeGreaterThan(0);
   });
 
-  it('KPTI changes nothing for a guest attacker (it isolates user from kernel tables, not VMs)', () => {
-    expect(by('kpti').state.pti).toBe(true);
-    expect(by('kpti').leaks.map((l) => `${l.attack}:${l.secret}`)).toEqual(by('l1d-cond').leaks.map((l) => `${l.attack}:${l.secret}`));
-  });
-
-  it('ASI with stun: nothing the victim VM\'s exits touch leaks; the host process key leaks from outside any exit', () => {
+  it('ASI as posted: a sibling guest still reads what the tenants\' own code touches; no stun', () => {
     for (const name of ['asi-2019', 'asi-2022', 'asi-2025']) {
       const m = by(name);
-      expect(m.stun).toBe(true);
+      expect(m.stun).toBe(false);
       expect(m.costs.counts.asi_exits).toBeGreaterThan(0);
-      expect(m.costs.counts.stuns).toBeGreaterThan(0);
-      // The victim's guest key is only touched by its VM exits: the exit leaves the restricted space,
-      // stuns the attacker's sibling, and the re-entry flushes the L1D (taint) before the guest runs.
-      expect(leaked(m, 'l1tf-guest', 'guest-key')).toBe(0);
-      expect(leaked(m, 'mfbds', 'guest-key')).toBe(0);
-      // db-key is touched by host-db's own kernel work, which never exits ASI: 2019/2022 build no
-      // space for processes, 2025 maps the process's user pages in its own space. Stunning only
-      // follows an asi_exit, so the attacker VM on the sibling keeps running (a known limit: these
-      // designs leave cross-tenant SMT pairing to core scheduling).
-      expect(m.asi_exit_reasons.some((r) => r.object.includes('db-secret'))).toBe(false);
-      if (name !== 'asi-2025') expect(m.notes.some((n) => n.includes('no restricted space for process tenant host-db'))).toBe(true);
+      expect(m.costs.counts.stuns).toBe(0);
+      // ASI keeps the host kernel's secrets out of the restricted space; it does not keep one guest
+      // from another on a core (Chartre v4: "Core Scheduling can prevent a malicious VM from attacking another VM").
+      expect(leaked(m, 'l1tf-guest', 'guest-key')).toBe(32);
+      // No exit needed either key: the leaks come from the owners' own code.
+      expect(m.asi_exit_reasons.some((r) => r.object.includes('db-secret') || r.object.includes('GPA 0x100000 '))).toBe(false);
     }
+    expect(by('asi-2025').notes.some((n) => n.includes('turns PTI off'))).toBe(true);
   });
 
-  it('ASI 2025 with stun plus core scheduling leaks nothing: the two cover each other\'s gap', () => {
-    // core-scheduling.rst: tasks of different cookies never share a core's siblings, which closes
-    // the cross-tenant pairing ASI leaves open; ASI keeps the VM's own exits from exposing secrets.
+  it('a stun the design did not post is a named what-if, and does not help against the tenants\' own code', () => {
+    const m = by('asi-2025-stun');
+    expect(m.stun).toBe(true);
+    expect(m.notes.some((n) => n.startsWith('what-if: sibling stunning added to google-asi-2025'))).toBe(true);
+    expect(m.costs.counts.stuns).toBeGreaterThan(0);
+    expect(leaked(m, 'l1tf-guest', 'guest-key')).toBe(32);
+  });
+
+  it('ASI 2025 plus core scheduling leaks nothing: the two cover each other\'s gap', () => {
     const m = by('asi-2025-cs');
     expect(m.leaks).toEqual([]);
     expect(m.costs.counts.asi_exits).toBeGreaterThan(0);
     expect(m.costs.by_kind['forced-idle']).toBeGreaterThan(0);
   });
+
+  it('says which secret no event of the workload touches', () => {
+    expect(by('none').notes.some((n) => n.startsWith('secret db-cred') && n.includes('no event of the workload touches'))).toBe(true);
+    expect(by('none').notes.some((n) => n.startsWith('secret guest-key') || n.startsWith('secret db-key'))).toBe(false);
+  });
 });
 
 describe('kasi run, default scenario: every ASI exit is explained by the tables', () => {
   const table = loadFootprintTable();
-  for (const index of [6, 7, 8]) {
+  for (const index of [5, 6, 7]) {
     it(`isolation entry ${index}`, () => {
       const s = defaultScenario();
       const targets = Int32Array.from(by('none').events_per_task);

@@ -50,7 +50,14 @@ export const googleAsi2022: AsiDesign = {
   faultPolicy: 'exit-retry',
   pcid: { kind: 'google-2022', value: 1, noflush: 'tracked', source: 'tlb.c asi_pcid(): kern_pcid(asid) | pcid_index << ASI_PCID_BITS_SHIFT; class index 0 reserved' },
   taint: TAINT_MODEL_2022,
-  stun: true,
+  // Cover letter: "although we do have a sibling hyperthread stunning implementation internally … it is not
+  // included in this RFC"; 15/47 posts stun_sibling() / unstun_sibling() as empty stubs.
+  stun: false,
+  conventional: {
+    vmentryFlush: 'skipped', pti: 'kept', globalKernel: 'cleared',
+    source: '39/47 (lore 20220223052223.1202152-40): "If ASI is enabled for an mm, then the L1D flushes and MDS mitigations will be taken care of ASI" (vmx_flush_sensitive_cpu_state skipped when mm_asi_enabled); 01/47: "Except when with PTI or ASI where the kernel is mostly non-Global"; cover letter: "these patches do not yet implement KPTI on top of ASI"',
+    assumed: [],
+  },
   holds: [
     'kernel text and rodata; cpu_entry_area and ESPFIX (PGD-cloned); fixed_percpu_data of each CPU',
     'globally non-sensitive memory (direct map and vmalloc)',

@@ -49,6 +49,11 @@ export const googleAsi2025: AsiDesign = {
   pcid: { kind: 'google-2025', value: ASI_CLASS_KVM, noflush: 'never', source: 'RFC v2 06/29 asi_pcid(): kern_pcid(asid) | (class_id + 1) << X86_CR3_ASI_PCID_BITS_SHIFT; NOFLUSH unused' },
   taint: KVM_TAINT,
   stun: false,
+  conventional: {
+    vmentryFlush: 'kept', pti: 'disabled', globalKernel: 'cleared',
+    source: 'RFC v2 21/29 keeps vmx_l1d_flush() ("RFC: This also needs to be integrated with ASI\'s tainting model"); 28/29 "x86/pti: Disable PTI when ASI is on"; 04/29 _PAGE_GLOBAL cleared when X86_FEATURE_ASI',
+    assumed: [],
+  },
   holds: [
     'everything from VMALLOC_START up (vmalloc, vmemmap, cpu_entry_area, ESPFIX, image, modules, fixmap) and the LDT remap area, shared',
     'in the direct map: buddy allocations without __GFP_SENSITIVE, and the per-CPU first chunk',

@@ -43,6 +43,7 @@ export const kpti: AsiDesign = {
   pcid: { kind: 'kpti', noflush: 'kpti-mask', source: 'tlb.c: kPCID = asid + 1, uPCID = kPCID | 1 << X86_CR3_PTI_PCID_USER_BIT; calling.h user_pcid_flush_mask' },
   taint: null,
   stun: false,
+  conventional: { vmentryFlush: 'kept', pti: 'kept', globalKernel: 'cleared', source: 'KPTI is the PTI of the kernel (arch/x86/mm/pti.c): "Except when with PTI where the kernel is mostly non-Global"', assumed: [] },
   holds: [
     'the process\'s user half',
     'entry text (PMD-cloned), cpu_entry_area (P4D-cloned), each CPU\'s cpu_tss_rw page, ESPFIX (X86_BUG_ESPFIX)',

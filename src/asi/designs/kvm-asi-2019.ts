@@ -53,7 +53,13 @@ export const kvmAsi2019: AsiDesign = {
   faultPolicy: 'abort',
   pcid: { kind: 'chartre-prefix', value: 0x01, noflush: 'tracked', source: 'asi.h: ASI PCID = (prefix << 4) | kernel PCID; asi_update_flush(); KVM prefix 0x01 assumed' },
   taint: TAINT_MODEL_2019,
-  stun: true,
+  // v1 cover letter (lore 1557758315-12667-1): "kicking all sibling hyperthreads is not implemented in this serie".
+  stun: false,
+  conventional: {
+    vmentryFlush: 'merged', pti: 'kept', globalKernel: 'cleared',
+    source: 'v1 07/27 (lore 1557758315-12667-8) kvm_may_access_sensitive_data(): "vcpu->arch.l1tf_flush_l1d = true; kvm_isolation_exit();" — the ASI exit arms KVM\'s own conditional flush; v4 implements PTI as a user ASI on the PTI tables',
+    assumed: ['globalKernel'], // nothing posted: without PTI the direct map would stay _PAGE_GLOBAL and survive asi_enter
+  },
   holds: [
     'the whole kernel image mapping (KERNEL_IMAGE_SIZE, PMD-cloned)',
     'the per-CPU first chunk, cpu_entry_area, ESPFIX',

@@ -35,6 +35,11 @@ export const netnsAsi: AsiDesign = {
   pcid: { kind: 'kernel', noflush: 'tracked', source: 'assumption: the namespace tables use the mm\'s kernel PCID (kern_pcid(asid))' },
   taint: null,
   stun: false,
+  conventional: {
+    vmentryFlush: 'kept', pti: 'kept', globalKernel: 'cleared',
+    source: 'no code was posted (LPC 2019 talk): the defaults are kept; kernel mappings non-global as under the Google RFCs',
+    assumed: ['vmentryFlush', 'pti', 'globalKernel'],
+  },
   holds: ['the whole kernel half except other namespaces\' private objects (direct map)'],
   spec(sys: System, ctx: AsiContext) {
     const a = sys.layout.addrs;
