@@ -1,5 +1,5 @@
 /**
- * Reader of page-table captures in the `x86-pt-oracle/1` format (../shared/fixtures/README.md):
+ * Reader of page-table captures in the `x86-pt-oracle/1` format (test/fixtures/README.md):
  * every paging-structure page reachable from the kernel and KPTI user roots, the registers,
  * and QEMU's own listings. Loads the pages into a PhysMemory and the registers into a CpuState.
  * Errors name the file and what is wrong.

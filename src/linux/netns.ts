@@ -52,7 +52,7 @@ export function skbDataRequest(size: number): number {
 
 /**
  * `base` with every netns object kind locally non-sensitive to its namespace: the namespace
- * address-space design (Bottomley/Rapoport 2019, see DESIGN.md), where netns A's private objects
+ * address-space design (Bottomley/Rapoport 2019, see docs/DESIGN.md), where netns A's private objects
  * are absent from netns B's tables. Assumption: all of NETNS_KINDS count as private.
  */
 export function netnsLocalModel(base: ModelName | SensitivityModel): SensitivityModel {

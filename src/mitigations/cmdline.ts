@@ -25,7 +25,7 @@ export type CpuMitigations = 'off' | 'auto' | 'auto,nosmt';
 export type L1tfCmd = 'off' | 'flush,nowarn' | 'flush' | 'flush,nosmt' | 'full' | 'full,force';
 export type VerwCmd = 'off' | 'full' | 'full,nosmt';
 export type VmentryL1dFlushCmd = 'auto' | 'never' | 'cond' | 'always';
-/** kasi's ASI designs (DESIGN.md): off, KVM ASI, System Call Isolation, namespace address spaces, Google ASI 2024-25. */
+/** kasi's ASI designs (docs/DESIGN.md): off, KVM ASI, System Call Isolation, namespace address spaces, Google ASI 2024-25. */
 export const ASI_DESIGNS = ['off', 'kvm', 'sci', 'netns', 'google'] as const;
 export type AsiDesign = (typeof ASI_DESIGNS)[number];
 

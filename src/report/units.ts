@@ -1,4 +1,4 @@
-/** Sizes print as 4KiB / 2MiB / 1GiB (DESIGN.md conventions), with the largest unit that divides exactly. */
+/** Sizes print as 4KiB / 2MiB / 1GiB (docs/DESIGN.md conventions), with the largest unit that divides exactly. */
 export function formatSize(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
   let u = 0;

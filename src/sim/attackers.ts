@@ -1,5 +1,5 @@
 /**
- * Attackers are tasks on hardware threads (DESIGN.md "Attackers are threads"): at every `every`
+ * Attackers are tasks on hardware threads (docs/DESIGN.md "Attackers are threads"): at every `every`
  * of their thread's clock they run their primitives (attacks/*) against the modelled state at
  * that instant — the core's L1D, fill buffers, load ports and store-buffer partition, and the
  * mappings of the attacker's current CR3 — and only the bytes read that way are scored.

@@ -3,7 +3,7 @@
  * profile (src/uarch/profiles.ts). Every value is `{ cycles, source }`; a source starting with
  * "assumption:" marks a value no public document pins down, and says why that value was chosen.
  *
- * How the engine is meant to add these up (DESIGN.md "Costs are sums of what happened"):
+ * How the engine is meant to add these up (docs/DESIGN.md "Costs are sums of what happened"):
  *   event cost = transition (syscallEntryExit | interruptEntryExit | vmExitEntry)
  *              + footprint insns × kernelCyclesPerInsn          (sim/footprints.ts)
  *              + tlbMissWalk per TLB miss (+ tlbMissWalkLa57Extra with 5-level paging)

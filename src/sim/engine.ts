@@ -1,5 +1,5 @@
 /**
- * The discrete-event loop (DESIGN.md "The engine, so that answers come from mechanisms").
+ * The discrete-event loop (docs/DESIGN.md "The engine, so that answers come from mechanisms").
  *
  * Every hardware thread has its own cycle clock; the loop always advances the thread with the
  * smallest clock (ThreadHeap), so siblings interleave at event granularity. An event has two
@@ -72,6 +72,8 @@ export class Engine {
   private readonly table: FootprintTable;
   private readonly quantum: number;
   private readonly pendItem: Int32Array;
+  /** Per task: the cycle it was switched out at and waits on the run queue from (-1: not waiting). */
+  private readonly waitFrom: Float64Array;
   private readonly finished: Uint8Array;
   private readonly attackerOf: (AttackerRt | null)[];
   /** Per task: its interrupt items, their cumulative weights and mean spacing (cycles); null without any. */
@@ -99,6 +101,7 @@ export class Engine {
     this.noteUntouchedSecrets();
     this.cumw = w.tasks.map((t) => { let s = 0; return Float64Array.from(t.mix, (m) => (s += m.weight)); });
     this.pendItem = new Int32Array(w.tasks.length).fill(-1);
+    this.waitFrom = new Float64Array(w.tasks.length); // every task is runnable from cycle 0
     this.finished = new Uint8Array(w.tasks.length);
     for (const t of w.tasks) if (t.attacker === null) this.remaining++;
     this.attackerOf = w.tasks.map((t) => w.attackers.find((a) => a.task === t) ?? null);
@@ -281,6 +284,7 @@ export class Engine {
     if (this.finished[task.id]) return;
     this.finished[task.id] = 1;
     this.meter.finish[task.id] = clock;
+    if (this.waitFrom[task.id] >= 0 && clock > this.waitFrom[task.id]) this.charge(task.id, EK['sched-wait'], clock - this.waitFrom[task.id]); // it ends waiting
     this.remaining--;
   }
 
@@ -312,6 +316,15 @@ export class Engine {
       this.tr.acc = 0;
       cost += this.switchBase + this.toucher.run(t, plan, next.rng) + this.tr.acc;
     }
+    // Time on the run queue is the waiting task's own row ('sched-wait'): from the start of the switch
+    // that takes it off the CPU (the switch is the next task's cost) to the start of the one that
+    // puts it back (its own), so each task's rows add up to its elapsed time.
+    if (this.waitFrom[next.id] >= 0) {
+      const waited = th.clock[t] - this.waitFrom[next.id];
+      if (waited > 0) this.charge(next.id, EK['sched-wait'], waited);
+      this.waitFrom[next.id] = -1;
+    }
+    if (prev !== null && prev !== next) this.waitFrom[prev.id] = th.clock[t];
     th.cur[t] = next.id;
     th.switchAt[t] = th.clock[t] + cost + this.quantum;
     th.clock[t] += cost;
@@ -342,6 +355,7 @@ export class Engine {
       this.tr.switchTask(t, task, null);
       this.tr.idle(t, true);
       th.clock[t] += this.tr.acc;
+      this.charge(task.id, EK['forced-idle'], this.tr.acc); // schedule() to the idle task, on the task's account
       th.needSwitchIn[t] = 1;
     }
     const end = (k + 1) * this.quantum;

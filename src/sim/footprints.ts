@@ -1,6 +1,6 @@
 /**
  * The footprint table (versioned data): what one event does in the kernel, as the engine
- * expands it into touches (DESIGN.md "An event expands into touches").
+ * expands it into touches (docs/DESIGN.md "An event expands into touches").
  *
  * Per event key (`syscall:<name>`, `vm-exit:<REASON>`, `page-fault`, `timer-interrupt`, `ipi`,
  * `nmi`, `context-switch`, `idle`):

@@ -1,5 +1,5 @@
 /**
- * A binary min-heap of hardware-thread ids keyed by their cycle clocks (DESIGN.md "Time": the
+ * A binary min-heap of hardware-thread ids keyed by their cycle clocks (docs/DESIGN.md "Time": the
  * engine always advances the thread with the smallest clock). Ties break on the lower thread
  * id, so the order is a total order and runs are deterministic.
  *

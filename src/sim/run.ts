@@ -1,6 +1,6 @@
 /**
  * `kasi run`: one scenario, every isolation entry, the same seed → what leaked and what it cost,
- * per mitigation set (DESIGN.md "Data flow of kasi run").
+ * per mitigation set (docs/DESIGN.md "Data flow of kasi run").
  *
  * The unmitigated baseline (the first entry whose command line is `mitigations=off`, else the
  * first entry) runs first, for the scenario's duration; every other entry then runs the SAME

@@ -80,7 +80,7 @@ export interface TenantObject {
 }
 
 /**
- * What a tenant's own code (guest-run, user-compute) touches (DESIGN.md "Tenants use their own
+ * What a tenant's own code (guest-run, user-compute) touches (docs/DESIGN.md "Tenants use their own
  * memory"): `bytes` of its memory plus its declared objects that are not cold, drawn a line at a
  * time, uniformly; `writes` is the fraction of touches that store; `linesPerKcycle` how many
  * line touches one thousand cycles of its code make. Defaults: WORKING_SET_DEFAULT.
@@ -150,7 +150,7 @@ export interface AttackerSpec {
   readonly every: SimTime;
 }
 
-/** The isolation designs kasi models (DESIGN.md table), by the names scenarios use. */
+/** The isolation designs kasi models (docs/DESIGN.md table), by the names scenarios use. */
 export const ASI_DESIGN_NAMES = ['kpti', 'kvm-asi-2019', 'sci-2019', 'google-asi-2022', 'google-asi-2025', 'netns-asi'] as const;
 export type IsolationDesign = 'off' | (typeof ASI_DESIGN_NAMES)[number];
 

@@ -1,5 +1,5 @@
 /**
- * Leaks and costs as statistics over seeds (DESIGN.md "Answers are statistics"; issue 10 item 6).
+ * Leaks and costs as statistics over seeds (docs/DESIGN.md "Answers are statistics"; issue 10 item 6).
  *
  * `kasi run --seed S --seeds N` runs the scenario for seeds S … S+N-1 (sim/pool.ts); this file
  * turns the N one-seed reports into one: per attack × secret cell, the fraction of seeds that

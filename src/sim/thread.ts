@@ -1,6 +1,6 @@
 /**
  * Per-hardware-thread state of a run (structure of arrays, one slot per thread) and the meter
- * that sums what happened (DESIGN.md "Costs are sums of what happened").
+ * that sums what happened (docs/DESIGN.md "Costs are sums of what happened").
  *
  * Each hardware thread has its own x86 state: a CpuState (CR3, CR4, CPL) and an Mmu with its
  * own TLB (SDM Vol. 3A 4.10: TLBs are per logical processor), booted as Linux brings a CPU up:

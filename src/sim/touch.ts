@@ -1,5 +1,5 @@
 /**
- * Event → touches → MMU/TLB → L1D, fill buffers, load ports, store buffer (DESIGN.md "An event
+ * Event → touches → MMU/TLB → L1D, fill buffers, load ports, store buffer (docs/DESIGN.md "An event
  * expands into touches").
  *
  * A Plan is a footprint (sim/footprints.ts) resolved for one task on one hardware thread: the

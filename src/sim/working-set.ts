@@ -1,5 +1,5 @@
 /**
- * What a tenant's own code touches (DESIGN.md "Tenants use their own memory"): a guest's code
+ * What a tenant's own code touches (docs/DESIGN.md "Tenants use their own memory"): a guest's code
  * (`guest-run`) and a process's user code (`user-compute`) load and store lines of their own
  * working set, so their data passes the core's L1D, fill buffers and store buffers exactly as
  * the kernel's does — the state l1tf.rst and mds.rst describe a sibling reading ("This context

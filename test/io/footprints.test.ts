@@ -2,7 +2,7 @@
  * Reader of `sci-code-footprints/1` (src/io/footprints.ts). Truth used:
  *  - the fixture's README table (test/fixtures/footprints/README.md), copied below as literals:
  *    text pages and "outside entry text" per test;
- *  - summary.md's per-part table (handlers of the two-part tests);
+ *  - test/fixtures/footprints/summary.md's per-part table (handlers of the two-part tests);
  *  - the README's statement that every syscall touches the same 6 pages, one of them entry text.
  * Bad input: each error names the file and the field.
  */
@@ -35,7 +35,7 @@ describe('the measured footprints fixture', () => {
     }
   });
 
-  it('reads kinds and parts as summary.md lists them', () => {
+  it('reads kinds and parts as test/fixtures/footprints/summary.md lists them', () => {
     const kinds = Object.fromEntries(fp.tests.map((t) => [t.name, t.kind]));
     expect(kinds.getppid).toBe('syscall');
     expect(kinds.user_page_fault_anon).toBe('fault');

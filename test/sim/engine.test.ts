@@ -14,6 +14,8 @@ import { buildWorld } from '../../src/sim/world.ts';
 import { runEntry } from '../../src/sim/run.ts';
 import { loadFootprintTable } from '../../src/sim/footprints.ts';
 import { buildPlan } from '../../src/sim/touch.ts';
+import { defaultScenario } from '../../src/io/scenario.ts';
+import { N_EK } from '../../src/sim/thread.ts';
 
 const TWO_VMS = (iso: string, extra = '') => `
 name: unit
@@ -120,4 +122,18 @@ describe('Engine', () => {
     const hits = r.counts.slice(0, r.key.length).reduce((a, b) => a + b, 0);
     expect(hits).toBe(1);
   });
+
+  it('every cycle of a workload task\'s elapsed time is in one of its rows (run-queue waits, forced idle, stuns included)', () => {
+    const s = defaultScenario();
+    for (const name of ['none', 'nosmt', 'core-sched', 'asi-2025-stun', 'asi-2025-cs']) {
+      const { world, engine } = runEntry(s, s.isolation.findIndex((x) => x.name === name), null);
+      const m = engine.meter;
+      for (const t of world.tasks) {
+        if (t.attacker !== null) continue;
+        let rows = 0;
+        for (let k = 0; k < N_EK; k++) rows += m.byKind[t.id * N_EK + k];
+        expect([name, t.tenant.spec.name, Math.abs(rows - m.finish[t.id]) <= 1e-6 * m.finish[t.id]]).toEqual([name, t.tenant.spec.name, true]);
+      }
+    }
+  }, 60_000);
 });

@@ -11,7 +11,7 @@
  * "vmx cpu data" and "the vcpu tasks" (the VMM thread's task_struct and stack). Copies are made
  * per page (kvm_copy_ptes()), so whatever else shares those pages is mapped too.
  * Assumptions: per VM, the vCPU (vcpu_vmx) objects, their VMCS and MSR-bitmap pages stand for
- * the vmx data; the v1 RFC had one kvm_mm for all VMs — DESIGN.md's "this VM's data" is
+ * the vmx data; the v1 RFC had one kvm_mm for all VMs — docs/DESIGN.md's "this VM's data" is
  * followed here (one space per VM); the kvm module and IRQ stacks are not in the model.
  *
  * Transitions are the generic ASI of v2–v4 (asi_enter/asi_exit, per-CPU asi_session, idepth;
