@@ -6,7 +6,7 @@
  *
  * One seed: a cell is bytes leaked / bytes planted. N seeds (sim/seeds.ts): a cell is the seeds
  * that leaked / N and the median bytes recovered in those, `~` marking an unstable cell (leaked
- * in some seeds only); a second matrix gives the median time to first leak; the costs are
+ * in fewer than half of the seeds, sim/seeds.ts verdictOf); a second matrix gives the median time to first leak; the costs are
  * medians with their min..max. Deterministic: the same report gives the same text.
  */
 import type { CellStats, SeedsReport, SetStats } from '../sim/seeds.ts';
@@ -86,7 +86,7 @@ export function formatRunText(r: SeedsReport): string {
   } else {
     out.push(
       `Leaks over ${n} seeds: seeds that leaked/${n} and the median bytes they recovered`,
-      `(${n}/${n} = leaks in every seed; ~k/${n} = unstable, leaks in some seeds only; - = no leak in any seed)`,
+      `(verdict: k/${n} = leaks, in at least half of the seeds; ~k/${n} = unstable, in fewer than half; - = no leak, in no seed)`,
       ...table(head, leakRows(ms, cellText, true)),
       '',
       'Time to first leak (median over the seeds that leaked, simulated time)',

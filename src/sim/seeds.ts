@@ -7,8 +7,12 @@
  * verdict; per mitigation set, the median and the spread (min, quartiles, max) of its cycles and
  * overhead. Pure and order-preserving: the same per-seed reports give the same summary.
  *
- * Verdicts: `leaks` = leaked in every seed, `no leak` = in none, `unstable` = in some only (the
- * cell depends on the seed: run more seeds or a longer duration before trusting either answer).
+ * Verdicts: `leaks` = leaked in at least half of the seeds, `no leak` = in none, `unstable` = in
+ * some but fewer than half (a rare leak at this run length: whether a run shows it depends on the
+ * seed, so run more seeds or a longer duration before trusting either answer). The threshold is
+ * at half, not at "every seed", because a mechanism that leaks in most runs is a leak, and an
+ * all-or-nothing rule flips with the seed set for every cell that leaks with a probability
+ * below 1 (the MDS cells of the default scenario leak in 5–8 of 8 seeds; examples/README.md).
  */
 import type { MitigationResult, RunReport } from './run.ts';
 import { sameAs } from './same-state.ts';
@@ -135,7 +139,7 @@ export function spread(xs: readonly number[]): Spread {
 }
 
 export function verdictOf(leaked: number, seeds: number): Verdict {
-  return leaked === 0 ? 'no leak' : leaked === seeds ? 'leaks' : 'unstable';
+  return leaked === 0 ? 'no leak' : 2 * leaked >= seeds ? 'leaks' : 'unstable';
 }
 
 /** One cell over the seeds; `cells[k]` is seed k's cell (undefined: that seed had no such cell), `ghz[k]` its clock. */

@@ -92,11 +92,12 @@ describe('kasi run --seeds', () => {
 
 describe('matrix cells', () => {
   const c = (bytes: number) => ({ attack: 'a', secret: 's', owner: 'o', bytes, of: 32, when: bytes > 0 ? 2500 : -1 });
-  it('one seed: bytes/planted or -; N seeds: k/N and median bytes, ~ when unstable', () => {
+  it('one seed: bytes/planted or -; N seeds: k/N and median bytes, ~ when unstable (fewer than half)', () => {
     expect(cellText(cellStats([c(32)], [2.5]))).toBe('32/32');
     expect(cellText(cellStats([c(0)], [2.5]))).toBe('-');
     expect(cellText(cellStats([c(32), c(32), c(16)], [2.5, 2.5, 2.5]))).toBe('3/3 32B');
-    expect(cellText(cellStats([c(32), c(0), c(16)], [2.5, 2.5, 2.5]))).toBe('~2/3 24B');
+    expect(cellText(cellStats([c(32), c(0), c(16)], [2.5, 2.5, 2.5]))).toBe('2/3 24B');
+    expect(cellText(cellStats([c(32), c(0), c(0)], [2.5, 2.5, 2.5]))).toBe('~1/3 32B');
     expect(cellText(cellStats([c(0), c(0)], [2.5, 2.5]))).toBe('-');
   });
   it('times: ns, us, ms, s with three significant digits', () => {

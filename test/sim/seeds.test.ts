@@ -21,24 +21,29 @@ describe('statistics', () => {
     expect(Number.isNaN(median([]))).toBe(true);
   });
 
-  it('verdict: leaks in every seed, none, or some (unstable)', () => {
+  it('verdict: leaks in at least half of the seeds, none, or fewer than half (unstable)', () => {
     expect(verdictOf(8, 8)).toBe('leaks');
+    expect(verdictOf(5, 8)).toBe('leaks');
+    expect(verdictOf(4, 8)).toBe('leaks');
     expect(verdictOf(0, 8)).toBe('no leak');
     expect(verdictOf(3, 8)).toBe('unstable');
+    expect(verdictOf(1, 8)).toBe('unstable');
+    expect(verdictOf(1, 3)).toBe('unstable');
     expect(verdictOf(1, 1)).toBe('leaks');
   });
 
   it('a cell: fraction of seeds leaked, medians over the seeds that leaked, ns from each seed clock', () => {
     const c = (bytes: number, when: number) => ({ attack: 'mfbds', secret: 'k', owner: 'v', bytes, of: 32, when });
-    // Seeds 0 and 2 leak (8 B at cycle 1000, 24 B at cycle 3000), seed 1 does not; clock 2 GHz.
-    const s = cellStats([c(8, 1000), c(0, -1), c(24, 3000)], [2, 2, 2]);
-    expect(s).toMatchObject({ seeds: 3, seeds_leaked: 2, verdict: 'unstable', bytes_median: 16, first_leak_ns_median: 1000, bytes: 16, when: 2000 });
-    expect(s.bytes_by_seed).toEqual([8, 0, 24]);
-    expect(s.first_leak_ns_by_seed).toEqual([500, null, 1500]);
+    // Seeds 0 and 2 leak (8 B at cycle 1000, 24 B at cycle 3000), seeds 1 and 3 do not; clock 2 GHz.
+    const s = cellStats([c(8, 1000), c(0, -1), c(24, 3000), c(0, -1)], [2, 2, 2, 2]);
+    expect(s).toMatchObject({ seeds: 4, seeds_leaked: 2, verdict: 'leaks', bytes_median: 16, first_leak_ns_median: 1000, bytes: 16, when: 2000 });
+    expect(s.bytes_by_seed).toEqual([8, 0, 24, 0]);
+    expect(s.first_leak_ns_by_seed).toEqual([500, null, 1500, null]);
+    expect(cellStats([c(8, 1000), c(0, -1), c(0, -1)], [2, 2, 2])).toMatchObject({ seeds_leaked: 1, verdict: 'unstable' });
     const none = cellStats([c(0, -1), c(0, -1)], [2, 2]);
     expect(none).toMatchObject({ seeds_leaked: 0, verdict: 'no leak', bytes_median: null, first_leak_ns_median: null, bytes: 0, when: -1 });
     // A seed that has no such cell counts as not leaked.
-    expect(cellStats([c(32, 10), undefined], [1, 1])).toMatchObject({ seeds: 2, seeds_leaked: 1, verdict: 'unstable' });
+    expect(cellStats([c(32, 10), undefined, undefined], [1, 1, 1])).toMatchObject({ seeds: 3, seeds_leaked: 1, verdict: 'unstable' });
   });
 
   it('summarize: costs as medians with min/quartiles/max, counts as medians, notes once each', () => {
@@ -95,31 +100,28 @@ describe('seeds end to end', () => {
     expect(() => seedScenarios(scenario, { seed: 0xffffffff, seeds: 2 })).toThrow(RangeError);
   });
 
-  it('a cell that leaks in one seed and not the next is unstable; the summary agrees with each seed run alone', async () => {
-    // Find two consecutive seeds where l1tf-guest × key under `none` leaks in one only.
-    const leaks = (seed: number) => cellOf(runScenario(scenario, { seed }).mitigations[0], 'l1tf-guest').bytes > 0;
+  it('a cell that leaks in one of three consecutive seeds is unstable; the summary agrees with each seed run alone', async () => {
+    // Find three consecutive seeds where l1tf-guest × key under `none` leaks in exactly one.
+    const alone = new Map<number, RunReport>();
+    const one = (seed: number): RunReport => alone.get(seed) ?? alone.set(seed, runScenario(scenario, { seed })).get(seed)!;
+    const leaks = (seed: number) => cellOf(one(seed).mitigations[0], 'l1tf-guest').bytes > 0;
     let s = -1;
-    let prev = leaks(1);
-    for (let k = 2; k <= 40 && s < 0; k++) {
-      const cur = leaks(k);
-      if (cur !== prev) s = k - 1;
-      prev = cur;
-    }
-    expect(s, 'no two consecutive seeds of 1..40 disagree: the scenario no longer has a seed-dependent cell').toBeGreaterThan(0);
-    const alone = [s, s + 1].map((seed) => runScenario(scenario, { seed }));
-    const r = summarize(await runSeeds(scenario, { seed: s, seeds: 2, workers: 1 }));
-    expect(r.seeds).toBe(2);
+    for (let k = 1; k <= 40 && s < 0; k++) if ([k, k + 1, k + 2].filter(leaks).length === 1) s = k;
+    expect(s, 'no three consecutive seeds of 1..42 leak exactly once: the scenario no longer has a seed-dependent cell').toBeGreaterThan(0);
+    const seeds = [s, s + 1, s + 2].map(one);
+    const r = summarize(await runSeeds(scenario, { seed: s, seeds: 3, workers: 1 }));
+    expect(r.seeds).toBe(3);
     const c = cellOf(r.mitigations[0], 'l1tf-guest');
-    const one = alone.map((a) => cellOf(a.mitigations[0], 'l1tf-guest'));
-    const leaked = one.find((x) => x.bytes > 0)!;
-    expect(c).toMatchObject({ seeds: 2, seeds_leaked: 1, verdict: 'unstable', bytes_median: leaked.bytes, first_leak_ns_median: Math.round(leaked.when / alone[0].ghz) });
-    expect(c.bytes_by_seed).toEqual(one.map((x) => x.bytes));
+    const cells = seeds.map((a) => cellOf(a.mitigations[0], 'l1tf-guest'));
+    const leaked = cells.find((x) => x.bytes > 0)!;
+    expect(c).toMatchObject({ seeds: 3, seeds_leaked: 1, verdict: 'unstable', bytes_median: leaked.bytes, first_leak_ns_median: Math.round(leaked.when / seeds[0].ghz) });
+    expect(c.bytes_by_seed).toEqual(cells.map((x) => x.bytes));
     expect(r.mitigations[0].leaks.map((x) => x.attack)).toContain('l1tf-guest');
     // nosmt: the attacker has no sibling, in no seed.
     expect(cellOf(r.mitigations[1], 'l1tf-guest')).toMatchObject({ seeds_leaked: 0, verdict: 'no leak' });
     // Costs: the per-seed cycles are each seed's own run.
-    expect(r.mitigations[1].costs.cycles_by_seed).toEqual(alone.map((a) => a.mitigations[1].costs.cycles));
-    expect(formatRunText(r)).toMatch(/~1\/2 \d+B/);
+    expect(r.mitigations[1].costs.cycles_by_seed).toEqual(seeds.map((a) => a.mitigations[1].costs.cycles));
+    expect(formatRunText(r)).toMatch(/~1\/3 \d+B/);
   }, 60_000);
 
   it('the same scenario, seed and N give byte-identical text and JSON with 1 or 2 worker threads', async () => {
