@@ -18,7 +18,8 @@
  *               working_set = { bytes = 64KiB, writes = 0.3, lines_per_kcycle = 10 } (vm, process) }]
  *   secrets: [{ name, in: tenant/object, bytes >= 8, offset = 0 }]
  *   workload: [{ thread, tenant, mix: [{ event, reason|name|cycles, weight = 1 }] }]
- *   attackers: [{ thread, tenant, attacks: [...], every = 10us }]
+ *   attackers: [{ thread, tenant, attacks: [...], every = 10us,
+ *                 spectre_v1 = { gadget = unaudited | usercopy | swapgs, window = entry | after-exit } }]
  *   isolation: [{ name, cmdline = "", stun = (kvm/google ASI) }]  (= one entry "default")
  *   footprints: { override: { <event key>: { text, insns, data, tlb_flush_pages, source } } }
  *   costs: { clock_ghz, override: { <snake_case parameter>: cycles | { cycles, source } } }
@@ -35,7 +36,7 @@ import { DEFAULT_SCENARIO_FILE, DEFAULT_SCENARIO_YAML } from '../sim/default-sce
 import { costParamFromYaml, costParamYamlNames, type CostOverrides, type CostParam, type CostValue } from '../sim/costs.ts';
 import { ACCESSES, DATA_KINDS, SCOPES, footprintKeys, loadFootprintTable, parseFootprintKey, type FootprintOverride } from '../sim/footprints.ts';
 import {
-  ASI_DESIGN_NAMES, OBJECT_KINDS, WORKING_SET_DEFAULT, OBJECT_KIND_NAMES, threadCount,
+  ASI_DESIGN_NAMES, OBJECT_KINDS, SPECTRE_V1_GADGETS, SPECTRE_V1_WINDOWS, WORKING_SET_DEFAULT, OBJECT_KIND_NAMES, threadCount,
   type IsolationDesign, type IsolationSpec, type MachineSpec, type MixItem, type Scenario, type SimTime, type TenantKind, type TenantSpec,
 } from '../sim/scenario-types.ts';
 import { getProfile, profileNames } from '../uarch/profiles.ts';
@@ -143,7 +144,10 @@ const scenarioSchema = strict({
   tenants: z.array(tenantSchema).default([]),
   secrets: z.array(strict({ name, in: z.string(), bytes: z.number().int().min(1), offset: uint.default(0) })).default([]),
   workload: z.array(strict({ thread: uint, tenant: z.string(), mix: z.array(mixSchema).min(1) })).default([]),
-  attackers: z.array(strict({ thread: uint, tenant: z.string(), attacks: z.array(z.enum(ATTACK_NAMES)).min(1), every: time.prefault('10us') })).default([]),
+  attackers: z.array(strict({
+    thread: uint, tenant: z.string(), attacks: z.array(z.enum(ATTACK_NAMES)).min(1), every: time.prefault('10us'),
+    spectre_v1: strict({ gadget: z.enum(SPECTRE_V1_GADGETS).default('unaudited'), window: z.enum(SPECTRE_V1_WINDOWS).default('entry') }).optional(),
+  })).default([]),
   isolation: z.array(strict({ name, cmdline: z.string().default(''), stun: z.boolean().optional() })).default([]),
   footprints: strict({ override: z.record(z.string(), overrideSchema).default({}) }).prefault({}),
   costs: strict({ clock_ghz: z.number().positive().optional(), override: z.record(z.string(), costValue).default({}) }).prefault({}),
@@ -498,7 +502,8 @@ function build(ctx: Ctx, r: Raw): Scenario {
       if (name === 'l1tf-guest' && t.kind !== 'vm') ctx.fail(at('attacks', j), `an attack a ${t.kind} tenant can run (l1tf-guest needs a vm tenant)`, `"${name}"`);
       if ((name === 'l1tf-native' || name === 'meltdown') && t.kind === 'vm') ctx.fail(at('attacks', j), `an attack a vm tenant can run (${name} needs a host process)`, `"${name}"`);
     });
-    return { thread: a.thread, tenant: t.name, attacks: a.attacks, every: a.every };
+    if (a.spectre_v1 !== undefined && !a.attacks.includes('spectre-v1')) ctx.fail(at('spectre_v1'), 'spectre_v1 settings only with the spectre-v1 attack', 'no spectre-v1 in attacks', { key: true });
+    return { thread: a.thread, tenant: t.name, attacks: a.attacks, every: a.every, spectreV1: { gadget: a.spectre_v1?.gadget ?? 'unaudited', window: a.spectre_v1?.window ?? 'entry' } };
   });
 
   if (r.duration !== undefined && r.events !== undefined) ctx.fail(['events'], 'either duration or events', 'both');

@@ -18,8 +18,12 @@
  *  - meltdown: user-mode loads of each secret's direct-map address through the thread's CURRENT
  *    CR3 at CPL 3 (the PTI user copy when PTI is on);
  *  - spectre-v1: a bounds-check-bypass gadget in the attacker's own kernel context (its
- *    syscalls / VM exits): the kernel-mode tables of its context — the ASI restricted space if the
- *    design builds one for it, else the full tables — reach the secret's direct-map address or not;
+ *    syscalls / VM exits, scenario-types.ts SpectreV1Spec), run at each attack instant through the
+ *    tables that context has at that point of the kernel path: on the entry path, the ASI
+ *    restricted space if the design builds one for the attacker's context, else its full kernel
+ *    tables; after an exit the design takes on an unmapped touch ('exit-retry', 'abort'), the full
+ *    tables until re-entry; a design that refuses instead of exiting (netns) never leaves its space.
+ *    A 'usercopy' or 'swapgs' gadget only works while the spectre_v1 mitigation is off;
  *  - mfbds/mlpds/msbds/taa: sampling, no address (taa only while TSX is on).
  */
 import { l1tfGuest, l1tfNative, type VcpuThread } from '../attacks/l1tf.ts';
@@ -67,8 +71,12 @@ export interface AttackerRt {
   /** The thread at CPL 3 (its own Mmu): meltdown, l1tf-native. */
   user: AttackThread | null;
   sampler: SamplingThread | null;
-  /** The attacker's kernel-mode view (spectre-v1). */
+  /** The attacker's kernel-mode views (spectre-v1): on its restricted space (null: none) and on its full tables. */
   gadget: AttackThread | null;
+  gadgetFull: AttackThread | null;
+  /** Which view the gadget runs on, and whether the v1 software mitigations close it (bindAttackers). */
+  gadgetRestricted: boolean;
+  gadgetBlocked: boolean;
   /** Per (attack, source, entry): the index of the last sample kept (compact()). */
   readonly lastKept: Int32Array;
 }
@@ -109,7 +117,10 @@ export function prepareAttackers(sys: System, tasks: readonly Task[], secrets: S
     const targets = targetsOf(sys, secrets);
     const sampler = (n: AttackName) => n === 'mfbds' || n === 'mlpds' || n === 'msbds' || n === 'taa';
     const order = [...a.attacks.filter(sampler), ...a.attacks.filter((n) => !sampler(n))];
-    const rt: AttackerRt = { task, names: a.attacks, order, every: everyCycles(task), targets, vcpu: null, user: null, sampler: null, gadget: null, lastKept: new Int32Array(8 * 8 * KEY_ENTRIES).fill(-1) };
+    const rt: AttackerRt = {
+      task, names: a.attacks, order, every: everyCycles(task), targets, vcpu: null, user: null, sampler: null,
+      gadget: null, gadgetFull: null, gadgetRestricted: false, gadgetBlocked: false, lastKept: new Int32Array(8 * 8 * KEY_ENTRIES).fill(-1),
+    };
     const vm = task.tenant.vm;
     if (a.attacks.includes('l1tf-guest') && vm) {
       let g = guestTables.get(task.tenant);
@@ -142,7 +153,7 @@ export function prepareAttackers(sys: System, tasks: readonly Task[], secrets: S
 }
 
 /** Bind the attackers to the machine and the built spaces. */
-export function bindAttackers(list: AttackerRt[], machine: Machine, profile: CpuProfile, threads: ThreadState, spaces: Spaces, sys: System): void {
+export function bindAttackers(list: AttackerRt[], machine: Machine, profile: CpuProfile, threads: ThreadState, spaces: Spaces, sys: System, state: MitigationState): void {
   for (const rt of list) {
     const t = rt.task.thread;
     const hw = machine.threads[t];
@@ -150,11 +161,20 @@ export function bindAttackers(list: AttackerRt[], machine: Machine, profile: Cpu
     rt.user = { cpu: profile, hw, mmu: threads.mmus[t] };
     rt.sampler = { cpu: profile, hw };
     if (rt.names.includes('spectre-v1')) {
+      const view = (root: number): AttackThread => {
+        const cpu = new CpuState(profile.maxPhysBits, { pdpe1gb: profile.features.gbpages });
+        cpu.load({ cr4: threads.cpus[t].cr4, efer: threads.cpus[t].efer, cr3: root, cpl: 0 });
+        return { cpu: profile, hw, mmu: new Mmu(cpu, sys.mem) };
+      };
+      const spec = rt.task.attacker!.spectreV1;
       const s = spaces.asi !== null ? spaces.asiSpace[rt.task.tenant.index] : -1;
-      const root = s >= 0 ? spaces.asi!.spaces[s].root : rt.task.tenant.process.pgd;
-      const cpu = new CpuState(profile.maxPhysBits, { pdpe1gb: profile.features.gbpages });
-      cpu.load({ cr4: threads.cpus[t].cr4, efer: threads.cpus[t].efer, cr3: root, cpl: 0 });
-      rt.gadget = { cpu: profile, hw, mmu: new Mmu(cpu, sys.mem) };
+      rt.gadgetFull = view(rt.task.tenant.process.pgd);
+      rt.gadget = s >= 0 ? view(spaces.asi!.spaces[s].root) : null;
+      const policy = spaces.design?.faultPolicy;
+      const leaves = policy === 'exit-retry' || policy === 'abort';
+      rt.gadgetRestricted = rt.gadget !== null && (spec.window === 'entry' || !leaves);
+      // bugs.c: "Mitigation: usercopy/swapgs barriers and __user pointer sanitization" unless nospectre_v1.
+      rt.gadgetBlocked = spec.gadget !== 'unaudited' && state.spectreV1 !== 'none';
     }
   }
 }
@@ -212,9 +232,12 @@ export function runAttacks(rt: AttackerRt, state: MitigationState, out: Samples,
         cpu.cpl = cpl;
         break;
       }
-      case 'spectre-v1':
-        if (rt.gadget) for (const x of tg) got += spectreV1(rt.gadget, x.dmLo, x.dmHi, x.len, out, at, rt.task.thread);
+      case 'spectre-v1': {
+        if (rt.gadgetBlocked) break;
+        const g = rt.gadgetRestricted ? rt.gadget! : rt.gadgetFull!;
+        for (const x of tg) got += spectreV1(g, x.dmLo, x.dmHi, x.len, out, at, rt.task.thread);
         break;
+      }
       case 'mfbds': got += mfbds(rt.sampler!, out, at); break;
       case 'mlpds': got += mlpds(rt.sampler!, out, at); break;
       case 'msbds': got += msbds(rt.sampler!, out, at); break;

@@ -143,11 +143,30 @@ export interface WorkloadThread {
   readonly mix: readonly MixItem[];
 }
 
+/**
+ * The Spectre v1 gadget an attacker drives in its own kernel context (spectre.rst):
+ *  - gadget 'unaudited': a bounds-check bypass no software mitigation covers (only what is mapped
+ *    limits it); 'usercopy': a __user pointer check, closed by the LFENCE of
+ *    __uaccess_begin_nospec / array_index_nospec in the usercopy paths; 'swapgs': a mispredicted
+ *    swapgs on entry, closed by the entry LFENCEs — both unless spectre_v1 mitigation is off
+ *    (nospectre_v1, mitigations=off; arch/x86/kernel/cpu/bugs.c spectre_v1_select_mitigation);
+ *  - window 'entry': the gadget runs on the kernel entry path of the attacker's syscall or VM exit,
+ *    before anything leaves the restricted space; 'after-exit': in a handler that first touched
+ *    something the design does not map, so the rest of it runs on the full tables until re-entry.
+ */
+export const SPECTRE_V1_GADGETS = ['unaudited', 'usercopy', 'swapgs'] as const;
+export const SPECTRE_V1_WINDOWS = ['entry', 'after-exit'] as const;
+export interface SpectreV1Spec {
+  readonly gadget: (typeof SPECTRE_V1_GADGETS)[number];
+  readonly window: (typeof SPECTRE_V1_WINDOWS)[number];
+}
+
 export interface AttackerSpec {
   readonly thread: number;
   readonly tenant: string;
   readonly attacks: readonly AttackName[];
   readonly every: SimTime;
+  readonly spectreV1: SpectreV1Spec;
 }
 
 /** The isolation designs kasi models (docs/DESIGN.md table), by the names scenarios use. */

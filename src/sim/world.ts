@@ -201,7 +201,7 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
   const attackers = prepareAttackers(sys, tasks, secrets, state, every);
   const threads = new ThreadState(n, m.threadsPerCore, profile, sys, online);
   const spaces = buildSpaces(sys, iso, state, tenants, tasks, threads);
-  bindAttackers(attackers, machine, profile, threads, spaces, sys);
+  bindAttackers(attackers, machine, profile, threads, spaces, sys, state);
   const textSlide = sys.kernel.sections.text - 0xffffffff81000000n;
   notes.push(...spaces.notes);
   return { scenario, iso, profile, costs, state, sys, machine, secrets, tenants, tasks, threadTasks, online, globals, percpu, threads, spaces, attackers, textSlide, notes, rng, secretObjects };

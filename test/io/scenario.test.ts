@@ -39,16 +39,16 @@ describe('examples', () => {
     const s = defaultScenario();
     expect(s.machine).toEqual({ cpu: 'skylake-sp', cores: 2, threadsPerCore: 2, ramBytes: 4 * 2 ** 30, pagingLevels: 4 });
     expect(s.tenants.map((t) => `${t.name}:${t.kind}`)).toEqual(['victim-vm:vm', 'attacker-vm:vm', 'host-db:process']);
-    expect(s.isolation.map((i) => i.name)).toEqual(['none', 'l1d-cond', 'l1d-always', 'nosmt', 'core-sched', 'kpti', 'asi-2019', 'asi-2022', 'asi-2025', 'asi-2025-cs']);
+    expect(s.isolation.map((i) => i.name)).toEqual(['none', 'default', 'l1d-always', 'nosmt', 'core-sched', 'asi-2019', 'asi-2022', 'asi-2025', 'asi-2025-stun', 'asi-2025-cs']);
     const iso = Object.fromEntries(s.isolation.map((i) => [i.name, i]));
     expect(iso.none.mitigations.cpuMitigations).toBe('off');
-    expect(iso['l1d-cond'].mitigations.kvmIntel.vmentryL1dFlush).toBe('cond');
+    expect(iso.default.cmdline).toBe('');
     expect(iso['l1d-always'].mitigations.kvmIntel.vmentryL1dFlush).toBe('always');
     expect(iso.nosmt.mitigations.nosmt).toBe('yes');
     expect(iso['core-sched'].mitigations.schedCore).toBe(true);
-    expect(iso.kpti.mitigations.pti).toBe('on');
     expect([iso['asi-2019'].design, iso['asi-2022'].design, iso['asi-2025'].design]).toEqual(['kvm-asi-2019', 'google-asi-2022', 'google-asi-2025']);
-    expect(iso['asi-2025'].stun).toBe(true);
+    // As posted: no stun; the one stun is the named what-if.
+    expect(s.isolation.filter((i) => i.stun).map((i) => [i.name, i.stunWhatIf])).toEqual([['asi-2025-stun', true]]);
     expect(iso.none.stun).toBe(false);
     // victim (thread 1) and an attacker vCPU (thread 0) are SMT siblings of core 0
     expect(s.workload.find((w) => w.tenant === 'victim-vm')!.thread).toBe(1);

@@ -18,7 +18,7 @@ import { describe, expect, it } from 'vitest';
 import { parseScenario } from '../../src/io/scenario.ts';
 import { runScenario, type RunReport } from '../../src/sim/run.ts';
 
-const twoVms = (victimMix: string, attacks: string, isos: string[], cold: boolean) => `
+const twoVms = (victimMix: string, attacks: string, isos: string[], cold: boolean, attackerExtra = '') => `
 name: asi-leaks
 seed: 21
 duration: 1ms
@@ -29,7 +29,7 @@ tenants:
 secrets: [{ name: key, in: victim/k, bytes: 32 }]
 workload:
   - { thread: 1, tenant: victim, mix: [${victimMix}] }
-attackers: [{ thread: 0, tenant: evil, attacks: [${attacks}], every: 2us }]
+attackers: [{ thread: 0, tenant: evil, attacks: [${attacks}], every: 2us${attackerExtra} }]
 isolation:
 ${isos.map((c, i) => `  - { name: s${i}, ${c} }`).join('\n')}
 `;
@@ -107,5 +107,29 @@ ${isos.map((c, i) => `  - { name: s${i}, ${c} }`).join('\n')}
     expect(whatIf.costs.counts.stuns).toBeGreaterThan(0);
     expect(whatIf.costs.counts.stun_spin_cycles).toBeGreaterThan(0);
     expect(cell(r, 1, 'l1tf-guest', 'rows')).toBe(0);
+  }, 60_000);
+});
+
+describe('Spectre v1 in the attacker\'s own kernel context', () => {
+  const run = (gadget: string, window: string, isos: string[]) =>
+    runScenario(parseScenario(twoVms(INSIDE, 'spectre-v1', isos, true, `, spectre_v1: { gadget: ${gadget}, window: ${window} }`), 'v1.yaml'));
+
+  it('the v1 software mitigations close a usercopy gadget, not an unaudited one', () => {
+    const isos = ['cmdline: ""', 'cmdline: "nospectre_v1"', 'cmdline: "mitigations=off"'];
+    const usercopy = run('usercopy', 'entry', isos);
+    // bugs.c: "Mitigation: usercopy/swapgs barriers and __user pointer sanitization"; nospectre_v1 removes them.
+    expect(usercopy.mitigations.map((m) => cell(usercopy, usercopy.mitigations.indexOf(m), 'spectre-v1'))).toEqual([0, 32, 32]);
+    const unaudited = run('unaudited', 'entry', isos);
+    expect(unaudited.mitigations.map((m) => cell(unaudited, unaudited.mitigations.indexOf(m), 'spectre-v1'))).toEqual([32, 32, 32]);
+  }, 60_000);
+
+  it('ASI stops a gadget on the entry path, not one that runs after its handler left the restricted space', () => {
+    const isos = ['cmdline: "asi=google-asi-2025"', 'cmdline: "asi=kvm-asi-2019"'];
+    const entry = run('unaudited', 'entry', isos);
+    const after = run('unaudited', 'after-exit', isos);
+    for (const i of [0, 1]) {
+      expect([isos[i], cell(entry, i, 'spectre-v1')]).toEqual([isos[i], 0]);
+      expect([isos[i], cell(after, i, 'spectre-v1')]).toEqual([isos[i], 32]);
+    }
   }, 60_000);
 });
