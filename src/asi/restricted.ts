@@ -276,15 +276,15 @@ export function perCpuRanges(sys: System, firstPageOnly: boolean, why: string): 
   });
 }
 
-/** The VA ranges (page-rounded) through which a set of allocations is used. */
+/** The VA ranges (page-rounded) through which a set of allocations is used (marked perAllocation). */
 export function allocationRanges(sys: System, allocs: Iterable<Allocation>, why: string): VaRange[] {
   const out: VaRange[] = [];
   for (const a of allocs) {
     if (a.via === 'vmalloc') {
       const bytes = a.ranges.reduce((n, r) => n + r.bytes, 0);
-      out.push(pageRange(a.va, a.va + BigInt(bytes), why));
+      out.push({ ...pageRange(a.va, a.va + BigInt(bytes), why), perAllocation: true });
     } else {
-      for (const r of a.ranges) { const s = sys.directMapVa(r.pa); out.push(pageRange(s, s + BigInt(r.bytes), why)); }
+      for (const r of a.ranges) { const s = sys.directMapVa(r.pa); out.push({ ...pageRange(s, s + BigInt(r.bytes), why), perAllocation: true }); }
     }
   }
   return out;

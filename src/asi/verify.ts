@@ -1,22 +1,32 @@
 /**
- * Checking a restricted space against the full tables and against the system's allocations,
- * by walking every leaf of the restricted root (x86/leaves.ts) and, for each 4 KiB page:
- *  1. the full space must map the same VA to the same frame, with rights no more permissive
- *     (writable, user, executable — SDM 4.6.1 folding); the 2022 RFC's invariant: "each mapping
- *     is always the same as the corresponding mapping in the full kernel address space";
- *  2. every allocation on the page must be one the design permits through that kind of mapping
- *     (AsiDesign.permits: the design's stated rule, e.g. no sensitive allocation);
- *  3. no allocation of another tenant (an owner of a kind the design isolates, not one of the
- *     context's) may be reachable unless its class there is globally non-sensitive — memory the
- *     design declares harmless "even if it were to get leaked to any process or VM".
- * The restricted tables are built from per-frame allocator state (restricted.ts); the checks
- * here use the allocation records, so a builder error or a stray mapping shows up.
+ * Checking a restricted space against the full tables, the system's allocations and the
+ * design's own construction rule, by walking every leaf of the restricted root
+ * (x86/leaves.ts). It tells two things apart:
+ *
+ * Model errors (`mismatches`, `forbidden`: `ok` is false, `kasi asi --verify` exits 1):
+ *  1. a page mapped differently from the full space: another frame, or rights more permissive
+ *     (writable, user, executable — SDM Vol. 3A 4.6.1 folding); the 2022 RFC's invariant:
+ *     "each mapping is always the same as the corresponding mapping in the full kernel address
+ *     space";
+ *  2. an allocation the design does not mean to map through that kind of mapping
+ *     (AsiDesign.permits()) on a page nothing in the design puts there (exposure.ts Placement:
+ *     no allocation of the page is one it maps, and no region it maps whole covers it).
+ *
+ * Design exposures (`exposures`, each with a cause from exposure.ts; exit 0 unless asked):
+ *  3. another tenant's data that is not globally non-sensitive, or sensitive data of no tenant
+ *     of this context, reachable because of how the design works: page neighbours of what it
+ *     maps, the image-tail alias, a region or class it maps whole.
+ * Other tenants' globally non-sensitive memory is allowed and only counted (the designs
+ * declare it harmless "even if it were to get leaked to any process or VM").
  */
 import { forEachLeaf } from '../x86/leaves.ts';
 import { CLASS_GLOBAL_NONSENSITIVE, className } from '../linux/sensitivity.ts';
 import type { Allocation, System } from '../linux/system.ts';
 import { Probe, probe, viaOf } from './restricted.ts';
+import { Placement, bytesOnPage, EXPOSURE_CAUSES, type Exposure, type ExposureCause } from './exposure.ts';
 import type { AsiDesign, MapVia, RestrictedSpace } from './types.ts';
+
+export { EXPOSURE_CAUSES, type Exposure, type ExposureCause } from './exposure.ts';
 
 const TWO32 = 4294967296;
 
@@ -32,16 +42,19 @@ export interface VerifyResult {
   context: string;
   leaves: number;
   mappedPages: number;
-  /** Mapped differently from the full space (or not mapped there). */
+  /** Model error: mapped differently from the full space (or not mapped there). */
   mismatches: Finding[];
-  /** Allocations the design's rule does not permit. */
+  /** Model error: an allocation mapped where the design's own rule does not put it. */
   forbidden: Finding[];
-  /** Another tenant's allocations that are not globally non-sensitive. */
-  foreign: Finding[];
+  /** Design exposures, one per allocation and cause. */
+  exposures: Exposure[];
+  /** Exposures counted by cause (every cause listed). */
+  exposuresByCause: Record<ExposureCause, number>;
   /** Distinct allocations reachable. */
   reached: number;
   /** Bytes of other tenants' globally non-sensitive allocations reachable (allowed; reported). */
   otherTenantGlobalBytes: number;
+  /** No model error. */
   ok: boolean;
 }
 
@@ -58,11 +71,15 @@ export function collectLeaves(sys: System, root: number): Leaf[] {
 export function verifySpace(sys: System, design: AsiDesign, space: RestrictedSpace): VerifyResult {
   const ctx = space.context;
   const res: VerifyResult = {
-    design: design.name, context: ctx.label, leaves: 0, mappedPages: 0, mismatches: [], forbidden: [], foreign: [],
+    design: design.name, context: ctx.label, leaves: 0, mappedPages: 0, mismatches: [], forbidden: [], exposures: [],
+    exposuresByCause: Object.fromEntries(EXPOSURE_CAUSES.map((c) => [c, 0])) as Record<ExposureCause, number>,
     reached: 0, otherTenantGlobalBytes: 0, ok: true,
   };
+  const place = new Placement(sys, design, ctx);
   const pr = new Probe();
-  const reported = new Set<string>();
+  const forbidden = new Set<string>();
+  const exposures = new Map<string, Exposure>();
+  const counted = new Set<string>(); // exposure key + frame, and global-bytes key + frame: bytes once per frame
   const reached = new Set<number>();
   const leaves = collectLeaves(sys, space.root);
   res.leaves = leaves.length;
@@ -76,32 +93,51 @@ export function verifySpace(sys: System, design: AsiDesign, space: RestrictedSpa
       const lo = sum % TWO32;
       const hi = (leaf.hi + Math.floor(sum / TWO32)) >>> 0;
       const pa = leaf.pa + i * 4096;
+      const va = va0 + BigInt(i * 4096);
       res.mappedPages++;
       if (!userHalf || space.compareUserHalf) {
         const why = compare(sys, space.fullRoot, lo, hi, pa, leaf, pr);
-        if (why) res.mismatches.push({ va: va0 + BigInt(i * 4096), pa, why });
+        if (why) res.mismatches.push({ va, pa, why });
       }
-      for (const a of sys.allocationsIn(pa, 4096)) {
+      const allocs = sys.allocationsIn(pa, 4096);
+      if (allocs.length === 0) continue;
+      const intended = allocs.filter((a) => design.permits(sys, ctx, a, via, pa));
+      for (const a of allocs) {
         reached.add(a.id);
-        const key = `${a.id}:${via}`;
-        if (!design.permits(sys, ctx, a, via, pa) && !reported.has('p' + key)) {
-          reported.add('p' + key);
-          res.forbidden.push({ va: va0 + BigInt(i * 4096), pa, alloc: a, why: `${a.what} (${className(via === 'vmalloc' ? a.mapCls : a.cls)}, owner ${sys.owners.get(a.owner).name}) is not in the design's ${via} mappings` });
+        const mine = intended.includes(a);
+        let cause: ExposureCause | null = null;
+        if (mine) {
+          if (place.isOtherTenant(a) && (via === 'vmalloc' ? a.mapCls : a.cls) !== CLASS_GLOBAL_NONSENSITIVE) cause = place.intendedCause(via, pa);
+        } else {
+          cause = place.explain(a, va, pa, via, intended);
+          if (cause === null) {
+            const key = `${a.id}:${via}`;
+            if (!forbidden.has(key)) {
+              forbidden.add(key);
+              res.forbidden.push({ va, pa, alloc: a, why: `${a.what} (${className(via === 'vmalloc' ? a.mapCls : a.cls)}, owner ${sys.owners.get(a.owner).name}) is not in the design's ${via} mappings, and nothing the design maps shares its page` });
+            }
+            continue;
+          }
+          if (!place.harmful(a, via)) cause = null;
         }
-        const kind = sys.owners.get(a.owner).kind;
-        if (!design.tenantKinds.includes(kind) || ctx.tenants.includes(a.owner)) continue;
-        const cls = via === 'vmalloc' ? a.mapCls : a.cls;
-        if (cls === CLASS_GLOBAL_NONSENSITIVE) {
-          if (!reported.has('g' + key + ':' + pa)) { reported.add('g' + key + ':' + pa); res.otherTenantGlobalBytes += overlap(a, pa); }
-        } else if (!reported.has('f' + key)) {
-          reported.add('f' + key);
-          res.foreign.push({ va: va0 + BigInt(i * 4096), pa, alloc: a, why: `${a.what} of ${kind} ${sys.owners.get(a.owner).name} (${className(cls)}) is reachable from ${ctx.label}` });
+        if (cause === null) {
+          if (place.isOtherTenant(a) && !counted.has(`g${a.id}:${pa}`)) { counted.add(`g${a.id}:${pa}`); res.otherTenantGlobalBytes += bytesOnPage(a, pa); }
+          continue;
         }
+        const key = `${a.id}:${cause}`;
+        let e = exposures.get(key);
+        if (!e) {
+          e = place.exposure(a, cause, va, pa, via);
+          exposures.set(key, e);
+          res.exposures.push(e);
+          res.exposuresByCause[cause]++;
+        }
+        if (!counted.has(`${key}:${pa}`)) { counted.add(`${key}:${pa}`); e.bytes += bytesOnPage(a, pa); }
       }
     }
   }
   res.reached = reached.size;
-  res.ok = res.mismatches.length === 0 && res.forbidden.length === 0 && res.foreign.length === 0;
+  res.ok = res.mismatches.length === 0 && res.forbidden.length === 0;
   return res;
 }
 
@@ -113,12 +149,6 @@ function compare(sys: System, fullRoot: number, lo: number, hi: number, pa: numb
   if (leaf.user && !pr.user) return 'user-accessible here, supervisor-only in the full space';
   if (!leaf.xd && pr.xd) return 'executable here, NX in the full space';
   return null;
-}
-
-function overlap(a: Allocation, pa: number): number {
-  let n = 0;
-  for (const r of a.ranges) n += Math.max(0, Math.min(r.pa + r.bytes, pa + 4096) - Math.max(r.pa, pa));
-  return n;
 }
 
 export interface RegionRow {

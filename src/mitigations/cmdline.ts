@@ -13,7 +13,7 @@
  *     the last instance" (arch/x86/lib/cmdline.c);
  *   - module parameters of kvm_intel (kvm-intel.vmentry_l1d_flush, kvm-intel.ept): applied in
  *     order when the module loads (modprobe passes `kvm_intel.*` from /proc/cmdline), last wins.
- * kasi's own parameters, `asi=` and `sched_core=`, are read like early params.
+ * kasi's own parameters, `asi=`, `sched_core=` and `asi_highmap_tail=`, are read like early params.
  *
  * The kernel ignores (or only logs) a value it does not know; kasi refuses it with an error
  * naming the parameter, because a mistyped mitigation silently falling back to the default is
@@ -50,6 +50,8 @@ export interface MitigationCmdline {
   kvmIntel: { vmentryL1dFlush: VmentryL1dFlushCmd; ept: boolean };
   asi: AsiDesign;
   schedCore: boolean;
+  /** asi_highmap_tail=keep|unmap: the what-if that unmaps the image tail past _end from the high map at boot (linux/image-tail.ts). */
+  highmapTail: 'keep' | 'unmap';
 }
 
 /** A command-line value kasi does not accept: names the parameter and what was expected. */
@@ -105,6 +107,7 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
     kvmIntel: { vmentryL1dFlush: 'auto', ept: true },
     asi: 'off',
     schedCore: false,
+    highmapTail: 'keep',
   };
   const VERW: readonly VerwCmd[] = ['off', 'full', 'full,nosmt'];
 
@@ -134,6 +137,7 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
     } else if (is('kvm-intel.ept')) out.kvmIntel.ept = kstrtobool(p);
     else if (is('asi')) out.asi = oneOf(p, ASI_DESIGNS);
     else if (is('sched_core')) out.schedCore = oneOf(p, ['0', '1'] as const) === '1';
+    else if (is('asi_highmap_tail')) out.highmapTail = oneOf(p, ['keep', 'unmap'] as const);
   }
 
   // cmdline_find_option()/_bool(): exact names over the whole line, the last instance.

@@ -73,6 +73,8 @@ export interface MitigationState {
   l1dFlushOnSwitchMm: boolean;
   asi: AsiDesign;
   schedCore: boolean;
+  /** asi_highmap_tail=: keep the image tail in the high map (the kernel's behaviour) or unmap it at boot (image-tail.ts what-if). */
+  highmapTail: 'keep' | 'unmap';
 }
 
 /** override_cache_bits(): models whose cache uses 44 address bits internally. */
@@ -245,5 +247,6 @@ export function selectMitigations(profile: CpuProfile, cmd: MitigationCmdline, o
     l1dFlushOnSwitchMm,
     asi: cmd.asi,
     schedCore: cmd.schedCore,
+    highmapTail: cmd.highmapTail,
   };
 }

@@ -69,38 +69,45 @@ describe('every design, every context', () => {
   }
 
   for (const name of ['kpti', 'google-asi-2022', 'netns-asi']) {
-    it(`${name}: reaches no sensitive allocation and nothing of another tenant`, () => {
+    it(`${name}: no model error and no exposure at all`, () => {
       const sys = world(name);
       for (const { space } of spaces(name)) {
         const v = verifySpace(sys, getDesign(name), space);
         expect(v.forbidden.map((f) => f.why), space.context.label).toEqual([]);
-        expect(v.foreign.map((f) => f.why), space.context.label).toEqual([]);
+        expect(v.exposures.map((f) => f.why), space.context.label).toEqual([]);
       }
     });
   }
 
-  it('google-asi-2025: other tenants show up only through the image alias past _end', () => {
+  it('google-asi-2025: exposures come only from the image alias past _end, no model error', () => {
     const sys = world('google-asi-2025');
     const [lo, hi] = aliasWindow(sys);
     for (const { space } of spaces('google-asi-2025')) {
       const v = verifySpace(sys, getDesign('google-asi-2025'), space);
-      expect(v.forbidden).toEqual([]);
-      expect(v.foreign.length).toBeGreaterThan(0); // the window holds user pages of the first processes
-      for (const f of v.foreign) expect(f.va >= lo && f.va < hi, `${f.va.toString(16)} ${f.why}`).toBe(true);
+      expect(v.ok).toBe(true);
+      expect(v.exposures.length).toBeGreaterThan(0); // the window holds user pages of the first processes
+      for (const f of v.exposures) {
+        expect(f.va >= lo && f.va < hi, `${f.va.toString(16)} ${f.why}`).toBe(true);
+        expect(f.cause).toBe('image-tail-alias');
+      }
     }
   });
 
-  it('kvm-asi-2019: copying whole pages exposes neighbours of the VM\'s objects (and the image alias)', () => {
+  it('kvm-asi-2019: copying whole pages exposes neighbours of the VM\'s objects, and the image alias; no model error', () => {
     const sys = world('kvm-asi-2019');
+    const d = getDesign('kvm-asi-2019');
     const [lo, hi] = aliasWindow(sys);
     for (const { ctx, space } of spaces('kvm-asi-2019')) {
-      const v = verifySpace(sys, getDesign('kvm-asi-2019'), space);
-      expect(v.foreign.length).toBeGreaterThan(0);
-      for (const f of v.foreign) {
-        const inAlias = f.va >= lo && f.va < hi;
+      const v = verifySpace(sys, d, space);
+      expect(v.ok).toBe(true);
+      const causes = new Set(v.exposures.map((f) => f.cause));
+      expect([...causes].sort()).toEqual(['image-tail-alias', 'slab-neighbour']);
+      for (const f of v.exposures) {
         const page = f.pa - (f.pa % 4096);
-        const neighbour = sys.allocationsIn(page, 4096).some((a) => ctx.tenants.includes(a.owner));
-        expect(inAlias || neighbour, f.why).toBe(true);
+        if (f.cause === 'image-tail-alias') expect(f.va >= lo && f.va < hi, f.why).toBe(true);
+        else expect(sys.allocationsIn(page, 4096).some((a) => ctx.tenants.includes(a.owner) && d.permits(sys, ctx, a, 'direct', page)), f.why).toBe(true);
+        expect(f.bytes).toBeGreaterThan(0);
+        expect(f.bytes).toBeLessThanOrEqual(f.alloc.ranges.reduce((n, r) => n + r.bytes, 0));
       }
     }
   });

@@ -1,16 +1,19 @@
 /**
- * The checker must fail on a planted violation (src/asi/verify.ts), and `kasi asi --verify`
- * must report it through its exit code. Truth: the violations are built by hand — a sensitive
- * page mapped into a restricted root at its correct direct-map address, a page mapped at the
- * wrong frame, a read-only page made writable — each one a rule the designs state.
+ * The checker must fail on a planted violation (src/asi/verify.ts) and tell it from a design
+ * exposure, and `kasi asi --verify` must report both through its exit code and JSON. Truth:
+ * the violations are built by hand — a sensitive page mapped into a restricted root at its
+ * correct direct-map address, a page mapped at the wrong frame, a read-only page made
+ * writable — each one a rule the designs state; the same page inside a region a design maps
+ * whole is an exposure of that design instead.
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getDesign, makeContext, systemFor } from '../../src/asi/registry.ts';
-import { buildSpace } from '../../src/asi/restricted.ts';
-import { verifySpace } from '../../src/asi/verify.ts';
+import { buildSpace, pageRange } from '../../src/asi/restricted.ts';
+import type { AsiDesign } from '../../src/asi/types.ts';
+import { EXPOSURE_CAUSES, verifySpace } from '../../src/asi/verify.ts';
 import { PageTables, SIZE_4K } from '../../src/x86/pgtable.ts';
 import { __PAGE_KERNEL } from '../../src/linux/cpa.ts';
 import { CLASS_SENSITIVE } from '../../src/linux/sensitivity.ts';
@@ -53,8 +56,23 @@ describe('verify catches planted violations', () => {
     const v = verifySpace(w.sys, w.design, w.space);
     expect(v.ok).toBe(false);
     expect(v.mismatches).toEqual([]); // same frame, same rights as the full direct map
-    expect(v.forbidden.map((f) => f.alloc)).toContain(victim);
-    expect(v.foreign.map((f) => f.alloc)).toContain(victim);
+    expect(v.forbidden.map((f) => f.alloc)).toContain(victim); // nothing in the design puts it there: a model error
+    expect(v.exposures.map((f) => f.alloc)).not.toContain(victim); // ...not a design exposure
+  });
+
+  it('the same page inside a region the design maps whole is a design exposure (class-mapped), not an error', () => {
+    const base = getDesign('google-asi-2022');
+    const sys = systemFor(base);
+    const victim = sys.allocations().find((a) => a.owner === sys.vms[1].owner.id && a.kind === 'guest-memory')!;
+    const va = sys.directMapVa(victim.ranges[0].pa);
+    const design: AsiDesign = { ...base, spec: (s, c) => { const sp = base.spec(s, c); return { ...sp, ranges: [...sp.ranges, pageRange(va, va + 4096n, 'a region mapped whole')] }; } };
+    const ctx = makeContext(sys, design, { vm: 0 });
+    const v = verifySpace(sys, design, buildSpace(sys, design, ctx));
+    expect(v.ok).toBe(true);
+    const e = v.exposures.filter((x) => x.alloc === victim);
+    expect(e.map((x) => x.cause)).toEqual(['class-mapped']);
+    expect(e[0].bytes).toBe(4096);
+    expect(e[0].owner).toBe('vm1');
   });
 
   it('a page at the wrong frame, and a read-only page made writable', () => {
@@ -85,17 +103,33 @@ describe('kasi asi', () => {
     expect(r.stdout).toMatch(/direct_map/);
   });
 
-  it('--verify exits 1 when the design exposes other tenants (kvm-asi-2019 copies whole pages)', () => {
+  it('--verify: design exposures exit 0 with a cause each, 1 with --fail-on-exposure; --highmap-tail unmap closes the image-tail alias', () => {
     const r = kasi('asi', '--design', 'kvm-asi-2019', '--verify', '--json');
-    expect(r.status).toBe(1);
+    expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.verify.ok).toBe(false);
+    expect(j.verify.ok).toBe(true);
     expect(j.verify.mismatches).toEqual([]);
-    expect(j.verify.foreign.length).toBeGreaterThan(0);
+    expect(j.verify.forbidden).toEqual([]);
+    expect(j.verify.exposures.length).toBeGreaterThan(0);
+    for (const e of j.verify.exposures) {
+      expect(EXPOSURE_CAUSES).toContain(e.cause);
+      expect(e.owner).toBeTruthy();
+      expect(e.object).toBeTruthy();
+      expect(e.bytes).toBeGreaterThan(0);
+    }
+    expect(j.verify.exposuresByCause['image-tail-alias']).toBeGreaterThan(0);
+    expect(kasi('asi', '--design', 'kvm-asi-2019', '--verify', '--fail-on-exposure').status).toBe(1);
+    const u = kasi('asi', '--design', 'kvm-asi-2019', '--verify', '--json', '--highmap-tail', 'unmap');
+    expect(u.status, u.stderr).toBe(0);
+    const ju = JSON.parse(u.stdout);
+    expect(ju.highmapTail).toBe('unmap');
+    expect(ju.verify.exposuresByCause['image-tail-alias']).toBe(0);
+    expect(ju.verify.exposuresByCause['slab-neighbour']).toBeGreaterThan(0); // the other exposure stays
   });
 
   it('bad input: one line, exit 2', () => {
-    for (const args of [['--design', 'nope'], ['--design', 'netns-asi', '--vm', '0'], ['--design', 'kpti', '--process', 'x'], ['--design', 'kpti', '--process', '9']]) {
+    for (const args of [['--design', 'nope'], ['--design', 'netns-asi', '--vm', '0'], ['--design', 'kpti', '--process', 'x'], ['--design', 'kpti', '--process', '9'],
+      ['--design', 'kpti', '--highmap-tail', 'sometimes'], ['--design', 'kpti', '--fail-on-exposure']]) {
       const r = kasi('asi', ...args);
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);

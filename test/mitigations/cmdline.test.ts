@@ -12,7 +12,7 @@ describe('defaults', () => {
     const c = parseMitigationCmdline('');
     expect(c).toMatchObject({
       cpuMitigations: 'auto', nosmt: 'no', pti: null, nopti: false, l1tf: null, mds: null, tsxAsyncAbort: null,
-      tsx: null, nospectreV1: false, kvmIntel: { vmentryL1dFlush: 'auto', ept: true }, asi: 'off', schedCore: false,
+      tsx: null, nospectreV1: false, kvmIntel: { vmentryL1dFlush: 'auto', ept: true }, asi: 'off', schedCore: false, highmapTail: 'keep',
     });
   });
 
@@ -46,6 +46,8 @@ describe('each parameter', () => {
     ['kvm-intel.ept=0 kvm-intel.ept=Y', { kvmIntel: { vmentryL1dFlush: 'auto', ept: true } }],
     ['kvm-intel.ept', { kvmIntel: { vmentryL1dFlush: 'auto', ept: true } }], // param_set_bool: no value = true
     ['asi=kvm sched_core=1', { asi: 'kvm', schedCore: true }],
+    ['asi=google asi_highmap_tail=unmap', { asi: 'google', highmapTail: 'unmap' }],
+    ['asi_highmap_tail=unmap asi-highmap-tail=keep', { highmapTail: 'keep' }], // early param: last wins, '-' == '_'
   ])('%s', (text, want) => {
     expect(parseMitigationCmdline(text)).toMatchObject(want);
   });
@@ -94,6 +96,7 @@ describe('bad values: a clear error naming the parameter', () => {
     ['spectre_v1=off', 'spectre_v1', /no spectre_v1= parameter/],
     ['asi=magic', 'asi', /expected one of off, kvm, sci, netns, google/],
     ['sched_core=yes', 'sched_core', /expected one of 0, 1/],
+    ['asi_highmap_tail=drop', 'asi_highmap_tail', /expected one of keep, unmap/],
   ])('%s', (text, param, msg) => {
     let err: unknown;
     try {

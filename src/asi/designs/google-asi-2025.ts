@@ -99,6 +99,7 @@ export const googleAsi2025: AsiDesign = {
     switch (via) {
       case 'user': return ctx.kind === 'process' && a.user !== undefined && a.user.pid === ctx.process?.pid;
       case 'direct': return a.cls === CLASS_GLOBAL_NONSENSITIVE || (a.boot && a.kind === 'percpu');
+      case 'image': return a.boot; // the image range is cloned for the kernel image; frames past _end are not (verify.ts: image-tail-alias)
       default: return true; // the shared regions: declared non-sensitive as a whole
     }
   },

@@ -12,15 +12,37 @@
  * keeps each namespace's objects on pages of their own); the tables are the task's kernel
  * tables, loaded at context switch and never left; touching another namespace's object is
  * refused (it would be a bug or an attack). PCID: the kernel PCID of the task's mm.
+ * Every alias of such a page is dropped, not only its direct-map address: a frame the high map
+ * covers (the image tail past _end, handed out by the page allocator) loses its high-map page
+ * too, as set_memory.c's cpa_process_alias() follows any change of a direct-map page there
+ * ("__cpa_pfn_in_highmap()") — an assumption: the talk does not say how the pages are removed.
  */
 import { CLASS_LOCAL_NONSENSITIVE } from '../../linux/sensitivity.ts';
 import { netnsLocalModel } from '../../linux/netns.ts';
 import type { DirectMapRuns } from '../restricted.ts';
 import type { System } from '../../linux/system.ts';
-import type { AsiContext, AsiDesign } from '../types.ts';
+import type { AsiContext, AsiDesign, VaRange } from '../types.ts';
 
 function foreign(sys: System, ctx: AsiContext, cls: number, owner: number): boolean {
   return cls === CLASS_LOCAL_NONSENSITIVE && sys.owners.has(owner) && sys.owners.kindOf(owner) === 'netns' && !ctx.tenants.includes(owner);
+}
+
+/** [from, 2^64) minus the high-map pages of other namespaces' frames (highmap_start_pfn()..highmap_end_pfn(), set_memory.c). */
+function withoutHighmapAliases(sys: System, ctx: AsiContext, from: bigint, why: string): VaRange[] {
+  const k = sys.kernel;
+  const map = sys.layout.addrs.__START_KERNEL_map;
+  const first = Number((k.sections.text - map + k.physBase) >> 12n);
+  const last = Number((k.imageTail.vaEnd - map + k.physBase) >> 12n); // exclusive: roundup(_brk_end, PMD_SIZE)
+  const out: VaRange[] = [];
+  let start = from;
+  for (let pfn = first; pfn < last; pfn++) {
+    if (!foreign(sys, ctx, sys.buddy.classOfPfn(pfn), sys.buddy.ownerOfPfn(pfn))) continue;
+    const va = BigInt(pfn) * 4096n + map - k.physBase;
+    if (va > start) out.push({ start, end: va, why });
+    start = va + 4096n;
+  }
+  out.push({ start, end: 1n << 64n, why });
+  return out;
 }
 
 export const netnsAsi: AsiDesign = {
@@ -48,7 +70,7 @@ export const netnsAsi: AsiDesign = {
     return {
       ranges: [
         { start: half, end: a.page_offset_base, why: 'kernel half below the direct map' },
-        { start: dmEnd, end: 1n << 64n, why: 'kernel half above the direct map' },
+        ...withoutHighmapAliases(sys, ctx, dmEnd, 'kernel half above the direct map'),
       ],
       directMap: {
         allow: (pfn) => !foreign(sys, ctx, sys.buddy.classOfPfn(pfn), sys.buddy.ownerOfPfn(pfn)),

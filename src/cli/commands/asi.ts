@@ -3,10 +3,16 @@
  * (2 processes, 2 VMs, 2 network namespaces with objects) and show it next to the full one.
  *
  *   kasi asi --design NAME [--capture DIR] [--vm N | --process N | --netns N]
- *            [--ptdump] [--diff full] [--verify] [--json] [--footprints]
+ *            [--ptdump] [--diff full] [--verify [--fail-on-exposure]] [--highmap-tail keep|unmap]
+ *            [--json] [--footprints]
  *
- * --verify walks every leaf of the restricted root and checks it against the full tables and
- * every allocation (src/asi/verify.ts); the exit code is 1 when it finds a violation.
+ * --verify walks every leaf of the restricted root and checks it against the full tables, the
+ * design's construction rule and every allocation (src/asi/verify.ts). A model error (a page
+ * mapped differently from the full space, or where the design does not put it) exits 1; design
+ * exposures (other tenants' or sensitive data reachable because of how the design works, each
+ * with a cause) are reported and exit 0, or 1 with --fail-on-exposure.
+ * --highmap-tail unmap boots the kernel with the image tail unmapped from the high map
+ * (src/linux/image-tail.ts), the what-if that closes the image-tail alias.
  * --footprints with --design sci-2019 replays the captured syscall footprints through System
  * Call Isolation (src/asi/sci-report.ts).
  */
@@ -31,6 +37,8 @@ interface Opts {
   ptdump?: boolean;
   diff?: string;
   verify?: boolean;
+  failOnExposure?: boolean;
+  highmapTail?: string;
   json?: boolean;
   footprints?: boolean;
 }
@@ -48,6 +56,16 @@ function findingLines(title: string, list: VerifyResult['forbidden'], limit = 20
   const out = [`  ${title}: ${list.length}`];
   for (const f of list.slice(0, limit)) out.push(`    ${hex(f.va)} -> ${hex(f.pa)}: ${f.why}`);
   if (list.length > limit) out.push(`    … ${list.length - limit} more`);
+  return out;
+}
+
+function exposureLines(v: VerifyResult, limit = 20): string[] {
+  const e = v.exposures;
+  const byCause = Object.entries(v.exposuresByCause).filter(([, n]) => n > 0).map(([c, n]) => `${c} ${n}`).join(', ');
+  const bytes = e.reduce((n, x) => n + x.bytes, 0);
+  const out = [`  design exposures: ${e.length}${e.length ? ` (${byCause}), ${formatSize(bytes)}` : ''}`];
+  for (const x of e.slice(0, limit)) out.push(`    ${x.cause.padEnd(16)} ${`${x.ownerKind} ${x.owner}`.padEnd(16)} ${x.object.padEnd(24)} ${String(x.bytes).padStart(6)} B  ${hex(x.va)} -> ${hex(x.pa)}`);
+  if (e.length > limit) out.push(`    … ${e.length - limit} more`);
   return out;
 }
 
@@ -84,7 +102,9 @@ export function registerAsi(program: Command): void {
     .option('--netns <n>', 'context: network namespace n')
     .option('--ptdump', 'dump the restricted tables as the kernel\'s ptdump would')
     .option('--diff <what>', '"full": list kernel ranges the full space maps and the restricted one does not')
-    .option('--verify', 'check every restricted leaf against the full tables and the allocations (exit 1 on a violation)')
+    .option('--verify', 'check every restricted leaf against the full tables, the design\'s rule and the allocations (exit 1 on a model error)')
+    .option('--fail-on-exposure', 'with --verify: exit 1 on a design exposure too')
+    .option('--highmap-tail <mode>', 'keep (default) or unmap: boot with the image tail past _end unmapped from the high map')
     .option('--json', 'JSON output')
     .option('--footprints', 'sci-2019: replay the captured syscall footprints through SCI')
     .action((o: Opts) => {
@@ -99,7 +119,10 @@ export function registerAsi(program: Command): void {
       const design = getDesign(name);
       const sel: ContextSelection = { vm: index('vm', o.vm), process: index('process', o.process), netns: index('netns', o.netns) };
       if ([sel.vm, sel.process, sel.netns].filter((x) => x !== undefined).length > 1) throw new UsageError('give at most one of --vm, --process, --netns');
-      const sys = systemFor(design, o.capture ? { capture: o.capture } : {});
+      if (o.highmapTail !== undefined && o.highmapTail !== 'keep' && o.highmapTail !== 'unmap') throw new UsageError(`--highmap-tail: expected keep or unmap, found ${JSON.stringify(o.highmapTail)}`);
+      if (o.failOnExposure && !o.verify) throw new UsageError('--fail-on-exposure: only with --verify');
+      const kernelOptions = o.highmapTail ? { highmapTail: o.highmapTail as 'keep' | 'unmap' } : undefined;
+      const sys = systemFor(design, { ...(o.capture ? { capture: o.capture } : {}), kernelOptions });
       const ctx = makeContext(sys, design, sel);
       const space = buildSpace(sys, design, ctx);
       const rows = compareRegions(sys, space);
@@ -108,11 +131,15 @@ export function registerAsi(program: Command): void {
       const model = typeof design.model === 'string' ? design.model : design.model.name + ' (netns objects local)';
       if (o.json) {
         const f = (l: VerifyResult['forbidden']) => l.map((x) => ({ va: hex(x.va), pa: hex(x.pa), why: x.why, allocation: x.alloc?.id }));
+        const ex = (l: VerifyResult['exposures']) => l.map((x) => ({
+          cause: x.cause, owner: x.owner, ownerKind: x.ownerKind, object: x.object, kind: x.kind, class: x.cls, bytes: x.bytes,
+          va: hex(x.va), pa: hex(x.pa), allocation: x.allocation, why: x.why,
+        }));
         writeOutput(JSON.stringify({
           design: design.name, title: design.title, context: ctx.label, model, root: hex(space.root), fullRoot: hex(space.fullRoot),
-          pcid: design.pcid, stats: space.stats, holds: design.holds, regions: rows,
+          pcid: design.pcid, stats: space.stats, holds: design.holds, regions: rows, highmapTail: sys.kernel.highmapTail,
           missing: missing?.map((m) => ({ start: hex(m.start), bytes: m.bytes, region: m.region })),
-          verify: verify && { ok: verify.ok, leaves: verify.leaves, mappedPages: verify.mappedPages, reached: verify.reached, otherTenantGlobalBytes: verify.otherTenantGlobalBytes, mismatches: f(verify.mismatches), forbidden: f(verify.forbidden), foreign: f(verify.foreign) },
+          verify: verify && { ok: verify.ok, leaves: verify.leaves, mappedPages: verify.mappedPages, reached: verify.reached, otherTenantGlobalBytes: verify.otherTenantGlobalBytes, mismatches: f(verify.mismatches), forbidden: f(verify.forbidden), exposures: ex(verify.exposures), exposuresByCause: verify.exposuresByCause },
         }, null, 2) + '\n');
       } else {
         let text = spaceText(space, rows, design.holds, design.title, model, design.pcid.source);
@@ -122,17 +149,17 @@ export function registerAsi(program: Command): void {
         }
         if (verify) {
           const lines = [
-            '', `verify: ${verify.ok ? 'OK' : 'VIOLATIONS'} — ${verify.leaves} leaves, ${verify.mappedPages} pages, ${verify.reached} allocations reachable, ${formatSize(verify.otherTenantGlobalBytes)} of other tenants' globally non-sensitive memory`,
-            `  mapped differently from the full space: ${verify.mismatches.length}; not permitted by the design: ${verify.forbidden.length}; other tenants' non-global memory: ${verify.foreign.length}`,
+            '', `verify: ${verify.ok ? 'OK (no model error)' : 'MODEL ERRORS'} — ${verify.leaves} leaves, ${verify.mappedPages} pages, ${verify.reached} allocations reachable, ${formatSize(verify.otherTenantGlobalBytes)} of other tenants' globally non-sensitive memory; high-map tail ${sys.kernel.highmapTail}`,
+            `  model errors: mapped differently from the full space: ${verify.mismatches.length}; mapped where the design does not put it: ${verify.forbidden.length}`,
             ...findingLines('mapped differently', verify.mismatches),
-            ...findingLines('not permitted', verify.forbidden),
-            ...findingLines('other tenants', verify.foreign),
+            ...findingLines('not put there by the design', verify.forbidden),
+            ...exposureLines(verify),
           ];
           text += lines.join('\n') + '\n';
         }
         if (o.ptdump) text += '\n' + ptdump(sys.mem, space.root, markerLayout(sys.layout)).text;
         writeOutput(text);
       }
-      if (verify && !verify.ok) process.exitCode = 1;
+      if (verify && (!verify.ok || (o.failOnExposure && verify.exposures.length > 0))) process.exitCode = 1;
     });
 }
