@@ -127,6 +127,14 @@ describe('kasi asi', () => {
     expect(ju.verify.exposuresByCause['slab-neighbour']).toBeGreaterThan(0); // the other exposure stays
   });
 
+  it('--verify --capture: netns-asi hides other namespaces\' objects in the image tail of a captured kernel too', () => {
+    const r = kasi('asi', '--design', 'netns-asi', '--verify', '--json', '--capture', join(ROOT, 'test/fixtures/captures/la48-pti-nokaslr'));
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.verify.forbidden).toEqual([]);
+    expect(j.verify.exposures).toEqual([]);
+  });
+
   it('bad input: one line, exit 2', () => {
     for (const args of [['--design', 'nope'], ['--design', 'netns-asi', '--vm', '0'], ['--design', 'kpti', '--process', 'x'], ['--design', 'kpti', '--process', '9'],
       ['--design', 'kpti', '--highmap-tail', 'sometimes'], ['--design', 'kpti', '--fail-on-exposure']]) {
