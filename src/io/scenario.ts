@@ -20,7 +20,7 @@
  *   workload: [{ thread, tenant, mix: [{ event, reason|name|cycles, weight = 1 }] }]
  *   attackers: [{ thread, tenant, attacks: [...], every = 10us,
  *                 spectre_v1 = { gadget = unaudited | usercopy | swapgs, window = entry | after-exit } }]
- *   isolation: [{ name, cmdline = "", stun = (kvm/google ASI) }]  (= one entry "default")
+ *   isolation: [{ name, cmdline = "", stun = (as the design posted: no), what_if = [] }]  (= one entry "default")
  *   footprints: { override: { <event key>: { text, insns, data, tlb_flush_pages, source } } }
  *   costs: { clock_ghz, override: { <snake_case parameter>: cycles | { cycles, source } } }
  * Sizes: bytes or 4KiB/2MiB/1GiB/1TiB; times: ns, us, ms, s or cycles (a unit is required).
@@ -36,7 +36,7 @@ import { DEFAULT_SCENARIO_FILE, DEFAULT_SCENARIO_YAML } from '../sim/default-sce
 import { costParamFromYaml, costParamYamlNames, type CostOverrides, type CostParam, type CostValue } from '../sim/costs.ts';
 import { ACCESSES, DATA_KINDS, SCOPES, footprintKeys, loadFootprintTable, parseFootprintKey, type FootprintOverride } from '../sim/footprints.ts';
 import {
-  ASI_DESIGN_NAMES, OBJECT_KINDS, SPECTRE_V1_GADGETS, SPECTRE_V1_WINDOWS, WORKING_SET_DEFAULT, OBJECT_KIND_NAMES, threadCount,
+  ASI_DESIGN_NAMES, OBJECT_KINDS, SPECTRE_V1_GADGETS, WHAT_IFS, SPECTRE_V1_WINDOWS, WORKING_SET_DEFAULT, OBJECT_KIND_NAMES, threadCount,
   type IsolationDesign, type IsolationSpec, type MachineSpec, type MixItem, type Scenario, type SimTime, type TenantKind, type TenantSpec,
 } from '../sim/scenario-types.ts';
 import { getProfile, profileNames } from '../uarch/profiles.ts';
@@ -148,7 +148,7 @@ const scenarioSchema = strict({
     thread: uint, tenant: z.string(), attacks: z.array(z.enum(ATTACK_NAMES)).min(1), every: time.prefault('10us'),
     spectre_v1: strict({ gadget: z.enum(SPECTRE_V1_GADGETS).default('unaudited'), window: z.enum(SPECTRE_V1_WINDOWS).default('entry') }).optional(),
   })).default([]),
-  isolation: z.array(strict({ name, cmdline: z.string().default(''), stun: z.boolean().optional() })).default([]),
+  isolation: z.array(strict({ name, cmdline: z.string().default(''), stun: z.boolean().optional(), what_if: z.array(z.enum(WHAT_IFS)).default([]) })).default([]),
   footprints: strict({ override: z.record(z.string(), overrideSchema).default({}) }).prefault({}),
   costs: strict({ clock_ghz: z.number().positive().optional(), override: z.record(z.string(), costValue).default({}) }).prefault({}),
 });
@@ -362,7 +362,7 @@ function tokens(s: string): Token[] {
 
 function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'off'): IsolationSpec[] {
   checkUnique(ctx, 'isolation', raw, (i) => ['isolation', i, 'name']);
-  const list = raw.length > 0 ? raw : [{ name: 'default', cmdline: '', stun: undefined }];
+  const list = raw.length > 0 ? raw : [{ name: 'default', cmdline: '', stun: undefined, what_if: [] }];
   return list.map((iso, i) => {
     const at = (f: string): PathSeg[] => ['isolation', i, f];
     const text = iso.cmdline;
@@ -402,7 +402,11 @@ function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'o
     const posted = STUN_DESIGNS.includes(design) && getDesign(design as DesignName).stun;
     const stun = iso.stun ?? posted;
     if (stun && !STUN_DESIGNS.includes(design)) ctx.fail(at('stun'), `stun only with asi=${STUN_DESIGNS.join(', asi=')}`, `stun: true with asi=${design}`);
-    return { name: iso.name, cmdline: text, mitigations, design, stun, stunWhatIf: stun !== posted };
+    iso.what_if.forEach((w, j) => {
+      if (iso.what_if.indexOf(w) !== j) ctx.fail(['isolation', i, 'what_if', j], 'each what-if once', `${JSON.stringify(w)} again`);
+      if (design === 'off' || design === 'kpti' || design === 'sci-2019') ctx.fail(['isolation', i, 'what_if', j], 'a what-if with an asi= design that has restricted kernel tables', `${JSON.stringify(w)} with asi=${design}`);
+    });
+    return { name: iso.name, cmdline: text, mitigations, design, stun, stunWhatIf: stun !== posted, whatIf: iso.what_if };
   });
 }
 

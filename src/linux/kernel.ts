@@ -27,7 +27,7 @@ import type { Iomem } from '../io/iomem.ts';
 import type { Kconfig } from '../io/kconfig.ts';
 import { kaslrGetRandomLong } from './kaslr.ts';
 import { buildLayout, type KaslrOption, type LayoutConfig, type LinuxLayout } from './layout.ts';
-import { _PAGE_TABLE, protMasks, type CpaEnv, type ProtMasks } from './cpa.ts';
+import { _PAGE_TABLE, protMasks, setMemoryNonglobal, type CpaEnv, type ProtMasks } from './cpa.ts';
 import {
   initMemMapping, placeTrampoline, probePageSizeMask, realModePermissions, type DirectMapEnv, type MapRange, type Trampoline,
 } from './directmap.ts';
@@ -126,6 +126,12 @@ export interface KernelOptions {
   pti?: PtiMode;
   /** Clear _PAGE_GLOBAL from kernel mappings even without PTI (what an isolation feature asks, cpa.ts protMasks). */
   nonGlobalKernel?: boolean;
+  /**
+   * Clear _PAGE_GLOBAL from the image's high mapping even without PTI, as pti_set_kernel_image_nonglobal()
+   * does under PTI. Without it, a PTI-off kernel keeps head_64.S's global image PMDs
+   * (level2_kernel_pgt, __PAGE_KERNEL_LARGE_EXEC): __default_kernel_pte_mask never reaches them.
+   */
+  nonGlobalImage?: boolean;
   cpu?: Partial<CpuModel>;
   /** Possible CPUs (default 1). */
   cpus?: number;
@@ -234,6 +240,7 @@ export interface KernelModel {
 }
 
 const PAGE = 4096n;
+const PMD_BYTES = 2n * 1024n * 1024n;
 const MiB = 1n << 20n;
 const PMD = 1n << 21n;
 
@@ -384,6 +391,7 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
   }
   const percpuOf = (c: number) => perCpuPa![c];
   if (pti) ptiInit(ctx, cpus, percpuOf, vsyscall);
+  else if (opts.nonGlobalImage) setMemoryNonglobal(cpa, ((sym.text + PAGE - 1n) / PAGE) * PAGE, ((sym.end + PMD_BYTES - 1n) / PMD_BYTES) * PMD_BYTES); // PFN_ALIGN(_text)..ALIGN(_end, PMD_SIZE), as pti.c
 
   // init_IRQ() → idt_setup_apic_and_irq_gates(): idt_map_in_cea(), set_memory_ro(idt_table).
   idtMapInCea(ctx);

@@ -173,6 +173,15 @@ export interface AttackerSpec {
 export const ASI_DESIGN_NAMES = ['kpti', 'kvm-asi-2019', 'sci-2019', 'google-asi-2022', 'google-asi-2025', 'netns-asi'] as const;
 export type IsolationDesign = 'off' | (typeof ASI_DESIGN_NAMES)[number];
 
+/**
+ * What-if changes to a design as posted:
+ *  - image-nonglobal: clear _PAGE_GLOBAL on the kernel image's high mapping at boot even with PTI
+ *    off (as pti_set_kernel_image_nonglobal() does under PTI), so no global TLB entry of image
+ *    data the restricted space leaves out survives asi_enter.
+ */
+export const WHAT_IFS = ['image-nonglobal'] as const;
+export type WhatIf = (typeof WHAT_IFS)[number];
+
 export interface IsolationSpec {
   readonly name: string;
   /** The command line as written. */
@@ -185,6 +194,8 @@ export interface IsolationSpec {
   readonly stun: boolean;
   /** stun differs from what the design posted (asi/designs/*.ts `stun`): a named what-if variant. */
   readonly stunWhatIf: boolean;
+  /** Changes to the design as posted, each named in the report (WHAT_IFS). */
+  readonly whatIf: readonly WhatIf[];
 }
 
 export interface SourcePos {

@@ -141,6 +141,7 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
     state = { ...state, pti: false };
     notes.push(`${design.name} turns PTI off (as posted: ${design.conventional.source.split(';').find((x) => /PTI/.test(x))?.trim() ?? design.conventional.source}); user mode runs on its restricted tables`);
   }
+  if (iso.whatIf.includes('image-nonglobal')) notes.push(`what-if: the kernel image's high mapping is made non-global at boot (pti_set_kernel_image_nonglobal() without PTI), which ${iso.design} did not post`);
   if (iso.stunWhatIf) notes.push(`what-if: ${iso.stun ? 'sibling stunning added to' : 'sibling stunning removed from'} ${iso.design}, which ${iso.stun ? 'did not post it' : 'posted it'}`);
   const rng = new Xoshiro128(scenario.seed);
   const sys = bootSystem({
@@ -152,6 +153,7 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
       kaslr: scenario.kernel.kaslr ? { seed: scenario.kernel.kaslrSeed } : false,
       pti: state.pti ? 'on' : 'off',
       nonGlobalKernel: design !== null && design.conventional.globalKernel === 'cleared',
+      nonGlobalImage: iso.whatIf.includes('image-nonglobal'),
       cpu: {
         vendor: profile.vendor === 'GenuineIntel' ? 'intel' : 'amd', family: profile.family, pcid: profile.features.pcid,
         la57: profile.features.la57, gbpages: profile.features.gbpages, nx: true, meltdown: profile.bugs.has('cpu_meltdown'),

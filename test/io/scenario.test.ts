@@ -71,6 +71,10 @@ describe('examples', () => {
     expect(netns.isolation.find((i) => i.name === 'netns-asi')!.mitigations.asi).toBe('netns');
     const la57 = loadScenario(EX('la57-icelake.yaml'));
     expect(la57.machine).toMatchObject({ cpu: 'ice-lake-sp', pagingLevels: 5 });
+    const g = loadScenario(EX('asi-2022-global-image.yaml'));
+    expect(g.isolation.map((i) => [i.design, i.mitigations.pti, i.whatIf])).toEqual([
+      ['off', null, []], ['google-asi-2022', null, []], ['google-asi-2022', 'on', []], ['google-asi-2022', null, ['image-nonglobal']],
+    ]);
   });
 });
 
