@@ -61,7 +61,7 @@ const COUNTS = ['cr3_writes', 'tlb_flushes', 'asi_exits', 'asi_entries', 'page_f
 
 function costRows(ms: readonly SetStats[], seeds: number): string[][] {
   const rows: string[][] = [['cycles', ...ms.map((m) => num(m.costs.cycles))]];
-  if (seeds > 1) rows.push(['cycles spread %', ...ms.map((m) => (m.costs.cycles > 0 ? ((m.costs.spread.cycles.max - m.costs.spread.cycles.min) / m.costs.cycles * 100).toFixed(2) : '0.00'))]);
+  if (seeds > 1) rows.push(['cycles (max-min)/median %', ...ms.map((m) => (m.costs.cycles > 0 ? ((m.costs.spread.cycles.max - m.costs.spread.cycles.min) / m.costs.cycles * 100).toFixed(2) : '0.00'))]);
   rows.push(['overhead %', ...ms.map((m) => m.costs.overhead_pct.toFixed(2))]);
   if (seeds > 1) rows.push(['overhead % min..max', ...ms.map((m) => `${m.costs.spread.overhead_pct.min.toFixed(2)}..${m.costs.spread.overhead_pct.max.toFixed(2)}`)]);
   for (const k of COUNTS) rows.push([k, ...ms.map((m) => num(m.costs.counts[k] ?? 0))]);
