@@ -154,6 +154,7 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
       pti: state.pti ? 'on' : 'off',
       nonGlobalKernel: design !== null && design.conventional.globalKernel === 'cleared',
       nonGlobalImage: iso.whatIf.includes('image-nonglobal'),
+      highmapTail: state.highmapTail, // asi_highmap_tail=unmap: the image tail leaves the high map (linux/image-tail.ts)
       cpu: {
         vendor: profile.vendor === 'GenuineIntel' ? 'intel' : 'amd', family: profile.family, pcid: profile.features.pcid,
         la57: profile.features.la57, gbpages: profile.features.gbpages, nx: true, meltdown: profile.bugs.has('cpu_meltdown'),

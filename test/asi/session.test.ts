@@ -27,7 +27,7 @@ import { vaHalves } from '../../src/x86/walk.ts';
 
 const NOFLUSH = 1n << 63n;
 
-function setup(name: string, o: { l1tf?: boolean; ctx?: 'vm' | 'process' | 'netns' } = {}) {
+function setup(name: string, o: { l1tf?: boolean; ctx?: 'vm' | 'process' | 'netns'; stun?: boolean } = {}) {
   const design = getDesign(name);
   const sys = systemFor(design);
   const asids = new AsidState({ cpus: 2, pcid: true, pti: true, initPgd: sys.kernel.kernelRoot });
@@ -37,7 +37,7 @@ function setup(name: string, o: { l1tf?: boolean; ctx?: 'vm' | 'process' | 'netn
     return { id, cpu: id, sibling: 1 - id, mmu: new Mmu(cpu, sys.mem) };
   });
   const actions: Array<[number, number, number]> = [];
-  const s = new AsiSession({ design, system: sys, threads, asids, features: { l1tf: o.l1tf ?? true }, onAction: (t, a, arg) => actions.push([t, a, arg]) });
+  const s = new AsiSession({ design, system: sys, threads, asids, stun: o.stun, features: { l1tf: o.l1tf ?? true }, onAction: (t, a, arg) => actions.push([t, a, arg]) });
   const kind = o.ctx ?? design.contextKinds[0];
   const ctx0 = makeContext(sys, design, { [kind]: 0 });
   const ctx1 = makeContext(sys, design, { [kind]: 1 });
@@ -144,8 +144,20 @@ describe('google-asi-2022', () => {
     expect(w.lastWrite() & NOFLUSH).toBe(0n);
   });
 
-  it('exit stuns the sibling inside its space (IPI); re-entry releases it; enter flushes L1D and buffers', () => {
+  it('as posted it does not stun (15/47: empty stun_sibling() stubs)', () => {
     const w = setup('google-asi-2022');
+    w.s.contextSwitch(0, 1, w.ctx0.process!.ctx!);
+    w.s.contextSwitch(1, 2, w.ctx1.process!.ctx!);
+    w.s.enter(0, w.id0);
+    w.s.enter(1, w.id1);
+    w.actions.length = 0;
+    w.s.exit(0);
+    expect(w.actions.map((a) => a[1])).not.toContain(ACT_STUN);
+    expect(w.s.stun.isStunned(1)).toBe(false);
+  });
+
+  it('with the stun what-if: exit stuns the sibling inside its space (IPI); re-entry releases it; enter flushes L1D and buffers', () => {
+    const w = setup('google-asi-2022', { stun: true });
     w.s.contextSwitch(0, 1, w.ctx0.process!.ctx!);
     w.s.contextSwitch(1, 2, w.ctx1.process!.ctx!);
     w.s.enter(0, w.id0);

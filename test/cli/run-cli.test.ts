@@ -103,6 +103,6 @@ describe('kasi run', () => {
     expect(r.stdout).toMatch(/^kasi run: kvm-host-default/);
     expect(r.stdout).toMatch(/Leaks/);
     expect(r.stdout).toMatch(/overhead %/);
-    for (const n of ['none', 'l1d-cond', 'nosmt', 'core-sched', 'asi-2025']) expect(r.stdout).toContain(n);
+    for (const n of ['none', 'default', 'nosmt', 'core-sched', 'asi-2025', 'asi-2025-stun']) expect(r.stdout).toContain(n);
   }, 30_000);
 });
