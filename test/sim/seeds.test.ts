@@ -135,7 +135,9 @@ describe('seeds end to end', () => {
   }, 60_000);
 
   it('an error in a worker comes back as the same class of error', async () => {
-    const bad = { ...scenario, isolation: [scenario.isolation[0], { ...scenario.isolation[1], design: 'sci-2019' as const }] };
-    await expect(runSeeds(bad, { seeds: 1, workers: 2 })).rejects.toThrow(RangeError);
+    // A CPU profile that does not exist: buildWorld's getProfile throws a RangeError in the worker.
+    const bad = { ...scenario, machine: { ...scenario.machine, cpu: 'no-such-cpu' } };
+    await expect(runSeeds(bad, { seeds: 2, workers: 2 })).rejects.toThrow(RangeError);
+    await expect(runSeeds(bad, { seeds: 2, workers: 2 })).rejects.toThrow(/unknown CPU profile "no-such-cpu"/);
   }, 60_000);
 });
