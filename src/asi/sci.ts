@@ -98,6 +98,8 @@ export interface SciOptions {
   cpuSciOffset?: bigint;
   /** 'enforce' kills on a refusal; 'audit' records it, maps the page anyway and goes on (for replays). */
   mode?: 'enforce' | 'audit';
+  /** Enforce the 256-PTE and 64-entry caps (default true, as posted); false: a what-if without them. */
+  caps?: boolean;
   /** The CPU's MMU (PCID on); default a private one. */
   mmu?: Mmu;
   /** The mm's ASID: kernel PCID = asid + 1 (tlbflush.h kern_pcid()). */
@@ -264,6 +266,7 @@ export class SciTaskTables {
     let cap: { code: SciRefusalCode; reason: string } | null = null;
     if (this.ptes.length >= SCI_MAX_PTES) cap = { code: 'no-room-ptes', reason: `ptes_count ${this.ptes.length} >= SCI_MAX_PTES: "run out of room for metadata, can't grant access"` };
     else if (this.backtrace.length >= SCI_MAX_BACKTRACE) cap = { code: 'no-room-backtrace', reason: `backtrace_size ${this.backtrace.length} >= SCI_MAX_BACKTRACE: "run out of room for metadata, can't grant access"` };
+    if (cap && this.opts.caps === false) cap = null; // what-if: no caps (the symbol rule still holds)
     if (cap && this.mode === 'enforce') return cap;
     if ((errorCode & PFEC_ID) !== 0) { // "only code access is checked"
       const r = this.verifyCode(va);

@@ -15,6 +15,7 @@ import { mfbds, mlpds, msbds } from './mds.ts';
 import { meltdown } from './meltdown.ts';
 import { ATTACK_NAMES, type AttackName, type AttackThread, type Samples, type SamplingThread } from './sample.ts';
 import { spectreV1 } from './spectre-v1.ts';
+import { ropRead } from './rop.ts';
 import { taa } from './taa.ts';
 
 export * from './sample.ts';
@@ -25,6 +26,7 @@ export { l1tfGuest, l1tfNative, terminalAddress, type VcpuThread } from './l1tf.
 export { mfbds, mlpds, msbds, sampleFillBuffers, sampleLoadPorts, sampleStoreBuffer } from './mds.ts';
 export { meltdown, meltdownTarget } from './meltdown.ts';
 export { spectreV1 } from './spectre-v1.ts';
+export { ropRead } from './rop.ts';
 export { taa } from './taa.ts';
 
 export type AttackKind = 'thread' | 'victim' | 'vcpu' | 'sampler';
@@ -32,8 +34,8 @@ export type AttackKind = 'thread' | 'victim' | 'vcpu' | 'sampler';
 export interface AttackSpec {
   readonly name: AttackName;
   readonly kind: AttackKind;
-  /** The X86_BUG_* bit without which the mechanism does not exist. */
-  readonly bug: BugName;
+  /** The X86_BUG_* bit without which the mechanism does not exist (null: not a CPU bug, a software one). */
+  readonly bug: BugName | null;
   readonly description: string;
   /** Where the mechanism is described. */
   readonly source: string;
@@ -48,6 +50,7 @@ const SPECS: AttackSpec[] = [
   { name: 'taa', kind: 'sampler', bug: 'taa', description: 'sample the MDS buffers from an aborting TSX transaction', source: 'Documentation/admin-guide/hw-vuln/tsx_async_abort.rst' },
   { name: 'meltdown', kind: 'thread', bug: 'cpu_meltdown', description: 'user-mode load of a supervisor address mapped in the current CR3', source: 'Lipp et al., Meltdown (2018); Documentation/arch/x86/pti.rst' },
   { name: 'spectre-v1', kind: 'victim', bug: 'spectre_v1', description: 'bounds-check-bypass gadget dereferences an attacker-chosen address in the victim\'s address space', source: 'Documentation/admin-guide/hw-vuln/spectre.rst, "Spectre variant 1"' },
+  { name: 'rop', kind: 'victim', bug: null, description: 'a return-oriented chain hijacks a system call (first gadget in the middle of a function) and loads attacker-chosen kernel addresses', source: 'System Call Isolation RFC, lore 1556228754-12996-1 (the ROP example); attacks/rop.ts' },
 ];
 
 export const ATTACKS: ReadonlyMap<AttackName, AttackSpec> = new Map(SPECS.map((s) => [s.name, s]));
@@ -114,6 +117,11 @@ export function runAttack(name: string, ctx: AttackContext, out: Samples, at: nu
       const g = need(ctx.target, 'target');
       const v = withMmu();
       return spectreV1(v, g.vaLo, g.vaHi, g.len, out, at, ctx.attackerId ?? v.hw.id);
+    }
+    case 'rop': {
+      const g = need(ctx.target, 'target');
+      const v = withMmu();
+      return ropRead(v, g.vaLo, g.vaHi, g.len, out, at, ctx.attackerId ?? v.hw.id);
     }
   }
 }

@@ -35,8 +35,9 @@ export const ATTACK_MSBDS = 4;
 export const ATTACK_TAA = 5;
 export const ATTACK_MELTDOWN = 6;
 export const ATTACK_SPECTRE_V1 = 7;
+export const ATTACK_ROP = 8;
 /** By code. */
-export const ATTACK_NAMES = ['l1tf-native', 'l1tf-guest', 'mfbds', 'mlpds', 'msbds', 'taa', 'meltdown', 'spectre-v1'] as const;
+export const ATTACK_NAMES = ['l1tf-native', 'l1tf-guest', 'mfbds', 'mlpds', 'msbds', 'taa', 'meltdown', 'spectre-v1', 'rop'] as const;
 export type AttackName = (typeof ATTACK_NAMES)[number];
 
 export const SRC_L1D = 0;

@@ -404,7 +404,8 @@ function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'o
     if (stun && !STUN_DESIGNS.includes(design)) ctx.fail(at('stun'), `stun only with asi=${STUN_DESIGNS.join(', asi=')}`, `stun: true with asi=${design}`);
     iso.what_if.forEach((w, j) => {
       if (iso.what_if.indexOf(w) !== j) ctx.fail(['isolation', i, 'what_if', j], 'each what-if once', `${JSON.stringify(w)} again`);
-      if (design === 'off' || design === 'kpti' || design === 'sci-2019') ctx.fail(['isolation', i, 'what_if', j], 'a what-if with an asi= design that has restricted kernel tables', `${JSON.stringify(w)} with asi=${design}`);
+      const ok = w === 'sci-no-caps' ? design === 'sci-2019' : design !== 'off' && design !== 'kpti' && design !== 'sci-2019';
+      if (!ok) ctx.fail(['isolation', i, 'what_if', j], w === 'sci-no-caps' ? 'sci-no-caps only with asi=sci-2019' : 'image-nonglobal with an asi= design that has restricted kernel tables (not off, kpti or sci-2019)', `${JSON.stringify(w)} with asi=${design}`);
     });
     return { name: iso.name, cmdline: text, mitigations, design, stun, stunWhatIf: stun !== posted, whatIf: iso.what_if };
   });
@@ -504,7 +505,7 @@ function build(ctx: Ctx, r: Raw): Scenario {
     a.attacks.forEach((name, j) => {
       if (a.attacks.indexOf(name) !== j) ctx.fail(at('attacks', j), 'each attack once', `${JSON.stringify(name)} again`);
       if (name === 'l1tf-guest' && t.kind !== 'vm') ctx.fail(at('attacks', j), `an attack a ${t.kind} tenant can run (l1tf-guest needs a vm tenant)`, `"${name}"`);
-      if ((name === 'l1tf-native' || name === 'meltdown') && t.kind === 'vm') ctx.fail(at('attacks', j), `an attack a vm tenant can run (${name} needs a host process)`, `"${name}"`);
+      if ((name === 'l1tf-native' || name === 'meltdown' || name === 'rop') && t.kind === 'vm') ctx.fail(at('attacks', j), `an attack a vm tenant can run (${name} needs a host process)`, `"${name}"`);
     });
     if (a.spectre_v1 !== undefined && !a.attacks.includes('spectre-v1')) ctx.fail(at('spectre_v1'), 'spectre_v1 settings only with the spectre-v1 attack', 'no spectre-v1 in attacks', { key: true });
     return { thread: a.thread, tenant: t.name, attacks: a.attacks, every: a.every, spectreV1: { gadget: a.spectre_v1?.gadget ?? 'unaudited', window: a.spectre_v1?.window ?? 'entry' } };

@@ -59,12 +59,16 @@ function leakRows(ms: readonly SetStats[], cell: (c: CellStats | undefined) => s
 
 const COUNTS = ['cr3_writes', 'tlb_flushes', 'asi_exits', 'asi_entries', 'page_faults', 'asi_faults', 'l1d_flushes', 'verw', 'stuns', 'ipis', 'stun_spin_cycles', 'context_switches', 'tlb_walks', 'l1d_misses', 'events'];
 
+const OPTIONAL_COUNTS = ['sci_faults', 'sci_mapped_ptes', 'kills'];
+
 function costRows(ms: readonly SetStats[], seeds: number): string[][] {
   const rows: string[][] = [['cycles', ...ms.map((m) => num(m.costs.cycles))]];
   if (seeds > 1) rows.push(['cycles (max-min)/median %', ...ms.map((m) => (m.costs.cycles > 0 ? ((m.costs.spread.cycles.max - m.costs.spread.cycles.min) / m.costs.cycles * 100).toFixed(2) : '0.00'))]);
   rows.push(['overhead %', ...ms.map((m) => m.costs.overhead_pct.toFixed(2))]);
   if (seeds > 1) rows.push(['overhead % min..max', ...ms.map((m) => `${m.costs.spread.overhead_pct.min.toFixed(2)}..${m.costs.spread.overhead_pct.max.toFixed(2)}`)]);
   for (const k of COUNTS) rows.push([k, ...ms.map((m) => num(m.costs.counts[k] ?? 0))]);
+  // System Call Isolation's own counts, when any set has them.
+  for (const k of OPTIONAL_COUNTS) if (ms.some((m) => (m.costs.counts[k] ?? 0) > 0)) rows.push([k, ...ms.map((m) => num(m.costs.counts[k] ?? 0))]);
   const kinds: string[] = [];
   for (const m of ms) for (const k of Object.keys(m.costs.by_kind)) if (!kinds.includes(k)) kinds.push(k);
   for (const k of kinds) rows.push([`cycles: ${k}`, ...ms.map((m) => num(m.costs.by_kind[k] ?? 0))]);

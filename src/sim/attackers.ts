@@ -30,6 +30,9 @@ import { l1tfGuest, l1tfNative, type VcpuThread } from '../attacks/l1tf.ts';
 import { mfbds, mlpds, msbds } from '../attacks/mds.ts';
 import { meltdown } from '../attacks/meltdown.ts';
 import { spectreV1 } from '../attacks/spectre-v1.ts';
+import { ropRead } from '../attacks/rop.ts';
+import { ATTACK_NAMES } from '../attacks/sample.ts';
+import type { SciTaskTables } from '../asi/sci.ts';
 import { taa } from '../attacks/taa.ts';
 import type { AttackName, AttackThread, Samples, SamplingThread } from '../attacks/sample.ts';
 import type { SecretSet } from '../attacks/secrets.ts';
@@ -77,6 +80,9 @@ export interface AttackerRt {
   /** Which view the gadget runs on, and whether the v1 software mitigations close it (bindAttackers). */
   gadgetRestricted: boolean;
   gadgetBlocked: boolean;
+  /** rop under SCI: the attacker's own SCI tables, the chain's entry and first gadget; attempts refused. */
+  ropSci: { tables: SciTaskTables; view: AttackThread; entry: bigint; gadget: bigint } | null;
+  ropRefused: number;
   /** Per (attack, source, entry): the index of the last sample kept (compact()). */
   readonly lastKept: Int32Array;
 }
@@ -119,7 +125,8 @@ export function prepareAttackers(sys: System, tasks: readonly Task[], secrets: S
     const order = [...a.attacks.filter(sampler), ...a.attacks.filter((n) => !sampler(n))];
     const rt: AttackerRt = {
       task, names: a.attacks, order, every: everyCycles(task), targets, vcpu: null, user: null, sampler: null,
-      gadget: null, gadgetFull: null, gadgetRestricted: false, gadgetBlocked: false, lastKept: new Int32Array(8 * 8 * KEY_ENTRIES).fill(-1),
+      gadget: null, gadgetFull: null, gadgetRestricted: false, gadgetBlocked: false, ropSci: null, ropRefused: 0,
+      lastKept: new Int32Array(ATTACK_NAMES.length * 8 * KEY_ENTRIES).fill(-1),
     };
     const vm = task.tenant.vm;
     if (a.attacks.includes('l1tf-guest') && vm) {
@@ -160,19 +167,28 @@ export function bindAttackers(list: AttackerRt[], machine: Machine, profile: Cpu
     if (rt.vcpu) rt.vcpu = { ...rt.vcpu, cpu: profile, hw };
     rt.user = { cpu: profile, hw, mmu: threads.mmus[t] };
     rt.sampler = { cpu: profile, hw };
+    const view = (root: number): AttackThread => {
+      const cpu = new CpuState(profile.maxPhysBits, { pdpe1gb: profile.features.gbpages });
+      cpu.load({ cr4: threads.cpus[t].cr4, efer: threads.cpus[t].efer, cr3: root, cpl: 0 });
+      return { cpu: profile, hw, mmu: new Mmu(cpu, sys.mem) };
+    };
+    const sciTables = spaces.sci?.tables[rt.task.id] ?? null;
+    if (rt.names.includes('rop') || rt.names.includes('spectre-v1')) rt.gadgetFull = view(rt.task.tenant.process.pgd);
+    if (rt.names.includes('rop') && sciTables !== null) {
+      const ks = spaces.sci!.kallsyms;
+      const cc = ks.addressOf('commit_creds');
+      if (cc === undefined) throw new Error('rop: commit_creds is not in the kallsyms');
+      // The RFC's example chain: a return into the middle of a function (commit_creds+0x1a).
+      rt.ropSci = { tables: sciTables, view: { cpu: profile, hw, mmu: sciTables.mmu }, entry: sciTables.syscallEntry, gadget: cc + 0x1an };
+    }
     if (rt.names.includes('spectre-v1')) {
-      const view = (root: number): AttackThread => {
-        const cpu = new CpuState(profile.maxPhysBits, { pdpe1gb: profile.features.gbpages });
-        cpu.load({ cr4: threads.cpus[t].cr4, efer: threads.cpus[t].efer, cr3: root, cpl: 0 });
-        return { cpu: profile, hw, mmu: new Mmu(cpu, sys.mem) };
-      };
       const spec = rt.task.attacker!.spectreV1;
       const s = spaces.asi !== null ? spaces.asiSpace[rt.task.tenant.index] : -1;
-      rt.gadgetFull = view(rt.task.tenant.process.pgd);
-      rt.gadget = s >= 0 ? view(spaces.asi!.spaces[s].root) : null;
+      // Under SCI the syscall runs on the task's SCI tables from its start: the gadget sees what they map then.
+      rt.gadget = s >= 0 ? view(spaces.asi!.spaces[s].root) : sciTables !== null ? view(sciTables.root) : null;
       const policy = spaces.design?.faultPolicy;
       const leaves = policy === 'exit-retry' || policy === 'abort';
-      rt.gadgetRestricted = rt.gadget !== null && (spec.window === 'entry' || !leaves);
+      rt.gadgetRestricted = rt.gadget !== null && (spec.window === 'entry' || !leaves || sciTables !== null);
       // bugs.c: "Mitigation: usercopy/swapgs barriers and __user pointer sanitization" unless nospectre_v1.
       rt.gadgetBlocked = spec.gadget !== 'unaudited' && state.spectreV1 !== 'none';
     }
@@ -230,6 +246,22 @@ export function runAttacks(rt: AttackerRt, state: MitigationState, out: Samples,
         cpu.cpl = 3; // the attack runs in user mode, on whatever CR3 user mode has now
         for (const x of tg) got += name === 'meltdown' ? meltdown(u, x.dmLo, x.dmHi, x.len, out, at) : x.uLo === 0 && x.uHi === 0 ? 0 : l1tfNative(u, x.uLo, x.uHi, x.len, out, at);
         cpu.cpl = cpl;
+        break;
+      }
+      case 'rop': {
+        const r = rt.ropSci;
+        if (r === null) { for (const x of tg) got += ropRead(rt.gadgetFull!, x.dmLo, x.dmHi, x.len, out, at, rt.task.thread); break; }
+        // Under SCI the hijacked syscall's fetches go through sci_verify_code_access().
+        const mmu = r.view.mmu;
+        const userLo = mmu.cpu.cr3 % 4294967296;
+        const userHi = Math.floor(mmu.cpu.cr3 / 4294967296);
+        const s = r.tables.syscall();
+        s.fetch(r.entry);
+        s.fetch(r.gadget);
+        if (s.killed) rt.ropRefused++;
+        else for (const x of tg) { s.read((BigInt(x.dmHi >>> 0) << 32n) | BigInt(x.dmLo >>> 0)); got += ropRead(r.view, x.dmLo, x.dmHi, x.len, out, at, rt.task.thread); }
+        s.end();
+        mmu.writeCr3(userLo, userHi); // back to user mode on the CR3 it had (a killed attacker is respawned: assumption)
         break;
       }
       case 'spectre-v1': {

@@ -89,7 +89,8 @@ export class Engine {
     this.tr = new Transitions(w, this.meter.counts);
     const p = w.costs.params;
     const walk = p.tlbMissWalk.cycles + (w.sys.levels === 5 ? p.tlbMissWalkLa57Extra.cycles : 0);
-    this.toucher = new Toucher(w.machine, w.sys.mem, this.th.mmus, w.spaces.asi, this.meter.counts, this.reasons, { walk, l1dMiss: p.l2Hit.cycles, fault: p.interruptEntryExit.cycles });
+    if (w.spaces.sci !== null) w.spaces.sci.counts = this.meter.counts;
+    this.toucher = new Toucher(w.machine, w.sys.mem, this.th.mmus, w.spaces.asi, w.spaces.sci, this.meter.counts, this.reasons, { walk, l1dMiss: p.l2Hit.cycles, fault: p.interruptEntryExit.cycles });
     this.tenantCode = new WorkingSetRunner(w.machine, this.th.mmus, this.meter.counts, p.l2Hit.cycles);
     this.heap = new ThreadHeap(this.th.clock);
     this.table = loadFootprintTable({ overrides: w.scenario.footprintOverrides });
@@ -199,6 +200,11 @@ export class Engine {
     this.meter.counts.tlbFlushes = f;
     const s = this.w.spaces.asi;
     if (s) { this.meter.counts.asiExits = s.counters.exits; this.meter.counts.asiEntries = s.counters.enters; }
+    const sci = this.w.spaces.sci;
+    if (sci !== null) {
+      for (const task of this.w.tasks) if (sci.killed[task.id] !== '') this.w.notes.push(`sci-2019 killed ${task.tenant.spec.name} (SIGKILL) after ${this.meter.eventsDone[task.id]} events: ${sci.killed[task.id]}`);
+      for (const a of this.w.attackers) if (a.ropRefused > 0) this.w.notes.push(`sci-2019 refused ${a.ropRefused} ROP attempts of ${a.task.tenant.spec.name} (a fetch in the middle of commit_creds; the attacker is killed each time and taken to try again)`);
+    }
     return this;
   }
 
@@ -276,6 +282,8 @@ export class Engine {
 
   private isDone(task: Task, clock: number): boolean {
     if (task.attacker !== null) return false;
+    const sci = this.w.spaces.sci;
+    if (sci !== null && sci.killed[task.id] !== '') return true; // SIGKILL: the task is gone
     const tg = this.opts.targets;
     return tg !== null ? this.meter.eventsDone[task.id] >= tg[task.id] : clock >= this.opts.endCycles;
   }
@@ -405,7 +413,7 @@ export class Engine {
       default:
         if (it.vm) { tr.vmExit(t, task, it.how); pending = PH_VMENTER; } else { tr.kernelEntry(t, task, it.how); pending = PH_RET_USER; }
     }
-    if (it.plan !== null) cost += this.toucher.run(t, it.plan, fromIdle ? this.irqRng[t] : task.rng);
+    if (it.plan !== null) cost += this.toucher.run(t, it.plan, fromIdle ? this.irqRng[t] : task.rng, task.id);
     if (it.plan !== null && it.plan.fp.tlbFlushPages > 0) cost += this.invlpg(t, it.plan.fp.tlbFlushPages);
     if (it.kind === EK.idle) tr.idle(t, true);
     cost += tr.acc;

@@ -276,6 +276,11 @@ const SPECS: readonly FootprintSpec[] = [
 
 const SPEC_BY_KEY: ReadonlyMap<string, FootprintSpec> = new Map(SPECS.map((s) => [s.key, s]));
 
+/** The measured test parts an entry's text comes from (empty for modelled text). */
+export function measuredRefs(key: string): readonly MeasuredRef[] {
+  return SPEC_BY_KEY.get(key)?.text.measured ?? [];
+}
+
 /** The event keys of the built-in table (no fixture needed). */
 export function footprintKeys(): string[] {
   return [...SPEC_BY_KEY.keys()];

@@ -38,6 +38,7 @@ import type { System } from '../linux/system.ts';
 import type { MitigationState } from '../mitigations/select.ts';
 import { CR3_NOFLUSH_HI } from '../x86/bits.ts';
 import type { IsolationSpec } from './scenario-types.ts';
+import { SciRun } from './sci-run.ts';
 import type { Counts, ThreadState } from './thread.ts';
 import type { Task, TenantRt, World } from './world.ts';
 
@@ -50,11 +51,13 @@ export interface Spaces {
   readonly kptiSpace: Int32Array;
   readonly holder: { sink: ActionSink };
   readonly notes: string[];
+  /** asi=sci-2019: every process task's SCI tables (sim/sci-run.ts). */
+  readonly sci: SciRun | null;
 }
 
 /** The sensitivity model the system boots with for this entry (the ASI design's). */
 export function sensitivityModel(iso: IsolationSpec): ModelName | SensitivityModel {
-  return iso.design === 'off' || iso.design === 'kpti' ? 'none' : getDesign(iso.design).model;
+  return iso.design === 'off' || iso.design === 'kpti' || iso.design === 'sci-2019' ? 'none' : getDesign(iso.design).model;
 }
 
 function contextOf(sys: System, t: TenantRt): AsiContext {
@@ -64,7 +67,7 @@ function contextOf(sys: System, t: TenantRt): AsiContext {
 }
 
 /** Build the sessions and spaces; call after every allocation (spaces are snapshots, asi/restricted.ts). */
-export function buildSpaces(sys: System, iso: IsolationSpec, state: MitigationState, tenants: readonly TenantRt[], tasks: readonly Task[], threads: ThreadState): Spaces {
+export function buildSpaces(sys: System, iso: IsolationSpec, state: MitigationState, tenants: readonly TenantRt[], tasks: readonly Task[], threads: ThreadState, textSlide: bigint): Spaces {
   const holder = { sink: ((): void => {}) as ActionSink };
   const onAction: ActionSink = (t, a, arg) => holder.sink(t, a, arg);
   const threadsOf: AsiThread[] = threads.mmus.map((mmu, i) => ({ id: i, cpu: i, sibling: threads.sibling[i], mmu }));
@@ -73,7 +76,7 @@ export function buildSpaces(sys: System, iso: IsolationSpec, state: MitigationSt
   const notes: string[] = [];
   let design: AsiDesign | null = null;
   let asi: AsiSession | null = null;
-  if (iso.design !== 'off' && iso.design !== 'kpti') {
+  if (iso.design !== 'off' && iso.design !== 'kpti' && iso.design !== 'sci-2019') {
     design = getDesign(iso.design);
     asi = new AsiSession({ design, system: sys, threads: threadsOf, stun: iso.stun, onAction, features: { l1tf: state.bugs.has('l1tf') } });
     for (const t of tenants) {
@@ -99,7 +102,9 @@ export function buildSpaces(sys: System, iso: IsolationSpec, state: MitigationSt
       });
     }
   }
-  return { design, asi, asiSpace, kpti, kptiSpace, holder, notes };
+  const sci = iso.design === 'sci-2019' ? new SciRun(sys, tasks, threads.mmus, textSlide, !iso.whatIf.includes('sci-no-caps')) : null;
+  if (sci !== null) notes.push(`sci-2019: system calls of ${tasks.filter((k) => sci.tables[k.id] !== null).map((k) => k.tenant.spec.name).filter((n, i, a) => a.indexOf(n) === i).join(', ')} run on per-task SCI tables (verify-and-map; a refused fetch kills the task)`);
+  return { design, asi, asiSpace, kpti, kptiSpace, holder, notes, sci };
 }
 
 export const ENTRY_SYSCALL = 0;
@@ -125,6 +130,7 @@ export class Transitions {
   private readonly th: ThreadState;
   private readonly asi: AsiSession | null;
   private readonly kpti: AsiSession | null;
+  private readonly sci: SciRun | null;
   private readonly flushMode: number;
   private readonly cost: { cr3: number; cr3nf: number; flush: number; verw: number; ipiSend: number; ipiRecv: number };
 
@@ -134,6 +140,7 @@ export class Transitions {
     this.th = w.threads;
     this.asi = w.spaces.asi;
     this.kpti = w.spaces.kpti;
+    this.sci = w.spaces.sci;
     this.vcpuFlag = new Uint8Array(w.tasks.length);
     const v = w.state.vmentryL1dFlush;
     this.flushMode = v === 'always' ? 2 : v === 'cond' ? 1 : 0;
@@ -192,8 +199,10 @@ export class Transitions {
     if (this.asiOf(task) >= 0) { if (how !== ENTRY_SYSCALL) this.asi!.interruptBegin(t, INTR_OF[how]); return; }
     const k = this.kptiOf(task);
     if (k < 0) return;
-    if (how === ENTRY_SYSCALL) this.kpti!.exit(t); // SWITCH_TO_KERNEL_CR3 (entry_SYSCALL_64)
-    else this.kpti!.interruptBegin(t, INTR_OF[how]);
+    if (how === ENTRY_SYSCALL) {
+      this.kpti!.exit(t); // SWITCH_TO_KERNEL_CR3 (entry_SYSCALL_64)
+      this.sci?.begin(t, task); // do_syscall_64 → sci_syscall_enter() (SCI RFC 4/7)
+    } else this.kpti!.interruptBegin(t, INTR_OF[how]);
   }
 
   /** Return to user mode (sysret / iret), with VERW when the CPU buffers are cleared on return to user. */
@@ -204,6 +213,7 @@ export class Transitions {
       this.asi!.enter(t, s); // asi_enter() of the process's class on the way out
     } else {
       const k = this.kptiOf(task);
+      if (this.sci !== null && how === ENTRY_SYSCALL) this.sci.end(t); // sci_syscall_exit(): kernel CR3, the added PTEs cleared
       if (k >= 0) { if (how === ENTRY_SYSCALL) this.kpti!.returnToUser(t, k); else this.kpti!.interruptEnd(t); }
     }
     if (this.w.state.clearCpuBuffers) this.verw(t); // mds.rst: VERW on return to user space

@@ -178,8 +178,10 @@ export type IsolationDesign = 'off' | (typeof ASI_DESIGN_NAMES)[number];
  *  - image-nonglobal: clear _PAGE_GLOBAL on the kernel image's high mapping at boot even with PTI
  *    off (as pti_set_kernel_image_nonglobal() does under PTI), so no global TLB entry of image
  *    data the restricted space leaves out survives asi_enter.
+ *  - sci-no-caps: System Call Isolation without its SCI_MAX_PTES (256) and SCI_MAX_BACKTRACE (64)
+ *    caps, which kill a system call that maps more (the symbol rule still decides every fetch).
  */
-export const WHAT_IFS = ['image-nonglobal'] as const;
+export const WHAT_IFS = ['image-nonglobal', 'sci-no-caps'] as const;
 export type WhatIf = (typeof WHAT_IFS)[number];
 
 export interface IsolationSpec {

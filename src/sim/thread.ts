@@ -107,6 +107,9 @@ export class Counts {
   walks = 0;
   l1dMisses = 0;
   kills = 0;
+  /** System Call Isolation: faults on a task's SCI tables, and the PTEs sci_verify_and_map() added. */
+  sciFaults = 0;
+  sciMapped = 0;
   /** Touches whose address no table of the thread maps (a modelling error if non-zero). */
   unmapped = 0;
   contextSwitches = 0;

@@ -34,6 +34,7 @@ import { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE } from '../x86/bits.ts';
 import type { Footprint } from './footprints.ts';
 import type { ObjRef, TenantRt, World } from './world.ts';
 import type { Counts } from './thread.ts';
+import type { SciRun } from './sci-run.ts';
 
 const TWO32 = 4294967296;
 const A_READ = 0;
@@ -151,13 +152,19 @@ export class Toucher {
     private readonly mem: PhysMemory,
     private readonly mmus: readonly Mmu[],
     private readonly asi: AsiSession | null,
+    private readonly sci: SciRun | null,
     private readonly counts: Counts,
     private readonly reasons: Reasons,
     private readonly costs: TouchCosts,
   ) {}
 
-  /** Run `p` on thread `t`; returns the cycles of its walks, L1D misses and faults. */
-  run(t: number, p: Plan, rng: Xoshiro128): number {
+  /** The task whose plan runs (SCI kills it on a refusal). */
+  private task = -1;
+
+  /** Run `p` on thread `t` for task `task`; returns the cycles of its walks, L1D misses and faults. */
+  run(t: number, p: Plan, rng: Xoshiro128, task = -1): number {
+    this.task = task;
+    if (this.sci !== null) this.sci.key = p.fp.key;
     const mmu = this.mmus[t];
     const c = this.counts;
     const walks0 = mmu.walks;
@@ -231,6 +238,13 @@ export class Toucher {
     if (mmu.translate(lo, hi, access)) return 0;
     const asi = this.asi;
     const c = this.counts;
+    const sci = this.sci;
+    if (sci !== null && sci.inSyscall(t)) { // sci_fault(): verify and map, or kill
+      c.pageFaults++;
+      if (sci.fault(t, this.task, lo, hi, access) !== FAULT_MAPPED) return -1;
+      if (!mmu.translate(lo, hi, access)) { c.unmapped++; return -1; }
+      return this.costs.fault;
+    }
     if (asi === null || !asi.inRestricted(t)) { c.unmapped++; return -1; }
     c.pageFaults++;
     c.asiFaults++;

@@ -24,6 +24,7 @@ import type { MmContext } from '../linux/asid.ts';
 import { SecretSet, type Secret } from '../attacks/secrets.ts';
 import { selectMitigations, type MitigationState } from '../mitigations/select.ts';
 import { getDesign } from '../asi/registry.ts';
+import { InputError } from '../io/files.ts';
 import { getProfile, type CpuProfile } from '../uarch/profiles.ts';
 import { Machine } from '../uarch/machine.ts';
 import { getCostModel, nsToCycles, withCostOverrides, type CostModel } from './costs.ts';
@@ -126,22 +127,21 @@ const FAULT_POOL_BASE = 0x6f0000000000n;
 export function buildWorld(scenario: Scenario, isoIndex: number): World {
   const iso = scenario.isolation[isoIndex];
   if (iso === undefined) throw new RangeError(`no isolation entry ${isoIndex}`);
-  if (iso.design === 'sci-2019') {
-    throw new RangeError(`${scenario.file}: isolation ${iso.name}: asi=sci-2019 is not driven by kasi run yet (System Call Isolation runs its own per-syscall session, src/asi/sci.ts)`);
-  }
   const m = scenario.machine;
   const profile = getProfile(m.cpu);
   const costs = withCostOverrides(getCostModel(m.cpu), scenario.costOverrides);
   const n = threadCount(m);
   const hasVm = scenario.tenants.some((t) => t.kind === 'vm');
   const notes: string[] = [];
-  const design = iso.design === 'off' || iso.design === 'kpti' ? null : getDesign(iso.design);
+  const design = iso.design === 'off' || iso.design === 'kpti' || iso.design === 'sci-2019' ? null : getDesign(iso.design);
   let state = selectMitigations(profile, iso.mitigations, { kvm: hasVm, threadsPerCore: m.threadsPerCore, ramEnd: m.ramBytes });
   if (design !== null && design.conventional.pti === 'disabled' && state.pti) {
     state = { ...state, pti: false };
     notes.push(`${design.name} turns PTI off (as posted: ${design.conventional.source.split(';').find((x) => /PTI/.test(x))?.trim() ?? design.conventional.source}); user mode runs on its restricted tables`);
   }
+  if (iso.whatIf.includes('sci-no-caps')) notes.push('what-if: sci-2019 without its 256-PTE and 64-entry backtrace caps (the symbol rule still decides every fetch)');
   if (iso.whatIf.includes('image-nonglobal')) notes.push(`what-if: the kernel image's high mapping is made non-global at boot (pti_set_kernel_image_nonglobal() without PTI), which ${iso.design} did not post`);
+  if (iso.design === 'sci-2019' && !state.pti) throw new InputError(scenario.file, `isolation ${iso.name}: asi=sci-2019 needs PTI (the RFC's tables clone the KPTI user tables), and PTI is off here (${iso.cmdline || 'pti=auto on a CPU without Meltdown'}): add pti=on`);
   if (iso.stunWhatIf) notes.push(`what-if: ${iso.stun ? 'sibling stunning added to' : 'sibling stunning removed from'} ${iso.design}, which ${iso.stun ? 'did not post it' : 'posted it'}`);
   const rng = new Xoshiro128(scenario.seed);
   const sys = bootSystem({
@@ -203,9 +203,9 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
   const every = (t: Task) => { const e = t.attacker!.every; return Math.max(1, e.unit === 'cycles' ? e.value : nsToCycles(e.value, costs)); };
   const attackers = prepareAttackers(sys, tasks, secrets, state, every);
   const threads = new ThreadState(n, m.threadsPerCore, profile, sys, online);
-  const spaces = buildSpaces(sys, iso, state, tenants, tasks, threads);
-  bindAttackers(attackers, machine, profile, threads, spaces, sys, state);
   const textSlide = sys.kernel.sections.text - 0xffffffff81000000n;
+  const spaces = buildSpaces(sys, iso, state, tenants, tasks, threads, textSlide);
+  bindAttackers(attackers, machine, profile, threads, spaces, sys, state);
   notes.push(...spaces.notes);
   return { scenario, iso, profile, costs, state, sys, machine, secrets, tenants, tasks, threadTasks, online, globals, percpu, threads, spaces, attackers, textSlide, notes, rng, secretObjects };
 }

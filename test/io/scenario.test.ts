@@ -64,8 +64,8 @@ describe('examples', () => {
 
   it('the other examples parse and say what they are about', () => {
     const sci = loadScenario(EX('sci-syscalls.yaml'));
-    expect(sci.isolation.map((i) => i.name)).toEqual(['none', 'kpti']);
-    expect(sci.stop).toEqual({ kind: 'events', count: 200000 });
+    expect(sci.isolation.map((i) => i.name)).toEqual(['none', 'kpti', 'sci', 'sci-no-caps']);
+    expect(sci.stop).toEqual({ kind: 'events', count: 30000 });
     const netns = loadScenario(EX('netns-containers.yaml'));
     expect(netns.tenants.every((t) => t.kind === 'netns')).toBe(true);
     expect(netns.isolation.find((i) => i.name === 'netns-asi')!.mitigations.asi).toBe('netns');
