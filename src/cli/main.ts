@@ -16,6 +16,7 @@ import { registerAccessCheck } from './commands/access-check.ts';
 import { registerVulns } from './commands/vulns.ts';
 import { registerAsi } from './commands/asi.ts';
 import { registerRun } from './commands/run.ts';
+import { registerCalibrate } from './commands/calibrate.ts';
 
 const program = new Command();
 program
@@ -34,6 +35,7 @@ registerAccessCheck(program);
 registerVulns(program);
 registerAsi(program);
 registerRun(program);
+registerCalibrate(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -37,10 +37,11 @@ import { costParamFromYaml, costParamYamlNames, type CostOverrides, type CostPar
 import { ACCESSES, DATA_KINDS, SCOPES, footprintKeys, loadFootprintTable, parseFootprintKey, type FootprintOverride } from '../sim/footprints.ts';
 import {
   ASI_DESIGN_NAMES, OBJECT_KINDS, SPECTRE_V1_GADGETS, WHAT_IFS, SPECTRE_V1_WINDOWS, WORKING_SET_DEFAULT, OBJECT_KIND_NAMES, threadCount,
-  type IsolationDesign, type IsolationSpec, type MachineSpec, type MixItem, type Scenario, type SimTime, type TenantKind, type TenantSpec,
+  type CalibrationSpec, type IsolationDesign, type IsolationSpec, type MachineSpec, type MixItem, type Scenario, type SimTime, type TenantKind, type TenantSpec,
 } from '../sim/scenario-types.ts';
 import { getProfile, profileNames } from '../uarch/profiles.ts';
 import { getDesign } from '../asi/registry.ts';
+import { SIZED_SYSCALLS } from '../sim/sized.ts';
 import type { DesignName } from '../asi/types.ts';
 import { paramEq, nextArg } from './cmdline.ts';
 import { InputError, readTextMaybeGz } from './files.ts';
@@ -121,7 +122,7 @@ const tenantSchema = z.discriminatedUnion('kind', [
 const withCycles = <E extends string>(event: E) => strict({ event: z.literal(event), cycles: z.number().int().min(1), weight });
 const mixSchema = z.discriminatedUnion('event', [
   strict({ event: z.literal('vm-exit'), reason: z.string(), weight }),
-  strict({ event: z.literal('syscall'), name: z.string(), weight }),
+  strict({ event: z.literal('syscall'), name: z.string(), weight, bytes: z.number().int().min(1).max(1 << 24).optional() }),
   ...(['page-fault', 'timer-interrupt', 'nmi', 'context-switch'] as const).map((e) => strict({ event: z.literal(e), weight })),
   withCycles('idle'), withCycles('guest-run'), withCycles('user-compute'),
 ]);
@@ -151,6 +152,12 @@ const scenarioSchema = strict({
   isolation: z.array(strict({ name, cmdline: z.string().default(''), stun: z.boolean().optional(), what_if: z.array(z.enum(WHAT_IFS)).default([]) })).default([]),
   footprints: strict({ override: z.record(z.string(), overrideSchema).default({}) }).prefault({}),
   costs: strict({ clock_ghz: z.number().positive().optional(), override: z.record(z.string(), costValue).default({}) }).prefault({}),
+  calibration: strict({
+    figure: z.string().min(1), source: z.string().min(1), published: z.number(),
+    metric: z.enum(['overhead_pct', 'throughput_ratio', 'ns_per_op']), between: z.tuple([name, name]),
+    tolerance_pct: z.number().positive().default(25), band: z.tuple([z.number(), z.number()]).optional(), note: z.string().optional(),
+    status: z.enum(['reproduced', 'missed']).default('reproduced'),
+  }).optional(),
 });
 type Raw = z.output<typeof scenarioSchema>;
 
@@ -404,8 +411,8 @@ function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'o
     if (stun && !STUN_DESIGNS.includes(design)) ctx.fail(at('stun'), `stun only with asi=${STUN_DESIGNS.join(', asi=')}`, `stun: true with asi=${design}`);
     iso.what_if.forEach((w, j) => {
       if (iso.what_if.indexOf(w) !== j) ctx.fail(['isolation', i, 'what_if', j], 'each what-if once', `${JSON.stringify(w)} again`);
-      const ok = w === 'sci-no-caps' ? design === 'sci-2019' : design !== 'off' && design !== 'kpti' && design !== 'sci-2019';
-      if (!ok) ctx.fail(['isolation', i, 'what_if', j], w === 'sci-no-caps' ? 'sci-no-caps only with asi=sci-2019' : 'image-nonglobal with an asi= design that has restricted kernel tables (not off, kpti or sci-2019)', `${JSON.stringify(w)} with asi=${design}`);
+      const ok = w === 'sci-no-caps' ? design === 'sci-2019' : design !== 'off' && design !== 'kpti' && design !== 'sci-2019' && design !== 'netns-asi';
+      if (!ok) ctx.fail(['isolation', i, 'what_if', j], w === 'sci-no-caps' ? 'sci-no-caps only with asi=sci-2019' : `${w} with an asi= design that enters and exits restricted kernel tables (kvm-asi-2019, google-asi-*)`, `${JSON.stringify(w)} with asi=${design}`);
     });
     return { name: iso.name, cmdline: text, mitigations, design, stun, stunWhatIf: stun !== posted, whatIf: iso.what_if };
   });
@@ -487,6 +494,7 @@ function build(ctx: Ctx, r: Raw): Scenario {
       const at = (f: string): PathSeg[] => ['workload', i, 'mix', j, f];
       const kinds = MIX_TENANTS[m.event];
       if (kinds !== undefined && !kinds.includes(t.kind)) ctx.fail(at('event'), `an event a ${t.kind} tenant makes`, `${JSON.stringify(m.event)} (only ${kinds.join('/')} tenants make it)`);
+      if (m.event === 'syscall' && m.bytes !== undefined && !SIZED_SYSCALLS.includes(m.name)) ctx.fail(at('bytes'), `bytes only on a copying syscall (${SIZED_SYSCALLS.join(', ')})`, `bytes with ${m.name}`);
       if (m.event === 'vm-exit' || m.event === 'syscall') {
         const [field, detail] = m.event === 'vm-exit' ? ['reason', m.reason] : ['name', m.name];
         if (!known.has(`${m.event}:${detail}`)) {
@@ -527,9 +535,21 @@ function build(ctx: Ctx, r: Raw): Scenario {
     attackers,
     isolation: buildIsolation(ctx, r.isolation, r.kernel.pti),
     footprintOverrides,
+    calibration: buildCalibration(ctx, r),
     costOverrides: buildCosts(ctx, r.costs),
     positions: collectPositions(ctx.doc, ctx.lc),
   };
+}
+
+function buildCalibration(ctx: Ctx, r: Raw): CalibrationSpec | null {
+  const c = r.calibration;
+  if (c === undefined) return null;
+  const names = r.isolation.map((x) => x.name);
+  c.between.forEach((n, i) => { if (!names.includes(n)) ctx.fail(['calibration', 'between', i], `an isolation entry name (${names.join(', ') || 'none are defined'})`, JSON.stringify(n)); });
+  if (c.band !== undefined && !(c.band[0] <= c.published && c.published <= c.band[1])) ctx.fail(['calibration', 'band'], `a band [low, high] that holds published (${c.published})`, JSON.stringify(c.band));
+  if (r.events === undefined) ctx.fail(['calibration'], 'a calibration scenario with `events: N` (every configuration runs the same events)', 'a duration');
+  if (c.status === 'missed' && (c.note ?? '').length < 20) ctx.fail(['calibration', 'note'], 'a note that says why the model misses this figure (status: missed)', describe(c.note));
+  return { figure: c.figure, source: c.source, published: c.published, metric: c.metric, between: c.between, tolerancePct: c.tolerance_pct, band: c.band ?? null, note: c.note ?? '', status: c.status };
 }
 
 /** The built-in scenario (sim/default-scenario.ts), used when `kasi run` gets no file. */

@@ -29,7 +29,7 @@ export const COST_PARAMS = [
   'invpcidAddress', 'invpcidSingleContext', 'invpcidAllIncludingGlobal', 'invpcidAllNonGlobal',
   'l1dFlushMsr', 'l1dFlushSoftware', 'verw', 'ipiSend', 'ipiReceive', 'stunSpinPerCycle',
   'vmExitEntry', 'syscallEntryExit', 'interruptEntryExit', 'contextSwitch', 'kernelCyclesPerInsn',
-  'l2Hit', 'l3Hit',
+  'l2Hit', 'l3Hit', 'ibpb', 'rsbFill',
 ] as const;
 export type CostParam = (typeof COST_PARAMS)[number];
 
@@ -90,6 +90,8 @@ const SKYLAKE_SP: Spec = {
   kernelCyclesPerInsn: [1, 'assumption: 1 cycle per kernel instruction; Gregg\'s c5.9xlarge tlbstat shows IPC 1.04 for a syscall-heavy MySQL load'],
   l2Hit: [14, OPT_SKX],
   l3Hit: [60, `${OPT_SKX} (midpoint)`],
+  ibpb: [4000, 'assumption: no published cycle count for IBPB (a WRMSR of PRED_CMD that discards the indirect branch predictors); taken as several thousand cycles on Skylake, the order the "IBPB is very expensive" remarks on LKML suggest; kasi calibrate moves it (the Aug 2025 ASI kernel build: +7.6% with an IBPB on every asi_exit, +5.0% without, lore 20250812173109.295750-1)'],
+  rsbFill: [70, 'assumption: __FILL_RETURN_BUFFER (arch/x86/include/asm/nospec-branch.h) is 16 iterations of two CALLs and a counter, ~70 cycles'],
 };
 
 function derive(base: Spec, baseName: string, over: Partial<Spec>): Spec {
@@ -133,6 +135,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
     spec: derive(SKYLAKE_SP, SKX, {
       l2Hit: [16, 'assumption: Golden Cove 2 MiB L2 at ~15-16 cycles'],
       l3Hit: [100, 'assumption: Sapphire Rapids mesh L3 ~100 cycles'],
+      ibpb: [1500, 'assumption: IBPB is cheaper on Golden Cove than on Skylake (no published figure); kasi calibrate moves it against the Aug 2025 ASI figures'],
     }),
   },
   {

@@ -33,6 +33,7 @@ import { EK, Meter, PH_ATTACK, PH_IDLE_END, PH_IRQ_IDLE, PH_NONE, PH_RET_USER, P
 import { buildPlan, Plan, Reasons, Toucher } from './touch.ts';
 import type { ObjRef, Task, World } from './world.ts';
 import { WorkingSetRunner } from './working-set.ts';
+import { sizedFootprint } from './sized.ts';
 
 /** Time slice of round-robin and core-scheduling windows (assumption: short enough to switch within a run of milliseconds). */
 export const QUANTUM_NS = 100_000;
@@ -124,8 +125,9 @@ export class Engine {
     const p = this.w.costs.params;
     const vm = task.tenant.vm !== null;
     const key = mixFootprintKey(m);
-    const fp = key === null ? undefined : this.table.entries.get(key);
-    if (key !== null && fp === undefined) throw new RangeError(`no footprint for ${key}`);
+    const tableFp = key === null ? undefined : this.table.entries.get(key);
+    if (key !== null && tableFp === undefined) throw new RangeError(`no footprint for ${key}`);
+    const fp = tableFp !== undefined && m.event === 'syscall' && m.bytes !== undefined ? sizedFootprint(tableFp, m.bytes) : tableFp;
     const plan = fp ? buildPlan(this.w, fp, task.tenant, task.tenant, task.thread, this.reasons) : null;
     const insns = fp ? fp.insns.count * p.kernelCyclesPerInsn.cycles : 0;
     const cycles = 'cycles' in m ? m.cycles : 0;

@@ -55,6 +55,8 @@ export interface DataTouch {
   readonly lines: number;
   readonly scope: Scope;
   readonly source: string;
+  /** A sized copy's page index (sim/sized.ts): the touch goes to that page of the tenant's I/O buffer or file. */
+  readonly seq?: number;
 }
 
 export interface MeasuredRef {

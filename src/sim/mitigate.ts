@@ -132,7 +132,7 @@ export class Transitions {
   private readonly kpti: AsiSession | null;
   private readonly sci: SciRun | null;
   private readonly flushMode: number;
-  private readonly cost: { cr3: number; cr3nf: number; flush: number; verw: number; ipiSend: number; ipiRecv: number };
+  private readonly cost: { cr3: number; cr3nf: number; flush: number; verw: number; ipiSend: number; ipiRecv: number; ibpb: number; rsbFill: number };
 
   constructor(w: World, counts: Counts) {
     this.w = w;
@@ -147,6 +147,7 @@ export class Transitions {
     const p = w.costs.params;
     this.cost = {
       cr3: p.cr3Write.cycles, cr3nf: p.cr3WriteNoflush.cycles, verw: p.verw.cycles, ipiSend: p.ipiSend.cycles, ipiRecv: p.ipiReceive.cycles,
+      ibpb: p.ibpb.cycles, rsbFill: p.rsbFill.cycles,
       flush: w.profile.features.flushL1d ? p.l1dFlushMsr.cycles : p.l1dFlushSoftware.cycles,
     };
     // Every CR3 write of a thread, whoever makes it, is counted and priced here.
@@ -159,6 +160,17 @@ export class Transitions {
       };
     }
     w.spaces.holder.sink = (t, a, arg) => this.onAction(t, a, arg);
+    // what_if ibpb-on-exit: the Aug 2025 posting's asi_exit() issues an IBPB on every exit ("in the
+    // code I've posted the IBPB is hard-coded", lore DC83J9RSZZ0E.3VKGEVIDMSA2R@google.com).
+    const asi = this.asi;
+    if (asi !== null && w.iso.whatIf.includes('ibpb-on-exit')) {
+      const exit = asi.exit.bind(asi);
+      asi.exit = (t: number): boolean => {
+        const left = exit(t);
+        if (left) this.onAction(t, ACT_IBPB, -1);
+        return left;
+      };
+    }
   }
 
   private onAction(t: number, action: number, arg: number): void {
@@ -168,7 +180,8 @@ export class Transitions {
       case ACT_IPI: this.c.ipis++; this.acc += this.cost.ipiSend; this.th.owed[arg] += this.cost.ipiRecv; break;
       case ACT_STUN: this.c.stuns++; break;
       case ACT_KILL: this.c.kills++; break;
-      case ACT_IBPB: case ACT_RSB_FILL: break; // no cost parameter (costs.ts): counted by the session
+      case ACT_IBPB: this.c.ibpbs++; this.acc += this.cost.ibpb; break;
+      case ACT_RSB_FILL: this.acc += this.cost.rsbFill; break;
       default:
     }
   }

@@ -122,7 +122,7 @@ export interface SecretSpec {
 /** One entry of a thread's mix: a footprint event, or time spent outside the kernel. */
 export type MixItem =
   | { readonly event: 'vm-exit'; readonly reason: string; readonly weight: number }
-  | { readonly event: 'syscall'; readonly name: string; readonly weight: number }
+  | { readonly event: 'syscall'; readonly name: string; readonly weight: number; readonly bytes?: number }
   | { readonly event: 'page-fault' | 'timer-interrupt' | 'nmi' | 'context-switch'; readonly weight: number }
   | { readonly event: 'idle' | 'guest-run' | 'user-compute'; readonly cycles: number; readonly weight: number };
 export type MixEvent = MixItem['event'];
@@ -180,8 +180,9 @@ export type IsolationDesign = 'off' | (typeof ASI_DESIGN_NAMES)[number];
  *    data the restricted space leaves out survives asi_enter.
  *  - sci-no-caps: System Call Isolation without its SCI_MAX_PTES (256) and SCI_MAX_BACKTRACE (64)
  *    caps, which kill a system call that maps more (the symbol rule still decides every fetch).
+ *  - ibpb-on-exit: an IBPB on every asi_exit(), as the Aug 2025 ASI posting hard-codes it.
  */
-export const WHAT_IFS = ['image-nonglobal', 'sci-no-caps'] as const;
+export const WHAT_IFS = ['image-nonglobal', 'sci-no-caps', 'ibpb-on-exit'] as const;
 export type WhatIf = (typeof WHAT_IFS)[number];
 
 export interface IsolationSpec {
@@ -198,6 +199,25 @@ export interface IsolationSpec {
   readonly stunWhatIf: boolean;
   /** Changes to the design as posted, each named in the report (WHAT_IFS). */
   readonly whatIf: readonly WhatIf[];
+}
+
+/**
+ * A published figure a scenario reproduces: `metric` between isolation entries `between[0]`
+ * (the base) and `between[1]` (the case): overhead_pct = (case / base - 1) × 100 of the
+ * workload's cycles; throughput_ratio = base / case; ns_per_op = the case's ns per workload event.
+ * In tolerance when within `tolerancePct` % of `published`, or inside `band` when the source gives one.
+ */
+export interface CalibrationSpec {
+  readonly figure: string;
+  readonly source: string;
+  readonly published: number;
+  readonly metric: 'overhead_pct' | 'throughput_ratio' | 'ns_per_op';
+  readonly between: readonly [string, string];
+  readonly tolerancePct: number;
+  readonly band: readonly [number, number] | null;
+  readonly note: string;
+  /** What the project knows of its own model here: 'missed' figures say why in `note` (kasi calibrate prints both). */
+  readonly status: 'reproduced' | 'missed';
 }
 
 export interface SourcePos {
@@ -220,6 +240,8 @@ export interface Scenario {
   readonly isolation: readonly IsolationSpec[];
   readonly footprintOverrides: Readonly<Record<string, FootprintOverride>>;
   readonly costOverrides: CostOverrides;
+  /** A published figure this scenario reproduces (`kasi calibrate`), or null. */
+  readonly calibration: CalibrationSpec | null;
   /** Where each field was written, by path ("tenants[1].pin[0]"), for errors the engine raises later. */
   readonly positions: ReadonlyMap<string, SourcePos>;
 }

@@ -109,6 +109,8 @@ export class Counts {
   kills = 0;
   /** System Call Isolation: faults on a task's SCI tables, and the PTEs sci_verify_and_map() added. */
   sciFaults = 0;
+  /** IBPBs the mitigations issued (ASI taints, what-ifs). */
+  ibpbs = 0;
   sciMapped = 0;
   /** Touches whose address no table of the thread maps (a modelling error if non-zero). */
   unmapped = 0;

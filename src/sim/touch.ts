@@ -131,6 +131,7 @@ export function buildPlan(w: World, fp: Footprint, tenant: TenantRt, prev: Tenan
     let cands: ObjRef[] | undefined;
     if (d.kind === 'percpu') cands = [w.percpu[cpu]];
     else if (d.scope === 'global' || d.kind === 'kernel-global') cands = w.globals.get(d.kind) ?? tenant.objs.get(d.kind);
+    else if (d.seq !== undefined && (tenant.sized.get(d.kind)?.length ?? 0) > 0) { const l = tenant.sized.get(d.kind)!; cands = [l[d.seq % l.length]]; }
     else cands = (d.scope === 'previous' ? prev : tenant).objs.get(d.kind) ?? w.globals.get(d.kind);
     if (cands === undefined || cands.length === 0) throw new RangeError(`footprint ${fp.key}: no ${d.kind} object for tenant ${tenant.spec.name}`);
     return { access: d.access === 'read' ? A_READ : d.access === 'write' ? A_WRITE : A_RW, lines: d.lines, cands };

@@ -72,6 +72,8 @@ export interface TenantRt {
   readonly own: ObjRef[];
   /** What guest-run / user-compute touch (null: nothing of its own). */
   ws: WorkingSet | null;
+  /** The pages sized copies go through, by kind: the I/O buffer (user-pages) and the file (page-cache). */
+  readonly sized: Map<DataKind, ObjRef[]>;
 }
 
 export interface Task {
@@ -122,6 +124,9 @@ const PAGE = 4096;
 const MiB = 1 << 20;
 const USER_OBJ_BASE = 0x600000000000n;
 const FAULT_POOL_BASE = 0x6f0000000000n;
+const IO_BUFFER_BASE = 0x6e0000000000n;
+const FILE_BASE = 0x6d0000000000n;
+const SIZED_PAGES = 32;
 
 /** Build the world of isolation entry `isoIndex` of `scenario`. */
 export function buildWorld(scenario: Scenario, isoIndex: number): World {
@@ -139,6 +144,7 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
     state = { ...state, pti: false };
     notes.push(`${design.name} turns PTI off (as posted: ${design.conventional.source.split(';').find((x) => /PTI/.test(x))?.trim() ?? design.conventional.source}); user mode runs on its restricted tables`);
   }
+  if (iso.whatIf.includes('ibpb-on-exit')) notes.push(`what-if: an IBPB on every asi_exit() of ${iso.design} (as the Aug 2025 ASI posting hard-codes it)`);
   if (iso.whatIf.includes('sci-no-caps')) notes.push('what-if: sci-2019 without its 256-PTE and 64-entry backtrace caps (the symbol rule still decides every fetch)');
   if (iso.whatIf.includes('image-nonglobal')) notes.push(`what-if: the kernel image's high mapping is made non-global at boot (pti_set_kernel_image_nonglobal() without PTI), which ${iso.design} did not post`);
   if (iso.design === 'sci-2019' && !state.pti) throw new InputError(scenario.file, `isolation ${iso.name}: asi=sci-2019 needs PTI (the RFC's tables clone the KPTI user tables), and PTI is off here (${iso.cmdline || 'pti=auto on a CPU without Meltdown'}): add pti=on`);
@@ -224,18 +230,18 @@ function createTenant(sys: System, t: TenantSpec, index: number): TenantRt {
   const own: ObjRef[] = [];
   if (t.kind === 'vm') {
     const vm = sys.createVm(t.name, { ramBytes: t.memoryBytes, vcpus: t.vcpus });
-    return { index, spec: t, owner: vm.owner.id, process: vm.vmm, vm, netns: null, objs, own, ws: null };
+    return { index, spec: t, owner: vm.owner.id, process: vm.vmm, vm, netns: null, objs, own, ws: null, sized: new Map() };
   }
   if (t.kind === 'netns') {
     const netns = sys.createNetns(t.name);
     const p = sys.createProcess(`${t.name}-task`);
-    return { index, spec: t, owner: netns.owner.id, process: p, vm: null, netns, objs, own, ws: null };
+    return { index, spec: t, owner: netns.owner.id, process: p, vm: null, netns, objs, own, ws: null, sized: new Map() };
   }
   const p = sys.createProcess(t.name);
   // The tenant's anonymous memory (assumption: one private mapping of `memory` bytes, THP-backed when 2 MiB aligned).
   const thp = t.memoryBytes % (2 * MiB) === 0;
   p.mmap({ name: '[anon]', start: 0x7e0000000000n, size: t.memoryBytes, prot: 'rw-', pageShift: thp ? 21 : 12 });
-  return { index, spec: t, owner: p.owner.id, process: p, vm: null, netns: null, objs, own, ws: null };
+  return { index, spec: t, owner: p.owner.id, process: p, vm: null, netns: null, objs, own, ws: null, sized: new Map() };
 }
 
 function push(t: TenantRt, o: ObjRef): void {
@@ -362,6 +368,11 @@ function addDefaults(sys: System, t: TenantRt): void {
       return ref(`fresh guest page GPA 0x${gpa.toString(16)} of ${t.spec.name}`, 'fresh-page', sys.directMapVa(vm.gpaToHpa(gpa)), PAGE, vm.owner.id, '');
     }));
   } else {
+    // Sized copies (sim/sized.ts): an I/O buffer and a cached file of SIZED_PAGES pages each (assumption: 128 KiB).
+    const buf = p.mmap({ name: '[io-buffer]', start: IO_BUFFER_BASE, size: SIZED_PAGES * PAGE, prot: 'rw-' });
+    const file = p.mmap({ name: '[file]', start: FILE_BASE, size: SIZED_PAGES * PAGE, prot: 'r--', backing: 'file' });
+    t.sized.set('user-pages', Array.from(buf.pfns, (_, i) => ref(`I/O buffer page ${i} of ${p.comm}`, 'user-pages', IO_BUFFER_BASE + BigInt(i * PAGE), PAGE, p.owner.id, '')));
+    t.sized.set('page-cache', Array.from(file.pfns, (pfn, i) => ref(`file page ${i} of ${p.comm}`, 'page-cache', sys.directMapVa(pfn * PAGE), PAGE, p.owner.id, '')));
     const pool = p.mmap({ name: '[fault-pool]', start: FAULT_POOL_BASE, size: FRESH_PAGES * PAGE, prot: 'rw-' });
     add('fresh-page', () => Array.from(pool.pfns, (pfn) => ref(`fresh page of ${p.comm}`, 'fresh-page', sys.directMapVa(pfn * PAGE), PAGE, p.owner.id, '')));
   }

@@ -1,0 +1,69 @@
+/**
+ * `kasi calibrate [--dir DIR] [--json] [--fit] [--leave-one-out]`: every calibration scenario of
+ * DIR (default examples/calibration) through the engine, predicted against published (sim/calibrate.ts).
+ * --fit moves the global prices it may (FIT_PARAMS) to minimise the error and prints the fitted
+ * factors beside the old prices and which figures moved each; nothing is written. --leave-one-out
+ * (implies the fit) predicts each figure from a fit on the others.
+ */
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { writeOutput } from './mappings.ts';
+import { fit, judge, leaveOneOut, loadCalibrations, predict, type CalibrationResult } from '../../sim/calibrate.ts';
+import { getCostModel } from '../../sim/costs.ts';
+
+const DEFAULT_DIR = fileURLToPath(new URL('../../../examples/calibration', import.meta.url));
+
+interface Opts { dir?: string; json?: boolean; fit?: boolean; leaveOneOut?: boolean }
+
+function row(r: CalibrationResult, extra = ''): string[] {
+  const pub = r.band !== null ? `${r.published} (band ${r.band[0]}..${r.band[1]})` : `${r.published} ±${r.tolerance_pct}%`;
+  return [r.figure, r.metric, pub, String(r.predicted), `${r.error_pct}%`, r.within ? 'yes' : 'NO', extra];
+}
+
+function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (c ?? '').padEnd(w[i])).join('  ').trimEnd();
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function calibrateReport(o: Opts): string {
+  const scenarios = loadCalibrations(o.dir ?? DEFAULT_DIR);
+  const results = scenarios.map((s) => judge(s, predict(s)));
+  const fitted = o.fit || o.leaveOneOut ? fit(scenarios) : null;
+  const inSample = fitted ? scenarios.map((s) => judge(s, predict(s, fitted.factors))) : null;
+  const loo = o.leaveOneOut ? leaveOneOut(scenarios) : null;
+  if (o.json) {
+    return JSON.stringify({
+      figures: results,
+      ...(fitted ? { fit: { factors: fitted.factors, objective: fitted.objective, moved_by: fitted.movedBy, evaluations: fitted.evaluations, figures: inSample } } : {}),
+      ...(loo ? { leave_one_out: loo.map((x) => ({ ...x.result, factors: x.factors })) } : {}),
+    }, null, 2) + '\n';
+  }
+  const out = [`kasi calibrate: ${scenarios.length} figures (${o.dir ?? 'examples/calibration'})`, ''];
+  out.push(table(['figure', 'metric', 'published', 'predicted', 'error', 'within', 'source'], results.map((r) => row(r, r.source))));
+  const missed = results.filter((r) => r.status === 'missed');
+  if (missed.length > 0) out.push('', 'Known misses (the figure files say why):', ...missed.map((r) => `  ${r.figure}: ${r.note}`));
+  if (fitted && inSample) {
+    out.push('', 'Fit (global prices as factors on every CPU profile; written nowhere):');
+    const sk = getCostModel('skylake-sp');
+    for (const [k, f] of Object.entries(fitted.factors)) out.push(`  ${k}: × ${f} (skylake-sp ${sk.params[k as keyof typeof sk.params].cycles} → ${Math.round(sk.params[k as keyof typeof sk.params].cycles * f!)} cycles), moved by ${fitted.movedBy[k]?.join(', ') || '-'}`);
+    if (Object.keys(fitted.factors).length === 0) out.push('  no parameter moved');
+    out.push('', table(['figure', 'metric', 'published', 'fitted', 'error', 'within', ''], inSample.map((r) => row(r))));
+  }
+  if (loo) {
+    out.push('', 'Leave-one-out (each figure predicted by a fit on the others):');
+    out.push(table(['figure', 'metric', 'published', 'predicted', 'error', 'within', 'factors'], loo.map((x) => row(x.result, JSON.stringify(x.factors)))));
+  }
+  return out.join('\n') + '\n';
+}
+
+export function registerCalibrate(program: Command): void {
+  program
+    .command('calibrate')
+    .description('the cost model against published figures: predicted vs published, optionally fitted and leave-one-out')
+    .option('--dir <dir>', 'calibration scenarios (default: examples/calibration)')
+    .option('--json', 'one JSON object: figures [{figure, source, published, predicted, error_pct, ...}], fit, leave_one_out')
+    .option('--fit', 'fit the global prices kasi may move, print the fitted values (writes nothing)')
+    .option('--leave-one-out', 'for each figure: fit on the others and predict it (implies --fit)')
+    .action((o: Opts) => { writeOutput(calibrateReport(o)); });
+}
