@@ -28,6 +28,12 @@ export class PhysMemory {
   private readonly pfnOfSlot: number[] = [];
   private readonly cachePfn = new Float64Array(CACHE_SIZE).fill(-1);
   private readonly cacheSlot = new Int32Array(CACHE_SIZE);
+  /**
+   * The same cache keyed by the halves of a paging-structure entry, for walkers (slotOfEntry):
+   * words 4c, 4c+1, 4c+2 are PFN bits 27:0, PFN bits 39:28 and the slot. Int32 compares only,
+   * so a walk never turns a frame number into a double on its way from one level to the next.
+   */
+  private readonly entryCache = new Int32Array(CACHE_SIZE * 4).fill(-1);
   /** Physical address width in bits (CPUID.80000008H:EAX[7:0]); addresses at or above 2^maxPhysBits do not exist. */
   readonly maxPhysBits: number;
 
@@ -51,6 +57,26 @@ export class PhysMemory {
     if (s === undefined) return -1;
     this.cachePfn[c] = pfn;
     this.cacheSlot[c] = s;
+    return s;
+  }
+
+  /** Slot of the frame that the address field (bits 51:12) of the entry `hi:lo` names, or -1. */
+  slotOfEntry(lo: number, hi: number): number {
+    const k = (lo >>> 12) | ((hi & 0xff) << 20);
+    const c = (k & CACHE_MASK) << 2;
+    const ec = this.entryCache;
+    if (ec[c] === k && ec[c + 1] === ((hi >>> 8) & 0xfff)) return ec[c + 2];
+    return this.slotOfEntryMiss(lo, hi, c);
+  }
+
+  private slotOfEntryMiss(lo: number, hi: number, c: number): number {
+    const s = this.slot((hi & 0xfffff) * 1048576 + (lo >>> 12));
+    if (s >= 0) {
+      const ec = this.entryCache;
+      ec[c] = (lo >>> 12) | ((hi & 0xff) << 20);
+      ec[c + 1] = (hi >>> 8) & 0xfff;
+      ec[c + 2] = s;
+    }
     return s;
   }
 

@@ -9,8 +9,9 @@
  */
 import {
   CR0_PG, CR0_WP, CR3_PCID_MASK, CR4_LA57, CR4_PCIDE, CR4_PKE, CR4_PKS, CR4_SMAP, CR4_SMEP,
-  CR4_PGE, EFER_LMA, EFER_NXE, RFLAGS_AC,
+  CR4_PGE, EFER_LMA, EFER_NXE, PTE_HI_XD, RFLAGS_AC,
 } from './bits.ts';
+import { ModeRights } from './rights.ts';
 
 export interface CpuFeatures {
   /** CPUID.80000001H:EDX[26] — 1 GiB pages; without it PS in a PDPTE is reserved (SDM 4.5). */
@@ -24,17 +25,44 @@ export class CpuState {
   cr4 = 0;
   efer = EFER_LMA | EFER_NXE;
   rflags = 0x2;
-  cpl = 0;
-  pkru = 0;
-  pkrs = 0;
+  private cpl_ = 0;
+  private pkru_ = 0;
+  private pkrs_ = 0;
   readonly maxPhysBits: number;
   readonly features: CpuFeatures;
+
+  /**
+   * Incremented by derive() and by every change of CPL, PKRU or IA32_PKRS: whatever a consumer
+   * computed from the mode (the rights tables below, the Mmu's fast-path tags) is current while
+   * this has not changed. One compare per access instead of one per register.
+   */
+  modeVersion = 0;
+  /** The access-rights tables of this CPU's recent modes (rights.ts), resolved lazily. */
+  readonly rights = new ModeRights();
+
+  /** Current privilege level; CPL 3 makes accesses user-mode (SDM 4.6). Settable without derive(). */
+  get cpl(): number { return this.cpl_; }
+  set cpl(v: number) {
+    if (v !== this.cpl_) { this.cpl_ = v; this.modeVersion++; }
+  }
+
+  /** PKRU (SDM 4.6.2): WRPKRU writes it without derive(). */
+  get pkru(): number { return this.pkru_; }
+  set pkru(v: number) {
+    if (v !== this.pkru_) { this.pkru_ = v; this.modeVersion++; }
+  }
+
+  /** IA32_PKRS (SDM 4.6.2): WRMSR writes it without derive(). */
+  get pkrs(): number { return this.pkrs_; }
+  set pkrs(v: number) {
+    if (v !== this.pkrs_) { this.pkrs_ = v; this.modeVersion++; }
+  }
 
   // Derived by derive(): read by the walker on every translation.
   /**
    * Incremented by derive() when a derived input of the access-rights check (SDM 4.6: CR0.WP,
    * CR4.SMEP/SMAP/PKE/PKS, EFER.NXE, RFLAGS.AC) changed: lets consumers cache what they compute
-   * from those (Mmu's rights table). CPL, PKRU and PKRS are plain fields: compare them directly.
+   * from those alone. modeVersion (above) also covers CPL, PKRU and PKRS.
    */
   rightsVersion = 0;
   private rightsKey = -1;
@@ -43,6 +71,8 @@ export class CpuState {
   canonShift = 15;
   /** Reserved address bits 51:MAXPHYADDR in an entry's high half (SDM 4.5). */
   rsvdHi = 0;
+  /** rsvdHi plus XD (bit 63) when IA32_EFER.NXE=0: the high-half reserved mask of every entry (SDM 4.5). */
+  rsvdHiNx = 0;
   /**
    * Reserved low bits of an entry with PS=1, by level (SDM tables 4-14..4-19): PS itself in a
    * PML5E/PML4E, and in a PDPTE without 1 GiB pages; bits 29:13 of a 1 GiB leaf; bits 20:13 of a
@@ -50,6 +80,8 @@ export class CpuState {
    */
   readonly rsvdLoWithPs = new Int32Array(6);
   rootAddr = 0;
+  /** rootAddr / 4096: the root table's frame number. */
+  rootPfn = 0;
   pcid = 0;
   nxe = false;
   wp = false;
@@ -77,10 +109,12 @@ export class CpuState {
     // Bits maxPhysBits..51 are the high half's bits (maxPhysBits-32)..19.
     this.rsvdHi = (0x000fffff & ~((1 << (this.maxPhysBits - 32)) - 1)) >>> 0;
     if (this.maxPhysBits === 52) this.rsvdHi = 0;
+    this.rsvdHiNx = (this.rsvdHi | ((this.efer & EFER_NXE) !== 0 ? 0 : PTE_HI_XD)) >>> 0;
     this.rsvdLoWithPs[2] = 0x001fe000;
     this.rsvdLoWithPs[3] = this.features.pdpe1gb ? 0x3fffe000 : 0x80;
     this.rsvdLoWithPs[4] = this.rsvdLoWithPs[5] = 0x80;
     this.rootAddr = Math.floor(this.cr3 / 4096) * 4096 % 2 ** this.maxPhysBits;
+    this.rootPfn = this.rootAddr / 4096;
     this.pcide = (this.cr4 & CR4_PCIDE) !== 0;
     this.pcid = this.pcide ? this.cr3 & CR3_PCID_MASK : 0;
     this.nxe = (this.efer & EFER_NXE) !== 0;
@@ -97,6 +131,7 @@ export class CpuState {
       this.rightsKey = key;
       this.rightsVersion++;
     }
+    this.modeVersion++;
   }
 
   /** Set several registers at once (Numbers or BigInts from a parser), then derive. */

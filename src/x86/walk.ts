@@ -1,6 +1,10 @@
 /**
  * The 4-level / 5-level page walk, straight-line as QEMU's mmu_translate(): one walk,
- * one caller-owned result, the fault's error code built in one place.
+ * one caller-owned result, the fault's error code built in one place (pageFault). The levels
+ * are written out one after the other (PML5E/PML4E, PDPTE, PDE, PTE) so each one's index bits
+ * and reserved bits are constants; the next table's slot in PhysMemory comes from the entry's
+ * two halves (slotOfEntry) without a double; the rights check is one load from the current
+ * mode's table (rights.ts), whose entries are checkAccess()'s answers.
  *
  * Rules and their sources (Intel SDM Vol. 3A):
  *  - canonical check before paging: a non-canonical address raises #GP(0), not #PF (3.3.7.1);
@@ -22,10 +26,14 @@ import type { PhysMemory } from '../phys/memory.ts';
 import type { CpuState } from './cpu.ts';
 import {
   ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_WRITE, PDE_2M_ADDR_LO_MASK,
-  PDPTE_1G_ADDR_LO_MASK, PFEC_ID, PFEC_P, PFEC_PK, PFEC_RSVD, PFEC_U, PFEC_W,
+  PDPTE_1G_ADDR_LO_MASK, PFEC_ID, PFEC_P, PFEC_RSVD, PFEC_U, PFEC_W,
   PTE_A, PTE_ADDR_LO_MASK, PTE_D, PTE_HI_ADDR_MASK, PTE_HI_PK_MASK, PTE_HI_PK_SHIFT, PTE_HI_XD,
-  PTE_P, PTE_PS, PTE_RW, PTE_US, VECTOR_GP, VECTOR_PF,
+  PTE_P, PTE_PS, PTE_RW, PTE_US, VECTOR_GP, VECTOR_PF, PDE_2M_RSVD_LO,
 } from './bits.ts';
+import { RIGHTS_D, RIGHTS_PKEY_SHIFT, RIGHTS_XD } from './rights.ts';
+
+/** The rules of SDM 4.6 live in rights.ts; re-exported for the callers that import them from here. */
+export { checkAccess } from './rights.ts';
 
 const TWO32 = 4294967296;
 
@@ -64,16 +72,16 @@ export class Translation {
  * Returns true on success. Updates A/D bits in `mem` as the hardware does.
  */
 export function translate(mem: PhysMemory, cpu: CpuState, vaLo: number, vaHi: number, access: number, out: Translation): boolean {
-  return walkFrom(mem, cpu, cpu.rootAddr, vaLo, vaHi, access, out);
+  return walkPfn(mem, cpu, cpu.rootPfn, vaLo, vaHi, access, out);
 }
 
 /** As translate(), from an explicit root table (for walking a root CR3 does not hold). */
 export function walkFrom(mem: PhysMemory, cpu: CpuState, root: number, vaLo: number, vaHi: number, access: number, out: Translation): boolean {
-  const isWrite = (access & ACCESS_WRITE) !== 0;
-  const isFetch = (access & ACCESS_FETCH) !== 0;
-  const userMode = cpu.cpl === 3 && (access & ACCESS_IMPLICIT) === 0;
-  // Error-code bits that depend only on the access (SDM 4.7): I/D needs SMEP or NXE (PAE is on).
-  const accessBits = (isWrite ? PFEC_W : 0) | (userMode ? PFEC_U : 0) | (isFetch && (cpu.smep || cpu.nxe) ? PFEC_ID : 0);
+  return walkPfn(mem, cpu, Math.floor(root / 4096), vaLo, vaHi, access, out);
+}
+
+/** The walk, from the root table's frame number. */
+export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: number, vaHi: number, access: number, out: Translation): boolean {
   const e = out.entryAddr;
   e[1] = e[2] = e[3] = e[4] = e[5] = -1;
   out.pa = out.frame = 0;
@@ -86,67 +94,114 @@ export function walkFrom(mem: PhysMemory, cpu: CpuState, root: number, vaLo: num
     out.level = cpu.levels;
     return false;
   }
+  // The rights table of the current mode (rights.ts): checkAccess()'s answers, one load.
+  const rights = cpu.rights;
+  if (rights.version !== cpu.modeVersion) rights.resolve(cpu);
 
-  const rsvdHi = cpu.rsvdHi | (cpu.nxe ? 0 : PTE_HI_XD);
-  // The table as an address (for entryAddr) and as a frame number (for the memory lookup);
-  // the frame number of the next table comes from the entry's halves without a division.
-  let table = root;
-  let tablePfn = Math.floor(root / 4096);
-  // VA bits 39:12 as one integer: bits 8:0, 17:9 and 26:18 are the PT, PD and PDPT indexes.
-  const vpn = (vaLo >>> 12) | ((vaHi & 0xff) << 20);
-  let foldUser = PTE_US | PTE_RW;
+  // Reserved bits of every entry's high half: address bits >= MAXPHYADDR, and XD without NXE (SDM 4.5).
+  const rsvdHi = cpu.rsvdHiNx;
+  // The table: its physical address (for entryAddr) and its slot in `mem`. The next slot comes
+  // from the entry's halves (PhysMemory.slotOfEntry), int32 arithmetic all the way.
+  let table = rootPfn * 4096;
+  let slot = mem.slot(rootPfn);
+  let fold = PTE_US | PTE_RW;
   let xd = 0;
+  let words: Uint32Array;
+  let w = 0;
   let lo = 0;
   let hi = 0;
-  let entryPa = 0;
-  let level = cpu.levels;
-  const rsvdLoWithPs = cpu.rsvdLoWithPs;
-  for (;;) {
-    // Index bits: 47:39 (PML4) and 56:48 (PML5) from the high half, the others from vpn.
-    const idx = level <= 3 ? (vpn >>> (9 * level - 9)) & 511 : (vaHi >>> (9 * level - 29)) & 511;
-    entryPa = table + idx * 8;
-    e[level] = entryPa;
-    const slot = mem.slot(tablePfn);
-    if (slot < 0) return pageFault(out, level, accessBits); // unbacked memory reads as zero: P=0
-    const words = mem.wordsOfSlot(slot);
-    const w = mem.wordBaseOfSlot(slot) + idx * 2;
+  let idx = 0;
+
+  // PML5E (LA57) and PML4E: index bits 56:48 and 47:39; never a leaf, PS is reserved (SDM 4.5).
+  for (let level = cpu.levels; level >= 4; level--) {
+    idx = (vaHi >>> (9 * level - 29)) & 511;
+    e[level] = table + idx * 8;
+    if (slot < 0) return pageFault(cpu, out, level, access, 0); // unbacked memory reads as zero: P=0
+    words = mem.wordsOfSlot(slot);
+    w = mem.wordBaseOfSlot(slot) + idx * 2;
     lo = words[w];
     hi = words[w + 1];
-    if ((lo & PTE_P) === 0) return pageFault(out, level, accessBits);
-    // Reserved bits (SDM 4.5): address bits >= MAXPHYADDR and XD without NXE at every level;
-    // with PS=1 the level's own (cpu.rsvdLoWithPs). PS in a PTE is PAT: level 1 skips it.
-    const ps = level === 1 ? 0 : lo & PTE_PS;
-    if ((hi & rsvdHi) !== 0 || (ps !== 0 && (lo & rsvdLoWithPs[level]) !== 0)) {
-      return pageFault(out, level, accessBits | PFEC_P | PFEC_RSVD);
-    }
-    foldUser &= lo;
+    if ((lo & PTE_P) === 0) return pageFault(cpu, out, level, access, 0);
+    if ((hi & rsvdHi) !== 0 || (lo & PTE_PS) !== 0) return pageFault(cpu, out, level, access, PFEC_P | PFEC_RSVD);
+    fold &= lo;
     xd |= hi;
-    if (level === 1 || ps !== 0) break;
     if ((lo & PTE_A) === 0) words[w] = (lo | PTE_A) >>> 0;
-    tablePfn = (hi & PTE_HI_ADDR_MASK) * 1048576 + (lo >>> 12);
-    table = tablePfn * 4096;
-    level--;
+    table = (hi & PTE_HI_ADDR_MASK) * TWO32 + ((lo & PTE_ADDR_LO_MASK) >>> 0);
+    slot = mem.slotOfEntry(lo, hi);
   }
 
-  // Folded rights (SDM 4.6.1).
-  const user = (foldUser & PTE_US) !== 0;
-  const writable = (foldUser & PTE_RW) !== 0;
-  const executeDisable = cpu.nxe && (xd & PTE_HI_XD) !== 0;
+  let level = 3;
+  leaf: {
+    // PDPTE: index bits 38:30; PS=1 maps 1 GiB (reserved without 1 GiB pages), SDM 4.5.
+    idx = ((vaLo >>> 30) | (vaHi << 2)) & 511;
+    e[3] = table + idx * 8;
+    if (slot < 0) return pageFault(cpu, out, 3, access, 0);
+    words = mem.wordsOfSlot(slot);
+    w = mem.wordBaseOfSlot(slot) + idx * 2;
+    lo = words[w];
+    hi = words[w + 1];
+    if ((lo & PTE_P) === 0) return pageFault(cpu, out, 3, access, 0);
+    if ((hi & rsvdHi) !== 0 || ((lo & PTE_PS) !== 0 && (lo & cpu.rsvdLoWithPs[3]) !== 0)) return pageFault(cpu, out, 3, access, PFEC_P | PFEC_RSVD);
+    fold &= lo;
+    xd |= hi;
+    if ((lo & PTE_PS) !== 0) break leaf;
+    if ((lo & PTE_A) === 0) words[w] = (lo | PTE_A) >>> 0;
+    table = (hi & PTE_HI_ADDR_MASK) * TWO32 + ((lo & PTE_ADDR_LO_MASK) >>> 0);
+    slot = mem.slotOfEntry(lo, hi);
+
+    // PDE: index bits 29:21; PS=1 maps 2 MiB, bits 20:13 reserved (SDM 4.5).
+    level = 2;
+    idx = (vaLo >>> 21) & 511;
+    e[2] = table + idx * 8;
+    if (slot < 0) return pageFault(cpu, out, 2, access, 0);
+    words = mem.wordsOfSlot(slot);
+    w = mem.wordBaseOfSlot(slot) + idx * 2;
+    lo = words[w];
+    hi = words[w + 1];
+    if ((lo & PTE_P) === 0) return pageFault(cpu, out, 2, access, 0);
+    if ((hi & rsvdHi) !== 0 || ((lo & PTE_PS) !== 0 && (lo & PDE_2M_RSVD_LO) !== 0)) return pageFault(cpu, out, 2, access, PFEC_P | PFEC_RSVD);
+    fold &= lo;
+    xd |= hi;
+    if ((lo & PTE_PS) !== 0) break leaf;
+    if ((lo & PTE_A) === 0) words[w] = (lo | PTE_A) >>> 0;
+    table = (hi & PTE_HI_ADDR_MASK) * TWO32 + ((lo & PTE_ADDR_LO_MASK) >>> 0);
+    slot = mem.slotOfEntry(lo, hi);
+
+    // PTE: index bits 20:12; always the leaf; bit 7 is PAT, not PS (SDM 4.5).
+    level = 1;
+    idx = (vaLo >>> 12) & 511;
+    e[1] = table + idx * 8;
+    if (slot < 0) return pageFault(cpu, out, 1, access, 0);
+    words = mem.wordsOfSlot(slot);
+    w = mem.wordBaseOfSlot(slot) + idx * 2;
+    lo = words[w];
+    hi = words[w + 1];
+    if ((lo & PTE_P) === 0) return pageFault(cpu, out, 1, access, 0);
+    if ((hi & rsvdHi) !== 0) return pageFault(cpu, out, 1, access, PFEC_P | PFEC_RSVD);
+    fold &= lo;
+    xd |= hi;
+  }
+
+  // Folded rights (SDM 4.6.1). XD of any level counts only with NXE, and without NXE an XD
+  // bit was reserved above, so here XD=1 somewhere means execute-disabled.
+  const executeDisable = (xd & PTE_HI_XD) !== 0;
   const pkey = (hi >>> PTE_HI_PK_SHIFT) & PTE_HI_PK_MASK;
   out.level = level;
   out.leafLo = lo;
   out.leafHi = hi;
-  out.user = user;
-  out.writable = writable;
+  out.user = (fold & PTE_US) !== 0;
+  out.writable = (fold & PTE_RW) !== 0;
   out.executeDisable = executeDisable;
   out.pkey = pkey;
 
-  const fault = checkAccess(cpu, user, writable, executeDisable, pkey, access);
-  if (fault !== 0) return pageFault(out, level, fault);
+  // The rights rules (SDM 4.6) as one load: key U | W | XD | D=1 | PKEY (rights.ts).
+  const key = ((fold & PTE_US) >>> 2) | (fold & PTE_RW) | (executeDisable ? RIGHTS_XD : 0) | RIGHTS_D | (pkey << RIGHTS_PKEY_SHIFT);
+  const fault = rights.table[rights.base | ((access & 7) << 8) | key];
+  if (fault !== 0) return pageFault(cpu, out, level, access, fault);
 
-  // Accessed on the leaf; Dirty on a write (SDM 4.8).
-  const ad = isWrite ? PTE_A | PTE_D : PTE_A;
-  if ((lo & ad) !== ad) mem.or32(entryPa, ad);
+  // Accessed on the leaf; Dirty on a write (SDM 4.8). words[w] is the leaf's low half.
+  const ad = (access & ACCESS_WRITE) !== 0 ? PTE_A | PTE_D : PTE_A;
+  if ((lo & ad) !== ad) words![w] = (lo | ad) >>> 0;
 
   let frame: number;
   let offset: number;
@@ -171,52 +226,14 @@ export function walkFrom(mem: PhysMemory, cpu: CpuState, root: number, vaLo: num
 }
 
 /**
- * The access-rights rules (SDM 4.6), on rights already folded over all levels: returns 0 when
- * the access is allowed, else the #PF error code (P=1, W/U/I-D from the access, PK when a
- * protection key denied it). Shared by the walker and the TLB-hit path of the Mmu (mmu.ts), so
- * there is one copy of the rules. `executeDisable` must already have IA32_EFER.NXE applied.
+ * End a walk with #PF. `bits` are P and RSVD, or a whole error code from the rights table;
+ * W, U and I/D come from the access (SDM 4.7): I/D needs SMEP or NXE (PAE is on).
  */
-export function checkAccess(cpu: CpuState, user: boolean, writable: boolean, executeDisable: boolean, pkey: number, access: number): number {
-  const isWrite = (access & ACCESS_WRITE) !== 0;
-  const isFetch = (access & ACCESS_FETCH) !== 0;
+function pageFault(cpu: CpuState, out: Translation, level: number, access: number, bits: number): false {
   const userMode = cpu.cpl === 3 && (access & ACCESS_IMPLICIT) === 0;
-  let denied: boolean;
-  if (userMode) {
-    // User-mode access (SDM 4.6.1): user address only; writes need R/W=1; fetches need XD=0.
-    denied = !user || (isWrite && !writable) || (isFetch && executeDisable);
-  } else if (isFetch) {
-    // Supervisor fetch (SDM 4.6.1): never from a user address with SMEP; never from an XD page.
-    denied = (user && cpu.smep) || executeDisable;
-  } else {
-    // Supervisor data access (SDM 4.6.1): SMAP blocks user addresses unless an explicit access has
-    // RFLAGS.AC=1 (implicit accesses ignore AC); with CR0.WP=1 writes need R/W=1.
-    denied = (user && cpu.smap && ((access & ACCESS_IMPLICIT) !== 0 || !cpu.ac)) || (isWrite && !writable && cpu.wp);
-  }
-
-  // Protection keys (SDM 4.6.2): data accesses only, never fetches.
-  let pkDenied = false;
-  if (!isFetch) {
-    // SDM 4.6.2: PKRU governs user-mode addresses (CR4.PKE=1), for user- and supervisor-mode accesses.
-    // SDM 4.6.2, 4.7: IA32_PKRS governs supervisor-mode addresses (CR4.PKS=1) for supervisor-mode
-    // accesses only (implicit ones included); a user-mode access there gets PK=0.
-    const keyed = user ? cpu.pke : cpu.pks && !userMode;
-    if (keyed) {
-      const rights = (user ? cpu.pkru : cpu.pkrs) >>> (pkey * 2);
-      // SDM 4.6.2: AD=1 denies every data access; WD=1 denies user-mode writes, and supervisor-mode
-      // writes when CR0.WP=1 (with WP=0, WD does not affect supervisor-mode writes).
-      pkDenied = (rights & 1) !== 0 || ((rights & 2) !== 0 && isWrite && (userMode || cpu.wp));
-    }
-  }
-  // SDM 4.7: PK=1 when the key denied the access, even if the paging rights deny it too (QEMU's
-  // pk/pks access cases and Xen's measurements on hardware agree).
-  if (!denied && !pkDenied) return 0;
-  // Error-code bits (SDM 4.7): I/D needs SMEP or NXE (PAE is on).
-  return PFEC_P | (isWrite ? PFEC_W : 0) | (userMode ? PFEC_U : 0) | (isFetch && (cpu.smep || cpu.nxe) ? PFEC_ID : 0) | (pkDenied ? PFEC_PK : 0);
-}
-
-function pageFault(out: Translation, level: number, errorCode: number): false {
   out.vector = VECTOR_PF;
-  out.errorCode = errorCode;
+  out.errorCode = bits | ((access & ACCESS_WRITE) !== 0 ? PFEC_W : 0) | (userMode ? PFEC_U : 0) |
+    ((access & ACCESS_FETCH) !== 0 && (cpu.smep || cpu.nxe) ? PFEC_ID : 0);
   out.level = level;
   return false;
 }
