@@ -19,7 +19,10 @@
  *    real unrestricted direct map", lore 20250924-b4-asi-page-alloc-v1-5, mirror_asi_direct_map());
  *  - 'class-mapped': the page is in a region the design maps whole (a VaRange that is not one
  *    allocation's pages, or the context's user half), or the design maps the allocation's class
- *    as such, and the region or class holds it.
+ *    as such, and the region or class holds it;
+ *  - 'fault-mapped' (System Call Isolation only, sci-verify.ts): another tenant's data a system
+ *    call touched, which sci_verify_and_map() maps without a check ("only code access is
+ *    checked", RFC 2/7 arch/x86/mm/sci.c, lore 1556228754-12996-1-git-send-email-rppt@linux.ibm.com).
  * An exposure counts when the data is another tenant's and not globally non-sensitive (the
  * designs declare that class harmless "even if it were to get leaked", 2022 cover letter), or
  * when it is sensitive data of no tenant of this context (the kernel's, or an owner the design
@@ -30,7 +33,7 @@ import { CLASS_GLOBAL_NONSENSITIVE, CLASS_SENSITIVE, className } from '../linux/
 import type { Allocation, System } from '../linux/system.ts';
 import type { AsiContext, AsiDesign, MapVia, RestrictedSpec } from './types.ts';
 
-export const EXPOSURE_CAUSES = ['slab-neighbour', 'page-neighbour', 'image-tail-alias', 'class-mapped'] as const;
+export const EXPOSURE_CAUSES = ['slab-neighbour', 'page-neighbour', 'image-tail-alias', 'class-mapped', 'fault-mapped'] as const;
 export type ExposureCause = (typeof EXPOSURE_CAUSES)[number];
 
 export const CAUSE_TEXT: Readonly<Record<ExposureCause, string>> = {
@@ -38,6 +41,7 @@ export const CAUSE_TEXT: Readonly<Record<ExposureCause, string>> = {
   'page-neighbour': 'shares a page with an allocation the design maps (whole pages are mapped)',
   'image-tail-alias': 'a frame past _end handed out by the page allocator, still mapped by the high map\'s last PMD, which the design maps with the image',
   'class-mapped': 'in a region or class the design maps whole',
+  'fault-mapped': 'mapped because an isolated system call touched it: SCI maps any data a fault asks for ("only code access is checked", sci_verify_and_map())',
 };
 
 /** One allocation exposed in a restricted space, for one cause. */

@@ -115,7 +115,7 @@ export interface PartReplay {
 }
 
 /** Text symbols by name (several for static functions of one name), with their extents (next symbol). */
-function textSymbols(ks: Kallsyms): Map<string, Array<[bigint, bigint]>> {
+export function textSymbols(ks: Kallsyms): Map<string, Array<[bigint, bigint]>> {
   const stext = ks.addressOf('_stext') ?? 0n;
   const etext = ks.addressOf('_etext') ?? 0n;
   const out = new Map<string, Array<[bigint, bigint]>>();
@@ -141,6 +141,25 @@ export function checkSameKernel(fp: Footprints, ks: Kallsyms): void {
   }
 }
 
+/**
+ * The first fetch of text page `page` by the header's rule: the lowest start, in the page, of a
+ * function in `functions`, else the page's first byte (continuing a listed function begun
+ * earlier, or unexplained).
+ */
+export function pageEntry(ks: Kallsyms, syms: Map<string, Array<[bigint, bigint]>>, functions: readonly { name: string }[], page: bigint): { start: [bigint, string] | null; cont: string | null; basis: PageStep['basis']; fetch: bigint; symbol: string } {
+  const end = page + 4096n;
+  let start: [bigint, string] | null = null;
+  let cont: string | null = null;
+  for (const f of functions) {
+    for (const [a, e] of syms.get(f.name) ?? []) {
+      if (a >= page && a < end) { if (!start || a < start[0]) start = [a, f.name]; }
+      else if (a < page && e > page) cont = f.name;
+    }
+  }
+  const basis = start ? 'symbol-start' : cont ? 'continuation' : 'unexplained';
+  return { start, cont, basis, fetch: start ? start[0] : page, symbol: start ? start[1] : cont ?? ks.symbolAt(page)?.name ?? '?' };
+}
+
 /** Replay one part through a fresh syscall of `tables` (audit mode). */
 export function replayPart(tables: SciTaskTables, ks: Kallsyms, syms: Map<string, Array<[bigint, bigint]>>, test: string, index: number, part: FootprintPart): PartReplay {
   const s = tables.syscall();
@@ -148,19 +167,8 @@ export function replayPart(tables: SciTaskTables, ks: Kallsyms, syms: Map<string
   let faultNo = 0;
   let kill: PartReplay['kill'] = null;
   for (const page of part.textPages) {
-    const end = page + 4096n;
-    let start: [bigint, string] | null = null;
-    let cont: string | null = null;
-    for (const f of part.functions) {
-      for (const [a, e] of syms.get(f.name) ?? []) {
-        if (a >= page && a < end) { if (!start || a < start[0]) start = [a, f.name]; }
-        else if (a < page && e > page) cont = f.name;
-      }
-    }
+    const { start, cont, basis, fetch, symbol } = pageEntry(ks, syms, part.functions, page);
     const prevEntered = tables.backtrace.some((r) => (r >> 12n) + 1n === page >> 12n); // what the continuation reading needs
-    const basis = start ? 'symbol-start' : cont ? 'continuation' : 'unexplained';
-    const fetch = start ? start[0] : page;
-    const symbol = start ? start[1] : cont ?? ks.symbolAt(page)?.name ?? '?';
     const nRef = s.refusals.length;
     const r = s.fetch(fetch);
     const premapped = r === SCI.HIT;

@@ -24,7 +24,7 @@ import { CLASS_GLOBAL_NONSENSITIVE, className } from '../linux/sensitivity.ts';
 import type { Allocation, System } from '../linux/system.ts';
 import { Probe, probe, viaOf } from './restricted.ts';
 import { Placement, bytesOnPage, EXPOSURE_CAUSES, type Exposure, type ExposureCause } from './exposure.ts';
-import type { AsiDesign, MapVia, RestrictedSpace } from './types.ts';
+import type { AsiContext, AsiDesign, MapVia, RestrictedSpace } from './types.ts';
 
 export { EXPOSURE_CAUSES, type Exposure, type ExposureCause } from './exposure.ts';
 
@@ -58,7 +58,7 @@ export interface VerifyResult {
   ok: boolean;
 }
 
-interface Leaf { lo: number; hi: number; shift: number; pa: number; user: boolean; writable: boolean; xd: boolean }
+export interface Leaf { lo: number; hi: number; shift: number; pa: number; user: boolean; writable: boolean; xd: boolean }
 
 export function collectLeaves(sys: System, root: number): Leaf[] {
   const out: Leaf[] = [];
@@ -68,19 +68,85 @@ export function collectLeaves(sys: System, root: number): Leaf[] {
   return out;
 }
 
-export function verifySpace(sys: System, design: AsiDesign, space: RestrictedSpace): VerifyResult {
-  const ctx = space.context;
-  const res: VerifyResult = {
-    design: design.name, context: ctx.label, leaves: 0, mappedPages: 0, mismatches: [], forbidden: [], exposures: [],
+/** An empty result for `design` and context `label`. */
+export function emptyResult(design: string, label: string): VerifyResult {
+  return {
+    design, context: label, leaves: 0, mappedPages: 0, mismatches: [], forbidden: [], exposures: [],
     exposuresByCause: Object.fromEntries(EXPOSURE_CAUSES.map((c) => [c, 0])) as Record<ExposureCause, number>,
     reached: 0, otherTenantGlobalBytes: 0, ok: true,
   };
-  const place = new Placement(sys, design, ctx);
+}
+
+/**
+ * The allocation half of the check (rules 2 and 3 of the header), page by page: every
+ * allocation on a mapped page is either one the design means to map there (`intended`), a
+ * neighbour of one (an exposure when harmful), or a model error. Results go into `res`.
+ */
+export class ReachCheck {
+  private readonly place: Placement;
+  private readonly forbidden = new Set<string>();
+  private readonly exposures = new Map<string, Exposure>();
+  private readonly counted = new Set<string>(); // exposure key + frame, and global-bytes key + frame: bytes once per frame
+  private readonly reached = new Set<number>();
+
+  constructor(private readonly sys: System, design: AsiDesign, ctx: AsiContext, private readonly res: VerifyResult) {
+    this.place = new Placement(sys, design, ctx);
+  }
+
+  /**
+   * The allocations `allocs` on the page at `va` (frame `pa`, mapping kind `via`), of which
+   * `intended` are the design's; `intendedCause` is the cause when an intended one is another
+   * tenant's (default: the class or region the design maps whole).
+   */
+  page(va: bigint, pa: number, via: MapVia, allocs: readonly Allocation[], intended: readonly Allocation[], intendedCause?: ExposureCause): void {
+    const { sys, place, res, counted } = this;
+    for (const a of allocs) {
+      this.reached.add(a.id);
+      const mine = intended.includes(a);
+      let cause: ExposureCause | null = null;
+      if (mine) {
+        if (place.isOtherTenant(a) && (via === 'vmalloc' ? a.mapCls : a.cls) !== CLASS_GLOBAL_NONSENSITIVE) cause = intendedCause ?? place.intendedCause(via, pa);
+      } else {
+        cause = place.explain(a, va, pa, via, intended);
+        if (cause === null) {
+          const key = `${a.id}:${via}`;
+          if (!this.forbidden.has(key)) {
+            this.forbidden.add(key);
+            res.forbidden.push({ va, pa, alloc: a, why: `${a.what} (${className(via === 'vmalloc' ? a.mapCls : a.cls)}, owner ${sys.owners.get(a.owner).name}) is not in the design's ${via} mappings, and nothing the design maps shares its page` });
+          }
+          continue;
+        }
+        if (!place.harmful(a, via)) cause = null;
+      }
+      if (cause === null) {
+        if (place.isOtherTenant(a) && !counted.has(`g${a.id}:${pa}`)) { counted.add(`g${a.id}:${pa}`); res.otherTenantGlobalBytes += bytesOnPage(a, pa); }
+        continue;
+      }
+      const key = `${a.id}:${cause}`;
+      let e = this.exposures.get(key);
+      if (!e) {
+        e = place.exposure(a, cause, va, pa, via);
+        this.exposures.set(key, e);
+        res.exposures.push(e);
+        res.exposuresByCause[cause]++;
+      }
+      if (!counted.has(`${key}:${pa}`)) { counted.add(`${key}:${pa}`); e.bytes += bytesOnPage(a, pa); }
+    }
+  }
+
+  /** Fill in `reached` and `ok`. */
+  finish(): VerifyResult {
+    this.res.reached = this.reached.size;
+    this.res.ok = this.res.mismatches.length === 0 && this.res.forbidden.length === 0;
+    return this.res;
+  }
+}
+
+export function verifySpace(sys: System, design: AsiDesign, space: RestrictedSpace): VerifyResult {
+  const ctx = space.context;
+  const res = emptyResult(design.name, ctx.label);
+  const check = new ReachCheck(sys, design, ctx, res);
   const pr = new Probe();
-  const forbidden = new Set<string>();
-  const exposures = new Map<string, Exposure>();
-  const counted = new Set<string>(); // exposure key + frame, and global-bytes key + frame: bytes once per frame
-  const reached = new Set<number>();
   const leaves = collectLeaves(sys, space.root);
   res.leaves = leaves.length;
   for (const leaf of leaves) {
@@ -101,47 +167,14 @@ export function verifySpace(sys: System, design: AsiDesign, space: RestrictedSpa
       }
       const allocs = sys.allocationsIn(pa, 4096);
       if (allocs.length === 0) continue;
-      const intended = allocs.filter((a) => design.permits(sys, ctx, a, via, pa));
-      for (const a of allocs) {
-        reached.add(a.id);
-        const mine = intended.includes(a);
-        let cause: ExposureCause | null = null;
-        if (mine) {
-          if (place.isOtherTenant(a) && (via === 'vmalloc' ? a.mapCls : a.cls) !== CLASS_GLOBAL_NONSENSITIVE) cause = place.intendedCause(via, pa);
-        } else {
-          cause = place.explain(a, va, pa, via, intended);
-          if (cause === null) {
-            const key = `${a.id}:${via}`;
-            if (!forbidden.has(key)) {
-              forbidden.add(key);
-              res.forbidden.push({ va, pa, alloc: a, why: `${a.what} (${className(via === 'vmalloc' ? a.mapCls : a.cls)}, owner ${sys.owners.get(a.owner).name}) is not in the design's ${via} mappings, and nothing the design maps shares its page` });
-            }
-            continue;
-          }
-          if (!place.harmful(a, via)) cause = null;
-        }
-        if (cause === null) {
-          if (place.isOtherTenant(a) && !counted.has(`g${a.id}:${pa}`)) { counted.add(`g${a.id}:${pa}`); res.otherTenantGlobalBytes += bytesOnPage(a, pa); }
-          continue;
-        }
-        const key = `${a.id}:${cause}`;
-        let e = exposures.get(key);
-        if (!e) {
-          e = place.exposure(a, cause, va, pa, via);
-          exposures.set(key, e);
-          res.exposures.push(e);
-          res.exposuresByCause[cause]++;
-        }
-        if (!counted.has(`${key}:${pa}`)) { counted.add(`${key}:${pa}`); e.bytes += bytesOnPage(a, pa); }
-      }
+      check.page(va, pa, via, allocs, allocs.filter((a) => design.permits(sys, ctx, a, via, pa)));
     }
   }
-  res.reached = reached.size;
-  res.ok = res.mismatches.length === 0 && res.forbidden.length === 0;
-  return res;
+  return check.finish();
 }
 
-function compare(sys: System, fullRoot: number, lo: number, hi: number, pa: number, leaf: Leaf, pr: Probe): string | null {
+/** Is the restricted leaf's page at hi:lo (frame `pa`) mapped as the full root maps it? null, or why not. */
+export function compare(sys: System, fullRoot: number, lo: number, hi: number, pa: number, leaf: Leaf, pr: Probe): string | null {
   if (!probe(sys.mem, fullRoot, sys.levels, lo, hi, pr)) return 'not mapped in the full space';
   const fullPa = pr.frame + (lo % 2 ** pr.pageShift) - (lo % 4096);
   if (fullPa !== pa) return `maps 0x${pa.toString(16)}, the full space 0x${fullPa.toString(16)}`;
