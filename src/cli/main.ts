@@ -16,6 +16,7 @@ import { registerAccessCheck } from './commands/access-check.ts';
 import { registerVulns } from './commands/vulns.ts';
 import { registerAsi } from './commands/asi.ts';
 import { registerRun } from './commands/run.ts';
+import { registerImport } from './commands/import.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
 
 const program = new Command();
@@ -35,6 +36,7 @@ registerAccessCheck(program);
 registerVulns(program);
 registerAsi(program);
 registerRun(program);
+registerImport(program);
 registerCalibrate(program);
 
 try {

@@ -50,6 +50,7 @@ export function parsePerfKvmStat(text: string, file: string): Parsed {
   const stamps: number[] = [];
   let table: Table | null = null;
   let seen = false;
+  let lastHeader = 0; // the last section or table header line
 
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i];
@@ -67,6 +68,7 @@ export function parsePerfKvmStat(text: string, file: string): Parsed {
       section = { name: `${sec[1]}${sec[2] === undefined ? 'all' : `VCPU ${sec[2]}`}`, vcpu: sec[2] === undefined ? null : Number(sec[2]) };
       seen = true;
       table = null;
+      lastHeader = i + 1;
       continue;
     }
     const h = HEADER.exec(t);
@@ -74,6 +76,7 @@ export function parsePerfKvmStat(text: string, file: string): Parsed {
       table = { section: section.name, vcpu: section.vcpu, kind: KINDS[h[1].trim()], minMax: /Min Time/.test(h[2]), rows: [], complete: false, line: i + 1, tsUs };
       tables.push(table);
       seen = true;
+      lastHeader = i + 1;
       continue;
     }
     const tot = TOTAL.exec(t);
@@ -102,8 +105,7 @@ export function parsePerfKvmStat(text: string, file: string): Parsed {
   if (!seen) throw noTable(file, lines, EXPECTED);
   const chosen = choose(tables, skipped);
   if (chosen.length === 0) {
-    const last = tables[tables.length - 1];
-    throw expectedAt(file, lines, nextContent(lines, last?.line ?? 0), 'a row of the perf kvm stat table');
+    throw expectedAt(file, lines, nextContent(lines, lastHeader, (t) => CHATTER.some((re) => re.test(t))), 'a row of the perf kvm stat table');
   }
   const all = chosen.filter((c) => c.vcpu === null);
   const perVcpu = chosen.filter((c) => c.vcpu !== null);

@@ -78,7 +78,7 @@ export function parsePerfTrace(text: string, file: string): Parsed {
     skipped.add(i + 1, 'not part of a perf trace summary');
   }
   if (!seen) throw noTable(file, lines, EXPECTED);
-  if (rows.length === 0) throw expectedAt(file, lines, nextContent(lines, headerLine), 'a syscall row of the summary table');
+  if (rows.length === 0) throw expectedAt(file, lines, nextContent(lines, headerLine, (t) => CHATTER.some((re) => re.test(t))), 'a syscall row of the summary table');
   return { kind: 'syscalls', rows, durationNs: null, skipped: skipped.done(), perVcpu: false };
 }
 

@@ -74,10 +74,10 @@ export function expectedAt(file: string, lines: readonly string[], line: number,
   return new InputError(file, `expected ${expected}, found the end of the file`, Math.max(1, lines.length));
 }
 
-/** The first line after `after` (1-based) that is not blank and not a divider; beyond the end when none. */
-export function nextContent(lines: readonly string[], after: number): number {
+/** The first line after `after` (1-based) that is not blank, a divider or `also` (trimmed); beyond the end when none. */
+export function nextContent(lines: readonly string[], after: number, also?: (t: string) => boolean): number {
   let i = after;
-  while (i < lines.length && (lines[i].trim() === '' || /^[\s-]+$/.test(lines[i]))) i++;
+  while (i < lines.length && (lines[i].trim() === '' || /^[\s-]+$/.test(lines[i]) || (also?.(lines[i].trim()) ?? false))) i++;
   return i + 1;
 }
 
