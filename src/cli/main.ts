@@ -16,6 +16,10 @@ import { registerAccessCheck } from './commands/access-check.ts';
 import { registerVulns } from './commands/vulns.ts';
 import { registerAsi } from './commands/asi.ts';
 import { registerRun } from './commands/run.ts';
+import { registerHistory } from './commands/history.ts';
+import { registerShow } from './commands/show.ts';
+import { registerDiff } from './commands/diff.ts';
+import { registerExport } from './commands/export.ts';
 import { registerImport } from './commands/import.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
 
@@ -36,6 +40,10 @@ registerAccessCheck(program);
 registerVulns(program);
 registerAsi(program);
 registerRun(program);
+registerHistory(program);
+registerShow(program);
+registerDiff(program);
+registerExport(program);
 registerImport(program);
 registerCalibrate(program);
 

@@ -9,6 +9,10 @@
  * --out F writes the report to F atomically (a temporary file in F's folder, then rename):
  * nothing is written when the run fails. Progress goes to stderr, and only on a terminal. The
  * same file, seed and N give byte-identical output, whatever the number of workers.
+ *
+ * After the report is out, the run is stored in the results store (store/run-store.ts; --db PATH,
+ * default $KASI_DB or ./kasi.db; --no-store skips it) and one stderr line gives its id, or says
+ * why it was not stored (exit 1). A --db file that is not kasi's is refused before the run.
  */
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -20,6 +24,10 @@ import { defaultWorkers, runSeeds, type SeedsOptions } from '../../sim/pool.ts';
 import { DEFAULT_SEEDS, sameStateLines, summarize } from '../../sim/seeds.ts';
 import { formatRunText } from '../../report/run-text.ts';
 import { formatRunJson } from '../../report/run-json.ts';
+import { dbPath, StoreError } from '../../store/db.ts';
+import { checkRunStore, storeRun } from '../../store/run-store.ts';
+import type { Scenario } from '../../sim/scenario-types.ts';
+import type { SeedsReport } from '../../sim/seeds.ts';
 
 export interface RunCliOptions {
   json?: boolean;
@@ -30,6 +38,9 @@ export interface RunCliOptions {
   duration?: string;
   /** Progress lines to stderr (default: when stderr is a terminal). */
   progress?: boolean;
+  /** The results store (default $KASI_DB, else ./kasi.db); store: false = --no-store. */
+  db?: string;
+  store?: boolean;
 }
 
 function count(flag: string, v: string, max: number): number {
@@ -38,7 +49,7 @@ function count(flag: string, v: string, max: number): number {
 }
 
 /** The report text for `file` (undefined: the built-in scenario) and the warnings for stderr. Exported for tests. */
-export async function runReport(file: string | undefined, opts: RunCliOptions): Promise<{ text: string; warnings: string[] }> {
+export async function runReport(file: string | undefined, opts: RunCliOptions): Promise<{ text: string; warnings: string[]; report: SeedsReport; scenario: Scenario }> {
   const run: SeedsOptions = {};
   if (opts.seed !== undefined) {
     if (!/^\d{1,10}$/.test(opts.seed) || Number(opts.seed) > 0xffffffff) throw new UsageError(`--seed: expected an integer 0..4294967295, found ${JSON.stringify(opts.seed)}`);
@@ -56,7 +67,7 @@ export async function runReport(file: string | undefined, opts: RunCliOptions): 
   if (progress) run.onProgress = (i, n, label) => process.stderr.write(`\rkasi run: [${i}/${n}] ${label}\x1b[K`);
   const report = summarize(await runSeeds(scenario, run));
   if (progress) process.stderr.write('\r\x1b[K');
-  return { text: opts.json ? formatRunJson(report) : formatRunText(report), warnings: sameStateLines(report) };
+  return { text: opts.json ? formatRunJson(report) : formatRunText(report), warnings: sameStateLines(report), report, scenario };
 }
 
 /** Write `text` to `file` through a temporary file in the same folder and a rename. */
@@ -82,10 +93,21 @@ export function registerRun(program: Command): void {
     .option('--seeds <n>', `run seeds S … S+N-1; each leak cell and cost is a statistic over them (default ${DEFAULT_SEEDS})`)
     .option('--workers <n>', 'worker threads (default: os.availableParallelism(); 1 = no threads)')
     .option('--duration <time>', 'override the scenario duration (e.g. 500us, 2ms, 1000000cycles)')
+    .option('--db <path>', 'store the run in this results store (default: $KASI_DB, else ./kasi.db)')
+    .option('--no-store', 'do not store the run')
     .action(async (file: string | undefined, opts: RunCliOptions) => {
-      const { text, warnings } = await runReport(file, opts);
+      const db = opts.store === false ? undefined : dbPath(opts.db);
+      if (db !== undefined) {
+        try { checkRunStore(db); } catch (err) { throw err instanceof StoreError ? new UsageError(err.message) : err; }
+      }
+      const { text, warnings, report, scenario } = await runReport(file, opts);
       for (const w of warnings) process.stderr.write(`kasi run: warning: ${w}\n`);
       if (opts.out !== undefined) writeAtomic(opts.out, text);
       else writeOutput(text);
+      if (db !== undefined) {
+        const r = storeRun(db, { file, scenario, report, duration: opts.duration ?? null });
+        process.stderr.write(`kasi run: ${r.message}\n`);
+        if (!r.ok) process.exitCode = 1;
+      }
     });
 }

@@ -1,0 +1,156 @@
+/**
+ * `kasi diff A B`: two stored runs side by side — what differs in their scenarios (as run: field
+ * paths, list items that have a `name` keyed by it, so inserting an isolation entry does not shift
+ * every later one), the mitigation sets only one has, the leak cells gained and lost from A to B
+ * (a cell leaks when its verdict is 'leaks' or 'unstable', sim/seeds.ts), the cells whose verdict
+ * changed otherwise, and for the sets both have, overhead and cycle deltas and every count that
+ * differs. Sets are matched by name, cells by attack × secret.
+ */
+import type { CellStats, SetStats, Verdict } from '../sim/seeds.ts';
+import type { StoredRun } from './query.ts';
+import { scenarioAsRun } from './record.ts';
+import { num, shortCommit, signed, textTable, when } from './table.ts';
+
+export interface ScenarioChange { readonly path: string; readonly a: string | null; readonly b: string | null }
+
+export interface CellChange {
+  readonly set: string;
+  readonly attack: string;
+  readonly secret: string;
+  readonly owner: string;
+  /** null: no such cell in that run. */
+  readonly a: { verdict: Verdict; seeds_leaked: number; seeds: number; bytes_median: number | null } | null;
+  readonly b: { verdict: Verdict; seeds_leaked: number; seeds: number; bytes_median: number | null } | null;
+}
+
+export interface CostChange {
+  readonly set: string;
+  readonly overhead_pct: { a: number; b: number; delta: number };
+  readonly cycles: { a: number; b: number; delta: number };
+}
+
+export interface CountChange { readonly set: string; readonly name: string; readonly a: number; readonly b: number; readonly delta: number }
+
+export interface RunDiff {
+  readonly a: number;
+  readonly b: number;
+  readonly scenario: readonly ScenarioChange[];
+  readonly sets_only_in_a: readonly string[];
+  readonly sets_only_in_b: readonly string[];
+  readonly leaks_gained: readonly CellChange[];
+  readonly leaks_lost: readonly CellChange[];
+  readonly verdict_changed: readonly CellChange[];
+  readonly costs: readonly CostChange[];
+  readonly counts: readonly CountChange[];
+}
+
+/** Leaves of a JSON value by path; list items with unique string names are keyed `[name]`. */
+export function flatten(v: unknown, path = '', out = new Map<string, string>()): Map<string, string> {
+  if (Array.isArray(v)) {
+    const names = v.map((x) => (x !== null && typeof x === 'object' && typeof (x as { name?: unknown }).name === 'string' ? (x as { name: string }).name : null));
+    const keyed = v.length > 0 && names.every((n) => n !== null) && new Set(names).size === names.length;
+    if (v.length === 0) out.set(path, '[]');
+    v.forEach((x, i) => flatten(x, `${path}[${keyed ? names[i] : i}]`, out));
+  } else if (v !== null && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>);
+    if (entries.length === 0) out.set(path, '{}');
+    for (const [k, x] of entries) flatten(x, path === '' ? k : `${path}.${k}`, out);
+  } else {
+    out.set(path, typeof v === 'string' ? (v === '' ? '""' : v) : JSON.stringify(v));
+  }
+  return out;
+}
+
+function scenarioDoc(r: StoredRun): unknown {
+  return JSON.parse(r.scenario_json ?? scenarioAsRun(r.scenario_text, r.seed, r.duration));
+}
+
+export function scenarioChanges(a: StoredRun, b: StoredRun): ScenarioChange[] {
+  const fa = flatten(scenarioDoc(a));
+  const fb = flatten(scenarioDoc(b));
+  const paths = [...fa.keys()];
+  for (const p of fb.keys()) if (!fa.has(p)) paths.push(p);
+  const out: ScenarioChange[] = paths.filter((p) => fa.get(p) !== fb.get(p)).map((p) => ({ path: p, a: fa.get(p) ?? null, b: fb.get(p) ?? null }));
+  if (a.seeds !== b.seeds) out.push({ path: '(--seeds)', a: String(a.seeds), b: String(b.seeds) });
+  return out;
+}
+
+const leaking = (v: Verdict | undefined): boolean => v === 'leaks' || v === 'unstable';
+const cellOf = (c: CellStats | undefined): CellChange['a'] => (c === undefined ? null : { verdict: c.verdict, seeds_leaked: c.seeds_leaked, seeds: c.seeds, bytes_median: c.bytes_median });
+
+export function diffRuns(a: StoredRun, b: StoredRun): RunDiff {
+  const ma = a.report.mitigations;
+  const mb = b.report.mitigations;
+  const byName = (ms: readonly SetStats[]): Map<string, SetStats> => new Map(ms.map((m) => [m.name, m]));
+  const na = byName(ma);
+  const nb = byName(mb);
+  const gained: CellChange[] = [];
+  const lost: CellChange[] = [];
+  const changed: CellChange[] = [];
+  const costs: CostChange[] = [];
+  const counts: CountChange[] = [];
+  for (const sb of mb) {
+    const sa = na.get(sb.name);
+    if (sa === undefined) continue;
+    const keys: [string, string][] = [];
+    for (const c of [...sa.matrix, ...sb.matrix]) if (!keys.some(([x, y]) => x === c.attack && y === c.secret)) keys.push([c.attack, c.secret]);
+    for (const [attack, secret] of keys) {
+      const ca = sa.matrix.find((c) => c.attack === attack && c.secret === secret);
+      const cb = sb.matrix.find((c) => c.attack === attack && c.secret === secret);
+      const ch: CellChange = { set: sb.name, attack, secret, owner: (cb ?? ca)!.owner, a: cellOf(ca), b: cellOf(cb) };
+      if (!leaking(ca?.verdict) && leaking(cb?.verdict)) gained.push(ch);
+      else if (leaking(ca?.verdict) && !leaking(cb?.verdict)) lost.push(ch);
+      else if (ca !== undefined && cb !== undefined && ca.verdict !== cb.verdict) changed.push(ch);
+    }
+    costs.push({
+      set: sb.name,
+      overhead_pct: { a: sa.costs.overhead_pct, b: sb.costs.overhead_pct, delta: Number((sb.costs.overhead_pct - sa.costs.overhead_pct).toFixed(2)) },
+      cycles: { a: sa.costs.cycles, b: sb.costs.cycles, delta: sb.costs.cycles - sa.costs.cycles },
+    });
+    const names = Object.keys(sa.costs.counts);
+    for (const k of Object.keys(sb.costs.counts)) if (!names.includes(k)) names.push(k);
+    for (const k of names) {
+      const x = sa.costs.counts[k] ?? 0;
+      const y = sb.costs.counts[k] ?? 0;
+      if (x !== y) counts.push({ set: sb.name, name: k, a: x, b: y, delta: Number((y - x).toFixed(2)) });
+    }
+  }
+  return {
+    a: a.id, b: b.id,
+    scenario: scenarioChanges(a, b),
+    sets_only_in_a: ma.filter((m) => !nb.has(m.name)).map((m) => m.name),
+    sets_only_in_b: mb.filter((m) => !na.has(m.name)).map((m) => m.name),
+    leaks_gained: gained, leaks_lost: lost, verdict_changed: changed, costs, counts,
+  };
+}
+
+const cellText = (c: CellChange['a']): string => {
+  if (c === null) return '(no cell)';
+  if (c.seeds_leaked === 0) return 'no leak';
+  return `${c.verdict === 'unstable' ? '~' : ''}${c.seeds_leaked}/${c.seeds}${c.bytes_median !== null ? ` ${c.bytes_median}B` : ''}`;
+};
+
+function cellRows(cs: readonly CellChange[]): string[][] {
+  return cs.map((c) => [c.set, `${c.attack} × ${c.secret} (${c.owner})`, cellText(c.a), cellText(c.b)]);
+}
+
+export function formatDiff(d: RunDiff, a: StoredRun, b: StoredRun): string {
+  const runLine = (r: StoredRun): string => `  ${r.id}: ${r.scenario} (${r.file}), seeds ${r.seeds === 1 ? r.seed : `${r.seed}..${r.seed + r.seeds - 1}`}, stored ${when(r.created_at)}, kasi ${r.kasi_version} ${shortCommit(r.git_commit)}`;
+  const A = String(d.a);
+  const B = String(d.b);
+  const out: string[] = [`kasi diff ${A} ${B}`, runLine(a), runLine(b), ''];
+  if (d.scenario.length === 0) out.push(a.scenario_hash === b.scenario_hash ? 'Scenario: the same text, run the same way' : 'Scenario: the same as run (the texts differ only in form)');
+  else out.push('Scenario: what differs', ...textTable(['field', A, B], d.scenario.map((c) => [c.path, c.a ?? '(absent)', c.b ?? '(absent)']), '  ', 'lll'));
+  if (d.sets_only_in_a.length > 0) out.push('', `Mitigation sets only in ${A}: ${d.sets_only_in_a.join(', ')}`);
+  if (d.sets_only_in_b.length > 0) out.push('', `Mitigation sets only in ${B}: ${d.sets_only_in_b.join(', ')}`);
+  const cellHead = ['set', 'attack × secret (owner)', A, B];
+  out.push('', `Leaks gained in ${B} (leak in ${B}, none in ${A})`, ...(d.leaks_gained.length === 0 ? ['  none'] : textTable(cellHead, cellRows(d.leaks_gained), '  ', 'llrr')));
+  out.push('', `Leaks lost in ${B} (leak in ${A}, none in ${B})`, ...(d.leaks_lost.length === 0 ? ['  none'] : textTable(cellHead, cellRows(d.leaks_lost), '  ', 'llrr')));
+  if (d.verdict_changed.length > 0) out.push('', 'Verdicts changed (leaks ↔ unstable)', ...textTable(cellHead, cellRows(d.verdict_changed), '  ', 'llrr'));
+  out.push('', 'Costs of the sets in both (medians)', ...textTable(
+    ['set', `overhead % ${A}`, `overhead % ${B}`, 'Δ', `cycles ${A}`, `cycles ${B}`, 'Δ cycles'],
+    d.costs.map((c) => [c.set, c.overhead_pct.a.toFixed(2), c.overhead_pct.b.toFixed(2), signed(c.overhead_pct.delta), num(c.cycles.a), num(c.cycles.b), c.cycles.delta > 0 ? `+${num(c.cycles.delta)}` : num(c.cycles.delta)]),
+    '  '));
+  out.push('', 'Counts that differ (medians)', ...(d.counts.length === 0 ? ['  none'] : textTable(['set', 'count', A, B, 'Δ'], d.counts.map((c) => [c.set, c.name, num(c.a), num(c.b), c.delta > 0 ? `+${num(c.delta)}` : num(c.delta)]), '  ', 'llrrr')));
+  return out.join('\n') + '\n';
+}
