@@ -52,6 +52,7 @@ export function parseBccKvmexit(text: string, file: string): Parsed {
       seen = true;
       continue;
     }
+    if (t === '^C') continue; // printed on Ctrl-C before the table
     const why = elision(t);
     if (why !== null) { skipped.add(i + 1, why); continue; }
     const toks = t.split(/\s+/);

@@ -13,6 +13,7 @@ export type Format = (typeof FORMATS)[number];
 const SIGNATURES: readonly (readonly [Format, RegExp])[] = [
   ['strace-c', /^%\s+time\s+(seconds|shortest|longest|usecs\/call|calls)\b/],
   ['strace-c', /^(seconds|calls|usecs\/call)\s+.*\bsyscall$/],
+  ['strace-c', /^-{6} -{11} -{11} -{9} -{9} -{16}$/],
   ['perf-trace-summary', /^Summary of events:$/],
   ['perf-trace-summary', /^syscall\s+(calls|count)\s+(errors\s+)?(total|min)\b/],
   ['perf-kvm-stat', /^Analyze events for /],

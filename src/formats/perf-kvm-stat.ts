@@ -89,6 +89,19 @@ export function parsePerfKvmStat(text: string, file: string): Parsed {
     if (CHATTER.some((re) => re.test(t))) continue;
     const why = elision(t);
     if (why !== null) { skipped.add(i + 1, why); continue; }
+    if (table === null) {
+      // Rows whose header was cut off: an implicit table, laid out as the first row is.
+      const guess: Table = { section: section.name, vcpu: section.vcpu, kind: 'vm-exits', minMax: true, rows: [], complete: false, line: i + 1, tsUs };
+      for (const minMax of [true, false]) {
+        const r = row({ ...guess, minMax }, t, i + 1);
+        if (r === null) continue;
+        const kind: ProfileKind = /^0x[0-9a-f]+:(PIN|POUT)$/i.test(r.name) ? 'ioport' : /^0x[0-9a-f]+:[RW]$/i.test(r.name) ? 'mmio' : 'vm-exits';
+        table = { ...guess, minMax, kind };
+        tables.push(table);
+        seen = true;
+        break;
+      }
+    }
     if (table !== null) {
       let r = row(table, t, i + 1);
       if (r === null && i + 1 < lines.length && lines[i + 1].length <= MAX_LINE) {

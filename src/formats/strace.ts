@@ -38,9 +38,13 @@ function header(t: string): string[] | null {
 }
 
 const CHATTER = [
-  /^(strace: )?Process \d+ (attached|detached)/, /^\^C/, /^\+\+\+ (exited|killed)/, /^--- SIG\w+ /, /^strace: /,
+  /^(strace: )?Process \d+ (attached|detached)/, /^\^C/, /^(\[pid\s+\d+\] )?\+\+\+ (exited|killed)/, /^(\[pid\s+\d+\] )?--- SIG\w+ /, /^strace: /,
   /^System call usage summary for /, /^(\[ )?Process PID=\d+ runs in /,
+  /^(\[pid\s+\d+\] )?\w+\(.*(\) += |<unfinished \.\.\.>$)/, /^(\[pid\s+\d+\] )?<\.\.\. \w+ resumed>/, // -C: the trace before the summary
 ];
+/** A row of the default layout, for a table whose header was cut off: "% time  seconds  usecs/call  calls  [errors]  syscall". */
+const DEFAULT_ROW = /^\d{1,3}\.\d{2}\s+\d+\.\d{6}\s+\d+\s+\d+(\s+\d+)?\s+[A-Za-z_][\w.:+-]*$/;
+const DEFAULT_COLS = ['%time', 'seconds', 'usecs/call', 'calls', 'errors', 'syscall'];
 
 export function parseStraceC(text: string, file: string): Parsed {
   const lines = textLines(text, file);
@@ -84,6 +88,13 @@ export function parseStraceC(text: string, file: string): Parsed {
       continue;
     }
     if (CHATTER.some((re) => re.test(t))) continue;
+    if (DEFAULT_ROW.test(t) || (dividerSpans(raw)?.length === DEFAULT_COLS.length)) {
+      // Rows (or the divider) of a table whose header was cut off: the default columns.
+      table = { cols: DEFAULT_COLS, spans: null, footer: false, rows: 0, header: i + 1 };
+      tables++;
+      i--;
+      continue;
+    }
     skipped.add(i + 1, 'not part of a strace -c table');
   }
   if (tables === 0) throw noTable(file, lines, EXPECTED);

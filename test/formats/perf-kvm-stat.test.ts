@@ -114,6 +114,13 @@ describe('perf kvm stat: live mode, VCPU sections, messy input', () => {
     expect(io.events[0]).toMatchObject({ name: '0xcf8:POUT', count: 12, reason: 'vm-exit:IO_INSTRUCTION' });
   });
 
+  it('rows pasted without the header: the layout is taken from the first row', () => {
+    const p = profileOf(parsePerfKvmStat, `${row('HLT', 3, '1.00')}\n${row('CPUID', 2, '0.50')}\n`);
+    expect(p.events.map((e) => [e.name, e.count, e.total_ns])).toEqual([['HLT', 3, 3000], ['CPUID', 2, 1000]]);
+    const mmio = profileOf(parsePerfKvmStat, '        0xfee00380:W      58686    90.21%    15.67%      4.95us ( +-   2.96% )\n');
+    expect(mmio.kind).toBe('mmio');
+  });
+
   it('a report with no rows: one error naming what was found after the header', () => {
     const e = inputError(() => parsePerfKvmStat(`Analyze events for all VMs, all VCPUs:\n\n${HEADER}\n\nTotal Samples:0, Total events handled time:0.00us.\n`, 'k.txt'));
     expect(e.message).toBe('k.txt:5: expected a row of the perf kvm stat table, found "Total Samples:0, Total events handled time:0.00us."');

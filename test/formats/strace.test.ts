@@ -109,6 +109,18 @@ describe('strace -c: messy input keeps every readable row', () => {
     expect(p.skipped).toEqual([{ line: 4, why: 'annotation' }]);
   });
 
+  it('a table pasted without its header: the default columns (% time, seconds, usecs/call, calls, errors, syscall)', () => {
+    const p = profileOf(parseStraceC, ' 92.39    0.054119       13529         4         2 wait4\n  1.60    0.000937         468         2           vfork\n');
+    expect(p.events.map((e) => [e.name, e.count, e.errors, e.total_ns])).toEqual([['wait4', 4, 2, 54_119_000], ['vfork', 2, 0, 937_000]]);
+  });
+
+  it('-C and -f: the trace lines before the summary are not listed as skipped', () => {
+    const text = `[pid  4242] read(3, "x", 1)          = 1\nwrite(1, "hi\\n", 3 <unfinished ...>\n[pid  4242] <... write resumed>) = 3\n[pid  4242] +++ exited with 0 +++\n${HEAD} 100.00    0.000010          10         1           read\n`;
+    const p = profileOf(parseStraceC, text);
+    expect(counts(p)).toEqual({ read: 1 });
+    expect(p.skipped).toEqual([]);
+  });
+
   it('nothing is a table: one error at the first line, saying what was expected', () => {
     const e = inputError(() => parseStraceC('hello\nworld\n', 'x.txt'));
     expect(e.message).toBe('x.txt:1: expected a strace -c table (a "% time     seconds  usecs/call     calls    errors syscall" header), found "hello"');
