@@ -14,6 +14,9 @@ import { loadPtImage } from '../../io/ptimage.ts';
 import { loadKallsyms } from '../../io/kallsyms.ts';
 import { loadIomem } from '../../io/iomem.ts';
 import { ptdump } from '../../report/ptdump.ts';
+import { comparePtdumps, formatPtdumpCompare, type PtdumpCompare } from '../../report/ptdump-compare.ts';
+import { parsePtdump } from '../../formats/ptdump.ts';
+import { readTextMaybeGz } from '../../io/files.ts';
 import { formatSize } from '../../report/units.ts';
 import { bootKernel, type KernelModel, type KernelOptions } from '../../linux/kernel.ts';
 import { imageSymbolsFromKallsyms } from '../../linux/image.ts';
@@ -33,6 +36,7 @@ interface Opts {
   cpus?: string;
   ptdump?: boolean;
   compare?: string | boolean;
+  comparePtdump?: string;
   json?: boolean;
 }
 
@@ -96,6 +100,7 @@ export function registerKernel(program: Command): void {
     .option('--cpus <n>', 'possible CPUs (default 1, or what the capture shows)')
     .option('--ptdump', "print the model's tables in the kernel's ptdump format")
     .option('--compare [image]', 'compare with a captured kernel .json.gz (default: the capture directory\'s kernel.json.gz)')
+    .option('--compare-ptdump <file>', "compare, region by region, with a real kernel's /sys/kernel/debug/page_tables/ file (current_user: the user tables)")
     .option('--json', 'JSON instead of text')
     .action((o: Opts) => {
       const over = overrides(o);
@@ -122,11 +127,13 @@ export function registerKernel(program: Command): void {
           { kernel: { mem: model.mem, root: model.kernelRoot, levels: model.levels }, user: model.userRoot === null ? null : { mem: model.mem, root: model.userRoot, levels: model.levels }, imageEnd: model.sections.end },
           { kernel: { mem: img.mem, root: img.roots.kernel, levels: img.paging_levels }, user: ur === undefined ? null : { mem: img.mem, root: ur, levels: img.paging_levels } });
       }
+      const ptc = o.comparePtdump === undefined ? null : compareWithPtdump(model, o.comparePtdump);
       if (o.json) {
         const out = {
           levels: model.levels, kaslr: model.layout.kaslr, pti: model.pti, vsyscall: model.vsyscall, cpus: model.cpus,
           addrs: model.layout.addrs, kernelRoot: model.kernelRoot, userRoot: model.userRoot, stats: model.stats,
           espfix: model.espfix, perCpuPa: model.perCpuPa, ceaSlots: model.ceaSlots, notes, compare: result,
+          ...(ptc === null ? {} : { comparePtdump: ptc }),
         };
         writeOutput(JSON.stringify(out, jsonReplacer, 2) + '\n');
       } else {
@@ -140,8 +147,18 @@ export function registerKernel(program: Command): void {
           }
         }
         if (result) text += '\n' + formatCompare(result) + '\n';
+        if (ptc !== null) text += '\n' + formatPtdumpCompare(ptc, o.comparePtdump!) + '\n';
         writeOutput(text);
       }
-      if (result && !result.ok) process.exitCode = 1;
+      if ((result && !result.ok) || (ptc !== null && !ptc.ok)) process.exitCode = 1;
     });
+}
+
+/** The model's tables (the user copy for a current_user file) against a real kernel's ptdump file. */
+function compareWithPtdump(model: KernelModel, file: string): PtdumpCompare {
+  const real = parsePtdump(readTextMaybeGz(file), file);
+  const user = /current_user/.test(file);
+  if (user && model.userRoot === null) throw new UsageError('--compare-ptdump: a current_user dump, but the model has no KPTI user tables (use --pti on)');
+  const root = user ? model.userRoot! : model.kernelRoot;
+  return comparePtdumps(parsePtdump(ptdump(model.mem, root, markerLayout(model.layout)).text, 'model'), real);
 }
