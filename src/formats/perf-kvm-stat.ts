@@ -39,7 +39,8 @@ const SECTION = /^Analyze events for (.*?)(?:all VCPUs|VCPU (\d+)):?$/;
 const HEADER = /^(.*?)\s+Samples\s+Samples%\s+Time%(.*)$/;
 const TOTAL = /^Total Samples:\s*(\d+), Total events handled time:\s*([\d.]+)us\.?$/;
 const TIMESTAMP = /^(\d\d):(\d\d):(\d\d)\.(\d{6})$/;
-const CHATTER = [/^Lost events: \d+$/, /^Time\s+Avg time$/, /^Avg time$/];
+/** "Lost events", and the rest of a header that mail wrapping moved to the next line. */
+const CHATTER = [/^Lost events: \d+$/, /^((Min|Max|Time)\s+)*Avg time$/];
 
 export function parsePerfKvmStat(text: string, file: string): Parsed {
   const lines = textLines(text, file);

@@ -31,7 +31,7 @@ const BY_WIDTH: Readonly<Record<number, readonly string[]>> = {
 const THREAD = /^(.+?)(?: \((\d+)\))?, (\d+) events\b(.*)$/;
 const CHATTER = [
   /^Summary of events:$/, /^E[A-Z0-9]+: \d+$/, /^\(msec\)(\s+\(msec\))*\s+\(%\)$/, /^-+(\s+-+)*$/,
-  /^\d+\.\d+ \(\s*[\d.]+ ms\): /, /^\d+\.\d+ \S+\/\d+ /, /^LOST \d+ events!$/,
+  /^\d+\.\d+ \(\s*[\d.]+ ms\): /, /^\d+\.\d+ \S+\/\d+ /, /^LOST \d+ events!$/, /^\^C$/,
 ];
 
 function header(t: string): string[] | null {

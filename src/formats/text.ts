@@ -15,8 +15,11 @@ const MAX_SKIPPED = 200;
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]/g;
 
+/** Mail quoting ("> > " before a quoted line): no line of any of the formats starts with '>'. */
+const QUOTE = /^[ \t]*>(?:[ \t]?>)*[ \t]?/;
+
 /**
- * The file's lines (1-based: lines[0] is line 1), CR and terminal escapes removed.
+ * The file's lines (1-based: lines[0] is line 1), CR, terminal escapes and mail quote markers removed.
  * A NUL byte, or more than 1% replacement characters (bytes that are not UTF-8), is binary data.
  */
 export function textLines(text: string, file: string): string[] {
@@ -27,7 +30,7 @@ export function textLines(text: string, file: string): string[] {
   if (bad > 0 && bad * 100 > text.length) throw new InputError(file, `expected text, found binary data (${bad} bytes that are not UTF-8)`, lineOf(text, text.indexOf('\ufffd')));
   const lines = text.split('\n');
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-  return lines.map((l) => (l.includes('\x1b') ? l.replace(ANSI, '') : l).replace(/\r+$/, '').replace(/\r/g, ' '));
+  return lines.map((l) => (l.includes('\x1b') ? l.replace(ANSI, '') : l).replace(/\r+$/, '').replace(/\r/g, ' ').replace(QUOTE, ''));
 }
 
 function lineOf(text: string, offset: number): number {

@@ -114,6 +114,19 @@ describe('perf kvm stat: live mode, VCPU sections, messy input', () => {
     expect(io.events[0]).toMatchObject({ name: '0xcf8:POUT', count: 12, reason: 'vm-exit:IO_INSTRUCTION' });
   });
 
+  it('a table quoted in a mail reply ("> > "), its header wrapped before "Max Time"', () => {
+    const text = [
+      'On Sat, Nov 05, 2022, someone wrote:', '> > ', '> >   Analyze events for all VMs, VCPU 27:', '> > ',
+      '> >                VM-EXIT    Samples  Samples%     Time%    Min Time', '> > Max Time         Avg time', '> > ',
+      '> >                  SYS64        808    98.54%    91.24%      0.00us    303.76us      3.46us ( +-  13.54% )',
+      '> >                    WFx         10     1.22%     7.79%      0.00us     69.48us     23.91us ( +-  25.91% )',
+      '> >   Total Samples:820, Total events handled time:3068.28us.', '> ',
+    ].join('\n');
+    const p = profileOf(parsePerfKvmStat, text, 'mail', 27);
+    expect(p.events.map((e) => [e.name, e.count, e.reason])).toEqual([['SYS64', 808, null], ['WFx', 10, null]]); // arm64 names: no x86 key
+    expect(p.skipped).toEqual([{ line: 1, why: 'not part of a perf kvm stat table' }]);
+  });
+
   it('rows pasted without the header: the layout is taken from the first row', () => {
     const p = profileOf(parsePerfKvmStat, `${row('HLT', 3, '1.00')}\n${row('CPUID', 2, '0.50')}\n`);
     expect(p.events.map((e) => [e.name, e.count, e.total_ns])).toEqual([['HLT', 3, 3000], ['CPUID', 2, 1000]]);
