@@ -124,5 +124,5 @@ export function exitReasonName(code: number, isa: number): string | null {
 
 /** The prefix dropped from names (bcc kvmexit.py before 2022 printed EXIT_REASON_HLT). */
 export function dropExitPrefix(name: string): string {
-  return name.startsWith('EXIT_REASON_') ? name.slice('EXIT_REASON_'.length) : name;
+  return name.startsWith('EXIT_REASON_') && name.length > 'EXIT_REASON_'.length ? name.slice('EXIT_REASON_'.length) : name;
 }

@@ -84,6 +84,7 @@ function parseExit(payload: string): { name: string; reason: string | null; vcpu
   const m = FORMATTED.exec(payload);
   if (m !== null) {
     const name = dropExitPrefix(m[2].trim());
+    if (name === '') return null;
     const info1 = m[4] !== undefined && m[4].length <= 16 ? BigInt(`0x${m[4]}`) : undefined;
     return { name, reason: exitReasonKey(name, info1), vcpu: m[1] === undefined ? null : Number(m[1]) };
   }

@@ -118,6 +118,11 @@ export function parsePerfKvmStat(text: string, file: string): Parsed {
   }
   if (!seen) throw noTable(file, lines, EXPECTED);
   const chosen = choose(tables, skipped);
+  const empty = tables.filter((t) => t.complete && t.rows.length === 0);
+  if (chosen.length === 0 && empty.length > 0) {
+    // A complete table of no samples ("Total Samples:0"): a real answer, not a missing table.
+    return { kind: empty[0].kind, rows: [], durationNs: null, skipped: skipped.done(), perVcpu: empty.some((t) => t.vcpu !== null) };
+  }
   if (chosen.length === 0) {
     throw expectedAt(file, lines, nextContent(lines, lastHeader, (t) => CHATTER.some((re) => re.test(t))), 'a row of the perf kvm stat table');
   }

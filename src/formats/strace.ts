@@ -98,6 +98,7 @@ export function parseStraceC(text: string, file: string): Parsed {
     skipped.add(i + 1, 'not part of a strace -c table');
   }
   if (tables === 0) throw noTable(file, lines, EXPECTED);
+  if (rows.length === 0 && table!.footer) return { kind: 'syscalls', rows, durationNs: null, skipped: skipped.done(), perVcpu: false }; // a complete table of no calls
   if (rows.length === 0) {
     const last = table!;
     if (last.cols.indexOf('calls') < 0) throw expectedAt(file, lines, last.header, 'a table with a calls column (strace -U without calls counts nothing)');
