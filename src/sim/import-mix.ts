@@ -12,7 +12,9 @@
  * one handler); one that emulates an instruction borrows EPT_MISCONFIG (x86_emulate_instruction);
  * one that goes to the VMM borrows IO_INSTRUCTION (KVM_RUN returns); an unknown reason borrows CPUID.
  */
+import { PARSERS, importWorkload, type WorkloadFormat } from '../formats/index.ts';
 import type { WorkloadProfile } from '../formats/profile.ts';
+import { readTextMaybeGz } from '../io/files.ts';
 import { footprintKeys } from './footprints.ts';
 import type { MixItem } from './scenario-types.ts';
 
@@ -130,4 +132,26 @@ export function profileToMix(profile: WorkloadProfile, opts: MixOptions = {}): I
     if (cycles >= 1) items.push({ event: profile.kind === 'syscalls' ? 'user-compute' : 'guest-run', cycles, weight: total });
   }
   return { items, borrowed, dropped, eventsPerSecond, gapNs };
+}
+
+/**
+ * The scenario hook `from: { file, kind, vcpu }`: read the file (gzip or text; errors are
+ * InputError FILE:LINE), import it (kind detected when absent), keep one vCPU's events where the
+ * file breaks them down by vCPU — else the whole file's, said in `notes` — and make the mix.
+ */
+export function loadImportedMix(file: string, opts: MixOptions & { kind?: WorkloadFormat; vcpu?: number } = {}): ImportedMix & { profile: WorkloadProfile; format: WorkloadFormat; notes: string[] } {
+  const text = readTextMaybeGz(file);
+  const notes: string[] = [];
+  let vcpu = opts.vcpu;
+  if (vcpu !== undefined) {
+    const probe = importWorkload(text, file, { kind: opts.kind });
+    if (!PARSERS[probe.format](text, file).perVcpu) {
+      notes.push(`${file}: no per-vCPU breakdown; vCPU ${vcpu} replays the counts of the whole file`);
+      vcpu = undefined;
+    }
+  }
+  const { profile, format } = importWorkload(text, file, { kind: opts.kind, vcpu });
+  const mix = profileToMix(profile, opts);
+  for (const b of mix.borrowed) notes.push(`${b.name}: ${b.key ?? 'unknown reason'} has no footprint, borrows ${b.from} (${b.why})`);
+  return { ...mix, profile, format, notes };
 }

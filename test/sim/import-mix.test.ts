@@ -5,9 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { importWorkload } from '../../src/formats/index.ts';
 import { footprintKeys } from '../../src/sim/footprints.ts';
-import { profileToMix } from '../../src/sim/import-mix.ts';
+import { loadImportedMix, profileToMix } from '../../src/sim/import-mix.ts';
 import { mixFootprintKey } from '../../src/sim/scenario-types.ts';
-import { sample } from '../formats/helpers.ts';
+import { SAMPLES, sample } from '../formats/helpers.ts';
 
 describe('profileToMix', () => {
   it('bcc kvmexit -p (5 s): weights are the counts, every item has a footprint, the borrowed ones are listed, the gap is a guest-run item', () => {
@@ -34,5 +34,15 @@ describe('profileToMix', () => {
     expect(m.items.find((i) => i.event === 'syscall' && i.name === 'newfstatat')!.weight).toBe(3 + 3); // fstat 3 + access 3
     expect(m.gapNs).toBeNull();
     expect(m.items.some((i) => i.event === 'user-compute')).toBe(false);
+  });
+
+  it('loadImportedMix (the scenario hook): one vCPU of a trace; a file without a vCPU breakdown replays all of it, with a note', () => {
+    const trace = loadImportedMix(`${SAMPLES}/kvm-exit-trace/new-fmt-amd-svm-lowercase-reasons-no-task-prefix-2024.txt`, { kind: 'kvm-trace', vcpu: 0 });
+    expect(trace.items.map((i) => (i.event === 'vm-exit' ? [i.reason, i.weight] : i.event))).toEqual([['HLT', 1], ['CPUID', 1], ['MSR_WRITE', 1]]);
+    expect(trace.notes).toEqual(['vintr: vm-exit:INTERRUPT_WINDOW has no footprint, borrows vm-exit:CPUID (handled in KVM without emulation: the bare exit round trip plus a handler)']);
+    const stat = loadImportedMix(`${SAMPLES}/perf-kvm-stat/intel-vmexit-sysbench-0xba1a-blog.txt`, { vcpu: 0 });
+    expect(stat.format).toBe('perf-kvm-stat');
+    expect(stat.notes[0]).toMatch(/no per-vCPU breakdown; vCPU 0 replays the counts of the whole file$/);
+    expect(stat.items.reduce((a, i) => a + i.weight, 0)).toBe(25898);
   });
 });
