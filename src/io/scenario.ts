@@ -42,6 +42,9 @@ import {
 import { getProfile, profileNames } from '../uarch/profiles.ts';
 import { getDesign } from '../asi/registry.ts';
 import { SIZED_SYSCALLS } from '../sim/sized.ts';
+import { loadImportedMix } from '../sim/import-mix.ts';
+import { WORKLOAD_FORMATS } from '../formats/detect.ts';
+import { getCostModel } from '../sim/costs.ts';
 import type { DesignName } from '../asi/types.ts';
 import { paramEq, nextArg } from './cmdline.ts';
 import { InputError, readTextMaybeGz } from './files.ts';
@@ -144,7 +147,10 @@ const scenarioSchema = strict({
   kernel: strict({ kaslr: z.boolean().default(true), kaslr_seed: uint.max(0xffffffff).optional(), pti: z.enum(['auto', 'on', 'off']).default('auto'), capture: z.string().min(1).nullable().default(null) }).prefault({}),
   tenants: z.array(tenantSchema).default([]),
   secrets: z.array(strict({ name, in: z.string(), bytes: z.number().int().min(1), offset: uint.default(0) })).default([]),
-  workload: z.array(strict({ thread: uint, tenant: z.string(), mix: z.array(mixSchema).min(1) })).default([]),
+  workload: z.array(strict({
+    thread: uint, tenant: z.string(), mix: z.array(mixSchema).min(1).optional(),
+    from: strict({ file: z.string().min(1), kind: z.enum(WORKLOAD_FORMATS).optional(), vcpu: uint.optional() }).optional(),
+  })).default([]),
   attackers: z.array(strict({
     thread: uint, tenant: z.string(), attacks: z.array(z.enum(ATTACK_NAMES)).min(1), every: time.prefault('10us'),
     spectre_v1: strict({ gadget: z.enum(SPECTRE_V1_GADGETS).default('unaudited'), window: z.enum(SPECTRE_V1_WINDOWS).default('entry') }).optional(),
@@ -487,10 +493,12 @@ function build(ctx: Ctx, r: Raw): Scenario {
   const known = new Set([...footprintKeys(), ...Object.keys(footprintOverrides)]);
   const taken = new Map<number, PathSeg[]>();
   const vcpuThreads = new Map<string, number>();
+  const notes: string[] = [];
   const workload = r.workload.map((w, i) => {
     const t = tenantRef(ctx, tenants, w.tenant, ['workload', i, 'tenant']);
     checkThread(ctx, machine, t, w.thread, ['workload', i, 'thread'], taken, vcpuThreads);
-    const mix = w.mix.map((m, j) => {
+    const raw = importedOrWritten(ctx, w, i, r.costs.clock_ghz ?? getCostModel(machine.cpu).clock.ghz, notes);
+    const mix = raw.map((m, j) => {
       const at = (f: string): PathSeg[] => ['workload', i, 'mix', j, f];
       const kinds = MIX_TENANTS[m.event];
       if (kinds !== undefined && !kinds.includes(t.kind)) ctx.fail(at('event'), `an event a ${t.kind} tenant makes`, `${JSON.stringify(m.event)} (only ${kinds.join('/')} tenants make it)`);
@@ -536,9 +544,32 @@ function build(ctx: Ctx, r: Raw): Scenario {
     isolation: buildIsolation(ctx, r.isolation, r.kernel.pti),
     footprintOverrides,
     calibration: buildCalibration(ctx, r),
+    notes,
     costOverrides: buildCosts(ctx, r.costs),
     positions: collectPositions(ctx.doc, ctx.lc),
   };
+}
+
+/**
+ * A workload entry's mix: written out (`mix:`), or taken from a tool's output (`from: { file, kind,
+ * vcpu }`, sim/import-mix.ts: counts become weights, the time between events a guest-run /
+ * user-compute item when the file has a duration; what borrows a footprint goes into the notes),
+ * or both (the written items join the imported ones).
+ */
+type RawMix = NonNullable<Raw['workload'][number]['mix']>[number];
+function importedOrWritten(ctx: Ctx, w: Raw['workload'][number], i: number, ghz: number, notes: string[]): readonly RawMix[] {
+  const at = (...f: PathSeg[]): PathSeg[] => ['workload', i, ...f];
+  if (w.mix === undefined && w.from === undefined) ctx.fail(at(), 'a mix, or from (a tool output to import), or both', 'neither');
+  if (w.from === undefined) return w.mix!;
+  const f = w.from!;
+  const file = resolve(dirname(ctx.file), f.file);
+  if (!existsSync(file)) ctx.fail(at('from', 'file'), 'a tool output file (relative to this scenario)', `${JSON.stringify(f.file)} (${file} does not exist)`);
+  const m = loadImportedMix(file, { kind: f.kind, vcpu: f.vcpu, cyclesPerNs: ghz, threads: 1 });
+  if (m.items.length === 0) ctx.fail(at('from', 'file'), 'a tool output with at least one event', `${f.file}: nothing to replay`);
+  notes.push(`workload[${i}] from ${f.file} (${m.format}): ${m.items.length} mix items${m.eventsPerSecond !== null ? `, ${Math.round(m.eventsPerSecond)} events/s` : ''}`, ...m.notes);
+  // The importer's items are mix items of the table's keys (sim/import-mix.ts); a written mix adds to them
+  // (the guest's or the process's own time, which a count of exits or calls does not give).
+  return [...(m.items as RawMix[]), ...(w.mix ?? [])];
 }
 
 function buildCalibration(ctx: Ctx, r: Raw): CalibrationSpec | null {

@@ -240,6 +240,8 @@ export interface Scenario {
   readonly isolation: readonly IsolationSpec[];
   readonly footprintOverrides: Readonly<Record<string, FootprintOverride>>;
   readonly costOverrides: CostOverrides;
+  /** What loading the scenario did that a reader should know (imported workloads, borrowed footprints). */
+  readonly notes: readonly string[];
   /** A published figure this scenario reproduces (`kasi calibrate`), or null. */
   readonly calibration: CalibrationSpec | null;
   /** Where each field was written, by path ("tenants[1].pin[0]"), for errors the engine raises later. */

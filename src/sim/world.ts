@@ -137,7 +137,7 @@ export function buildWorld(scenario: Scenario, isoIndex: number): World {
   const costs = withCostOverrides(getCostModel(m.cpu), scenario.costOverrides);
   const n = threadCount(m);
   const hasVm = scenario.tenants.some((t) => t.kind === 'vm');
-  const notes: string[] = [];
+  const notes: string[] = [...scenario.notes];
   const design = iso.design === 'off' || iso.design === 'kpti' || iso.design === 'sci-2019' ? null : getDesign(iso.design);
   let state = selectMitigations(profile, iso.mitigations, { kvm: hasVm, threadsPerCore: m.threadsPerCore, ramEnd: m.ramBytes });
   if (design !== null && design.conventional.pti === 'disabled' && state.pti) {

@@ -27,6 +27,8 @@ import { formatRunJson } from '../../report/run-json.ts';
 import { dbPath, StoreError } from '../../store/db.ts';
 import { checkRunStore, storeRun } from '../../store/run-store.ts';
 import type { Scenario } from '../../sim/scenario-types.ts';
+import { withImportedWorkload } from '../../sim/workload-swap.ts';
+import { WORKLOAD_FORMATS, type WorkloadFormat } from '../../formats/detect.ts';
 import type { SeedsReport } from '../../sim/seeds.ts';
 
 export interface RunCliOptions {
@@ -41,6 +43,9 @@ export interface RunCliOptions {
   /** The results store (default $KASI_DB, else ./kasi.db); store: false = --no-store. */
   db?: string;
   store?: boolean;
+  /** A tool output whose events replace one workload entry's (sim/workload-swap.ts). */
+  workload?: string;
+  workloadKind?: string;
 }
 
 function count(flag: string, v: string, max: number): number {
@@ -62,7 +67,16 @@ export async function runReport(file: string | undefined, opts: RunCliOptions): 
     if (typeof t === 'string') throw new UsageError(`--duration: expected ${t}, found ${JSON.stringify(opts.duration)}`);
     run.duration = t;
   }
-  const scenario = file === undefined ? defaultScenario() : loadScenario(file);
+  let scenario = file === undefined ? defaultScenario() : loadScenario(file);
+  if (opts.workload !== undefined) {
+    if (opts.workloadKind !== undefined && !(WORKLOAD_FORMATS as readonly string[]).includes(opts.workloadKind)) throw new UsageError(`--workload-kind: expected one of ${WORKLOAD_FORMATS.join(', ')}, found ${JSON.stringify(opts.workloadKind)}`);
+    try {
+      scenario = withImportedWorkload(scenario, opts.workload, opts.workloadKind as WorkloadFormat | undefined);
+    } catch (e) {
+      if (e instanceof RangeError) throw new UsageError(`--workload: ${e.message}`);
+      throw e;
+    }
+  }
   const progress = opts.progress ?? process.stderr.isTTY;
   if (progress) run.onProgress = (i, n, label) => process.stderr.write(`\rkasi run: [${i}/${n}] ${label}\x1b[K`);
   const report = summarize(await runSeeds(scenario, run));
@@ -95,6 +109,8 @@ export function registerRun(program: Command): void {
     .option('--duration <time>', 'override the scenario duration (e.g. 500us, 2ms, 1000000cycles)')
     .option('--db <path>', 'store the run in this results store (default: $KASI_DB, else ./kasi.db)')
     .option('--no-store', 'do not store the run')
+    .option('--workload <file>', 'replace one workload entry\'s kernel events by a tool output (strace -c, perf trace -s, perf kvm stat, kvm_exit trace, bcc kvmexit)')
+    .option('--workload-kind <kind>', `the --workload file's format (default: detected): ${WORKLOAD_FORMATS.join(', ')}`)
     .action(async (file: string | undefined, opts: RunCliOptions) => {
       const db = opts.store === false ? undefined : dbPath(opts.db);
       if (db !== undefined) {
