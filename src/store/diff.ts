@@ -65,12 +65,50 @@ function scenarioDoc(r: StoredRun): unknown {
   return JSON.parse(r.scenario_json ?? scenarioAsRun(r.scenario_text, r.seed, r.duration));
 }
 
+/** Every object and list inside a JSON value, by path, as compact JSON. */
+function containers(v: unknown, path = '', out = new Map<string, string>()): Map<string, string> {
+  if (v === null || typeof v !== 'object') return out;
+  if (path !== '') out.set(path, JSON.stringify(v));
+  if (Array.isArray(v)) {
+    const names = v.map((x) => (x !== null && typeof x === 'object' && typeof (x as { name?: unknown }).name === 'string' ? (x as { name: string }).name : null));
+    const keyed = v.length > 0 && names.every((n) => n !== null) && new Set(names).size === names.length;
+    v.forEach((x, i) => containers(x, `${path}[${keyed ? names[i] : i}]`, out));
+  } else {
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) containers(x, path === '' ? k : `${path}.${k}`, out);
+  }
+  return out;
+}
+
+const under = (leaf: string, c: string): boolean => leaf === c || leaf.startsWith(`${c}.`) || leaf.startsWith(`${c}[`);
+
 export function scenarioChanges(a: StoredRun, b: StoredRun): ScenarioChange[] {
-  const fa = flatten(scenarioDoc(a));
-  const fb = flatten(scenarioDoc(b));
+  const da = scenarioDoc(a);
+  const db = scenarioDoc(b);
+  const fa = flatten(da);
+  const fb = flatten(db);
+  const ca = containers(da);
+  const cb = containers(db);
+  // A list item or object only one side has is one row (its JSON), not a row per field.
+  const top = (mine: Map<string, string>, theirs: Map<string, string>, theirLeaves: Map<string, string>): string[] => {
+    const gone = [...mine.keys()].filter((c) => !theirs.has(c) && !theirLeaves.has(c));
+    return gone.filter((c) => !gone.some((g) => g !== c && under(c, g)));
+  };
+  const onlyA = top(ca, cb, fb);
+  const onlyB = top(cb, ca, fa);
   const paths = [...fa.keys()];
   for (const p of fb.keys()) if (!fa.has(p)) paths.push(p);
-  const out: ScenarioChange[] = paths.filter((p) => fa.get(p) !== fb.get(p)).map((p) => ({ path: p, a: fa.get(p) ?? null, b: fb.get(p) ?? null }));
+  const out: ScenarioChange[] = [];
+  const done = new Set<string>();
+  for (const p of paths) {
+    const ga = onlyA.find((c) => under(p, c));
+    const gb = onlyB.find((c) => under(p, c));
+    const g = ga ?? gb;
+    if (g !== undefined) {
+      if (!done.has(g)) { done.add(g); out.push({ path: g, a: ga !== undefined ? ca.get(g)! : null, b: gb !== undefined ? cb.get(g)! : null }); }
+      continue;
+    }
+    if (fa.get(p) !== fb.get(p)) out.push({ path: p, a: fa.get(p) ?? null, b: fb.get(p) ?? null });
+  }
   if (a.seeds !== b.seeds) out.push({ path: '(--seeds)', a: String(a.seeds), b: String(b.seeds) });
   return out;
 }
@@ -130,6 +168,9 @@ const cellText = (c: CellChange['a']): string => {
   return `${c.verdict === 'unstable' ? '~' : ''}${c.seeds_leaked}/${c.seeds}${c.bytes_median !== null ? ` ${c.bytes_median}B` : ''}`;
 };
 
+/** A value cut to 60 characters for the text table (--json has it whole). */
+const clip = (v: string): string => (v.length > 60 ? `${v.slice(0, 59)}…` : v);
+
 function cellRows(cs: readonly CellChange[]): string[][] {
   return cs.map((c) => [c.set, `${c.attack} × ${c.secret} (${c.owner})`, cellText(c.a), cellText(c.b)]);
 }
@@ -140,7 +181,7 @@ export function formatDiff(d: RunDiff, a: StoredRun, b: StoredRun): string {
   const B = String(d.b);
   const out: string[] = [`kasi diff ${A} ${B}`, runLine(a), runLine(b), ''];
   if (d.scenario.length === 0) out.push(a.scenario_hash === b.scenario_hash ? 'Scenario: the same text, run the same way' : 'Scenario: the same as run (the texts differ only in form)');
-  else out.push('Scenario: what differs', ...textTable(['field', A, B], d.scenario.map((c) => [c.path, c.a ?? '(absent)', c.b ?? '(absent)']), '  ', 'lll'));
+  else out.push('Scenario: what differs', ...textTable(['field', A, B], d.scenario.map((c) => [c.path, clip(c.a ?? '(absent)'), clip(c.b ?? '(absent)')]), '  ', 'lll'));
   if (d.sets_only_in_a.length > 0) out.push('', `Mitigation sets only in ${A}: ${d.sets_only_in_a.join(', ')}`);
   if (d.sets_only_in_b.length > 0) out.push('', `Mitigation sets only in ${B}: ${d.sets_only_in_b.join(', ')}`);
   const cellHead = ['set', 'attack × secret (owner)', A, B];

@@ -19,7 +19,7 @@ import { LATEST_VERSION } from '../../src/store/migrations.ts';
 import { getRun, listRuns } from '../../src/store/query.ts';
 import { runRecord } from '../../src/store/record.ts';
 import { saveRun, sha256 } from '../../src/store/save.ts';
-import { diffRuns, flatten, formatDiff } from '../../src/store/diff.ts';
+import { diffRuns, flatten, formatDiff, scenarioChanges } from '../../src/store/diff.ts';
 import { exportCsv, exportMarkdown, exportRun } from '../../src/store/export.ts';
 import { formatShow } from '../../src/store/show.ts';
 
@@ -200,6 +200,11 @@ describe('store', () => {
     const fa = flatten({ isolation: [{ name: 'none', cmdline: 'x' }, { name: 'kpti', cmdline: 'pti=on' }] });
     const fb = flatten({ isolation: [{ name: 'none', cmdline: 'x' }, { name: 'l1d', cmdline: 'l1d' }, { name: 'kpti', cmdline: 'pti=on' }] });
     expect([...fb.keys()].filter((k) => fa.get(k) !== fb.get(k))).toEqual(['isolation[l1d].name', 'isolation[l1d].cmdline']);
+    // An entry only one run has is one row with its JSON, not a row per field.
+    const as = (doc: unknown) => ({ ...a, scenario_json: JSON.stringify(doc) });
+    expect(scenarioChanges(as({ isolation: [{ name: 'none', cmdline: 'x' }, { name: 'kpti', cmdline: 'pti=on' }], machine: { cores: 1 } }),
+      as({ isolation: [{ name: 'none', cmdline: 'x' }, { name: 'l1d', cmdline: 'l1d' }, { name: 'kpti', cmdline: 'pti=on' }], machine: { cores: 2 } })))
+      .toEqual([{ path: 'machine.cores', a: '1', b: '2' }, { path: 'isolation[l1d]', a: null, b: '{"name":"l1d","cmdline":"l1d"}' }]);
     db.close();
   });
 
