@@ -2,7 +2,7 @@
  * What `kasi run` stores besides its report: the scenario's text (a file's own text; the built-in
  * scenario's examples/default.yaml, which test/io/scenario.test.ts keeps in step with it, or its
  * JSON when that file is absent), the scenario as run (the YAML document as plain data with the
- * run's seed and --duration applied, canonical JSON: what `kasi diff` compares), kasi's version
+ * run's seed, --duration and --workload file applied, canonical JSON: what `kasi diff` compares), kasi's version
  * (package.json) and the git commit of kasi's own checkout when there is one.
  */
 import { execFileSync } from 'node:child_process';
@@ -13,7 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { readTextMaybeGz } from '../io/files.ts';
 import type { Scenario } from '../sim/scenario-types.ts';
 import type { SeedsReport } from '../sim/seeds.ts';
-import type { RunRecord } from './save.ts';
+import { sha256, type RunRecord } from './save.ts';
 
 /** kasi's own folder (the one holding package.json). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -65,8 +65,8 @@ export function scenarioText(file: string | undefined, scenario: Scenario): stri
   return JSON.stringify(rest, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x instanceof Map || x instanceof Set ? [...x] : x), 2) + '\n';
 }
 
-/** The scenario document as run: seed and --duration of the run applied. */
-export function scenarioAsRun(text: string, seed: number, duration: string | null): string {
+/** The scenario document as run: seed and --duration of the run applied, and the --workload file (path and sha256) when one replaced a workload entry. */
+export function scenarioAsRun(text: string, seed: number, duration: string | null, workload: { file: string; sha256: string } | null = null): string {
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -79,16 +79,23 @@ export function scenarioAsRun(text: string, seed: number, duration: string | nul
     delete obj.events;
     obj.duration = duration;
   }
+  if (workload !== null) obj['(--workload)'] = workload;
   return canonicalJson(obj);
 }
 
-export function runRecord(args: { file: string | undefined; scenario: Scenario; report: SeedsReport; reportJson: string; duration: string | null }): RunRecord {
+export function runRecord(args: { file: string | undefined; scenario: Scenario; report: SeedsReport; reportJson: string; duration: string | null; workload?: string | null }): RunRecord {
   const text = scenarioText(args.file, args.scenario);
+  let workload: { file: string; sha256: string } | null = null;
+  if (args.workload !== undefined && args.workload !== null) {
+    let sha = 'unreadable';
+    try { sha = sha256(readTextMaybeGz(args.workload)); } catch { /* read before the run; gone since */ }
+    workload = { file: args.workload, sha256: sha };
+  }
   return {
     report: args.report,
     reportJson: args.reportJson,
     scenarioText: text,
-    scenarioJson: scenarioAsRun(text, args.report.seed, args.duration),
+    scenarioJson: scenarioAsRun(text, args.report.seed, args.duration, workload),
     duration: args.duration,
     kasiVersion: kasiVersion(),
     gitCommit: gitCommit(),

@@ -22,7 +22,7 @@ export function checkRunStore(path: string): void {
 
 export type StoreResult = { ok: true; id: number; message: string } | { ok: false; message: string };
 
-export function storeRun(path: string, args: { file: string | undefined; scenario: Scenario; report: SeedsReport; duration: string | null }): StoreResult {
+export function storeRun(path: string, args: { file: string | undefined; scenario: Scenario; report: SeedsReport; duration: string | null; workload?: string | null }): StoreResult {
   let db: Db | undefined;
   try {
     db = openStore(path, { create: true });

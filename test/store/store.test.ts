@@ -132,6 +132,11 @@ describe('store', () => {
     const id2 = saveRun(db, record(report, '200us'));
     const d = diffRuns(getRun(db, id, path), getRun(db, id2, path));
     expect(d.scenario).toEqual([{ path: 'duration', a: '100us', b: '200us' }]);
+    // A run whose workload came from --workload FILE: the file and its hash are part of the scenario as run.
+    const wl = join(TMP, 'strace.txt');
+    writeFileSync(wl, 'a tool output\n');
+    const id3 = saveRun(db, runRecord({ file: TINY, scenario, report, reportJson: formatRunJson(report), duration: null, workload: wl }));
+    expect(diffRuns(getRun(db, id, path), getRun(db, id3, path)).scenario).toEqual([{ path: '(--workload)', a: null, b: JSON.stringify({ file: wl, sha256: sha256('a tool output\n') }) }]);
     db.close();
   });
 

@@ -121,7 +121,7 @@ export function registerRun(program: Command): void {
       if (opts.out !== undefined) writeAtomic(opts.out, text);
       else writeOutput(text);
       if (db !== undefined) {
-        const r = storeRun(db, { file, scenario, report, duration: opts.duration ?? null });
+        const r = storeRun(db, { file, scenario, report, duration: opts.duration ?? null, workload: opts.workload ?? null });
         process.stderr.write(`kasi run: ${r.message}\n`);
         if (!r.ok) process.exitCode = 1;
       }
