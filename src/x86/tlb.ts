@@ -17,20 +17,7 @@
  *   frame     Float64Array  physical address of the page frame (a Number < 2^52)
  *   stamp     Float64Array  LRU clock value of the entry's last fill or hit (larger = newer)
  *
- * meta:
- *   31          22 21    18 17  16  15  14  13  12 11                      0
- *  +--------------+--------+---+---+---+---+---+---+-------------------------+
- *  |   reserved   |  PKEY  | D |XD | W | U | G | V |          PCID           |
- *  +--------------+--------+---+---+---+---+---+---+-------------------------+
- *   PCID  the PCID current when the entry was filled (000H when CR4.PCIDE=0) (4.10.1)
- *   V     valid
- *   G     global: the leaf had G=1 and CR4.PGE was 1 at fill time; matches any PCID (4.10.2.4)
- *   U     user-mode address: U/S=1 at every level (4.6.1)
- *   W     writable: R/W=1 at every level (4.6.1)
- *   XD    execute-disable: XD=1 at some level and IA32_EFER.NXE=1 (4.6.1)
- *   D     the leaf's dirty flag is known to be 1 in memory; a write through an entry with D=0
- *         must walk so the processor can set it (4.8)
- *   PKEY  the leaf's protection key, bits 62:59 (4.6.2)
+ * meta: the packed word of tlb-entry.ts (PCID, V, G, U, W, XD, D, PKEY).
  *
  * One extra row after the last set is never valid: the way hints (below) start out there.
  *
@@ -39,51 +26,23 @@
  * row, so they change speed, never results (see find()). Hits are not counted separately: the
  * LRU clock advances once per hit and once per fill.
  *
+ * The TLB-hit fast path (fastpath.ts, `fast`) caches rows by serial: fill() gives the victim
+ * a new one, and every drop clears it, so the fast path never outlives an entry.
+ *
  * The TLB knows nothing of the paging structures: the Mmu (mmu.ts) fills it from walks and
  * calls the invalidation operations below with the SDM semantics of each instruction.
  * Lookups never allocate: lookup() fills a caller-owned TlbResult, find() returns the row.
  */
+import { FastTlb } from './fastpath.ts';
 
-export const TLB_PCID_MASK = 0xfff;
-export const TLB_PCID_SHIFT = 0;
-export const TLB_V = 1 << 12;
-export const TLB_G = 1 << 13;
-export const TLB_U = 1 << 14;
-export const TLB_W = 1 << 15;
-export const TLB_XD = 1 << 16;
-export const TLB_D = 1 << 17;
-export const TLB_PKEY_SHIFT = 18;
-export const TLB_PKEY_MASK = 0xf;
+import {
+  SIZE_1G, SIZE_2M, SIZE_4K, SKYLAKE_L1_DTLB, TLB_G, TLB_PCID_MASK, TLB_V, TlbResult, type TlbGeometry,
+} from './tlb-entry.ts';
 
-/** Page-size classes, in lookup order. */
-export const SIZE_4K = 0;
-export const SIZE_2M = 1;
-export const SIZE_1G = 2;
+export * from './tlb-entry.ts';
+
 /** VA bits 31:0 that belong to the page number, per size class. */
 const LO_MASKS = Int32Array.of(0xfffff000 | 0, 0xffe00000 | 0, 0xc0000000 | 0);
-
-export interface TlbGeometry {
-  /** Sets × ways of the 4 KiB, 2 MiB and 1 GiB arrays. Sets must be a power of two. */
-  sets4K: number; ways4K: number;
-  sets2M: number; ways2M: number;
-  sets1G: number; ways1G: number;
-}
-
-/** Skylake's L1 DTLB: 64 × 4 KiB (4-way), 32 × 2 MiB (4-way), 4 × 1 GiB (fully associative). */
-export const SKYLAKE_L1_DTLB: Readonly<TlbGeometry> = {
-  sets4K: 16, ways4K: 4, sets2M: 8, ways2M: 4, sets1G: 1, ways1G: 4,
-};
-
-/** What a hit returned. Caller-owned and reused. */
-export class TlbResult {
-  /** Row of the entry (for invalidateEntry). */
-  index = -1;
-  /** Page frame physical address. */
-  frame = 0;
-  pageShift = 12;
-  /** The entry's meta word (TLB_* bits). */
-  meta = 0;
-}
 
 const VP = TLB_V | TLB_PCID_MASK;
 const VG = TLB_V | TLB_G;
@@ -102,6 +61,8 @@ export class Tlb {
   readonly meta: Uint32Array;
   readonly frame: Float64Array;
   readonly stamp: Float64Array;
+  /** The TLB-hit fast path over these rows, and the rows' serials (fastpath.ts). */
+  readonly fast: FastTlb;
   // Geometry, per size: first row, sets - 1, ways.
   private readonly b2M: number;
   private readonly b1G: number;
@@ -119,8 +80,11 @@ export class Tlb {
    */
   private readonly hint4K = new Int32Array(HINT4_MASK + 1);
   private readonly hint2M = new Int32Array(HINT2_MASK + 1);
-  /** LRU clock: advanced by every hit and every fill (so hits need no counter of their own). */
-  private clock = 0;
+  /**
+   * LRU clock: advanced by every hit and every fill (so hits need no counter of their own).
+   * Public for the fast path (Mmu.translateBatch keeps it in a local between slow paths).
+   */
+  clock = 0;
   private clockAtReset = 0;
 
   /** Lookups that found an entry (since construction or resetCounters()). */
@@ -159,6 +123,7 @@ export class Tlb {
     this.meta = new Uint32Array(rows + 1);
     this.frame = new Float64Array(rows + 1);
     this.stamp = new Float64Array(rows + 1);
+    this.fast = new FastTlb(rows + 1);
     this.hint4K.fill(rows);
     this.hint2M.fill(rows);
   }
@@ -253,6 +218,34 @@ export class Tlb {
     return i;
   }
 
+  /** A hit on row `i` found without find() (the fast path): counted and aged as find() does. */
+  touch(i: number): void {
+    this.stamp[i] = ++this.clock;
+  }
+
+  /**
+   * Whether a valid entry smaller than size class `k` lies in the page of that size around `va`
+   * and is usable under `pcid` (same PCID or global): find() would prefer it there, so the fast
+   * path must not give the large page a slot (fastpath.ts).
+   */
+  overlapsSmaller(k: number, vaLo: number, vaHi: number, pcid: number): boolean {
+    const lo = vaLo & LO_MASKS[k];
+    const hi = vaHi | 0;
+    const end = k === SIZE_2M ? this.b2M : this.b1G;
+    for (let i = 0; i < end; i++) {
+      const m = this.meta[i];
+      if ((m & TLB_V) !== 0 && (this.tagLo[i] & LO_MASKS[k]) === lo && this.tagHi[i] === hi &&
+          ((m & TLB_PCID_MASK) === pcid || (m & TLB_G) !== 0)) return true;
+    }
+    return false;
+  }
+
+  /** Drop row `i` (not counted here). */
+  private drop(i: number): void {
+    this.meta[i] = 0;
+    this.fast.serial[i] = 0;
+  }
+
   /**
    * Insert a translation. `flags` are the TLB_G/U/W/XD/D bits and the key (TLB_PKEY_SHIFT);
    * the PCID and V are added here. Entries of the set that would match a lookup the new entry
@@ -273,7 +266,7 @@ export class Tlb {
       const m = this.meta[i];
       if ((m & TLB_V) !== 0 && this.tagLo[i] === lo && this.tagHi[i] === hi &&
           (global || (m & TLB_G) !== 0 || (m & TLB_PCID_MASK) === pcid)) {
-        this.meta[i] = 0; // replaced, not invalidated: not counted
+        this.drop(i); // replaced, not invalidated: not counted
       }
     }
     let victim = -1;
@@ -294,6 +287,7 @@ export class Tlb {
     this.meta[victim] = ((flags & ~(TLB_V | TLB_PCID_MASK)) | TLB_V | (pcid & TLB_PCID_MASK)) >>> 0;
     this.frame[victim] = frame;
     this.stamp[victim] = ++this.clock;
+    this.fast.filled(victim, k, vaLo, vaHi, this.meta);
     this.fills++;
     if (k === SIZE_4K) this.hint4K[(vaLo >>> 12) & HINT4_MASK] = victim;
     else if (k === SIZE_2M) this.hint2M[(vaLo >>> 21) & HINT2_MASK] = victim;
@@ -303,7 +297,7 @@ export class Tlb {
   /** Drop one entry by row. */
   invalidateEntry(i: number): void {
     if (this.meta[i] & TLB_V) {
-      this.meta[i] = 0;
+      this.drop(i);
       this.invalidated++;
     }
   }
@@ -313,6 +307,7 @@ export class Tlb {
     let n = 0;
     for (let i = 0; i < this.size; i++) if (this.meta[i] & TLB_V) n++;
     this.meta.fill(0);
+    this.fast.serial.fill(0);
     this.invalidated += n;
     return n;
   }
@@ -322,7 +317,7 @@ export class Tlb {
     let n = 0;
     for (let i = 0; i < this.size; i++) {
       if ((this.meta[i] & (TLB_V | TLB_G)) === TLB_V) {
-        this.meta[i] = 0;
+        this.drop(i);
         n++;
       }
     }
@@ -336,7 +331,7 @@ export class Tlb {
     for (let i = 0; i < this.size; i++) {
       const m = this.meta[i];
       if ((m & TLB_V) !== 0 && (m & TLB_PCID_MASK) === pcid && (includeGlobal || (m & TLB_G) === 0)) {
-        this.meta[i] = 0;
+        this.drop(i);
         n++;
       }
     }
@@ -361,7 +356,7 @@ export class Tlb {
         if ((m & TLB_V) === 0 || this.tagLo[i] !== lo || this.tagHi[i] !== hi) continue;
         const g = (m & TLB_G) !== 0;
         if (g ? globals : (m & TLB_PCID_MASK) === pcid) {
-          this.meta[i] = 0;
+          this.drop(i);
           n++;
         }
       }

@@ -53,12 +53,25 @@ export class Translation {
   /** The leaf entry as it was read (before any A/D update). */
   leafLo = 0;
   leafHi = 0;
-  /** Folded rights over all levels (SDM 4.6.1). */
-  user = false;
-  writable = false;
-  executeDisable = false;
-  /** Protection key of the leaf (meaningful when CR4.PKE or CR4.PKS). */
-  pkey = 0;
+  /**
+   * The folded rights over all levels (SDM 4.6.1) and the leaf's protection key, packed as the
+   * rights key of rights.ts without D: bit 0 U/S, bit 1 R/W, bit 2 XD (with NXE), bits 7:4 the
+   * key. One store on a TLB hit; read them through user, writable, executeDisable and pkey.
+   */
+  rights = 0;
+
+  /** User-mode address: U/S=1 at every level (SDM 4.6.1). */
+  get user(): boolean { return (this.rights & 1) !== 0; }
+  set user(v: boolean) { this.rights = v ? this.rights | 1 : this.rights & ~1; }
+  /** Writable: R/W=1 at every level (SDM 4.6.1). */
+  get writable(): boolean { return (this.rights & 2) !== 0; }
+  set writable(v: boolean) { this.rights = v ? this.rights | 2 : this.rights & ~2; }
+  /** Execute-disabled: XD=1 at some level and IA32_EFER.NXE=1 (SDM 4.6.1). */
+  get executeDisable(): boolean { return (this.rights & 4) !== 0; }
+  set executeDisable(v: boolean) { this.rights = v ? this.rights | 4 : this.rights & ~4; }
+  /** Protection key of the leaf (meaningful when CR4.PKE or CR4.PKS, SDM 4.6.2). */
+  get pkey(): number { return this.rights >>> 4; }
+  set pkey(v: number) { this.rights = (this.rights & 7) | ((v & 15) << 4); }
   /** Physical addresses of the entries used, indexed by level (1..5); -1 when not reached. */
   readonly entryAddr = new Float64Array(6).fill(-1);
 
@@ -189,14 +202,12 @@ export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: n
   out.level = level;
   out.leafLo = lo;
   out.leafHi = hi;
-  out.user = (fold & PTE_US) !== 0;
-  out.writable = (fold & PTE_RW) !== 0;
-  out.executeDisable = executeDisable;
-  out.pkey = pkey;
+  // U | W | XD | PKEY as rights.ts keys them; with D=1 the table has no NEEDS_WALK verdict.
+  const key = ((fold & PTE_US) >>> 2) | (fold & PTE_RW) | (executeDisable ? RIGHTS_XD : 0) | (pkey << RIGHTS_PKEY_SHIFT);
+  out.rights = key;
 
-  // The rights rules (SDM 4.6) as one load: key U | W | XD | D=1 | PKEY (rights.ts).
-  const key = ((fold & PTE_US) >>> 2) | (fold & PTE_RW) | (executeDisable ? RIGHTS_XD : 0) | RIGHTS_D | (pkey << RIGHTS_PKEY_SHIFT);
-  const fault = rights.table[rights.base | ((access & 7) << 8) | key];
+  // The rights rules (SDM 4.6) as one load (rights.ts).
+  const fault = rights.table[rights.base | ((access & 7) << 8) | key | RIGHTS_D];
   if (fault !== 0) return pageFault(cpu, out, level, access, fault);
 
   // Accessed on the leaf; Dirty on a write (SDM 4.8). words[w] is the leaf's low half.
