@@ -6,6 +6,8 @@
  *                     random VAs on present leaves of the la48 kernel capture
  *   walks5_per_s      the same on the la57 capture (5-level)
  *   tlb_hits_per_s    Mmu.translate where every access hits (a page set that fits the TLB)
+ *   tlb_hits_batch_per_s  the same accesses through Mmu.translateBatch, 64 touches a call
+ *                     (a footprint's worth), physical addresses into a Float64Array
  *   tlb_misses_per_s  Mmu.translate over all leaves (almost every access misses and fills)
  *   bare_reads_per_s  random u32 reads from the same physical-memory words
  */
@@ -52,6 +54,21 @@ function walkLoop(img: ReturnType<typeof loadPtImage>, vas: VaSet): () => number
       if (translate(mem, cpu, lo[i], hi[i], access[i], out)) sum += out.pa;
       else sum += out.errorCode;
     }
+    return sum;
+  };
+}
+
+const BATCH = 64;
+const batchPa = new Float64Array(N);
+
+function batchLoop(mmu: Mmu, vas: VaSet): () => number {
+  return () => {
+    const { lo, hi, access, n } = vas;
+    for (let i = 0; i < n; i += BATCH) {
+      if (mmu.translateBatch(lo, hi, access, i, i + BATCH, batchPa) !== i + BATCH) throw new Error('TLB-hit benchmark faulted');
+    }
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += batchPa[i];
     return sum;
   };
 }
@@ -109,6 +126,7 @@ const m0 = measure({
   walks: walkLoop(img48, walkVas),
   walks5: walkLoop(img57, walk5Vas),
   hits: mmuLoop(mmu, hitVas),
+  batch: batchLoop(mmu, hitVas),
   misses: mmuLoop(mmuMiss, missVas),
   bare: () => {
     let sum = 0;
@@ -116,7 +134,7 @@ const m0 = measure({
     return sum;
   },
 });
-const { walks, walks5, hits, misses, bare } = m0;
+const { walks, walks5, hits, batch, misses, bare } = m0;
 if (mmu.tlb.misses !== 0) throw new Error(`TLB-hit benchmark missed ${mmu.tlb.misses} times`);
 const missRatio = mmuMiss.tlb.misses / (mmuMiss.tlb.hits + mmuMiss.tlb.misses);
 
@@ -124,6 +142,7 @@ const results = {
   walks_per_s: Math.round(walks.rate),
   walks5_per_s: Math.round(walks5.rate),
   tlb_hits_per_s: Math.round(hits.rate),
+  tlb_hits_batch_per_s: Math.round(batch.rate),
   tlb_misses_per_s: Math.round(misses.rate),
   tlb_miss_ratio: Number(missRatio.toFixed(4)),
   bare_reads_per_s: Math.round(bare.rate),
@@ -144,6 +163,7 @@ console.log('benchmark                    M ops/s   vs bare');
 console.log(`4-level walks (no TLB)      ${m(walks.rate)}   ${results.walks_vs_bare.toFixed(3)}`);
 console.log(`5-level walks (no TLB)      ${m(walks5.rate)}   ${results.walks5_vs_bare.toFixed(3)}`);
 console.log(`Mmu.translate, all hits     ${m(hits.rate)}   ${results.tlb_hits_vs_bare.toFixed(3)}`);
+console.log(`Mmu.translateBatch, hits    ${m(batch.rate)}   ${(batch.rate / bare.rate).toFixed(3)}`);
 console.log(`Mmu.translate, ${(missRatio * 100).toFixed(1)}% misses ${m(misses.rate)}   ${(misses.rate / bare.rate).toFixed(3)}`);
 console.log(`bare typed-array reads      ${m(bare.rate)}   1.000`);
 console.log(`(best of ${ROUNDS} rounds of ${N} ops; checksums ${walks.check} ${hits.check}; written to bench/results.json)`);

@@ -49,9 +49,13 @@ export class PhysMemory {
     return this.pfnOfSlot.length;
   }
 
+  // The lookups below are on the page walk's path: literals, not the module constants (each use of
+  // one is a context load and check in V8). 1023 = CACHE_MASK, 8 = CHUNK_SHIFT, 255 = CHUNK_MASK,
+  // 1024 = WORDS_PER_FRAME.
+
   /** Slot of a backed frame, or -1. */
   slot(pfn: number): number {
-    const c = pfn & CACHE_MASK;
+    const c = pfn & 1023;
     if (this.cachePfn[c] === pfn) return this.cacheSlot[c];
     const s = this.slotOf.get(pfn);
     if (s === undefined) return -1;
@@ -63,7 +67,7 @@ export class PhysMemory {
   /** Slot of the frame that the address field (bits 51:12) of the entry `hi:lo` names, or -1. */
   slotOfEntry(lo: number, hi: number): number {
     const k = (lo >>> 12) | ((hi & 0xff) << 20);
-    const c = (k & CACHE_MASK) << 2;
+    const c = (k & 1023) << 2;
     const ec = this.entryCache;
     if (ec[c] === k && ec[c + 1] === ((hi >>> 8) & 0xfff)) return ec[c + 2];
     return this.slotOfEntryMiss(lo, hi, c);
@@ -196,11 +200,11 @@ export class PhysMemory {
 
   /** Hot-path access for walkers: the word array of a slot and the word index of its first word. */
   wordsOfSlot(slot: number): Uint32Array {
-    return this.words[slot >>> CHUNK_SHIFT];
+    return this.words[slot >>> 8];
   }
 
   wordBaseOfSlot(slot: number): number {
-    return (slot & CHUNK_MASK) * WORDS_PER_FRAME;
+    return (slot & 255) << 10;
   }
 }
 
