@@ -104,15 +104,16 @@ export class Mmu extends TlbControl {
     // fastSlot4: VA bits 21:12, 4 words a slot.
     let s = ((vaLo >>> 12) & 1023) << 2;
     let w0 = f[s];
-    if (((w0 ^ vaLo) & 0xfffff000) !== 0 || f[s + 1] !== hi || f[s + 2] !== ctx) {
+    // Tag, high half and ctx all equal: one OR of XORs, one branch.
+    if ((((w0 ^ vaLo) & 0xfffff000) | (f[s + 1] ^ hi) | (f[s + 2] ^ ctx)) !== 0) {
       // fastSlot2: FAST2_BASE + VA bits 28:21.
       s = 4096 + ((((vaLo >>> 21) | (vaHi << 11)) & 255) << 2);
       w0 = f[s];
-      if (((w0 ^ vaLo) & 0xffe00000) !== 0 || f[s + 1] !== hi || f[s + 2] !== ctx) {
+      if ((((w0 ^ vaLo) & 0xffe00000) | (f[s + 1] ^ hi) | (f[s + 2] ^ ctx)) !== 0) {
         // fastSlot1: FAST1_BASE + VA bits 33:30.
         s = 5120 + ((((vaLo >>> 30) | (vaHi << 2)) & 15) << 2);
         w0 = f[s];
-        if (((w0 ^ vaLo) & 0xc0000000) !== 0 || f[s + 1] !== hi || f[s + 2] !== ctx) return -1;
+        if ((((w0 ^ vaLo) & 0xc0000000) | (f[s + 1] ^ hi) | (f[s + 2] ^ ctx)) !== 0) return -1;
       }
     }
     // The folded rights of the mode allow this access kind; the row still holds the entry.
@@ -144,18 +145,19 @@ export class Mmu extends TlbControl {
       const vaHi = hi[i];
       let s = ((vaLo >>> 12) & 1023) << 2;
       let w0 = f[s];
-      let hit = ((w0 ^ vaLo) & 0xfffff000) === 0 && f[s + 1] === vaHi && f[s + 2] === ctx;
-      if (!hit) {
+      // Tag, high half and ctx all equal: one OR of XORs, one branch.
+      let miss = ((w0 ^ vaLo) & 0xfffff000) | (f[s + 1] ^ vaHi) | (f[s + 2] ^ ctx);
+      if (miss !== 0) {
         s = 4096 + ((((vaLo >>> 21) | (vaHi << 11)) & 255) << 2);
         w0 = f[s];
-        hit = ((w0 ^ vaLo) & 0xffe00000) === 0 && f[s + 1] === vaHi && f[s + 2] === ctx;
-        if (!hit) {
+        miss = ((w0 ^ vaLo) & 0xffe00000) | (f[s + 1] ^ vaHi) | (f[s + 2] ^ ctx);
+        if (miss !== 0) {
           s = 5120 + ((((vaLo >>> 30) | (vaHi << 2)) & 15) << 2);
           w0 = f[s];
-          hit = ((w0 ^ vaLo) & 0xc0000000) === 0 && f[s + 1] === vaHi && f[s + 2] === ctx;
+          miss = ((w0 ^ vaLo) & 0xc0000000) | (f[s + 1] ^ vaHi) | (f[s + 2] ^ ctx);
         }
       }
-      if (hit && ((w0 >>> (access[i] & 7)) & 1) !== 0) {
+      if (miss === 0 && ((w0 >>> (access[i] & 7)) & 1) !== 0) {
         const serial = f[s + 3];
         const row = serial & mask;
         if (serials[row] === serial) {
