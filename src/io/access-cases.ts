@@ -15,7 +15,7 @@ import {
   ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_READ, ACCESS_WRITE, PFEC_ID, PFEC_P, PFEC_PK, PFEC_RSVD,
   PFEC_U, PFEC_W,
 } from '../x86/bits.ts';
-import { InputError, readTextMaybeGz } from './files.ts';
+import { InputError, parseJson, readTextMaybeGz } from './files.ts';
 
 /** The cases were measured on `-cpu max`: 40 physical address bits (README). */
 export const CASES_MAXPHYADDR = 40;
@@ -173,12 +173,7 @@ export function parseAccessCases(text: string, file: string): AccessCase[] {
   for (let i = 0; i < lines.length; i++) {
     const s = lines[i].trim();
     if (s === '') continue;
-    let doc: unknown;
-    try {
-      doc = JSON.parse(s);
-    } catch (err) {
-      throw new InputError(file, `not valid JSON (${(err as Error).message})`, i + 1);
-    }
+    const doc = parseJson(s, file, i + 1);
     cases.push(parseCase(doc, new Fields(file, i + 1)));
   }
   if (cases.length === 0) throw new InputError(file, 'no cases found (expected one JSON object a line)');

@@ -90,6 +90,26 @@ export function parseCmdline(text: string): ParsedCmdline {
   return { params, initArgs: undefined };
 }
 
+/** One parameter with where it starts and where the next one does (offsets into the line). */
+export interface ParamSpan extends CmdlineParam { start: number; end: number }
+
+/**
+ * The parameters of a line with their offsets, up to a bare `--` or the first NUL (where the C
+ * string the kernel reads ends) — parse_args()'s loop, keeping positions for error messages.
+ * Every step advances: next_arg() consumes at least one character of a non-empty argument.
+ */
+export function paramSpans(s: string): ParamSpan[] {
+  const out: ParamSpan[] = [];
+  let p = skipSpaces(s, 0);
+  while (p < s.length && s[p] !== '\0') {
+    const a = nextArg(s, p);
+    if (a.param === '--' && a.val === null) break;
+    out.push({ name: a.param, value: a.val, start: p, end: a.next });
+    p = a.next;
+  }
+  return out;
+}
+
 /** kernel/params.c parameq(): names compare equal with '-' and '_' interchangeable. */
 export function paramEq(a: string, b: string): boolean {
   if (a.length !== b.length) return false;

@@ -8,7 +8,8 @@
  * A test without `parts` (the timer interrupt) is read as one part made of the test's own pages
  * and functions.
  */
-import { InputError, readTextMaybeGz } from './files.ts';
+import { InputError, parseJson, readTextMaybeGz } from './files.ts';
+import { isCanonical } from './limits.ts';
 
 export const FOOTPRINTS_FORMAT = 'sci-code-footprints/1';
 
@@ -89,6 +90,8 @@ class Reader {
   page(v: unknown, field: string): bigint {
     const p = this.hex(v, field);
     if (p % 4096n !== 0n) this.fail(field, `page address ${v as string} is not 4 KiB aligned`);
+    // measured kernel text: canonical with 4-level paging, so with 5-level too
+    if (!isCanonical(p, 4)) this.fail(field, `page address ${v as string} is not canonical (bits 63:47 must be equal, SDM 3A 3.3.7.1)`);
     return p;
   }
 
@@ -188,12 +191,7 @@ function show(v: unknown): string {
 /** Parse the text of a footprints file. */
 export function parseFootprints(text: string, file = '<footprints>'): Footprints {
   const r = new Reader(file);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new InputError(file, `not valid JSON (${(err as Error).message})`);
-  }
+  const doc = parseJson(text, file);
   if (!isObj(doc)) throw new InputError(file, 'expected a JSON object');
   if (doc.format !== FOOTPRINTS_FORMAT) r.fail('format', `expected "${FOOTPRINTS_FORMAT}", found ${show(doc.format)}`);
   const ranges = r.obj(doc.ranges, 'ranges');

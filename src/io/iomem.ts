@@ -8,6 +8,7 @@
  */
 import { InputError } from './ptimage.ts';
 import { readTextMaybeGz } from './kallsyms.ts';
+import { LIMITS, formatLimit } from './limits.ts';
 
 export interface IomemNode {
   start: bigint;
@@ -48,13 +49,12 @@ export class Iomem {
   /** "System RAM" resources (outermost ones; a System RAM inside another is not counted twice). */
   systemRam(): PhysRange[] {
     const out: PhysRange[] = [];
-    const walk = (ns: IomemNode[]) => {
-      for (const n of ns) {
-        if (n.name === 'System RAM') out.push({ start: n.start, end: n.end + 1n });
-        else walk(n.children);
-      }
-    };
-    walk(this.roots);
+    const stack: IomemNode[] = this.roots.slice(); // a stack, not recursion: the depth comes from the file
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      if (n.name === 'System RAM') out.push({ start: n.start, end: n.end + 1n });
+      else for (const c of n.children) stack.push(c);
+    }
     return out.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   }
 
@@ -112,11 +112,15 @@ export function parseIomem(text: string, file = '<iomem>'): Iomem {
     if (indent % 2 !== 0) throw new InputError(file, `indentation of ${indent} spaces (nesting is two spaces a level)`, lineNo);
     const depth = indent / 2;
     if (depth > stack.length) throw new InputError(file, `nested ${depth} levels deep under a line ${stack.length === 0 ? 'that does not exist' : `at depth ${stack.length - 1}`}`, lineNo);
+    if (depth >= LIMITS.iomemDepth) throw new InputError(file, `nested ${depth} levels deep, more than the ${LIMITS.iomemDepth} kasi reads (/proc/iomem nests a few levels)`, lineNo);
     if (m[2].length > 16 || m[3].length > 16) throw new InputError(file, 'address wider than 64 bits', lineNo);
     const start = BigInt('0x' + m[2]);
     const end = BigInt('0x' + m[3]);
     if (end < start) throw new InputError(file, `range ends (0x${m[3]}) before it starts (0x${m[2]})`, lineNo);
     if (start !== 0n || end !== 0n) nonZero = true;
+    if (m[4] === 'System RAM' && end >= BigInt(LIMITS.ramBytes)) {
+      throw new InputError(file, `System RAM up to 0x${m[3]}: kasi models at most ${formatLimit(LIMITS.ramBytes)} of RAM (the 4-level direct map, mm.rst)`, lineNo);
+    }
     const node: IomemNode = { start, end, name: m[4], depth, line: lineNo, children: [] };
     if (depth > 0) {
       const parent = stack[depth - 1];

@@ -62,6 +62,8 @@ export class Kallsyms {
   readonly addrHi: Uint32Array;
   readonly addrLo: Uint32Array;
   readonly types: Uint8Array;
+  /** The file line of each symbol (for errors). */
+  readonly lines: Uint32Array;
   readonly names: string[];
   readonly modules: (string | undefined)[];
   /** Per-CPU symbols: name -> offset into the per-CPU area. */
@@ -79,6 +81,7 @@ export class Kallsyms {
     this.addrHi = new Uint32Array(n);
     this.addrLo = new Uint32Array(n);
     this.types = new Uint8Array(n);
+    this.lines = new Uint32Array(n);
     this.names = new Array<string>(n);
     this.modules = new Array<string | undefined>(n);
     for (let i = 0; i < n; i++) {
@@ -86,6 +89,7 @@ export class Kallsyms {
       this.addrHi[i] = r.hi;
       this.addrLo[i] = r.lo;
       this.types[i] = r.type;
+      this.lines[i] = r.line;
       this.names[i] = r.name;
       this.modules[i] = r.module;
       if (!this.byName.has(r.name)) this.byName.set(r.name, i);
@@ -103,6 +107,12 @@ export class Kallsyms {
     const p = this.perCpu.get(name);
     if (p !== undefined) return BigInt(p);
     return this.absolute.get(name);
+  }
+
+  /** The file line of a kernel-half symbol (first of that name), or undefined. */
+  lineOf(name: string): number | undefined {
+    const i = this.byName.get(name);
+    return i === undefined ? undefined : this.lines[i];
   }
 
   isPerCpu(name: string): boolean {

@@ -80,6 +80,36 @@ const OPTIONAL: Req[] = [
   ['realModeBlobEnd', 'real_mode_blob_end'], ['vsyscallPage', '__vsyscall_page'], ['bmPte', 'bm_pte'],
 ];
 
+/**
+ * The order arch/x86/kernel/vmlinux.lds.S links the image in, and its size bound: each pair is
+ * [lower, upper] (lower <= upper); the image ends within KERNEL_IMAGE_SIZE of __START_KERNEL_map
+ * (`ASSERT(... _end - LOAD_OFFSET <= KERNEL_IMAGE_SIZE ...)`, 1 GiB at most: page_64_types.h);
+ * the page tables of head_64.S are page aligned (`.balign PAGE_SIZE`; init_top_pgt two pages
+ * with PTI, SYM_DATA_START_PTI_ALIGNED). A file that breaks these is not a kernel's symbols.
+ */
+const ORDER: [keyof ImageSymbols, keyof ImageSymbols][] = [
+  ['text', 'etext'], ['etext', 'startRodata'], ['startRodata', 'endRodata'], ['endRodata', 'sdata'], ['sdata', 'initBegin'],
+  ['initBegin', 'initEnd'], ['initEnd', 'bssStart'], ['bssStart', 'brkBase'], ['brkBase', 'brkLimit'], ['brkLimit', 'end'],
+  ['text', 'entryTextStart'], ['entryTextStart', 'entryTextEnd'], ['entryTextEnd', 'etext'],
+];
+const TABLES: (keyof ImageSymbols)[] = ['initTopPgt', 'level3KernelPgt', 'level2KernelPgt', 'level2FixmapPgt', 'level1FixmapPgt', 'level4KernelPgt'];
+const START_KERNEL_MAP = 0xffffffff80000000n; // page_64_types.h __START_KERNEL_map
+
+function checkImageOrder(k: Kallsyms, s: Record<keyof ImageSymbols, bigint>): void {
+  const name = (key: keyof ImageSymbols): string => [...REQUIRED, ...OPTIONAL].find(([x]) => x === key)![1];
+  const at = (key: keyof ImageSymbols): string => `${name(key)} 0x${s[key].toString(16)}`;
+  for (const [lo, hi] of ORDER) {
+    if (s[lo] > s[hi]) throw new InputError(k.file, `${at(hi)} is below ${at(lo)}: not the order vmlinux.lds.S links the image in`, k.lineOf(name(hi)));
+  }
+  if (s.end - START_KERNEL_MAP > 1n << 30n) throw new InputError(k.file, `${at('end')} is more than KERNEL_IMAGE_SIZE (1 GiB) above __START_KERNEL_map`, k.lineOf('_end'));
+  for (const t of TABLES) {
+    const align = t === 'initTopPgt' ? 0x2000n : 0x1000n;
+    if (s[t] !== undefined && (s[t] % align !== 0n || s[t] < s.text || s[t] >= s.end)) {
+      throw new InputError(k.file, `${at(t)}: expected a ${align === 0x2000n ? '8' : '4'} KiB aligned table inside the image (head_64.S)`, k.lineOf(name(t)));
+    }
+  }
+}
+
 /** The symbols the model needs, from /proc/kallsyms or a System.map. Missing required ones are an error naming the file. */
 export function imageSymbolsFromKallsyms(k: Kallsyms): ImageSymbols {
   const out: Record<string, unknown> = {};
@@ -92,14 +122,16 @@ export function imageSymbolsFromKallsyms(k: Kallsyms): ImageSymbols {
     const v = k.addressOf(name);
     if (v !== undefined && v >= 0xffffffff80000000n) out[key] = v;
   }
+  checkImageOrder(k, out as Record<keyof ImageSymbols, bigint>);
+  const start = k.addressOf('__per_cpu_start');
+  const end = k.addressOf('__per_cpu_end');
+  if (start === undefined || end === undefined) throw new InputError(k.file, 'symbols __per_cpu_start/__per_cpu_end not found');
+  if (end < start) throw new InputError(k.file, `__per_cpu_end 0x${end.toString(16)} is below __per_cpu_start 0x${start.toString(16)}`);
   const pc = (name: string): bigint => {
     const v = k.perCpu.get(name);
     if (v === undefined) throw new InputError(k.file, `per-CPU symbol ${name} not found (needed to model cpu_entry_area)`);
     return BigInt(v);
   };
-  const start = k.addressOf('__per_cpu_start');
-  const end = k.addressOf('__per_cpu_end');
-  if (start === undefined || end === undefined) throw new InputError(k.file, 'symbols __per_cpu_start/__per_cpu_end not found');
   const dbg = k.perCpu.get('cpu_debug_store');
   out.percpu = {
     size: end - start, cpuTssRw: pc('cpu_tss_rw'), gdtPage: pc('gdt_page'), exceptionStacks: pc('exception_stacks'),

@@ -5,6 +5,14 @@
  * Present means P=1 at every level; reserved bits are not checked here (QEMU's listing
  * does not check them either), so a leaf listed here may still fault when accessed.
  * PS is honoured in PDPTEs and PDEs only: in a PML5E/PML4E it is reserved (SDM 4.5).
+ *
+ * A paging-structure page serves one level (SDM 4.5: an entry references a table of the next
+ * level down): a page reached at two levels — an entry pointing back at its own table or at an
+ * ancestor — is a loop, and the walk stops with a TableLoopError naming the page instead of
+ * enumerating 512^levels leaves. The same page at the same level from several entries is
+ * Linux's own sharing (arch/x86/kernel/espfix_64.c) and is walked each time. Captures are
+ * checked when they are read (io/ptimage-check.ts); here it guards every other caller. The
+ * recursion depth is the paging depth.
  */
 import type { PhysMemory } from '../phys/memory.ts';
 import {
@@ -26,14 +34,25 @@ export type LeafVisitor = (
   user: boolean, writable: boolean, xd: boolean,
 ) => void;
 
+/** A page-table page reached at two levels of one walk. */
+export class TableLoopError extends Error {
+  constructor(readonly table: number, readonly levels: readonly [number, number]) {
+    super(`page-table loop: the page at 0x${table.toString(16)} is reached as a level-${levels[0]} and a level-${levels[1]} table`);
+    this.name = 'TableLoopError';
+  }
+}
+
 export function forEachLeaf(mem: PhysMemory, root: number, levels: 4 | 5, visit: LeafVisitor): void {
-  walkTable(mem, root, levels, levels, 0, 0, PTE_US | PTE_RW, 0, visit);
+  walkTable(mem, root, levels, levels, 0, 0, PTE_US | PTE_RW, 0, visit, new Map());
 }
 
 function walkTable(
   mem: PhysMemory, table: number, level: number, levels: number,
-  baseLo: number, baseHi: number, fold: number, xd: number, visit: LeafVisitor,
+  baseLo: number, baseHi: number, fold: number, xd: number, visit: LeafVisitor, levelOf: Map<number, number>,
 ): void {
+  const seen = levelOf.get(table);
+  if (seen === undefined) levelOf.set(table, level);
+  else if (seen !== level) throw new TableLoopError(table, [seen, level]);
   const slot = mem.slot(Math.floor(table / 4096));
   if (slot < 0) return;
   const words = mem.wordsOfSlot(slot);
@@ -65,7 +84,7 @@ function walkTable(
       visit(vaLo, vaHi, level === 1 ? 12 : level === 2 ? 21 : 30, addrHi + ((lo & mask) >>> 0), lo, hi, level,
         (f & PTE_US) !== 0, (f & PTE_RW) !== 0, (x & PTE_HI_XD) !== 0);
     } else {
-      walkTable(mem, addrHi + ((lo & PTE_ADDR_LO_MASK) >>> 0), level - 1, levels, vaLo, vaHi, f, x, visit);
+      walkTable(mem, addrHi + ((lo & PTE_ADDR_LO_MASK) >>> 0), level - 1, levels, vaLo, vaHi, f, x, visit, levelOf);
     }
   }
 }
