@@ -12,7 +12,9 @@ import { InputError, loadPtImage, type PtImage } from '../io/ptimage.ts';
 import { loadKallsyms, readTextMaybeGz } from '../io/kallsyms.ts';
 import { loadIomem } from '../io/iomem.ts';
 import { layoutConfigFromKconfig, loadKconfig } from '../io/kconfig.ts';
-import { loadCmdline, hasParam } from '../io/cmdline.ts';
+import { parseCmdline, hasParam } from '../io/cmdline.ts';
+import { CmdlineError, parseMitigationCmdline } from '../mitigations/cmdline.ts';
+import { BootError, type BootInput } from './boot-error.ts';
 import { forEachLeaf } from '../x86/leaves.ts';
 import { CPU_ENTRY_AREA_BASE } from './kaslr.ts';
 import { ESPFIX_BASE_ADDR } from './layout.ts';
@@ -83,8 +85,8 @@ export function espfixFromCapture(img: PtImage, root: number): { page: number; s
   return { page: Math.min(...set), stackPa: [pages.get(Math.min(...set))!] };
 }
 
-/** Per-CPU areas and cpu_entry_area slots, read from the captured cpu_entry_area's TSS pages. */
-export function perCpuFromCapture(img: PtImage, root: number, sym: ImageSymbols): { perCpuPa: bigint[]; ceaSlots: number[] } | null {
+/** The first TSS page of each cpu_entry_area slot the captured root maps: its slot and frame. */
+function ceaTssPages(img: PtImage, root: number): Array<{ slot: number; pa: bigint }> {
   const perCpuBase = CPU_ENTRY_AREA_BASE + 4096n;
   const from = Number(perCpuBase >> 12n);
   const to = Number(CPU_ENTRY_AREA_BASE >> 12n) + 2 ** 27;
@@ -94,11 +96,45 @@ export function perCpuFromCapture(img: PtImage, root: number, sym: ImageSymbols)
     if (vpn < from || vpn >= to || shift !== 12) return;
     const off = (BigInt(vpn) << 12n) - perCpuBase;
     if (off % CEA.size !== CEA.tss) return; // the first TSS page of a slot
-    found.push({ slot: Number(off / CEA.size), pa: BigInt(pa) - sym.percpu.cpuTssRw });
+    found.push({ slot: Number(off / CEA.size), pa: BigInt(pa) });
   });
+  return found;
+}
+
+/** How many CPUs a capture folder's kernel booted with (its cpu_entry_area slots), or null without kernel.json.gz or slots. */
+export function capturedCpuCount(dir: string): { cpus: number; file: string } | null {
+  const kFile = firstExisting(dir, ['kernel.json.gz', 'kernel.json']);
+  if (kFile === null) return null;
+  const img = loadPtImage(kFile);
+  const root = img.roots.kernel;
+  if (root === undefined) throw new InputError(kFile, 'field roots.kernel: missing');
+  const n = ceaTssPages(img, root).length;
+  return n === 0 ? null : { cpus: n, file: kFile };
+}
+
+/** Per-CPU areas and cpu_entry_area slots, read from the captured cpu_entry_area's TSS pages. */
+export function perCpuFromCapture(img: PtImage, root: number, sym: ImageSymbols): { perCpuPa: bigint[]; ceaSlots: number[] } | null {
+  const found = ceaTssPages(img, root).map((f) => ({ slot: f.slot, pa: f.pa - sym.percpu.cpuTssRw }));
   if (found.length === 0) return null;
   found.sort((a, b) => (a.pa < b.pa ? -1 : 1)); // the first chunk's units are in CPU order
   return { perCpuPa: found.map((f) => f.pa), ceaSlots: found.map((f) => f.slot) };
+}
+
+/**
+ * The capture's command line, read with the same strict parser as a scenario's (mitigations/
+ * cmdline.ts: a value kasi does not know, `pti=maybe`, is an error naming the file, not a silent
+ * default) and without NULs (/proc/cmdline has none).
+ */
+function strictCmdline(file: string): ReturnType<typeof parseCmdline> {
+  const text = readTextMaybeGz(file, 'latin1');
+  if (text.includes('\0')) throw new InputError(file, 'a NUL character: /proc/cmdline has none (the kernel\'s line is a C string)');
+  try {
+    parseMitigationCmdline(text);
+  } catch (err) {
+    if (err instanceof CmdlineError) throw new InputError(file, err.message);
+    throw err;
+  }
+  return parseCmdline(text);
 }
 
 /** Build the model of the kernel a capture directory describes. `over` overrides any derived option. */
@@ -118,7 +154,7 @@ export function modelFromCapture(dir: string, over: KernelOptions = {}): Capture
     notes.push(`configuration: ${cfgFile}`);
   }
   const cmdFile = firstExisting(dir, ['cmdline.txt', 'cmdline']);
-  const cmdline = cmdFile ? loadCmdline(cmdFile) : undefined;
+  const cmdline = cmdFile ? strictCmdline(cmdFile) : undefined;
   if (cmdline) { opts.cmdline = cmdline; notes.push(`command line: ${cmdFile}`); }
   const cpuFile = firstExisting(dir, ['cpuinfo.txt']);
   if (cpuFile) { opts.cpu = cpuFromCpuinfo(readTextMaybeGz(cpuFile)); notes.push(`CPU features: ${cpuFile}`); }
@@ -145,6 +181,9 @@ export function modelFromCapture(dir: string, over: KernelOptions = {}): Capture
       notes.push(`ESPFIX page_random ${esp.page} and stack page(s) ${esp.stackPa.map((p) => '0x' + p.toString(16)).join(', ')}: read from the captured ESPFIX area (init_espfix_random() draws them at boot)`);
     }
     const pc = perCpuFromCapture(image, root, symbols);
+    if (pc && over.cpus !== undefined && over.cpus > pc.perCpuPa.length) {
+      throw new InputError(kFile, `shows ${pc.perCpuPa.length} possible CPU(s) (the per-CPU areas of its cpu_entry_area), fewer than the ${over.cpus} the model was asked for: a captured kernel runs on at most the CPUs it booted with`);
+    }
     if (pc) {
       opts.perCpuPa = pc.perCpuPa;
       opts.ceaSlots = pc.ceaSlots;
@@ -154,6 +193,17 @@ export function modelFromCapture(dir: string, over: KernelOptions = {}): Capture
   } else {
     notes.push('no kernel.json.gz: paging depth from the CPU flags, per-CPU areas, ESPFIX and KASLR bases are the model\'s own choices');
   }
-  const model = bootKernel({ ...opts, ...over, cpu: { ...opts.cpu, ...over.cpu } });
+  // What each boot input came from, for a boot the model cannot make (linux/boot-error.ts).
+  const from: Record<BootInput, string> = {
+    ram: over.iomem?.file ?? join(dir, 'iomem.txt'), cpus: kFile ?? dir, cpu: cpuFile ?? kFile ?? dir,
+    config: cfgFile ?? dir,
+  };
+  let model: KernelModel;
+  try {
+    model = bootKernel({ ...opts, ...over, cpu: { ...opts.cpu, ...over.cpu } });
+  } catch (err) {
+    if (err instanceof BootError) throw new InputError(from[err.input], `cannot boot the kernel the capture ${dir} describes: ${err.message}`);
+    throw err;
+  }
   return { model, image, dir, notes };
 }

@@ -310,7 +310,7 @@ function addPfnRangeMapped(env: DirectMapEnv, startPfn: bigint, endPfn: bigint):
     if (l && r[0] <= l[1]) { if (r[1] > l[1]) l[1] = r[1]; } else out.push([r[0], r[1]]);
   }
   env.pfnMapped.length = 0;
-  env.pfnMapped.push(...out);
+  for (const r of out) env.pfnMapped.push(r); // not push(...out): the run count grows with RAM
 }
 
 /** init_memory_mapping(start, end): split, map each piece, record the pfn range. */

@@ -23,6 +23,7 @@
 import { PhysMemory } from '../phys/memory.ts';
 import { PageTables, type TableAllocator } from '../x86/pgtable.ts';
 import { parseCmdline, lastParam, hasParam, type ParsedCmdline } from '../io/cmdline.ts';
+import { BootError } from './boot-error.ts';
 import type { Iomem } from '../io/iomem.ts';
 import type { Kconfig } from '../io/kconfig.ts';
 import { kaslrGetRandomLong } from './kaslr.ts';
@@ -261,9 +262,9 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
   const config: KernelConfig = { ...DEBIAN_61_CONFIG, ...opts.config };
   const cpu: CpuModel = { ...DEFAULT_CPU, ...opts.cpu };
   const levels: 4 | 5 = opts.levels ?? (cpu.la57 ? 5 : 4);
-  if (levels === 5 && !cpu.la57) throw new RangeError('5-level paging needs a CPU with LA57');
+  if (levels === 5 && !cpu.la57) throw new BootError('cpu', '5-level paging needs a CPU with LA57');
   const cpus = opts.cpus ?? 1;
-  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 8192) throw new RangeError(`cpus: expected 1..8192, found ${cpus}`);
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 8192) throw new BootError('cpus', `cpus: expected 1..8192, found ${cpus}`);
   const seed = opts.seed ?? 0;
 
   // Command line: pti=, vsyscall=, [no]gbpages, nokaslr, rodata=, debug_pagealloc=.
@@ -279,7 +280,7 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
   const debugPagealloc = dp === undefined ? config.debugPagealloc : dp === 'on';
 
   const ram = opts.ram ?? opts.iomem?.systemRam() ?? QEMU_512M_RAM;
-  if (ram.length === 0) throw new RangeError('no RAM ranges');
+  if (ram.length === 0) throw new BootError('ram', 'no RAM ranges');
   const memblock = memblockMemory(ram);
   const maxPhys = memblock[memblock.length - 1].end;
 
@@ -299,6 +300,11 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
 
   // Memory in use before any page table is allocated.
   const imagePhys: PhysRange = { start: paSymbol(sym.text), end: paSymbol(sym.end) };
+  // The boot loader put the image in RAM (Documentation/arch/x86/boot.rst): an image that does not
+  // start in RAM (or ends before it starts) is not a machine that booted.
+  if (!(imagePhys.start < imagePhys.end && memblock.some((r) => r.start <= imagePhys.start && imagePhys.start < r.end))) {
+    throw new BootError('ram', `the kernel image [0x${imagePhys.start.toString(16)}, 0x${imagePhys.end.toString(16)}) does not start in RAM (${memblock.map((r) => `0x${r.start.toString(16)}-0x${r.end.toString(16)}`).join(', ')})`);
+  }
   const reserved: PhysRange[] = [{ start: 0n, end: MiB }, imagePhys]; // reserve_real_mode(): "reserve the entire first 1M"
   const boot = new BootAllocator(ram, reserved);
   const allocated: PhysRange[] = [];
@@ -313,7 +319,7 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
     const chunk = alloc(unit * BigInt(cpus), PMD); // pcpu_embed_first_chunk(): atom_size PMD_SIZE
     perCpuPa = Array.from({ length: cpus }, (_, i) => chunk + unit * BigInt(i));
   } else {
-    if (perCpuPa.length < cpus) throw new RangeError(`perCpuPa: ${perCpuPa.length} addresses for ${cpus} CPUs`);
+    if (perCpuPa.length < cpus) throw new BootError('cpus', `${perCpuPa.length} per-CPU area${perCpuPa.length === 1 ? '' : 's'} for ${cpus} CPUs`);
     for (const p of perCpuPa) {
       boot.reserve({ start: p, end: p + unit });
       reserved.push({ start: p, end: p + unit });
@@ -417,7 +423,7 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
   });
 
   const userRoot = pti ? Number(root) + 4096 : null;
-  reserved.push(...allocated);
+  for (const r of allocated) reserved.push(r); // not push(...allocated): its length grows with RAM (a spread is one call frame per element)
   const model: KernelModel = {
     layout, mem, levels, kernelRoot: Number(root), userRoot, pti: { enabled: pti, mode: ptiMode, kernelImageGlobal: imageGlobal },
     cpu, config, sections: sym, physBase, brkEnd, vsyscall, cpus, perCpuPa, ceaSlots, espfix, trampoline,

@@ -10,6 +10,7 @@
  * Addresses are BigInt in the table; `regionIndexOfHalves()` is the allocation-free lookup for
  * hot paths (u32 halves, binary search over typed arrays).
  */
+import { BootError } from './boot-error.ts';
 import {
   CPU_ENTRY_AREA_BASE, DEFAULT_PHYSICAL_PADDING_TB, MAX_PHYSMEM_BITS, PAGE_OFFSET_BASE_L4, PAGE_OFFSET_BASE_L5,
   TB_SHIFT, VMALLOC_SIZE_TB, chooseRandomLocation, kaslrGetRandomLong, kaslrRegionSizesTb, kernelRandomizeMemory,
@@ -280,7 +281,7 @@ export function buildLayout(opts: LayoutOptions): LinuxLayout {
     addrs.KASAN_SHADOW_START = KASAN_SHADOW_OFFSET + (neg(-1n << vms) >> 3n);
     addrs.KASAN_SHADOW_END = addrs.KASAN_SHADOW_START + (1n << (vms - 3n));
   }
-  if (addrs.FIXADDR_TOT_START < MODULES_END) throw new RangeError('fixmap configuration overlaps the modules area');
+  if (addrs.FIXADDR_TOT_START < MODULES_END) throw new BootError('config', 'the fixmap of this configuration overlaps the modules area');
 
   const regions = tile(levels, addrs, sizeTb);
   return makeLayout(levels, randomized, addrs, regions, image, sizeTb);
@@ -320,7 +321,7 @@ function tile(levels: 4 | 5, a: LayoutAddrs, sizeTb: LinuxLayout['sizeTb']): Reg
   for (const r of named) {
     if (r.start < at) {
       const prev = out[out.length - 1];
-      throw new RangeError(`layout: ${r.id} at 0x${r.start.toString(16)} overlaps ${prev.id} ending 0x${prev.end.toString(16)}`);
+      throw new BootError('config', `layout: ${r.id} at 0x${r.start.toString(16)} overlaps ${prev.id} ending 0x${prev.end.toString(16)}`);
     }
     if (r.start > at) out.push({ id: 'hole', name: 'unused hole', kind: 'hole', start: at, end: r.start });
     out.push(r);

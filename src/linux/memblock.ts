@@ -6,6 +6,7 @@
  */
 import type { PageTables } from '../x86/pgtable.ts';
 import { _PAGE_NX, type ProtMasks } from './cpa.ts';
+import { BootError } from './boot-error.ts';
 
 export interface PhysRange { start: bigint; end: bigint } // end exclusive
 
@@ -44,7 +45,7 @@ export class BootAllocator {
   reserve(r: PhysRange): void {
     const f = subtract(this.free, r);
     this.free.length = 0;
-    this.free.push(...f);
+    for (const r of f) this.free.push(r); // not push(...f): the range count grows with the input
   }
   /** `size` bytes aligned to `align`, from the top. */
   allocAligned(size: bigint, align: bigint): bigint {
@@ -56,8 +57,14 @@ export class BootAllocator {
         return a;
       }
     }
-    throw new RangeError(`out of memory: no free ${size}-byte block aligned to ${align}`);
+    throw new BootError('ram', `out of memory at boot: no free ${size}-byte block aligned to ${align} (RAM ${describeRam(this.free)} left)`);
   }
+}
+
+/** Free bytes of a range list as 12MiB-style text (for the out-of-memory message). */
+function describeRam(free: PhysRange[]): string {
+  const bytes = free.reduce((a, r) => a + (r.end - r.start), 0n);
+  return bytes >= 1n << 20n ? `${bytes >> 20n}MiB` : `${bytes}B`;
 }
 
 function subtract(list: PhysRange[], v: PhysRange): PhysRange[] {

@@ -19,6 +19,8 @@ import { parsePtdump } from '../../formats/ptdump.ts';
 import { readTextMaybeGz } from '../../io/files.ts';
 import { formatSize } from '../../report/units.ts';
 import { bootKernel, type KernelModel, type KernelOptions } from '../../linux/kernel.ts';
+import { BootError } from '../../linux/boot-error.ts';
+import { InputError } from '../../io/files.ts';
 import { imageSymbolsFromKallsyms } from '../../linux/image.ts';
 import { modelFromCapture } from '../../linux/capture.ts';
 import { compareKernels, formatCompare, markerLayout, type CompareResult } from '../../linux/compare.ts';
@@ -59,6 +61,18 @@ function overrides(o: Opts): KernelOptions {
     k.cpus = Number(o.cpus);
   }
   return k;
+}
+
+/** Boot without a capture; a boot the model cannot make names the option that caused it (linux/boot-error.ts). */
+function bootOrExplain(opts: KernelOptions, o: Opts): KernelModel {
+  try {
+    return bootKernel(opts);
+  } catch (err) {
+    if (!(err instanceof BootError)) throw err;
+    const ram = o.iomem ? `the RAM of ${o.iomem}` : 'the built-in 512 MiB of RAM (QEMU -m 512M; give --iomem with more)';
+    if (o.iomem && err.input === 'ram') throw new InputError(o.iomem, `cannot boot the kernel in its RAM: ${err.message}`);
+    throw new UsageError(`cannot boot the kernel${o.cpus ? ` with --cpus ${o.cpus}` : ''} in ${ram}: ${err.message}`);
+  }
 }
 
 function summary(m: KernelModel, notes: string[]): string {
@@ -106,15 +120,17 @@ export function registerKernel(program: Command): void {
       const over = overrides(o);
       let model: KernelModel;
       let notes: string[] = [];
+      // --system-map and --iomem are read (a missing file is an error) and override the capture's own.
+      if (o.systemMap) over.symbols = imageSymbolsFromKallsyms(loadKallsyms(o.systemMap));
+      if (o.iomem) over.iomem = loadIomem(o.iomem);
       if (o.capture) {
         const cm = modelFromCapture(o.capture, over);
         model = cm.model;
         notes = cm.notes;
+        if (o.systemMap) notes.push(`image symbols: ${o.systemMap} (--system-map, instead of the capture's)`);
+        if (o.iomem) notes.push(`RAM, image placement, APICs: ${o.iomem} (--iomem, instead of the capture's)`);
       } else {
-        const opts: KernelOptions = { ...over };
-        if (o.systemMap) opts.symbols = imageSymbolsFromKallsyms(loadKallsyms(o.systemMap));
-        if (o.iomem) opts.iomem = loadIomem(o.iomem);
-        model = bootKernel(opts);
+        model = bootOrExplain(over, o);
       }
       let result: CompareResult | null = null;
       if (o.compare !== undefined) {
