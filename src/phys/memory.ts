@@ -20,6 +20,7 @@ const CHUNK_MASK = FRAMES_PER_CHUNK - 1;
 const CACHE_SIZE = 1024; // direct-mapped PFN -> slot cache, power of two
 const CACHE_MASK = CACHE_SIZE - 1;
 const TWO32 = 4294967296;
+const EMPTY_WORDS = new Uint32Array(0);
 
 export class PhysMemory {
   private readonly words: Uint32Array[] = [];
@@ -34,6 +35,15 @@ export class PhysMemory {
    * so a walk never turns a frame number into a double on its way from one level to the next.
    */
   private readonly entryCache = new Int32Array(CACHE_SIZE * 4).fill(-1);
+  /**
+   * For page walkers: the table each paging level read last, words 4L..4L+2 for level L (1..5):
+   * its address bits 31:12 in place and 51:32, and the word base of its frame in walkWords[L].
+   * A walk that meets the same table again reads it from here, at an address that does not
+   * depend on the entry above (walk.ts); walkTable() fills it. Slots never move, so it only
+   * ever goes stale by naming another table, which the compare catches.
+   */
+  readonly walkMemo = new Int32Array(24).fill(-1);
+  readonly walkWords: Uint32Array[] = Array.from({ length: 6 }, () => EMPTY_WORDS);
   /** Physical address width in bits (CPUID.80000008H:EAX[7:0]); addresses at or above 2^maxPhysBits do not exist. */
   readonly maxPhysBits: number;
 
@@ -82,6 +92,23 @@ export class PhysMemory {
       ec[c + 2] = s;
     }
     return s;
+  }
+
+  /**
+   * A walker at `level` needs the table at `addrLo` (bits 31:12 in place) / `addrHi` (bits 51:32):
+   * records it in walkMemo and walkWords[level] and returns the word base of its frame, or -1
+   * when the frame is not backed (reads as zero; nothing recorded).
+   */
+  walkTable(level: number, addrLo: number, addrHi: number): number {
+    const s = this.slotOfEntry(addrLo, addrHi);
+    if (s < 0) return -1;
+    const base = (s & 255) << 10;
+    const m = this.walkMemo;
+    m[level << 2] = addrLo & 0xfffff000;
+    m[(level << 2) + 1] = addrHi & 0xfffff;
+    m[(level << 2) + 2] = base;
+    this.walkWords[level] = this.words[s >>> 8];
+    return base;
   }
 
   /** Slot of the frame, backing it with zeros first if needed. */

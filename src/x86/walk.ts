@@ -2,9 +2,9 @@
  * The 4-level / 5-level page walk, straight-line as QEMU's mmu_translate(): one walk,
  * one caller-owned result, the fault's error code built in one place (pageFault). The levels
  * are written out one after the other (PML5E/PML4E, PDPTE, PDE, PTE) so each one's index bits
- * and reserved bits are constants; the next table's slot in PhysMemory comes from the entry's
- * two halves (slotOfEntry) without a double; the rights check is one load from the current
- * mode's table (rights.ts), whose entries are checkAccess()'s answers.
+ * and reserved bits are constants; the next table comes from the entry's two halves without a
+ * double, through a per-level memo of the last table (PhysMemory.walkMemo); the rights check is
+ * one load from the current mode's table (rights.ts), whose entries are checkAccess()'s answers.
  *
  * Rules and their sources (Intel SDM Vol. 3A):
  *  - canonical check before paging: a non-canonical address raises #GP(0), not #PF (3.3.7.1);
@@ -94,13 +94,16 @@ export function walkFrom(mem: PhysMemory, cpu: CpuState, root: number, vaLo: num
  * PK (hi >>> 27) & 0xf of the high half; PFEC_P 0x1, PFEC_RSVD 0x8; RIGHTS_XD 4, RIGHTS_D 8.
  */
 export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: number, vaHi: number, access: number, out: Translation): boolean {
+  // entryAddr: each level the walk reaches is written below; the others are set to -1 where
+  // the walk ends (pageFault, a large leaf), and level 5 here.
   const e = out.entryAddr;
-  e[1] = e[2] = e[3] = e[4] = e[5] = -1;
+  e[5] = -1;
   out.pa = out.frame = 0;
 
   // Canonical check (SDM 3.3.7.1): bits 63:47 (63:56 with LA57) all equal.
   const top = vaHi >> cpu.canonShift;
   if (top !== 0 && top !== -1) {
+    e[1] = e[2] = e[3] = e[4] = -1;
     out.vector = 13;
     out.errorCode = 0;
     out.level = cpu.levels;
@@ -112,10 +115,15 @@ export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: n
 
   // Reserved bits of every entry's high half: address bits >= MAXPHYADDR, and XD without NXE (SDM 4.5).
   const rsvdHi = cpu.rsvdHiNx;
-  // The table: its physical address (for entryAddr) and its slot in `mem`. The next slot comes
-  // from the entry's halves (PhysMemory.slotOfEntry), int32 arithmetic all the way.
-  let table = rootPfn * 4096;
-  let slot = mem.slot(rootPfn);
+  // The table: its physical address as halves, tHi bits 51:32 and tLo bits 31:12 in place,
+  // int32 arithmetic from one entry to the next. Its words: the level's memo in PhysMemory when
+  // it is the table this level read last (the usual case: upper levels repeat), so the load's
+  // address does not wait for the entry above; else PhysMemory.walkTable() looks it up.
+  // (ToInt32 keeps the low 32 bits of any integer below 2^53, so & is exact on a double pfn.)
+  let tLo = (rootPfn & 0xfffff) << 12;
+  let tHi = (rootPfn - (rootPfn & 0xfffff)) / 1048576;
+  const memo = mem.walkMemo;
+  const memoWords = mem.walkWords;
   let fold = 0x4 | 0x2;
   let xd = 0;
   let words: Uint32Array;
@@ -127,10 +135,12 @@ export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: n
   // PML5E (LA57) and PML4E: index bits 56:48 and 47:39; never a leaf, PS is reserved (SDM 4.5).
   for (let level = cpu.levels; level >= 4; level--) {
     idx = (vaHi >>> (9 * level - 29)) & 511;
-    e[level] = table + idx * 8;
-    if (slot < 0) return pageFault(cpu, out, level, access, 0); // unbacked memory reads as zero: P=0
-    words = mem.wordsOfSlot(slot);
-    w = mem.wordBaseOfSlot(slot) + idx * 2;
+    e[level] = tHi * 4294967296 + ((tLo | (idx << 3)) >>> 0);
+    if (memo[level << 2] !== tLo || memo[(level << 2) + 1] !== tHi) {
+      if (mem.walkTable(level, tLo, tHi) < 0) return pageFault(cpu, out, level, access, 0); // unbacked memory reads as zero: P=0
+    }
+    words = memoWords[level];
+    w = memo[(level << 2) + 2] + idx * 2;
     lo = words[w];
     hi = words[w + 1];
     if ((lo & 0x1) === 0) return pageFault(cpu, out, level, access, 0);
@@ -138,54 +148,66 @@ export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: n
     fold &= lo;
     xd |= hi;
     if ((lo & 0x20) === 0) words[w] = (lo | 0x20) >>> 0;
-    table = (hi & 0xfffff) * 4294967296 + ((lo & 0xfffff000) >>> 0);
-    slot = mem.slotOfEntry(lo, hi);
+    tHi = hi & 0xfffff;
+    tLo = lo & 0xfffff000;
   }
 
   let level = 3;
   leaf: {
     // PDPTE: index bits 38:30; PS=1 maps 1 GiB (reserved without 1 GiB pages), SDM 4.5.
     idx = ((vaLo >>> 30) | (vaHi << 2)) & 511;
-    e[3] = table + idx * 8;
-    if (slot < 0) return pageFault(cpu, out, 3, access, 0);
-    words = mem.wordsOfSlot(slot);
-    w = mem.wordBaseOfSlot(slot) + idx * 2;
+    e[3] = tHi * 4294967296 + ((tLo | (idx << 3)) >>> 0);
+    if (memo[12] !== tLo || memo[13] !== tHi) {
+      if (mem.walkTable(3, tLo, tHi) < 0) return pageFault(cpu, out, 3, access, 0);
+    }
+    words = memoWords[3];
+    w = memo[14] + idx * 2;
     lo = words[w];
     hi = words[w + 1];
     if ((lo & 0x1) === 0) return pageFault(cpu, out, 3, access, 0);
     if ((hi & rsvdHi) !== 0 || ((lo & 0x80) !== 0 && (lo & cpu.rsvdLoWithPs[3]) !== 0)) return pageFault(cpu, out, 3, access, 0x1 | 0x8);
     fold &= lo;
     xd |= hi;
-    if ((lo & 0x80) !== 0) break leaf;
+    if ((lo & 0x80) !== 0) {
+      e[2] = e[1] = -1;
+      break leaf;
+    }
     if ((lo & 0x20) === 0) words[w] = (lo | 0x20) >>> 0;
-    table = (hi & 0xfffff) * 4294967296 + ((lo & 0xfffff000) >>> 0);
-    slot = mem.slotOfEntry(lo, hi);
+    tHi = hi & 0xfffff;
+    tLo = lo & 0xfffff000;
 
     // PDE: index bits 29:21; PS=1 maps 2 MiB, bits 20:13 reserved (SDM 4.5).
     level = 2;
     idx = (vaLo >>> 21) & 511;
-    e[2] = table + idx * 8;
-    if (slot < 0) return pageFault(cpu, out, 2, access, 0);
-    words = mem.wordsOfSlot(slot);
-    w = mem.wordBaseOfSlot(slot) + idx * 2;
+    e[2] = tHi * 4294967296 + ((tLo | (idx << 3)) >>> 0);
+    if (memo[8] !== tLo || memo[9] !== tHi) {
+      if (mem.walkTable(2, tLo, tHi) < 0) return pageFault(cpu, out, 2, access, 0);
+    }
+    words = memoWords[2];
+    w = memo[10] + idx * 2;
     lo = words[w];
     hi = words[w + 1];
     if ((lo & 0x1) === 0) return pageFault(cpu, out, 2, access, 0);
     if ((hi & rsvdHi) !== 0 || ((lo & 0x80) !== 0 && (lo & 0x1fe000) !== 0)) return pageFault(cpu, out, 2, access, 0x1 | 0x8);
     fold &= lo;
     xd |= hi;
-    if ((lo & 0x80) !== 0) break leaf;
+    if ((lo & 0x80) !== 0) {
+      e[1] = -1;
+      break leaf;
+    }
     if ((lo & 0x20) === 0) words[w] = (lo | 0x20) >>> 0;
-    table = (hi & 0xfffff) * 4294967296 + ((lo & 0xfffff000) >>> 0);
-    slot = mem.slotOfEntry(lo, hi);
+    tHi = hi & 0xfffff;
+    tLo = lo & 0xfffff000;
 
     // PTE: index bits 20:12; always the leaf; bit 7 is PAT, not PS (SDM 4.5).
     level = 1;
     idx = (vaLo >>> 12) & 511;
-    e[1] = table + idx * 8;
-    if (slot < 0) return pageFault(cpu, out, 1, access, 0);
-    words = mem.wordsOfSlot(slot);
-    w = mem.wordBaseOfSlot(slot) + idx * 2;
+    e[1] = tHi * 4294967296 + ((tLo | (idx << 3)) >>> 0);
+    if (memo[4] !== tLo || memo[5] !== tHi) {
+      if (mem.walkTable(1, tLo, tHi) < 0) return pageFault(cpu, out, 1, access, 0);
+    }
+    words = memoWords[1];
+    w = memo[6] + idx * 2;
     lo = words[w];
     hi = words[w + 1];
     if ((lo & 0x1) === 0) return pageFault(cpu, out, 1, access, 0);
@@ -240,6 +262,8 @@ export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: n
  * W, U and I/D come from the access (SDM 4.7): I/D needs SMEP or NXE (PAE is on).
  */
 function pageFault(cpu: CpuState, out: Translation, level: number, access: number, bits: number): false {
+  const e = out.entryAddr;
+  for (let l = level - 1; l >= 1; l--) e[l] = -1; // levels the walk did not reach
   const userMode = cpu.cpl === 3 && (access & ACCESS_IMPLICIT) === 0;
   out.vector = VECTOR_PF;
   out.errorCode = bits | ((access & ACCESS_WRITE) !== 0 ? PFEC_W : 0) | (userMode ? PFEC_U : 0) |
