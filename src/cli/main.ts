@@ -1,11 +1,10 @@
 /**
  * The `kasi` command line. Each subcommand lives in its own file under commands/ and
- * registers itself on the program; this file only wires them and turns input errors into
- * one clear line and a non-zero exit (no stack trace).
+ * registers itself on the program; this file only wires them and turns errors into what
+ * errors.ts prints: one line and exit 2 for bad input, "internal error" and exit 70 for a bug.
  */
 import { Command, CommanderError } from 'commander';
-import { InputError } from '../io/ptimage.ts';
-import { UsageError } from './usage.ts';
+import { describeError } from './errors.ts';
 import { registerSummary } from './commands/summary.ts';
 // -- command imports (one line each) --
 import { registerKernel } from './commands/kernel.ts';
@@ -51,9 +50,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode);
-  if (err instanceof InputError || err instanceof RangeError || err instanceof UsageError) {
-    process.stderr.write(`kasi: ${err.message}\n`);
-    process.exit(2);
-  }
-  throw err;
+  const { text, status } = describeError(err);
+  process.stderr.write(text);
+  process.exit(status);
 }

@@ -42,12 +42,16 @@ import {
 import { getProfile, profileNames } from '../uarch/profiles.ts';
 import { getDesign } from '../asi/registry.ts';
 import { SIZED_SYSCALLS } from '../sim/sized.ts';
+import { predictWork } from '../sim/budget.ts';
+import { capturedCpuCount } from '../linux/capture.ts';
 import { loadImportedMix } from '../sim/import-mix.ts';
 import { WORKLOAD_FORMATS } from '../formats/detect.ts';
 import { getCostModel } from '../sim/costs.ts';
 import type { DesignName } from '../asi/types.ts';
-import { paramEq, nextArg } from './cmdline.ts';
+import { paramEq, paramSpans as tokens } from './cmdline.ts';
 import { InputError, readTextMaybeGz } from './files.ts';
+import { LIMITS, isCanonical, yamlDepth } from './limits.ts';
+import { SCENARIO_LIMITS as SL, type Bound } from './scenario-limits.ts';
 import { collectPositions, formatPath, locate, locateInString, type PathSeg, type Pos } from './yaml-locate.ts';
 
 /** A scenario error: `FILE:LINE:COLUMN: message` (an InputError carrying the line, plus the column). */
@@ -107,8 +111,11 @@ const time = via(TIME_HELP, parseTime);
 const NAME_HELP = 'a name of letters, digits, ".", "_" or "-" (no "/"), starting with a letter or digit';
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: NAME_HELP });
 const uint = z.number().int().min(0);
-const weight = z.number().positive().default(1);
-const hexPage = z.string().regex(/^0x[0-9a-fA-F]{1,16}$/, { error: 'a page address as a quoted hex string ("0xffffffff81000000")' });
+/** A number at most `bound.max`, whose error gives the bound's reason. */
+const upTo = <T extends z.ZodNumber>(n: T, bound: Bound) => n.max(bound.max, { error: bound.why });
+const weight = upTo(z.number().positive(), SL.weight).default(1);
+const hexPage = z.string().regex(/^0x[0-9a-fA-F]{1,16}$/, { error: 'a page address as a quoted hex string ("0xffffffff81000000")' })
+  .refine((v) => isCanonical(BigInt(v), 4), { error: 'a canonical address (bits 63:47 equal, SDM 3A 3.3.7.1): kernel text lies in the upper half' });
 
 const objectSchema = strict({ name, kind: z.enum(OBJECT_KIND_NAMES as [string, ...string[]]), cold: z.boolean().default(false) });
 const workingSetSchema = strict({
@@ -116,13 +123,13 @@ const workingSetSchema = strict({
   writes: z.number().min(0).max(1).default(WORKING_SET_DEFAULT.writes),
   lines_per_kcycle: z.number().min(0).max(1000).default(WORKING_SET_DEFAULT.linesPerKcycle),
 }).prefault({});
-const common = { name, pin: z.array(uint).default([]), objects: z.array(objectSchema).default([]) };
+const common = { name, pin: z.array(uint).default([]), objects: z.array(objectSchema).max(SL.objects.max, { error: SL.objects.why }).default([]) };
 const tenantSchema = z.discriminatedUnion('kind', [
-  strict({ ...common, kind: z.literal('vm'), vcpus: z.number().int().min(1).default(1), memory: size.default(64 * 1024 ** 2), working_set: workingSetSchema }),
+  strict({ ...common, kind: z.literal('vm'), vcpus: upTo(z.number().int().min(1), SL.vcpus).default(1), memory: size.default(64 * 1024 ** 2), working_set: workingSetSchema }),
   strict({ ...common, kind: z.literal('process'), memory: size.default(16 * 1024 ** 2), working_set: workingSetSchema }),
   strict({ ...common, kind: z.literal('netns') }),
 ]);
-const withCycles = <E extends string>(event: E) => strict({ event: z.literal(event), cycles: z.number().int().min(1), weight });
+const withCycles = <E extends string>(event: E) => strict({ event: z.literal(event), cycles: upTo(z.number().int().min(1), SL.mixCycles), weight });
 const mixSchema = z.discriminatedUnion('event', [
   strict({ event: z.literal('vm-exit'), reason: z.string(), weight }),
   strict({ event: z.literal('syscall'), name: z.string(), weight, bytes: z.number().int().min(1).max(1 << 24).optional() }),
@@ -130,23 +137,27 @@ const mixSchema = z.discriminatedUnion('event', [
   withCycles('idle'), withCycles('guest-run'), withCycles('user-compute'),
 ]);
 const overrideSchema = strict({
-  text: strict({ measured: z.array(strict({ test: z.string(), part: uint.default(0) })).optional(), pages: z.array(hexPage).optional(), module_pages: uint.optional() }).optional(),
-  insns: z.number().min(0).optional(),
-  data: z.array(strict({ kind: z.enum(DATA_KINDS), access: z.enum(ACCESSES), lines: z.number().int().min(1), scope: z.enum(SCOPES).default('current') })).optional(),
-  tlb_flush_pages: uint.optional(),
+  text: strict({
+    measured: z.array(strict({ test: z.string(), part: uint.default(0) })).optional(), pages: z.array(hexPage).max(SL.textPages.max, { error: SL.textPages.why }).optional(),
+    module_pages: upTo(uint, SL.modulePages).optional(),
+  }).optional(),
+  insns: upTo(z.number().min(0), SL.insns).optional(),
+  data: z.array(strict({ kind: z.enum(DATA_KINDS), access: z.enum(ACCESSES), lines: upTo(z.number().int().min(1), SL.dataLines), scope: z.enum(SCOPES).default('current') })).optional(),
+  tlb_flush_pages: upTo(uint, SL.tlbFlushPages).optional(),
   source: z.string().optional(),
 });
-const costValue = z.union([z.number().min(0), strict({ cycles: z.number().min(0), source: z.string().min(1) })], { error: 'a number of cycles, or { cycles, source }' });
+const price = upTo(z.number().min(0), SL.priceCycles);
+const costValue = z.union([price, strict({ cycles: price, source: z.string().min(1) })], { error: 'a number of cycles, or { cycles, source }' });
 
 const scenarioSchema = strict({
   name: z.string().min(1).optional(),
   seed: uint.max(0xffffffff).default(1),
   duration: time.optional(),
-  events: z.number().int().min(1).optional(),
+  events: upTo(z.number().int().min(1), SL.events).optional(),
   machine: strict({ cpu: z.string().default('skylake-sp'), cores: z.number().int().min(1).max(256).default(2), threads_per_core: z.number().int().optional(), ram: size.default(4 * 1024 ** 3), paging_levels: z.number().int().default(4) }).prefault({}),
   kernel: strict({ kaslr: z.boolean().default(true), kaslr_seed: uint.max(0xffffffff).optional(), pti: z.enum(['auto', 'on', 'off']).default('auto'), capture: z.string().min(1).nullable().default(null) }).prefault({}),
-  tenants: z.array(tenantSchema).default([]),
-  secrets: z.array(strict({ name, in: z.string(), bytes: z.number().int().min(1), offset: uint.default(0) })).default([]),
+  tenants: z.array(tenantSchema).max(SL.tenants.max, { error: SL.tenants.why }).default([]),
+  secrets: z.array(strict({ name, in: z.string(), bytes: z.number().int().min(1), offset: uint.default(0) })).max(SL.secrets.max, { error: SL.secrets.why }).default([]),
   workload: z.array(strict({
     thread: uint, tenant: z.string(), mix: z.array(mixSchema).min(1).optional(),
     from: strict({ file: z.string().min(1), kind: z.enum(WORKLOAD_FORMATS).optional(), vcpu: uint.optional() }).optional(),
@@ -155,9 +166,9 @@ const scenarioSchema = strict({
     thread: uint, tenant: z.string(), attacks: z.array(z.enum(ATTACK_NAMES)).min(1), every: time.prefault('10us'),
     spectre_v1: strict({ gadget: z.enum(SPECTRE_V1_GADGETS).default('unaudited'), window: z.enum(SPECTRE_V1_WINDOWS).default('entry') }).optional(),
   })).default([]),
-  isolation: z.array(strict({ name, cmdline: z.string().default(''), stun: z.boolean().optional(), what_if: z.array(z.enum(WHAT_IFS)).default([]) })).default([]),
+  isolation: z.array(strict({ name, cmdline: z.string().default(''), stun: z.boolean().optional(), what_if: z.array(z.enum(WHAT_IFS)).default([]) })).max(SL.isolation.max, { error: SL.isolation.why }).default([]),
   footprints: strict({ override: z.record(z.string(), overrideSchema).default({}) }).prefault({}),
-  costs: strict({ clock_ghz: z.number().positive().optional(), override: z.record(z.string(), costValue).default({}) }).prefault({}),
+  costs: strict({ clock_ghz: upTo(z.number().min(SL.clockGhzMin.max, { error: SL.clockGhzMin.why }), SL.clockGhzMax).optional(), override: z.record(z.string(), costValue).default({}) }).prefault({}),
   calibration: strict({
     figure: z.string().min(1), source: z.string().min(1), published: z.number(),
     metric: z.enum(['overhead_pct', 'throughput_ratio', 'ns_per_op']), between: z.tuple([name, name]),
@@ -197,6 +208,7 @@ function expectedOf(iss: z.core.$ZodIssue): string {
     case 'invalid_type': return TYPE_WORDS[iss.expected] ?? iss.expected;
     case 'invalid_value': return `one of ${iss.values.map((x) => JSON.stringify(x)).join(', ')}`;
     case 'too_small': case 'too_big': {
+      if (!/^Too (big|small)/.test(iss.message)) return iss.message; // a bound of scenario-limits.ts, with its reason
       const rel = iss.code === 'too_small' ? (iss.inclusive ? '>=' : '>') : (iss.inclusive ? '<=' : '<');
       const bound = iss.code === 'too_small' ? iss.minimum : iss.maximum;
       if (iss.origin === 'array') return `a list with ${iss.code === 'too_small' ? 'at least' : 'at most'} ${bound} item${bound === 1 ? '' : 's'}`;
@@ -231,6 +243,8 @@ class Ctx {
 
 /** Parse scenario text. `file` names it in errors and anchors relative capture paths. */
 export function parseScenario(text: string, file: string): Scenario {
+  const nest = yamlDepth(text, LIMITS.yamlDepth);
+  if (nest.depth > LIMITS.yamlDepth) throw new ScenarioError(file, { line: nest.line, column: 1 }, `YAML nested more than ${LIMITS.yamlDepth} levels deep (a scenario nests a few levels)`);
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, keepSourceTokens: true, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -257,12 +271,16 @@ export function parseScenario(text: string, file: string): Scenario {
     const path = iss.path as PathSeg[];
     ctx.fail(path, expectedOf(iss), describe(valueAt(data, path)));
   }
-  return build(ctx, r.data);
+  const s = build(ctx, r.data);
+  // A stop no run can reach (sim/budget.ts: shorter than any event, or past the engine's clocks) is refused here, where it was written.
+  const impossible = predictWork(s).impossible;
+  if (impossible !== null) ctx.fail([s.stop.kind], impossible, valueAt(data, [s.stop.kind]) === undefined ? 'the default duration 1ms' : describe(valueAt(data, [s.stop.kind])));
+  return s;
 }
 
 /** Read and parse a scenario file. */
 export function loadScenario(file: string): Scenario {
-  return parseScenario(readTextMaybeGz(file), file);
+  return parseScenario(readTextMaybeGz(file, 'utf8', LIMITS.scenarioBytes), file);
 }
 
 function checkUnique(ctx: Ctx, what: string, items: readonly { name: string }[], path: (i: number) => PathSeg[]): void {
@@ -284,6 +302,7 @@ function buildMachine(ctx: Ctx, m: Raw['machine']): MachineSpec {
   if (m.ram === 0) ctx.fail(at('ram'), 'some RAM (above 0)', '0');
   if (m.ram % 4096 !== 0) ctx.fail(at('ram'), 'a multiple of 4KiB (whole page frames)', `${m.ram} bytes`);
   if (m.ram > 2 ** p.maxPhysBits) ctx.fail(at('ram'), `at most 2^${p.maxPhysBits} bytes (MAXPHYADDR of ${m.cpu})`, `${m.ram} bytes`);
+  if (m.ram > SL.ramBytes.max) ctx.fail(at('ram'), SL.ramBytes.why, `${m.ram} bytes`);
   if (m.paging_levels !== 4 && m.paging_levels !== 5) ctx.fail(at('paging_levels'), '4 or 5 paging levels', `${m.paging_levels}`);
   // SDM Vol. 3A 4.1.1: 5-level paging needs CR4.LA57, enumerated by CPUID.(EAX=07H,ECX=0):ECX.LA57[bit 16]
   if (m.paging_levels === 5 && !p.features.la57) ctx.fail(at('paging_levels'), `4 (${m.cpu} has no LA57, so no 5-level paging)`, '5');
@@ -355,30 +374,15 @@ const COARSE: Record<IsolationDesign, string> = {
 };
 const STUN_DESIGNS: readonly IsolationDesign[] = ['kvm-asi-2019', 'google-asi-2022', 'google-asi-2025'];
 
-interface Token { name: string; value: string | null; start: number; end: number }
-
-/** The parameters of a command line with their offsets (lib/cmdline.c next_arg()), up to a bare `--`. */
-function tokens(s: string): Token[] {
-  const out: Token[] = [];
-  const space = (c: number) => (c >= 9 && c <= 13) || c === 32 || c === 0xa0;
-  let p = 0;
-  for (;;) {
-    while (p < s.length && space(s.charCodeAt(p))) p++;
-    if (p >= s.length) break;
-    const a = nextArg(s, p);
-    if (a.param === '--' && a.val === null) break;
-    out.push({ name: a.param, value: a.val, start: p, end: a.next });
-    p = a.next;
-  }
-  return out;
-}
-
 function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'off'): IsolationSpec[] {
   checkUnique(ctx, 'isolation', raw, (i) => ['isolation', i, 'name']);
   const list = raw.length > 0 ? raw : [{ name: 'default', cmdline: '', stun: undefined, what_if: [] }];
   return list.map((iso, i) => {
     const at = (f: string): PathSeg[] => ['isolation', i, f];
     const text = iso.cmdline;
+    // The kernel's command line is a C string (boot_command_line): a NUL would end it there, which no file means.
+    const nul = text.indexOf('\0');
+    if (nul >= 0) ctx.fail(at('cmdline'), 'a kernel command line without NUL characters (the kernel\'s line is a C string: it would end there)', describe(text), { pos: locateInString(ctx.doc, ctx.lc, at('cmdline'), nul) });
     let design: IsolationDesign = 'off';
     let parserText = '';
     let last = 0;
@@ -468,6 +472,12 @@ function build(ctx: Ctx, r: Raw): Scenario {
     capture = resolve(dirname(ctx.file), r.kernel.capture);
     const ok = existsSync(capture) && statSync(capture).isDirectory() && existsSync(join(capture, 'kernel.json.gz'));
     if (!ok) ctx.fail(['kernel', 'capture'], 'a capture folder holding kernel.json.gz (relative to the scenario file)', `${JSON.stringify(r.kernel.capture)} (${capture})`);
+    // A captured kernel runs on the CPUs it booted with (its per-CPU areas): no more hardware threads.
+    const cap = capturedCpuCount(capture);
+    if (cap !== null && threadCount(machine) > cap.cpus) {
+      ctx.fail(['kernel', 'capture'], `a capture whose kernel booted with the machine's ${threadCount(machine)} hardware threads (machine: ${machine.cores} core(s) × ${machine.threadsPerCore}) or more`,
+        `one whose kernel booted with ${cap.cpus} CPU(s) (${cap.file}): give the machine fewer cores or threads`);
+    }
   }
   const tenants = buildTenants(ctx, r.tenants, machine);
 

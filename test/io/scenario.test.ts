@@ -219,7 +219,8 @@ describe('errors: one line, FILE:LINE:COLUMN: field PATH: expected â€¦, found â€
 
   it('a capture folder is found relative to the scenario file', () => {
     const file = new URL('../fixtures/scenario.yaml', import.meta.url).pathname;
-    const s = parseScenario('kernel: { capture: captures/la48-pti-nokaslr }\n', file);
+    // one hardware thread: the captured kernel booted with one CPU (test/io/hostile.test.ts refuses more)
+    const s = parseScenario('machine: { cores: 1, threads_per_core: 1 }\nkernel: { capture: captures/la48-pti-nokaslr }\n', file);
     expect(s.kernel.capture).toBe(new URL('../fixtures/captures/la48-pti-nokaslr', import.meta.url).pathname);
   });
 

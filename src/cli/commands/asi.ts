@@ -203,6 +203,16 @@ function sciCommand(o: Opts, proc: number, kernelOptions: { highmapTail: 'keep' 
   if (bad(verify) || (after && (bad(after.verify) || bad(after.afterExit) || !after.ptesMatch))) process.exitCode = 1;
 }
 
+/** The registry's RangeError for a name or index it does not have, as the usage error of the option that gave it. */
+function asUsage<T>(flag: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(`${flag}: ${err.message}`);
+    throw err;
+  }
+}
+
 export function registerAsi(program: Command): void {
   program
     .command('asi')
@@ -240,9 +250,10 @@ export function registerAsi(program: Command): void {
         sciCommand(o, sel.process ?? 0, kernelOptions);
         return;
       }
-      const design = getDesign(name);
+      const design = asUsage('--design', () => getDesign(name));
       const sys = systemFor(design, { ...(o.capture ? { capture: o.capture } : {}), kernelOptions });
-      const ctx = makeContext(sys, design, sel);
+      const flag = sel.vm !== undefined ? '--vm' : sel.process !== undefined ? '--process' : sel.netns !== undefined ? '--netns' : '--design';
+      const ctx = asUsage(flag, () => makeContext(sys, design, sel));
       const space = buildSpace(sys, design, ctx);
       const rows = compareRegions(sys, space);
       const verify = o.verify ? verifySpace(sys, design, space) : null;

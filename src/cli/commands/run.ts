@@ -6,19 +6,21 @@
  * Entries that resolve to the same mitigation state are named in the report and warned about on
  * stderr (sim/same-state.ts).
  *
- * --out F writes the report to F atomically (a temporary file in F's folder, then rename):
- * nothing is written when the run fails. Progress goes to stderr, and only on a terminal. The
+ * --out F writes the report to F atomically (a temporary file in F's folder, then rename; a
+ * device or FIFO is written through, never replaced: cli/out-file.ts): nothing is written when
+ * the run fails. A run whose predicted work is absurd is refused before it starts, with the
+ * numbers, unless --force (run-guard.ts, sim/budget.ts). Progress goes to stderr, and only on a terminal. The
  * same file, seed and N give byte-identical output, whatever the number of workers.
  *
  * After the report is out, the run is stored in the results store (store/run-store.ts; --db PATH,
  * default $KASI_DB or ./kasi.db; --no-store skips it) and one stderr line gives its id, or says
  * why it was not stored (exit 1). A --db file that is not kasi's is refused before the run.
  */
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../usage.ts';
 import { writeOutput } from './mappings.ts';
+import { checkRunBudget, guardRun } from './run-guard.ts';
+import { writeOutFile } from '../out-file.ts';
 import { defaultScenario, loadScenario, parseTime } from '../../io/scenario.ts';
 import { defaultWorkers, runSeeds, type SeedsOptions } from '../../sim/pool.ts';
 import { DEFAULT_SEEDS, sameStateLines, summarize } from '../../sim/seeds.ts';
@@ -46,6 +48,8 @@ export interface RunCliOptions {
   /** A tool output whose events replace one workload entry's (sim/workload-swap.ts). */
   workload?: string;
   workloadKind?: string;
+  /** Run even when the predicted work is above sim/budget.ts's limit. */
+  force?: boolean;
 }
 
 function count(flag: string, v: string, max: number): number {
@@ -77,23 +81,17 @@ export async function runReport(file: string | undefined, opts: RunCliOptions): 
       throw e;
     }
   }
+  checkRunBudget(scenario, { seeds: run.seeds, duration: run.duration, force: opts.force === true });
   const progress = opts.progress ?? process.stderr.isTTY;
   if (progress) run.onProgress = (i, n, label) => process.stderr.write(`\rkasi run: [${i}/${n}] ${label}\x1b[K`);
-  const report = summarize(await runSeeds(scenario, run));
+  const report = summarize(await guardRun(scenario, () => runSeeds(scenario, run)));
   if (progress) process.stderr.write('\r\x1b[K');
   return { text: opts.json ? formatRunJson(report) : formatRunText(report), warnings: sameStateLines(report), report, scenario };
 }
 
-/** Write `text` to `file` through a temporary file in the same folder and a rename. */
+/** Write `text` to `file` atomically, or through it when it is a device or FIFO (cli/out-file.ts). */
 export function writeAtomic(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, file);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw new UsageError(`--out ${file}: ${(err as Error).message}`);
-  }
+  writeOutFile(file, text);
 }
 
 export function registerRun(program: Command): void {
@@ -107,6 +105,7 @@ export function registerRun(program: Command): void {
     .option('--seeds <n>', `run seeds S … S+N-1; each leak cell and cost is a statistic over them (default ${DEFAULT_SEEDS})`)
     .option('--workers <n>', 'worker threads (default: os.availableParallelism(); 1 = no threads)')
     .option('--duration <time>', 'override the scenario duration (e.g. 500us, 2ms, 1000000cycles)')
+    .option('--force', 'run even when the predicted work (events × touches, attack samples) is above the limit')
     .option('--db <path>', 'store the run in this results store (default: $KASI_DB, else ./kasi.db)')
     .option('--no-store', 'do not store the run')
     .option('--workload <file>', 'replace one workload entry\'s kernel events by a tool output (strace -c, perf trace -s, perf kvm stat, kvm_exit trace, bcc kvmexit)')
