@@ -1,6 +1,7 @@
 /**
  * The TLB-hit fast path: a direct-mapped table in front of the Tlb's set-associative arrays
- * (tlb.ts), so that a hit is one typed-array probe and a compare of three words. It is a cache
+ * (tlb.ts), so that a hit is one probe of one typed array and a compare of three words (a 4 KiB
+ * page; a 2 MiB page is found by the second probe, a 1 GiB page by the third). It is a cache
  * of the Tlb, never more: every slot names the Tlb row it came from, and a hit through it is
  * counted, and ages the row's LRU stamp, exactly as Tlb.find() would. So the TLB the model
  * reports (hits, misses, evictions, what survives a flush) is the same with or without it.
@@ -15,13 +16,13 @@
  *   word 1   VA bits 63:32
  *   word 2   ctx = PCID | mode id << 12: the PCID (SDM 4.10.1) and the mode (ModeRights.id)
  *            the slot was filled under; -1 empty. One compare checks both.
- *   word 3   the Tlb row's serial (Tlb.serial): valid while the row still holds that serial
+ *   word 3   the Tlb row's serial (FastTlb.serial): valid while the row still holds that serial
  *
  *   4 KiB slots [0, 1024) indexed by VA bits 21:12; 2 MiB slots [1024, 1280) by VA bits 28:21;
  *   1 GiB slots [1280, 1296) by VA bits 33:30.
  *
- * Why a hit here is the entry Tlb.find() would return (the invariant the property test checks,
- * test/x86/fastpath.test.ts):
+ * Why a hit here is the entry Tlb.find() would return (the invariant the property tests check,
+ * test/x86/fastpath.test.ts and fastpath-tlb.test.ts):
  *  - a row that is dropped or replaced loses its serial (Tlb.drop), so no slot outlives its entry;
  *  - find() prefers 4 KiB over 2 MiB over 1 GiB entries (tlb.ts), so a larger slot must not
  *    hide a smaller entry: filling a row clears the larger slots over its page (Tlb.fill), and
@@ -31,7 +32,7 @@
  *  - the mode id changes with anything checkAccess() reads (CpuState.modeVersion), so the folded
  *    rights are the current mode's;
  *  - mode ids start over only after ModeRights.wraps changes, and serials only after
- *    Tlb.renumber(): both empty this table first.
+ *    FastTlb.renumber(): both empty this table first.
  */
 
 export const FAST_WORDS_PER_SLOT = 4;

@@ -13,7 +13,8 @@ import {
 } from '../../src/x86/bits.ts';
 import { CpuState } from '../../src/x86/cpu.ts';
 import { Mmu } from '../../src/x86/mmu.ts';
-import { TLB_D, TLB_G, TLB_PKEY_SHIFT, TLB_U, TLB_W, TLB_XD } from '../../src/x86/tlb.ts';
+import { FAST1_BASE, FAST1_SLOTS, FAST2_BASE, FAST2_SLOTS, FAST4_SLOTS, FAST_SIZE_SHIFT } from '../../src/x86/fastpath.ts';
+import { TLB_D, TLB_G, TLB_PKEY_MASK, TLB_PKEY_SHIFT, TLB_U, TLB_W, TLB_XD } from '../../src/x86/tlb.ts';
 
 const KINDS = [ACCESS_READ, ACCESS_WRITE, ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_IMPLICIT | ACCESS_WRITE];
 // Page-aligned VAs (lo, hi) whose pages overlap across sizes and collide in fast-path slots.
@@ -151,6 +152,12 @@ describe('fast path over arbitrary TLB contents', () => {
       expect(frameOf(m, R + 0x10)).toBe(0x200000); // a 2 MiB hit elsewhere in the page: no slot
       expect(frameOf(m, Q + 0x20)).toBe(0x7000); // Q is still the 4 KiB entry's
     }
+  });
+
+  it('the literals of the hot paths (mmu.ts) are the named constants', () => {
+    // Mmu.probe / translate / translateBatch spell these as numbers (fastpath.ts layout, tlb-entry.ts meta).
+    expect([FAST4_SLOTS, FAST2_BASE, FAST2_SLOTS, FAST1_BASE, FAST1_SLOTS, FAST_SIZE_SHIFT]).toEqual([1024, 4096, 256, 5120, 16, 8]);
+    expect([TLB_U, TLB_W, TLB_XD, TLB_D, TLB_PKEY_SHIFT, TLB_PKEY_MASK]).toEqual([0x4000, 0x8000, 0x10000, 0x20000, 18, 0xf]);
   });
 
   it('mode ids starting over (ModeRights.wraps) empty the fast path: an old slot cannot serve a new mode', () => {
