@@ -130,8 +130,23 @@ export class Mmu extends TlbControl {
    */
   translateBatch(lo: Int32Array, hi: Int32Array, access: Uint8Array, start: number, end: number, pa: Float64Array): number {
     if (this.cpu.modeVersion !== this.modeVersion) this.syncMode();
-    // The probe of translate() with everything in locals; the LRU clock too, written back
-    // around each slow path (which may advance it). Literals as in translate().
+    let i = start;
+    for (;;) {
+      i = this.hitRun(lo, hi, access, i, end, pa);
+      if (i === end) return end;
+      // Touch i is not a fast-path hit: the slow path (which cannot change the mode).
+      if (!this.translateSlow(lo[i], hi[i], access[i])) return i;
+      pa[i] = this.out.pa;
+      i++;
+    }
+  }
+
+  /**
+   * translateBatch's inner loop: fast-path hits from `i` on, until the first touch that is not
+   * one (returned) or `end`. It calls nothing, so V8 checks the arrays once, not per touch. The
+   * probe of translate(), with everything in locals and the LRU clock kept in one.
+   */
+  private hitRun(lo: Int32Array, hi: Int32Array, access: Uint8Array, i: number, end: number, pa: Float64Array): number {
     const tlb = this.tlb;
     const f = this.fw;
     const serials = this.fserial;
@@ -140,7 +155,7 @@ export class Mmu extends TlbControl {
     const stamp = tlb.stamp;
     const ctx = this.ctx;
     let clock = tlb.clock;
-    for (let i = start; i < end; i++) {
+    for (; i < end; i++) {
       const vaLo = lo[i];
       const vaHi = hi[i];
       let s = ((vaLo >>> 12) & 1023) << 2;
@@ -155,26 +170,19 @@ export class Mmu extends TlbControl {
           s = 5120 + ((((vaLo >>> 30) | (vaHi << 2)) & 15) << 2);
           w0 = f[s];
           miss = ((w0 ^ vaLo) & 0xc0000000) | (f[s + 1] ^ vaHi) | (f[s + 2] ^ ctx);
+          if (miss !== 0) break;
         }
       }
-      if (miss === 0 && ((w0 >>> (access[i] & 7)) & 1) !== 0) {
-        const serial = f[s + 3];
-        const row = serial & mask;
-        if (serials[row] === serial) {
-          stamp[row] = ++clock;
-          // Offset within the page: VA bits below 12 + 9 * size class (< 2^30: the u32 is exact).
-          pa[i] = frame[row] + ((vaLo & ((1 << (12 + 9 * ((w0 >>> 8) & 3))) - 1)) >>> 0);
-          continue;
-        }
-      }
-      tlb.clock = clock;
-      const ok = this.translateSlow(vaLo, vaHi, access[i]);
-      clock = tlb.clock;
-      if (!ok) return i;
-      pa[i] = this.out.pa;
+      if (((w0 >>> (access[i] & 7)) & 1) === 0) break;
+      const serial = f[s + 3];
+      const row = serial & mask;
+      if (serials[row] !== serial) break;
+      stamp[row] = ++clock;
+      // Offset within the page: VA bits below 12 + 9 * size class (< 2^30: the u32 is exact).
+      pa[i] = frame[row] + ((vaLo & ((1 << (12 + 9 * ((w0 >>> 8) & 3))) - 1)) >>> 0);
     }
     tlb.clock = clock;
-    return end;
+    return i;
   }
 
   /** A hit after a walk: `out` read no paging structure this time. */
