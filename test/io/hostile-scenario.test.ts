@@ -12,7 +12,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/io/files.ts';
 import { loadScenario, parseScenario, ScenarioError } from '../../src/io/scenario.ts';
 import { predictWork, WORK_LIMIT } from '../../src/sim/budget.ts';
-import { checkRunBudget } from '../../src/cli/commands/run-guard.ts';
+import { checkRunBudget, guardRun } from '../../src/cli/commands/run-guard.ts';
+import { runSeeds } from '../../src/sim/pool.ts';
 import { UsageError } from '../../src/cli/usage.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-hostile-scn-'));
@@ -114,6 +115,16 @@ describe('predicted work (sim/budget.ts)', () => {
   it('--duration is checked like the file: too short for one event is a usage error', () => {
     const s = parseScenario(SMALL, 'h.yaml');
     expect(() => checkRunBudget(s, { seeds: 1, duration: { unit: 'ns', value: 0.0001 }, force: true })).toThrow(UsageError);
+  });
+
+  it('a valid scenario whose machine cannot hold its tenants is one line naming it (it was an OutOfMemoryError stack trace)', async () => {
+    const tight = parseScenario(SMALL.replace('ram: 1GiB', 'ram: 64MiB').replaceAll('memory: 16MiB', 'memory: 32MiB'), 'tight.yaml');
+    let msg = '';
+    try { await guardRun(tight, () => runSeeds(tight, { seeds: 1, workers: 1 })); } catch (e) { expect(e).toBeInstanceOf(InputError); msg = (e as Error).message; }
+    expect(msg).toMatch(/^tight\.yaml: cannot build the machine this scenario describes \(machine\.ram 64MiB, 2 tenant\(s\)\): out of memory: no free block of order \d+/);
+    // and by name, as errors come back from sim/pool.ts's worker threads
+    const fromWorker = guardRun(tight, async () => { throw Object.assign(new Error('out of memory at boot: …'), { name: 'BootError' }); });
+    await expect(fromWorker).rejects.toThrow(InputError);
   });
 
   it('events mode: clocks past 2^52 cycles are impossible, not merely excessive', () => {

@@ -9,6 +9,7 @@
  *   Errors cross sim/pool.ts's worker threads by name, so they are recognised by name.
  */
 import { InputError } from '../../io/files.ts';
+import { formatLimit } from '../../io/limits.ts';
 import { predictWork } from '../../sim/budget.ts';
 import { withRunOptions } from '../../sim/run.ts';
 import type { Scenario, SimTime } from '../../sim/scenario-types.ts';
@@ -34,8 +35,7 @@ export async function guardRun<T>(s: Scenario, f: () => Promise<T>): Promise<T> 
     return await f();
   } catch (err) {
     if (err instanceof Error && BUILD_ERRORS.has(err.name)) {
-      const gib = s.machine.ramBytes / 2 ** 30;
-      throw new InputError(s.file, `cannot build the machine this scenario describes (machine.ram ${gib >= 1 ? `${gib}GiB` : `${s.machine.ramBytes} bytes`}, ${s.tenants.length} tenant(s)): ${err.message}; give it more RAM or fewer, smaller tenants`);
+      throw new InputError(s.file, `cannot build the machine this scenario describes (machine.ram ${formatLimit(s.machine.ramBytes)}, ${s.tenants.length} tenant(s)): ${err.message}; give it more RAM or fewer, smaller tenants`);
     }
     throw err;
   }
