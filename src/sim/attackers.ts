@@ -31,6 +31,7 @@ import { mfbds, mlpds, msbds } from '../attacks/mds.ts';
 import { meltdown } from '../attacks/meltdown.ts';
 import { spectreV1 } from '../attacks/spectre-v1.ts';
 import { ropRead } from '../attacks/rop.ts';
+import { halves } from './working-set.ts';
 import { ATTACK_NAMES } from '../attacks/sample.ts';
 import type { SciTaskTables } from '../asi/sci.ts';
 import { taa } from '../attacks/taa.ts';
@@ -86,11 +87,6 @@ export interface AttackerRt {
   /** Per (attack, source, entry): the index of the last sample kept (compact()). */
   readonly lastKept: Int32Array;
 }
-
-const halves = (v: bigint): { lo: number; hi: number } => {
-  const u = BigInt.asUintN(64, v);
-  return { lo: Number(u & 0xffffffffn), hi: Number(BigInt.asIntN(32, u >> 32n)) };
-};
 
 /** Split every secret into page pieces. */
 function targetsOf(sys: System, secrets: SecretSet): Target[] {

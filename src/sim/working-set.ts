@@ -58,7 +58,8 @@ export class WorkingSet {
   }
 }
 
-const halves = (v: bigint): { lo: number; hi: number } => {
+/** A 64-bit address as u32 halves (the high one signed), as the Mmu takes them. */
+export const halves = (v: bigint): { lo: number; hi: number } => {
   const u = BigInt.asUintN(64, v);
   return { lo: Number(u & 0xffffffffn), hi: Number(BigInt.asIntN(32, u >> 32n)) };
 };
