@@ -18,7 +18,7 @@
  * items (sci-verify.ts); sci->ptes must be exactly those faults' PTEs; and after the exit
  * (sci_clear_data()) the tables must be the construction rule's again.
  */
-import type { Footprints } from '../io/footprints.ts';
+import type { Footprints } from '../formats/footprints.ts';
 import type { Allocation, System } from '../linux/system.ts';
 import { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE } from '../x86/bits.ts';
 import { SCI } from './sci.ts';

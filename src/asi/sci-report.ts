@@ -19,9 +19,9 @@
  * first one is where the RFC kills the task.
  */
 import { join } from 'node:path';
-import { loadKallsyms, type Kallsyms } from '../io/kallsyms.ts';
-import { InputError } from '../io/files.ts';
-import { loadFootprints, type FootprintPart, type Footprints } from '../io/footprints.ts';
+import { loadKallsyms, type Kallsyms } from '../formats/kallsyms.ts';
+import { InputError } from '../formats/files.ts';
+import { loadFootprints, type FootprintPart, type Footprints } from '../formats/footprints.ts';
 import { BuddyAllocator, USE_PAGE_TABLE } from '../linux/buddy.ts';
 import { modelFromCapture } from '../linux/capture.ts';
 import type { KernelModel } from '../linux/kernel.ts';

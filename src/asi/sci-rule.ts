@@ -14,7 +14,7 @@
  * sci_clone_range() copies the source's leaves over the range at their own size ("*target_pmd =
  * *pmd" for a large PMD); sci_clone_page() writes one 4 KiB PTE (a slice of a large leaf).
  */
-import type { Kallsyms } from '../io/kallsyms.ts';
+import type { Kallsyms } from '../formats/kallsyms.ts';
 import type { System } from '../linux/system.ts';
 import { THREAD_SIZE } from './sci.ts';
 

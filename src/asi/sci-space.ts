@@ -11,7 +11,7 @@
  * The SCI paging structures come from the System's buddy allocator and are recorded as kernel
  * page tables ('sci page table'), as restricted.ts records an ASI space's.
  */
-import type { Kallsyms } from '../io/kallsyms.ts';
+import type { Kallsyms } from '../formats/kallsyms.ts';
 import { KERNEL_OWNER } from '../linux/owners.ts';
 import { classify } from '../linux/sensitivity.ts';
 import { USE_PAGE_TABLE } from '../linux/buddy.ts';

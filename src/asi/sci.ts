@@ -30,7 +30,7 @@
  *    PCID's non-global entries too.
  * Where the model departs from the RFC it says so at the line.
  */
-import type { Kallsyms, SymbolHit } from '../io/kallsyms.ts';
+import type { Kallsyms, SymbolHit } from '../formats/kallsyms.ts';
 import type { PhysMemory } from '../phys/memory.ts';
 import {
   ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, CR4_LA57, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_SMEP, EFER_LMA, EFER_LME,

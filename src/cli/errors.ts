@@ -1,11 +1,11 @@
 /**
  * What the CLI prints when a command fails. Bad input — the project's InputError (a file, with
- * its line and field: io/files.ts) or a UsageError (a command-line option) — is one line and exit
+ * its line and field: formats/files.ts) or a UsageError (a command-line option) — is one line and exit
  * 2: the user can fix it. Anything else is a bug in kasi, whatever its class (a RangeError from
  * the model included): it prints "internal error" with the stack and a request to report it, and
  * exits 70 (EX_SOFTWARE, sysexits.h), so that scripts and the fuzz tests can tell the two apart.
  */
-import { InputError } from '../io/files.ts';
+import { InputError } from '../formats/files.ts';
 import { UsageError } from './usage.ts';
 
 export const EXIT_INPUT = 2;

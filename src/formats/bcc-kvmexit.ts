@@ -12,7 +12,7 @@
  * A Python traceback instead of a table (the script raises on a missing vCPU, a non-Intel CPU,
  * no /dev/kvm) is an error. Counts are summed over threads; -v's vCPU is the rows' vCPU.
  */
-import { InputError } from '../io/files.ts';
+import { InputError } from './files.ts';
 import { dropExitPrefix, exitReasonKey } from './exit-reasons.ts';
 import type { Parsed, Row } from './profile.ts';
 import { MAX_LINE, SkipList, count, elision, expectedAt, nextContent, noTable, quote, textLines } from './text.ts';

@@ -2,7 +2,7 @@
  * Tool outputs in: detect the format (or take the one named), parse it, sum it into a workload
  * profile (profile.ts). ptdump is a reader of its own (ptdump.ts): page tables, not a workload.
  */
-import { InputError } from '../io/files.ts';
+import { InputError } from './files.ts';
 import { parseBccKvmexit } from './bcc-kvmexit.ts';
 import { WORKLOAD_FORMATS, detectFormat, type Format, type WorkloadFormat } from './detect.ts';
 import { parseKvmTrace } from './kvm-trace.ts';

@@ -10,7 +10,7 @@
  * Parsers return rows (one per table row or trace line, tagged with the vCPU where the tool says
  * it); toProfile() sums them by name over thread/vCPU sections, or keeps one vCPU's.
  */
-import { InputError } from '../io/files.ts';
+import { InputError } from './files.ts';
 
 export const WORKLOAD_FORMAT = 'kasi-workload/1';
 

@@ -1,9 +1,9 @@
 /**
  * What every tool-output reader shares: text in lines (binary refused), the list of skipped
  * lines, numbers, and the one error a reader raises when nothing in the file is a table.
- * Errors are the project's InputError (io/files.ts): `FILE:LINE: expected …, found …`.
+ * Errors are the project's InputError (formats/files.ts): `FILE:LINE: expected …, found …`.
  */
-import { InputError } from '../io/files.ts';
+import { InputError } from './files.ts';
 import type { Skipped } from './profile.ts';
 
 /** Lines longer than this are not parsed (no regex ever runs on them): no pathological input can hang a reader. */

@@ -8,11 +8,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError, loadPtImage, type PtImage } from '../io/ptimage.ts';
-import { loadKallsyms, readTextMaybeGz } from '../io/kallsyms.ts';
-import { loadIomem } from '../io/iomem.ts';
-import { layoutConfigFromKconfig, loadKconfig } from '../io/kconfig.ts';
-import { parseCmdline, hasParam } from '../io/cmdline.ts';
+import { InputError, loadPtImage, type PtImage } from '../x86/ptimage.ts';
+import { loadKallsyms, readTextMaybeGz } from '../formats/kallsyms.ts';
+import { loadIomem } from '../formats/iomem.ts';
+import { loadKconfig } from '../formats/kconfig.ts';
+import { layoutConfigFromKconfig } from './kconfig-layout.ts';
+import { parseCmdline, hasParam } from '../formats/cmdline.ts';
 import { CmdlineError, parseMitigationCmdline } from '../mitigations/cmdline.ts';
 import { BootError, type BootInput } from './boot-error.ts';
 import { forEachLeaf } from '../x86/leaves.ts';

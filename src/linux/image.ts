@@ -12,8 +12,8 @@
  * Each goes through linux/cpa.ts, which splits large pages and updates the direct-map alias
  * exactly as set_memory.c does.
  */
-import { InputError } from '../io/ptimage.ts';
-import type { Kallsyms } from '../io/kallsyms.ts';
+import { InputError } from '../x86/ptimage.ts';
+import type { Kallsyms } from '../formats/kallsyms.ts';
 import {
   __PAGE_KERNEL_LARGE_EXEC, _KERNPG_TABLE, _PAGE_TABLE, roundUp, setMemoryNp, setMemoryNpNoalias, setMemoryNx,
   setMemoryRo, setMemoryRw,

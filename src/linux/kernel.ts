@@ -22,10 +22,10 @@
  */
 import { PhysMemory } from '../phys/memory.ts';
 import { PageTables, type TableAllocator } from '../x86/pgtable.ts';
-import { parseCmdline, lastParam, hasParam, type ParsedCmdline } from '../io/cmdline.ts';
+import { parseCmdline, lastParam, hasParam, type ParsedCmdline } from '../formats/cmdline.ts';
 import { BootError } from './boot-error.ts';
-import type { Iomem } from '../io/iomem.ts';
-import type { Kconfig } from '../io/kconfig.ts';
+import type { Iomem } from '../formats/iomem.ts';
+import type { Kconfig } from '../formats/kconfig.ts';
 import { kaslrGetRandomLong } from './kaslr.ts';
 import { buildLayout, type KaslrOption, type LayoutConfig, type LinuxLayout } from './layout.ts';
 import { _PAGE_TABLE, protMasks, setMemoryNonglobal, type CpaEnv, type ProtMasks } from './cpa.ts';

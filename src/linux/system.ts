@@ -28,7 +28,7 @@ import { NetNamespaces, type NetNs } from './netns.ts';
 import { AsidState } from './asid.ts';
 import { bootKernel, percpuUnitSize, QEMU_512M_RAM, type KernelModel, type KernelOptions, type PhysRange } from './kernel.ts';
 import { modelFromCapture } from './capture.ts';
-import { loadIomem } from '../io/iomem.ts';
+import { loadIomem } from '../formats/iomem.ts';
 import { PageTables } from '../x86/pgtable.ts';
 import type { PhysMemory } from '../phys/memory.ts';
 import type { LinuxLayout } from './layout.ts';

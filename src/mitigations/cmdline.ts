@@ -19,7 +19,7 @@
  * naming the parameter, because a mistyped mitigation silently falling back to the default is
  * the wrong answer for a what-if tool. Parameters that are not about mitigations are ignored.
  */
-import { paramEq, parseCmdline, type CmdlineParam, type ParsedCmdline } from '../io/cmdline.ts';
+import { paramEq, parseCmdline, type CmdlineParam, type ParsedCmdline } from '../formats/cmdline.ts';
 
 export type CpuMitigations = 'off' | 'auto' | 'auto,nosmt';
 export type L1tfCmd = 'off' | 'flush,nowarn' | 'flush' | 'flush,nosmt' | 'full' | 'full,force';

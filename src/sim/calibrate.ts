@@ -13,9 +13,7 @@
  * leave-one-out: for each figure, fit on the others and predict it — the error kasi makes on a
  * workload it was not tuned on.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadScenario } from '../io/scenario.ts';
+import { readFileSync } from 'node:fs';
 import { getCostModel, type CostParam, type CostValue } from './costs.ts';
 import { runScenario } from './run.ts';
 import type { Scenario } from './scenario-types.ts';
@@ -41,16 +39,6 @@ export interface CalibrationResult {
   /** The scenario's own account: reproduced, or missed with a note saying why. */
   readonly status: 'reproduced' | 'missed';
   readonly note: string;
-}
-
-/** The calibration scenarios of a folder (every *.yaml with a `calibration:` block), sorted by file name. */
-export function loadCalibrations(dir: string): Scenario[] {
-  const out: Scenario[] = [];
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.yaml')).sort()) {
-    const s = loadScenario(join(dir, f));
-    if (s.calibration !== null) out.push(s);
-  }
-  return out;
 }
 
 function withFactors(s: Scenario, factors: Factors): Scenario {

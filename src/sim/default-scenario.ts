@@ -1,7 +1,7 @@
 /**
  * The built-in scenario of `kasi run` (no file given), as YAML text so that it reads exactly
  * like a scenario file; examples/default.yaml is the same scenario (a test parses both and
- * compares). io/scenario.ts defaultScenario() parses it.
+ * compares). scenario/load.ts defaultScenario() parses it.
  *
  * A KVM host of 2 Skylake-SP cores × 2 threads. Core 0 runs the victim VM (thread 1) next to
  * a vCPU of the attacker VM (thread 0); core 1 runs a host database (thread 2) next to the

@@ -16,11 +16,11 @@
  * "modelled: <kernel path / what it borrows>", or "assumption: …".
  *
  * Measured text pages are read at load time from test/fixtures/footprints/footprints.json
- * through io/footprints.ts; the rest is written here. Data footprints are never measured (the
+ * through formats/footprints.ts; the rest is written here. Data footprints are never measured (the
  * fixture is code only): they are modelled from the 6.1 code paths, with line counts estimated.
  */
 import { fileURLToPath } from 'node:url';
-import { loadFootprints, type Footprints } from '../io/footprints.ts';
+import { loadFootprints, type Footprints } from '../formats/footprints.ts';
 
 /** Bump when an entry changes, so stored results say which table priced them. */
 export const FOOTPRINT_TABLE_VERSION = 2; // 2: faults zero a fresh page ('fresh-page'), not the tenant's own

@@ -14,7 +14,7 @@
  */
 import { PARSERS, importWorkload, type WorkloadFormat } from '../formats/index.ts';
 import type { WorkloadProfile } from '../formats/profile.ts';
-import { readTextMaybeGz } from '../io/files.ts';
+import { readTextMaybeGz } from '../formats/files.ts';
 import { footprintKeys } from './footprints.ts';
 import type { MixItem } from './scenario-types.ts';
 

@@ -1,6 +1,6 @@
 /**
  * A scenario as the engine receives it: validated, defaults applied, names resolved
- * (io/scenario.ts builds it from YAML; examples/README.md documents the file format).
+ * (scenario/load.ts builds it from YAML; examples/README.md documents the file format).
  *
  * Sizes are bytes, times are SimTime (ns or cycles: the cycle count of a ns value depends on
  * the cost model's clock, sim/costs.ts nsToCycles), hardware threads are core-major

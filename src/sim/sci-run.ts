@@ -26,13 +26,13 @@
  * faults are an upper bound for the RFC's placement.
  */
 import { fileURLToPath } from 'node:url';
-import { Kallsyms, loadKallsyms } from '../io/kallsyms.ts';
+import { Kallsyms, loadKallsyms } from '../formats/kallsyms.ts';
 import { SCI, SciSession, SciTaskTables } from '../asi/sci.ts';
 import { FAULT_KILL, FAULT_MAPPED } from '../asi/types.ts';
 import type { System } from '../linux/system.ts';
 import type { Mmu } from '../x86/mmu.ts';
 import { Counts } from './thread.ts';
-import { loadFootprints } from '../io/footprints.ts';
+import { loadFootprints } from '../formats/footprints.ts';
 import { DEFAULT_FOOTPRINTS_FILE, measuredRefs } from './footprints.ts';
 import { ACCESS_FETCH } from '../x86/bits.ts';
 import type { Task } from './world.ts';

@@ -24,7 +24,7 @@ import type { MmContext } from '../linux/asid.ts';
 import { SecretSet, type Secret } from '../attacks/secrets.ts';
 import { selectMitigations, type MitigationState } from '../mitigations/select.ts';
 import { getDesign } from '../asi/registry.ts';
-import { InputError } from '../io/files.ts';
+import { InputError } from '../formats/files.ts';
 import { getProfile, type CpuProfile } from '../uarch/profiles.ts';
 import { Machine } from '../uarch/machine.ts';
 import { getCostModel, nsToCycles, withCostOverrides, type CostModel } from './costs.ts';

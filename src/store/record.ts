@@ -1,6 +1,6 @@
 /**
  * What `kasi run` stores besides its report: the scenario's text (a file's own text; the built-in
- * scenario's examples/default.yaml, which test/io/scenario.test.ts keeps in step with it, or its
+ * scenario's examples/default.yaml, which test/scenario/scenario.test.ts keeps in step with it, or its
  * JSON when that file is absent), the scenario as run (the YAML document as plain data with the
  * run's seed, --duration and --workload file applied, canonical JSON: what `kasi diff` compares), kasi's version
  * (package.json) and the git commit of kasi's own checkout when there is one.
@@ -10,7 +10,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { readTextMaybeGz } from '../io/files.ts';
+import { readTextMaybeGz } from '../formats/files.ts';
 import type { Scenario } from '../sim/scenario-types.ts';
 import type { SeedsReport } from '../sim/seeds.ts';
 import { sha256, type RunRecord } from './save.ts';

@@ -11,7 +11,7 @@
  * ancestor — is a loop, and the walk stops with a TableLoopError naming the page instead of
  * enumerating 512^levels leaves. The same page at the same level from several entries is
  * Linux's own sharing (arch/x86/kernel/espfix_64.c) and is walked each time. Captures are
- * checked when they are read (io/ptimage-check.ts); here it guards every other caller. The
+ * checked when they are read (formats/ptimage-check.ts); here it guards every other caller. The
  * recursion depth is the paging depth.
  */
 import type { PhysMemory } from '../phys/memory.ts';

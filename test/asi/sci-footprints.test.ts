@@ -11,11 +11,11 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadFootprints } from '../../src/io/footprints.ts';
-import { loadKallsyms } from '../../src/io/kallsyms.ts';
+import { loadFootprints } from '../../src/formats/footprints.ts';
+import { loadKallsyms } from '../../src/formats/kallsyms.ts';
 import { modelFromCapture } from '../../src/linux/capture.ts';
 import { DEFAULT_CAPTURE, DEFAULT_FOOTPRINTS, replayFootprints, sciFootprintsReport, sciTaskOnModel } from '../../src/asi/sci-report.ts';
-import { InputError } from '../../src/io/files.ts';
+import { InputError } from '../../src/formats/files.ts';
 
 const fp = loadFootprints(DEFAULT_FOOTPRINTS);
 const ks = loadKallsyms(join(DEFAULT_CAPTURE, 'kallsyms.txt.gz'));

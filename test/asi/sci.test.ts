@@ -12,8 +12,8 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadKallsyms } from '../../src/io/kallsyms.ts';
-import { loadPtImage } from '../../src/io/ptimage.ts';
+import { loadKallsyms } from '../../src/formats/kallsyms.ts';
+import { loadPtImage } from '../../src/x86/ptimage.ts';
 import { modelFromCapture } from '../../src/linux/capture.ts';
 import { SCI, SCI_MAX_BACKTRACE, SCI_MAX_PTES } from '../../src/asi/sci.ts';
 import { sciTaskOnModel } from '../../src/asi/sci-report.ts';

@@ -13,7 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeError, EXIT_INPUT, EXIT_INTERNAL } from '../../src/cli/errors.ts';
 import { writeOutFile } from '../../src/cli/out-file.ts';
-import { InputError } from '../../src/io/files.ts';
+import { InputError } from '../../src/formats/files.ts';
 import { UsageError } from '../../src/cli/usage.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../src/io/files.ts';
+import { InputError } from '../../src/formats/files.ts';
 import { PARSERS, detectFormat, importWorkload } from '../../src/formats/index.ts';
 import { toProfile, type Parsed } from '../../src/formats/profile.ts';
 import { parsePtdump } from '../../src/formats/ptdump.ts';

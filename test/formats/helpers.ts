@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InputError } from '../../src/io/files.ts';
+import { InputError } from '../../src/formats/files.ts';
 import { toProfile, type Parsed, type WorkloadProfile } from '../../src/formats/profile.ts';
 
 export const SAMPLES = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures/tool-samples');

@@ -13,7 +13,7 @@ const post = (m: unknown) => parentPort!.postMessage(m);
 const MAX_POSTED = 1 << 16;
 const targetOf = (name: string): Target => (name === 'capture-folder' ? CAPTURE_FOLDER : name === 'selftest-hang' ? SELF_TEST_HANG : TARGETS[name]);
 
-/** Corpus mode (test/io/hostile-corpus.test.ts): each file must be refused with an answer, not accepted. */
+/** Corpus mode (test/scenario/hostile-corpus.test.ts): each file must be refused with an answer, not accepted. */
 function runCorpus(t: Target, seed: number, files: { file: string; text: string }[]): void {
   for (const c of files) {
     post({ kind: 'case', text: c.file });

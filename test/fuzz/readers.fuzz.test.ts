@@ -5,7 +5,7 @@
  * structure-preserving leaf mutations that keep the file valid YAML/JSON, line mutations, raw
  * text; each is read, then used as the commands use it (test/fuzz/targets.ts). Accepted, or
  * refused with the project's InputError: anything else fails, with the input that caused it.
- * Inputs that failed once are kept in test/fixtures/hostile/ (test/io/hostile-corpus.test.ts).
+ * Inputs that failed once are kept in test/fixtures/hostile/ (test/scenario/hostile-corpus.test.ts).
  *
  * Cases: the default run spreads 20,000 cases over the targets (under a minute on the 2-core CI
  * machine, watchdog included) and boots 6 mutated capture folders. Set KASI_FUZZ_CASES=N to run

@@ -27,7 +27,7 @@ function worker(): { w: Worker; fresh: boolean } {
   return shared;
 }
 
-/** `corpus`: instead of generated cases, these files, each of which must be refused (test/io/hostile-corpus.test.ts). */
+/** `corpus`: instead of generated cases, these files, each of which must be refused (test/scenario/hostile-corpus.test.ts). */
 export function runFuzz(target: string, cases: number, seed: number, watchdogMs: number, corpus?: { file: string; text: string }[]): Promise<FuzzResult> {
   return new Promise((resolve) => {
     const slot = worker();

@@ -12,7 +12,7 @@ import { compareKernels, markerRegions } from '../../src/linux/compare.ts';
 import { setMemoryRo, __PAGE_KERNEL } from '../../src/linux/cpa.ts';
 import { populate } from '../../src/linux/fixed.ts';
 import { modelFromCapture } from '../../src/linux/capture.ts';
-import { InputError } from '../../src/io/ptimage.ts';
+import { InputError } from '../../src/x86/ptimage.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CAP = join(ROOT, 'test/fixtures/captures/la48-pti-nokaslr');

@@ -9,8 +9,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/io/files.ts';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { InputError } from '../../src/formats/files.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import { modelFromCapture } from '../../src/linux/capture.ts';
 import { bootKernel } from '../../src/linux/kernel.ts';
 import { BootError } from '../../src/linux/boot-error.ts';

@@ -8,10 +8,11 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { join } from 'node:path';
-import { loadPtImage, type PtImage } from '../../src/io/ptimage.ts';
+import { loadPtImage, type PtImage } from '../../src/x86/ptimage.ts';
 import { forEachLeaf } from '../../src/x86/leaves.ts';
-import { loadIomem } from '../../src/io/iomem.ts';
-import { layoutConfigFromKconfig, loadKconfig } from '../../src/io/kconfig.ts';
+import { loadIomem } from '../../src/formats/iomem.ts';
+import { loadKconfig } from '../../src/formats/kconfig.ts';
+import { layoutConfigFromKconfig } from '../../src/linux/kconfig-layout.ts';
 import {
   START_KERNEL_MAP, buildLayout, fixToVirt, fixmapEnum, type LinuxLayout,
 } from '../../src/linux/layout.ts';

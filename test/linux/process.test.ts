@@ -13,7 +13,7 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadPtImage } from '../../src/io/ptimage.ts';
+import { loadPtImage } from '../../src/x86/ptimage.ts';
 import { BuddyAllocator } from '../../src/linux/buddy.ts';
 import { Owners } from '../../src/linux/owners.ts';
 import { ProcessTable, STACK_TOP, defaultLayout, type Process } from '../../src/linux/process.ts';

@@ -10,9 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { bootKernel, hasK8, DEFAULT_CPU, type KernelModel } from '../../src/linux/kernel.ts';
 import { ptiKernelImageGlobalOk, ptiModeFromCmdline, setPgdEntry } from '../../src/linux/pti.ts';
-import { parseCmdline } from '../../src/io/cmdline.ts';
+import { parseCmdline } from '../../src/formats/cmdline.ts';
 import { collectLeaves, F_GLB, F_NX, F_RW, F_USR, type Leaves } from '../../src/linux/compare.ts';
-import { loadPtImage } from '../../src/io/ptimage.ts';
+import { loadPtImage } from '../../src/x86/ptimage.ts';
 import { PageTables } from '../../src/x86/pgtable.ts';
 import { PhysMemory } from '../../src/phys/memory.ts';
 

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadPtImage, type PtImage } from '../../src/io/ptimage.ts';
+import { loadPtImage, type PtImage } from '../../src/x86/ptimage.ts';
 import { PhysMemory } from '../../src/phys/memory.ts';
 import { PROT_PRESENT, PROT_RW, PROT_USER, formatRun, printkProt, ptdump } from '../../src/report/ptdump.ts';
 import { layoutFromKernelValues } from '../../src/report/markers.ts';

@@ -17,7 +17,7 @@
  *    non-sensitive, and the report says why.
  */
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import { runEntry, runScenario } from '../../src/sim/run.ts';
 import { buildWorld } from '../../src/sim/world.ts';
 import { CLASS_GLOBAL_NONSENSITIVE } from '../../src/linux/sensitivity.ts';

@@ -15,7 +15,7 @@
  *    reads it through L1TF; stunning it (a what-if, named so) closes that window.
  */
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import { runScenario, type RunReport } from '../../src/sim/run.ts';
 
 const twoVms = (victimMix: string, attacks: string, isos: string[], cold: boolean, attackerExtra = '') => `

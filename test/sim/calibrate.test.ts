@@ -5,8 +5,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../../src/io/scenario.ts';
-import { judge, loadCalibrations, predict } from '../../src/sim/calibrate.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
+import { judge, predict } from '../../src/sim/calibrate.ts';
+import { loadCalibrations } from '../../src/scenario/calibrations.ts';
 import { runScenario } from '../../src/sim/run.ts';
 
 const DIR = fileURLToPath(new URL('../../examples/calibration', import.meta.url));

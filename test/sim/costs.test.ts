@@ -4,7 +4,7 @@
  * engine, against the published +41%.
  */
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import {
   COST_MODELS, COST_PARAMS, costParamFromYaml, costParamYamlName, getCostModel, nsToCycles, withCostOverrides,
 } from '../../src/sim/costs.ts';

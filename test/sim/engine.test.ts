@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import { probe, Probe } from '../../src/asi/restricted.ts';
 
 import { ThreadHeap } from '../../src/sim/heap.ts';
@@ -14,7 +14,7 @@ import { buildWorld } from '../../src/sim/world.ts';
 import { runEntry } from '../../src/sim/run.ts';
 import { loadFootprintTable } from '../../src/sim/footprints.ts';
 import { buildPlan } from '../../src/sim/touch.ts';
-import { defaultScenario } from '../../src/io/scenario.ts';
+import { defaultScenario } from '../../src/scenario/load.ts';
 import { N_EK } from '../../src/sim/thread.ts';
 
 const TWO_VMS = (iso: string, extra = '') => `

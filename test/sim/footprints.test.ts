@@ -1,13 +1,13 @@
 /**
  * The footprint table against its truths: measured entries against the fixture's raw JSON
- * (read here with JSON.parse, not through io/footprints.ts), matched by the syscall handler the
+ * (read here with JSON.parse, not through formats/footprints.ts), matched by the syscall handler the
  * fixture names; modelled text pages against the kallsyms of the same kernel (the capture of
  * that boot); every part of every entry has a source; overrides apply by key.
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadKallsyms, type Kallsyms } from '../../src/io/kallsyms.ts';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { loadKallsyms, type Kallsyms } from '../../src/formats/kallsyms.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import {
   DATA_KINDS, DEFAULT_FOOTPRINTS_FILE, footprintKeys, loadFootprintTable, parseFootprintKey, textPageOffset, type Footprint,
 } from '../../src/sim/footprints.ts';

@@ -8,7 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { defaultScenario, loadScenario, parseScenario } from '../../src/io/scenario.ts';
+import { defaultScenario, loadScenario, parseScenario } from '../../src/scenario/load.ts';
 import { withImportedWorkload } from '../../src/sim/workload-swap.ts';
 import type { MixItem } from '../../src/sim/scenario-types.ts';
 

@@ -5,7 +5,7 @@
  * primitives, and the scorer compares the bytes obtained with the planted secrets.
  */
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import { runScenario, type RunReport } from '../../src/sim/run.ts';
 
 /** A victim host process whose cred is read by its syscalls, next to an attacker process. */

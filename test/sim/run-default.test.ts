@@ -5,7 +5,7 @@
  * tables map (an independent walk, asi/restricted.ts probe()).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { defaultScenario } from '../../src/io/scenario.ts';
+import { defaultScenario } from '../../src/scenario/load.ts';
 import { probe, Probe } from '../../src/asi/restricted.ts';
 import { loadFootprintTable } from '../../src/sim/footprints.ts';
 import { runEntry, runScenario, type MitigationResult, type RunReport } from '../../src/sim/run.ts';

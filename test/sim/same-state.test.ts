@@ -4,7 +4,7 @@
  * same_as); entries whose state differs are not.
  */
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import { runScenario } from '../../src/sim/run.ts';
 import { sameAs } from '../../src/sim/same-state.ts';
 import { sameStateLines, summarize } from '../../src/sim/seeds.ts';

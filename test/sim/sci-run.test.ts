@@ -6,7 +6,7 @@
  * more than 64 entered functions (a what-if lifts them).
  */
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import { runEntry, runScenario } from '../../src/sim/run.ts';
 
 const scenario = (mix: string, isos: string[]) => `

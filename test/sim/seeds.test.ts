@@ -5,7 +5,7 @@
  * reports whatever the number of worker threads.
  */
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import { runScenario, type MitigationResult, type RunReport } from '../../src/sim/run.ts';
 import { runSeeds, seedScenarios } from '../../src/sim/pool.ts';
 import { cellStats, median, quantile, summarize, verdictOf } from '../../src/sim/seeds.ts';

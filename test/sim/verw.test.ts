@@ -12,7 +12,7 @@
  * exit is followed by a flush; MSR_WRITE is an audited fast path and is not.
  */
 import { describe, expect, it } from 'vitest';
-import { parseScenario } from '../../src/io/scenario.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
 import { Engine } from '../../src/sim/engine.ts';
 import { buildWorld } from '../../src/sim/world.ts';
 import { ENTRY_SYSCALL } from '../../src/sim/mitigate.ts';

@@ -14,8 +14,8 @@ import { gunzipSync } from 'node:zlib';
 import {
   LEVEL_NAMES, formatAD, formatFault, loadAccessCases, parseAccessCases, readAD, runAccessCase,
   sameOutcome, setupCase, type AccessCase, type CaseOutcome, type LevelName,
-} from '../../src/io/access-cases.ts';
-import { InputError } from '../../src/io/ptimage.ts';
+} from '../../src/x86/access-cases.ts';
+import { InputError } from '../../src/x86/ptimage.ts';
 import { Translation, translate } from '../../src/x86/walk.ts';
 import { ACCESS_IMPLICIT, ACCESS_WRITE } from '../../src/x86/bits.ts';
 

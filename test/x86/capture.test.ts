@@ -16,7 +16,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { loadPtImage, type PtImage } from '../../src/io/ptimage.ts';
+import { loadPtImage, type PtImage } from '../../src/x86/ptimage.ts';
 import { forEachLeaf, hex16, hexNum16 } from '../../src/x86/leaves.ts';
 import { Translation, vaHalves, walkFrom } from '../../src/x86/walk.ts';
 import { ACCESS_FETCH, ACCESS_READ, PFEC_P, VECTOR_PF } from '../../src/x86/bits.ts';

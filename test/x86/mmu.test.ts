@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { loadPtImage, type PtImage } from '../../src/io/ptimage.ts';
+import { loadPtImage, type PtImage } from '../../src/x86/ptimage.ts';
 import { PhysMemory } from '../../src/phys/memory.ts';
 import { ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_READ, ACCESS_WRITE } from '../../src/x86/bits.ts';
 import { CpuState } from '../../src/x86/cpu.ts';

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import {
   LEVEL_NAMES, formatAD, formatErrorCode, formatFault, loadAccessCases, runAccessCase, type CaseOutcome, type Outcome,
-} from '../../io/access-cases.ts';
+} from '../../x86/access-cases.ts';
 
 const HELP_AFTER = `
 Text output: one block per failing case, then a final line "N passed, M failed".

@@ -8,7 +8,8 @@
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { writeOutput } from './mappings.ts';
-import { fit, judge, leaveOneOut, loadCalibrations, predict, type CalibrationResult } from '../../sim/calibrate.ts';
+import { fit, judge, leaveOneOut, predict, type CalibrationResult } from '../../sim/calibrate.ts';
+import { loadCalibrations } from '../../scenario/calibrations.ts';
 import { getCostModel } from '../../sim/costs.ts';
 
 const DEFAULT_DIR = fileURLToPath(new URL('../../../examples/calibration', import.meta.url));

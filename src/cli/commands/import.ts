@@ -6,7 +6,7 @@
  * sim/import-mix.ts) and the lines skipped; --json: the profile object of formats/profile.ts.
  */
 import type { Command } from 'commander';
-import { readTextMaybeGz } from '../../io/files.ts';
+import { readTextMaybeGz } from '../../formats/files.ts';
 import { FORMATS, WORKLOAD_FORMATS, importWorkload, resolveFormat, type Format, type WorkloadFormat, type WorkloadProfile } from '../../formats/index.ts';
 import { parsePtdump, type Ptdump } from '../../formats/ptdump.ts';
 import { footprintKeys } from '../../sim/footprints.ts';

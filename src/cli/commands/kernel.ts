@@ -10,17 +10,17 @@
  */
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { loadPtImage } from '../../io/ptimage.ts';
-import { loadKallsyms } from '../../io/kallsyms.ts';
-import { loadIomem } from '../../io/iomem.ts';
+import { loadPtImage } from '../../x86/ptimage.ts';
+import { loadKallsyms } from '../../formats/kallsyms.ts';
+import { loadIomem } from '../../formats/iomem.ts';
 import { ptdump } from '../../report/ptdump.ts';
 import { comparePtdumps, formatPtdumpCompare, type PtdumpCompare } from '../../report/ptdump-compare.ts';
 import { parsePtdump } from '../../formats/ptdump.ts';
-import { readTextMaybeGz } from '../../io/files.ts';
+import { readTextMaybeGz } from '../../formats/files.ts';
 import { formatSize } from '../../report/units.ts';
 import { bootKernel, type KernelModel, type KernelOptions } from '../../linux/kernel.ts';
 import { BootError } from '../../linux/boot-error.ts';
-import { InputError } from '../../io/files.ts';
+import { InputError } from '../../formats/files.ts';
 import { imageSymbolsFromKallsyms } from '../../linux/image.ts';
 import { modelFromCapture } from '../../linux/capture.ts';
 import { compareKernels, formatCompare, markerLayout, type CompareResult } from '../../linux/compare.ts';

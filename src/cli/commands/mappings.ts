@@ -4,7 +4,7 @@
  * root the text equals the `<snap>.tlb.txt.gz` QEMU printed (without its CRs).
  */
 import type { Command } from 'commander';
-import { InputError, loadPtImage, type PtImage } from '../../io/ptimage.ts';
+import { InputError, loadPtImage, type PtImage } from '../../x86/ptimage.ts';
 import { infoTlbChunks, mappingsJsonChunks } from '../../report/infotlb.ts';
 
 /**

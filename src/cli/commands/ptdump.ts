@@ -5,7 +5,7 @@
  * the same walk; its messages go to stderr, as the kernel's go to the log and not to the dump.
  */
 import type { Command } from 'commander';
-import { loadPtImage } from '../../io/ptimage.ts';
+import { loadPtImage } from '../../x86/ptimage.ts';
 import { layoutFromKernelValues } from '../../report/markers.ts';
 import { ptdump } from '../../report/ptdump.ts';
 import { resolveRoot, writeOutput } from './mappings.ts';

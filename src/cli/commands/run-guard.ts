@@ -8,8 +8,8 @@
  *   allocator's OutOfMemoryError) is the scenario's problem, reported as one line naming it.
  *   Errors cross sim/pool.ts's worker threads by name, so they are recognised by name.
  */
-import { InputError } from '../../io/files.ts';
-import { formatLimit } from '../../io/limits.ts';
+import { InputError } from '../../formats/files.ts';
+import { formatLimit } from '../../formats/limits.ts';
 import { predictWork } from '../../sim/budget.ts';
 import { withRunOptions } from '../../sim/run.ts';
 import type { Scenario, SimTime } from '../../sim/scenario-types.ts';

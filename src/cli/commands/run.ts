@@ -21,7 +21,7 @@ import { UsageError } from '../usage.ts';
 import { writeOutput } from './mappings.ts';
 import { checkRunBudget, guardRun } from './run-guard.ts';
 import { writeOutFile } from '../out-file.ts';
-import { defaultScenario, loadScenario, parseTime } from '../../io/scenario.ts';
+import { defaultScenario, loadScenario, parseTime } from '../../scenario/load.ts';
 import { defaultWorkers, runSeeds, type SeedsOptions } from '../../sim/pool.ts';
 import { DEFAULT_SEEDS, sameStateLines, summarize } from '../../sim/seeds.ts';
 import { formatRunText } from '../../report/run-text.ts';

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadPtImage } from '../../io/ptimage.ts';
+import { loadPtImage } from '../../x86/ptimage.ts';
 import { forEachLeaf } from '../../x86/leaves.ts';
 import { formatSize } from '../../report/units.ts';
 

@@ -9,7 +9,7 @@
  * loaded copy of memory, as the hardware would.
  */
 import type { Command } from 'commander';
-import { InputError, loadPtImage } from '../../io/ptimage.ts';
+import { InputError, loadPtImage } from '../../x86/ptimage.ts';
 import { UsageError } from '../usage.ts';
 import { resolveRoot, writeOutput } from './mappings.ts';
 import {

@@ -3,7 +3,7 @@
  * text that may be gzip-compressed. Every importer goes through these, so a missing,
  * unreadable, truncated or oversized file reads the same way whatever the format.
  *
- * The reader never reads more than a limit (io/limits.ts): a regular file above it is refused
+ * The reader never reads more than a limit (formats/limits.ts): a regular file above it is refused
  * from its size, a device or pipe (`/dev/zero`) after limit + 1 bytes, a gzip stream when its
  * output passes the limit — each with a message that names the limit, not "corrupt".
  */

@@ -48,10 +48,10 @@ import { loadImportedMix } from '../sim/import-mix.ts';
 import { WORKLOAD_FORMATS } from '../formats/detect.ts';
 import { getCostModel } from '../sim/costs.ts';
 import type { DesignName } from '../asi/types.ts';
-import { paramEq, paramSpans as tokens } from './cmdline.ts';
-import { InputError, readTextMaybeGz } from './files.ts';
-import { LIMITS, isCanonical, yamlDepth } from './limits.ts';
-import { SCENARIO_LIMITS as SL, type Bound } from './scenario-limits.ts';
+import { paramEq, paramSpans as tokens } from '../formats/cmdline.ts';
+import { InputError, readTextMaybeGz } from '../formats/files.ts';
+import { LIMITS, isCanonical, yamlDepth } from '../formats/limits.ts';
+import { SCENARIO_LIMITS as SL, type Bound } from './limits.ts';
 import { collectPositions, formatPath, locate, locateInString, type PathSeg, type Pos } from './yaml-locate.ts';
 
 /** A scenario error: `FILE:LINE:COLUMN: message` (an InputError carrying the line, plus the column). */

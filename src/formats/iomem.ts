@@ -6,7 +6,7 @@
  * resources that arch/x86/kernel/setup.c inserts (code = [__pa(_text), __pa(_etext) - 1], etc.).
  * Read without CAP_SYS_ADMIN every address prints as zero: that is reported, not guessed around.
  */
-import { InputError } from './ptimage.ts';
+import { InputError } from './files.ts';
 import { readTextMaybeGz } from './kallsyms.ts';
 import { LIMITS, formatLimit } from './limits.ts';
 

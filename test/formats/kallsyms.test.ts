@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { loadPtImage } from '../../src/io/ptimage.ts';
-import { loadKallsyms, parseKallsyms, type SymbolHit } from '../../src/io/kallsyms.ts';
-import { loadIomem } from '../../src/io/iomem.ts';
+import { loadPtImage } from '../../src/x86/ptimage.ts';
+import { loadKallsyms, parseKallsyms, type SymbolHit } from '../../src/formats/kallsyms.ts';
+import { loadIomem } from '../../src/formats/iomem.ts';
 
 const CAPTURES = join(import.meta.dirname, '../fixtures/captures');
 const START_KERNEL_MAP = 0xffffffff80000000n;

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { loadIomem, parseIomem } from '../../src/io/iomem.ts';
+import { loadIomem, parseIomem } from '../../src/formats/iomem.ts';
 
 const CAPTURES = join(import.meta.dirname, '../fixtures/captures');
 

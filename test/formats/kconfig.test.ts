@@ -5,8 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { layoutConfigFromKconfig, loadKconfig, parseKconfig } from '../../src/io/kconfig.ts';
-import { hasParam, lastParam, loadCmdline, paramEq, parseCmdline } from '../../src/io/cmdline.ts';
+import { loadKconfig, parseKconfig } from '../../src/formats/kconfig.ts';
+import { layoutConfigFromKconfig } from '../../src/linux/kconfig-layout.ts';
+import { hasParam, lastParam, loadCmdline, paramEq, parseCmdline } from '../../src/formats/cmdline.ts';
 
 const CAPTURES = join(import.meta.dirname, '../fixtures/captures');
 

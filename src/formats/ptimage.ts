@@ -1,18 +1,18 @@
 /**
  * Reader of page-table captures in the `x86-pt-oracle/1` format (test/fixtures/README.md):
  * every paging-structure page reachable from the kernel and KPTI user roots, the registers,
- * and QEMU's own listings. Loads the pages into a PhysMemory and the registers into a CpuState.
- * Errors name the file and what is wrong; io/ptimage-check.ts says what a capture must satisfy
+ * and QEMU's own listings. Loads the pages into a PhysMemory and keeps the registers as numbers
+ * (formats/ knows nothing of the model: x86/ptimage.ts turns them into a CpuState).
+ * Errors name the file and what is wrong; formats/ptimage-check.ts says what a capture must satisfy
  * (registers of 64-bit paging, tables without loops) before anything walks it.
  */
 import { PhysMemory } from '../phys/memory.ts';
-import { CpuState } from '../x86/cpu.ts';
-import { InputError, parseJson, readTextMaybeGz } from './files.ts';
+import { InputError, parseJson } from './files.ts';
 import { checkRegs, checkTables } from './ptimage-check.ts';
 
 export { InputError };
 
-export interface PtImage {
+export interface PtImageData {
   file: string;
   paging_levels: 4 | 5;
   pti: boolean;
@@ -22,7 +22,8 @@ export interface PtImage {
   active_root: string;
   ram_bytes: number;
   mem: PhysMemory;
-  cpu: CpuState;
+  /** The control registers the capture's CPU ran with (x86/ptimage.ts loads them into a CpuState). */
+  control: { cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint; cpl: number; maxPhysBits: number };
   pageLevels: Map<number, number>;
   qemu_info_tlb?: [string, string, string][];
   qemu_info_mem?: [string, string, string][] | null;
@@ -77,7 +78,7 @@ function checkOptional(file: string, doc: Record<string, unknown>): void {
 }
 
 /** Parse capture text (`file` names it in errors). `maxPhysBits` defaults to 52 (the captures say 40; pass it when known). */
-export function parsePtImage(text: string, file: string, maxPhysBits = 52): PtImage {
+export function parsePtImageData(text: string, file: string, maxPhysBits = 52): PtImageData {
   const doc = parseJson(text, file);
   if (!isRecord(doc)) throw new InputError(file, 'expected a JSON object');
   if (doc.format !== 'x86-pt-oracle/1') throw new InputError(file, `field format: expected "x86-pt-oracle/1", found ${show(doc.format)}`);
@@ -126,22 +127,17 @@ export function parsePtImage(text: string, file: string, maxPhysBits = 52): PtIm
     if (w !== undefined && w !== lv) throw new InputError(file, `field page_table_levels["${addr}"]: says level ${lv}, but the walk from the roots reaches it as a level-${w} table`);
     pageLevels.set(pa, lv);
   }
-  const cpu = new CpuState(maxPhysBits);
-  cpu.load({ cr0: regs.cr0, cr3: regs.cr3, cr4: regs.cr4, efer: regs.efer, cpl });
+  const control = { cr0: regs.cr0, cr3: regs.cr3, cr4: regs.cr4, efer: regs.efer, cpl, maxPhysBits };
   return {
     file, paging_levels: levels, pti: Boolean(doc.pti), regs, cpl, roots, active_root: active,
-    ram_bytes: ram, mem, cpu, pageLevels,
-    qemu_info_tlb: doc.qemu_info_tlb as PtImage['qemu_info_tlb'],
-    qemu_info_mem: doc.qemu_info_mem as PtImage['qemu_info_mem'],
-    guest_pagemap: doc.guest_pagemap as PtImage['guest_pagemap'],
+    ram_bytes: ram, mem, control, pageLevels,
+    qemu_info_tlb: doc.qemu_info_tlb as PtImageData['qemu_info_tlb'],
+    qemu_info_mem: doc.qemu_info_mem as PtImageData['qemu_info_mem'],
+    guest_pagemap: doc.guest_pagemap as PtImageData['guest_pagemap'],
     guest_maps: doc.guest_maps as string[] | undefined,
     kernel_symbols: doc.kernel_symbols as Record<string, string> | undefined,
     kernel_values: doc.kernel_values as Record<string, string> | undefined,
-    kernel: doc.kernel as PtImage['kernel'],
+    kernel: doc.kernel as PtImageData['kernel'],
   };
 }
 
-/** Read a `.json` or `.json.gz` capture. `maxPhysBits` defaults to 52 (the captures say 40; pass it when known). */
-export function loadPtImage(file: string, maxPhysBits = 52): PtImage {
-  return parsePtImage(readTextMaybeGz(file), file, maxPhysBits);
-}

@@ -1,5 +1,5 @@
 /**
- * What a page-table capture (io/ptimage.ts) must satisfy before anything walks it: registers of a
+ * What a page-table capture (x86/ptimage.ts) must satisfy before anything walks it: registers of a
  * machine in 64-bit paging mode that agree with the capture's own claims, and paging structures
  * that form tables a walk can finish.
  *

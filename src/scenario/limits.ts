@@ -1,11 +1,11 @@
 /**
- * The bounds a scenario's values must stay within (io/scenario.ts puts them in its schema, so a
+ * The bounds a scenario's values must stay within (scenario/load.ts puts them in its schema, so a
  * value past one is a `FILE:LINE:COL: field PATH: expected …, found …` error). Each says why it is
  * where it is: what Linux or the hardware allows, or what the model can do (measured on the
  * 2-core CI machine). How much work a valid scenario asks for as a whole — events × touches,
  * attack samples — is sim/budget.ts's question, asked before a run starts.
  */
-import { LIMITS, formatLimit } from './limits.ts';
+import { LIMITS, formatLimit } from '../formats/limits.ts';
 
 export interface Bound { readonly max: number; readonly why: string }
 
@@ -39,6 +39,6 @@ export const SCENARIO_LIMITS = {
   dataLines: b(2 ** 20, 'at most 1048576 lines (64 MiB) per touch'),
   textPages: b(4096, 'at most 4096 text pages (16 MiB of kernel text; the whole Debian 6.1 text is 14 MiB)'),
   modulePages: b(4096, 'at most 4096 module text pages'),
-  /** io/limits.ts LIMITS.ramBytes. */
+  /** formats/limits.ts LIMITS.ramBytes. */
   ramBytes: b(LIMITS.ramBytes, `at most ${formatLimit(LIMITS.ramBytes)}: kasi models at most ${formatLimit(LIMITS.ramBytes)} of RAM (the 4-level direct map, mm.rst; more takes minutes and gigabytes to boot)`),
 } as const;

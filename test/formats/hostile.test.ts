@@ -2,7 +2,7 @@
  * Hostile input to the readers (issue 15): every class the audit found ends in one InputError
  * naming the file (and line, and field), quickly — never a hang, a heap that dies, a stack
  * overflow or a value accepted and wrong. Each case was a crash, hang or silent acceptance
- * before the fix; the corpus of fuzzer finds is test/io/hostile-corpus.test.ts.
+ * before the fix; the corpus of fuzzer finds is test/scenario/hostile-corpus.test.ts.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,13 +10,14 @@ import { join } from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError, parseJson, readTextMaybeGz } from '../../src/io/files.ts';
-import { parsePtImage } from '../../src/io/ptimage.ts';
-import { parseAccessCases } from '../../src/io/access-cases.ts';
-import { parseIomem } from '../../src/io/iomem.ts';
-import { layoutConfigFromKconfig, parseKconfig } from '../../src/io/kconfig.ts';
-import { parseKallsyms } from '../../src/io/kallsyms.ts';
-import { paramSpans } from '../../src/io/cmdline.ts';
+import { InputError, parseJson, readTextMaybeGz } from '../../src/formats/files.ts';
+import { parsePtImage } from '../../src/x86/ptimage.ts';
+import { parseAccessCases } from '../../src/x86/access-cases.ts';
+import { parseIomem } from '../../src/formats/iomem.ts';
+import { parseKconfig } from '../../src/formats/kconfig.ts';
+import { layoutConfigFromKconfig } from '../../src/linux/kconfig-layout.ts';
+import { parseKallsyms } from '../../src/formats/kallsyms.ts';
+import { paramSpans } from '../../src/formats/cmdline.ts';
 import { imageSymbolsFromKallsyms } from '../../src/linux/image.ts';
 import { forEachLeaf, TableLoopError } from '../../src/x86/leaves.ts';
 import { PhysMemory } from '../../src/phys/memory.ts';

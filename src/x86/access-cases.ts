@@ -9,13 +9,13 @@
  * where the file has it (QEMU departs from the SDM there) and with QEMU's `result` elsewhere.
  */
 import { PhysMemory } from '../phys/memory.ts';
-import { CpuState } from '../x86/cpu.ts';
-import { Translation, translate } from '../x86/walk.ts';
+import { CpuState } from './cpu.ts';
+import { Translation, translate } from './walk.ts';
 import {
   ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_READ, ACCESS_WRITE, PFEC_ID, PFEC_P, PFEC_PK, PFEC_RSVD,
   PFEC_U, PFEC_W,
-} from '../x86/bits.ts';
-import { InputError, parseJson, readTextMaybeGz } from './files.ts';
+} from './bits.ts';
+import { InputError, parseJson, readTextMaybeGz } from '../formats/files.ts';
 
 /** The cases were measured on `-cpu max`: 40 physical address bits (README). */
 export const CASES_MAXPHYADDR = 40;

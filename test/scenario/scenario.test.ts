@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../src/io/files.ts';
-import { defaultScenario, loadScenario, parseScenario, parseSize, parseTime, ScenarioError } from '../../src/io/scenario.ts';
+import { InputError } from '../../src/formats/files.ts';
+import { defaultScenario, loadScenario, parseScenario, parseSize, parseTime, ScenarioError } from '../../src/scenario/load.ts';
 import { DEFAULT_SCENARIO_YAML } from '../../src/sim/default-scenario.ts';
 import type { Scenario } from '../../src/sim/scenario-types.ts';
 
@@ -219,7 +219,7 @@ describe('errors: one line, FILE:LINE:COLUMN: field PATH: expected â€¦, found â€
 
   it('a capture folder is found relative to the scenario file', () => {
     const file = new URL('../fixtures/scenario.yaml', import.meta.url).pathname;
-    // one hardware thread: the captured kernel booted with one CPU (test/io/hostile.test.ts refuses more)
+    // one hardware thread: the captured kernel booted with one CPU (test/formats/hostile.test.ts refuses more)
     const s = parseScenario('machine: { cores: 1, threads_per_core: 1 }\nkernel: { capture: captures/la48-pti-nokaslr }\n', file);
     expect(s.kernel.capture).toBe(new URL('../fixtures/captures/la48-pti-nokaslr', import.meta.url).pathname);
   });

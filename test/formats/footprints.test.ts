@@ -1,5 +1,5 @@
 /**
- * Reader of `sci-code-footprints/1` (src/io/footprints.ts). Truth used:
+ * Reader of `sci-code-footprints/1` (formats/footprints.ts). Truth used:
  *  - the fixture's README table (test/fixtures/footprints/README.md), copied below as literals:
  *    text pages and "outside entry text" per test;
  *  - test/fixtures/footprints/summary.md's per-part table (handlers of the two-part tests);
@@ -10,8 +10,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../src/io/files.ts';
-import { loadFootprints, parseFootprints } from '../../src/io/footprints.ts';
+import { InputError } from '../../src/formats/files.ts';
+import { loadFootprints, parseFootprints } from '../../src/formats/footprints.ts';
 
 const FILE = join(import.meta.dirname, '..', 'fixtures', 'footprints', 'footprints.json');
 
