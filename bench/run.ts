@@ -14,7 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadPtImage } from '../src/io/ptimage.ts';
+import { loadPtImage } from '../src/x86/ptimage.ts';
 import { Mmu } from '../src/x86/mmu.ts';
 import { SKYLAKE_L1_DTLB } from '../src/x86/tlb.ts';
 import { translate, Translation } from '../src/x86/walk.ts';

@@ -10,7 +10,7 @@
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defaultScenario, loadScenario, parseTime } from '../src/io/scenario.ts';
+import { defaultScenario, loadScenario, parseTime } from '../src/scenario/load.ts';
 import { defaultWorkers, runSeeds } from '../src/sim/pool.ts';
 import type { Scenario, SimTime } from '../src/sim/scenario-types.ts';
 import { DEFAULT_SEEDS, summarize, type SeedsReport } from '../src/sim/seeds.ts';

@@ -14,7 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defaultScenario, parseScenario } from '../src/io/scenario.ts';
+import { defaultScenario, parseScenario } from '../src/scenario/load.ts';
 import { Engine } from '../src/sim/engine.ts';
 import { runScenario } from '../src/sim/run.ts';
 import { buildWorld } from '../src/sim/world.ts';
