@@ -31,6 +31,23 @@ export interface SciSpace {
   readonly space: RestrictedSpace;
 }
 
+/**
+ * The allocator of SCI paging structures: zeroed kernel pages of the page-table class, recorded
+ * as 'sci page table' so reports and attacks see whose frames they are (`frames` lists them).
+ */
+export function sciTableAllocator(sys: System): { alloc: () => number; frames: number[] } {
+  const cls = classify(sys.model, 'page-table', sys.owners.kernel);
+  const frames: number[] = [];
+  const alloc = (): number => {
+    const pfn = sys.buddy.alloc(0, KERNEL_OWNER, cls, 'normal', USE_PAGE_TABLE);
+    sys.mem.frameWords(pfn).fill(0);
+    sys.recordPages(KERNEL_OWNER, pfn, 0, 'page-table', 'sci page table');
+    frames.push(pfn);
+    return pfn * 4096;
+  };
+  return { alloc, frames };
+}
+
 /** The context of process `index` of the System's user processes. */
 export function sciContext(sys: System, index = 0): AsiContext {
   const list = sys.userProcesses;
@@ -46,15 +63,7 @@ export function buildSciSpace(sys: System, kallsyms: Kallsyms, index = 0, o: Par
   const p = ctx.process!;
   const stack = sys.stacks.get(p.pid);
   if (stack === undefined) throw new RangeError(`sci-2019: process ${p.comm} has no kernel stack`);
-  const cls = classify(sys.model, 'page-table', sys.owners.kernel);
-  const frames: number[] = [];
-  const alloc = (): number => {
-    const pfn = sys.buddy.alloc(0, KERNEL_OWNER, cls, 'normal', USE_PAGE_TABLE);
-    sys.mem.frameWords(pfn).fill(0);
-    sys.recordPages(KERNEL_OWNER, pfn, 0, 'page-table', 'sci page table');
-    frames.push(pfn);
-    return pfn * 4096;
-  };
+  const { alloc, frames } = sciTableAllocator(sys);
   const tables = new SciTaskTables({ kernel: sys.kernel, kallsyms, task: { pgd: p.pgd, userPgd: p.userPgd, stack: stack.va }, alloc, ...o });
   const leaves = tables.premapped.length;
   const space: RestrictedSpace = {

@@ -28,6 +28,7 @@
 import { fileURLToPath } from 'node:url';
 import { Kallsyms, loadKallsyms } from '../formats/kallsyms.ts';
 import { SCI, SciSession, SciTaskTables } from '../asi/sci.ts';
+import { sciTableAllocator } from '../asi/sci-space.ts';
 import { FAULT_KILL, FAULT_MAPPED } from '../asi/types.ts';
 import type { System } from '../linux/system.ts';
 import type { Mmu } from '../x86/mmu.ts';
@@ -79,11 +80,7 @@ export class SciRun {
   constructor(sys: System, tasks: readonly Task[], mmus: readonly Mmu[], textSlide: bigint, caps = true) {
     if (sys.kernel.userRoot === null) throw new RangeError('asi=sci-2019 needs PTI on (its tables clone the KPTI user tables)');
     this.kallsyms = slidKallsyms(textSlide);
-    const alloc = (): number => {
-      const pfn = sys.buddy.alloc(0, 0);
-      sys.mem.frameWords(pfn).fill(0);
-      return pfn * 4096;
-    };
+    const { alloc } = sciTableAllocator(sys);
     this.tables = tasks.map((task) => {
       if (task.tenant.vm !== null) return null;
       const p = task.tenant.process;
