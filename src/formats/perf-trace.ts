@@ -30,7 +30,7 @@ const BY_WIDTH: Readonly<Record<number, readonly string[]>> = {
 
 const THREAD = /^(.+?)(?: \((\d+)\))?, (\d+) events\b(.*)$/;
 const CHATTER = [
-  /^Summary of events:$/, /^E[A-Z0-9]+: \d+$/, /^\(msec\)(\s+\(msec\))*\s+\(%\)$/, /^-+(\s+-+)*$/,
+  /^Summary of events:$/, /^E[A-Z0-9]+: \d+$/, /^\((msec|%)\)(\s+\((msec|%)\))*$/, /^-+(\s+-+)*$/,
   /^\d+\.\d+ \(\s*[\d.]+ ms\): /, /^\d+\.\d+ \S+\/\d+ /, /^LOST \d+ events!$/, /^\^C$/,
 ];
 
@@ -54,7 +54,15 @@ export function parsePerfTrace(text: string, file: string): Parsed {
     if (t === '') continue;
     if (raw.length > MAX_LINE) { skipped.add(i + 1, 'line too long'); continue; }
     const h = header(t);
-    if (h !== null) { cols = h; headerLine = i + 1; seen = true; continue; }
+    if (h !== null) {
+      cols = h;
+      headerLine = i + 1;
+      seen = true;
+      // A header that mail wrapping cut: the rest of its column names alone on the next line ("max       stddev").
+      const rest = i + 1 < lines.length && lines[i + 1].length <= MAX_LINE ? lines[i + 1].trim().split(/\s+/) : [];
+      if (rest[0] !== '' && rest.every((c) => NUMERIC.has(c)) && !rest.some((c) => h.includes(c))) { cols = [...h, ...rest]; i++; }
+      continue;
+    }
     const why = elision(t);
     if (why !== null) { skipped.add(i + 1, why); continue; }
     const r = row(cols, t, i + 1) ?? (i + 1 < lines.length && lines[i + 1].length <= MAX_LINE ? joinedRow(cols, t, lines[i + 1].trim(), i + 1) : null);

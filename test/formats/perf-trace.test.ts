@@ -87,6 +87,24 @@ describe('perf trace -s: layouts and messy input', () => {
     expect(p.skipped).toEqual([]);
   });
 
+  it('a reply that mail-wrapped the header, units, divider and every row (Howard Chu on --bpf-summary, linux-perf-users, 2025-03)', () => {
+    // As quoted in the reply: every line wrapped before "max"; the rows read futex 372 calls, 18 errors,
+    // 4373.773 msec; poll 241, 0, 2757.963; clock_nanosleep 1, 0, 1000.093 (min 0.000, the bug the mail reports).
+    const text = [
+      '>      syscall            calls  errors  total       min       avg', '> max       stddev',
+      '>                                        (msec)    (msec)    (msec)', '> (msec)        (%)',
+      '>      --------------- --------  ------ -------- --------- ---------', '> ---------     ------',
+      '>      futex                372     18  4373.773     0.000    11.757', '> 997.715    660.42%',
+      '>      poll                 241      0  2757.963     0.000    11.444', '> 997.758    580.34%',
+      '>      clock_nanosleep        1      0  1000.093     0.000  1000.093', '> 1000.093      0.00%',
+    ].join('\n');
+    const p = profileOf(parsePerfTrace, text);
+    expect(p.events.map((e) => [e.name, e.count, e.errors, e.total_ns])).toEqual([
+      ['futex', 372, 18, 4_373_773_000], ['poll', 241, 0, 2_757_963_000], ['clock_nanosleep', 1, 0, 1_000_093_000],
+    ]);
+    expect(p.skipped).toEqual([]); // the header's "max stddev" and the units' "(msec) (%)" are read as theirs
+  });
+
   it('nothing is a summary: one line naming the first line', () => {
     expect(inputError(() => parsePerfTrace('\n\n# perf trace\nsomething else\n', 't.txt')).message)
       .toBe('t.txt:3: expected a perf trace -s summary (a "syscall  calls  errors  total  min  avg  max  stddev" header), found "# perf trace"');
