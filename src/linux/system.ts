@@ -33,6 +33,10 @@ import { PageTables } from '../x86/pgtable.ts';
 import type { PhysMemory } from '../phys/memory.ts';
 import type { LinuxLayout } from './layout.ts';
 
+/** allocationAtPa()'s buckets: 2 MiB of physical address each; a longer range is kept apart. */
+const BUCKET = 2 * 1024 * 1024;
+const BIG_RANGE = 64 * BUCKET;
+
 export interface AllocationRange {
   pa: number;
   bytes: number;
@@ -97,6 +101,13 @@ export class System {
   readonly stacks = new Map<number, VmArea>();
   private readonly recs: Allocation[] = [];
   private sorted: Array<{ start: number; end: number; rec: Allocation }> | null = null;
+  /**
+   * allocationAtPa()'s index, kept up to date by add(): the ranges by 2 MiB bucket of physical
+   * address (a range of more than BIG_RANGE bytes in `big` instead). Rebuilding the sorted index
+   * after every add made recordUser() quadratic in the pages of all tenants (bench/scale.ts).
+   */
+  private readonly buckets = new Map<number, Array<{ start: number; end: number; rec: Allocation }>>();
+  private readonly big: Array<{ start: number; end: number; rec: Allocation }> = [];
   private readonly byArea = new Map<number, Allocation>();
   private readonly tablePfns = new Set<number>();
 
@@ -207,9 +218,17 @@ export class System {
     return out;
   }
 
-  /** The allocation holding the byte at `pa`, or null. */
+  /**
+   * The allocation holding the byte at `pa`, or null: of the ranges holding it, the first of
+   * allocationsIn()'s order (lowest start, then the earliest record).
+   */
   allocationAtPa(pa: number): Allocation | null {
-    return this.allocationsIn(pa, 1)[0] ?? null;
+    let best: { start: number; end: number; rec: Allocation } | null = null;
+    const better = (x: { start: number; end: number; rec: Allocation }) => x.start <= pa && pa < x.end && (best === null || x.start < best.start || (x.start === best.start && x.rec.id < best.rec.id));
+    const b = this.buckets.get(Math.floor(pa / BUCKET));
+    if (b !== undefined) for (const x of b) if (better(x)) best = x;
+    for (const x of this.big) if (better(x)) best = x;
+    return best === null ? null : (best as { rec: Allocation }).rec;
   }
 
   /** The allocation a kernel VA reaches: direct map, vmalloc area or kernel image; null elsewhere. */
@@ -248,6 +267,15 @@ export class System {
     const rec: Allocation = { ...a, id: this.recs.length, boot: a.boot ?? false };
     this.recs.push(rec);
     this.sorted = null;
+    for (const r of rec.ranges) {
+      const x = { start: r.pa, end: r.pa + r.bytes, rec };
+      if (r.bytes > BIG_RANGE) { this.big.push(x); continue; }
+      for (let k = Math.floor(x.start / BUCKET), last = Math.floor((x.end - 1) / BUCKET); k <= last; k++) {
+        const l = this.buckets.get(k);
+        if (l === undefined) this.buckets.set(k, [x]);
+        else l.push(x);
+      }
+    }
     if (rec.areaId !== undefined) this.byArea.set(rec.areaId, rec);
     return rec;
   }
