@@ -20,7 +20,7 @@ import type { Scenario } from './scenario-types.ts';
 
 /** The parameters --fit may move (documented assumptions in costs.ts), each by a factor in FACTORS. */
 export const FIT_PARAMS: readonly CostParam[] = ['cr3WriteNoflush', 'syscallEntryExit', 'kernelCyclesPerInsn', 'l2Hit', 'l1dFlushMsr', 'ibpb'];
-export const FACTORS: readonly number[] = [0.5, 0.7, 0.85, 1, 1.2, 1.4, 2];
+export const FACTORS: readonly number[] = [0.3, 0.5, 0.7, 0.85, 1, 1.2, 1.4, 2, 3];
 
 export type Factors = Partial<Record<CostParam, number>>;
 
@@ -100,19 +100,68 @@ export interface FitResult {
   readonly objective: number;
   /** Per parameter moved: the figures whose loss changed most when it moved. */
   readonly movedBy: Readonly<Record<string, string[]>>;
+  /** Engine runs this fit asked for (cached ones included) and the ones it really made. */
   readonly evaluations: number;
+  readonly engineRuns: number;
 }
 
-/** Coordinate descent over FIT_PARAMS × FACTORS on `scenarios` (two sweeps). */
-export function fit(scenarios: readonly Scenario[], params: readonly CostParam[] = FIT_PARAMS, rounds = 2): FitResult {
+/**
+ * Predictions of a set of figures under factors, each engine run made once: a figure's run is
+ * keyed by the factors of the parameters it depends on only (found once, by moving each
+ * parameter ×2 and seeing whether the figure moves: a price whose event never happens cannot),
+ * so a fit over one parameter re-runs only the figures that price reaches, and leave-one-out's
+ * fits share every run.
+ */
+export class Predictor {
+  private readonly cache = new Map<string, number>();
+  private readonly sensitive: (CostParam[] | null)[];
+  runs = 0;
+  asked = 0;
+  constructor(readonly scenarios: readonly Scenario[], readonly params: readonly CostParam[] = FIT_PARAMS) {
+    this.sensitive = scenarios.map(() => null);
+  }
+  private run(s: Scenario, f: Factors): number { this.runs++; return predict(s, f); }
+  private baseOf(i: number): number {
+    let v = this.cache.get(`${i}|base`);
+    if (v === undefined) { v = this.run(this.scenarios[i], {}); this.cache.set(`${i}|base`, v); }
+    return v;
+  }
+  /** The parameters figure i depends on (found on first use). */
+  dependsOn(i: number): readonly CostParam[] {
+    let d = this.sensitive[i];
+    if (d === null) {
+      const base = this.baseOf(i);
+      d = this.params.filter((p) => Math.abs(this.run(this.scenarios[i], { [p]: 2 }) - base) > 1e-9 * Math.max(1, Math.abs(base)));
+      this.sensitive[i] = d;
+    }
+    return d;
+  }
+  predict(i: number, f: Factors): number {
+    this.asked++;
+    if (Object.values(f).every((x) => x === 1)) return this.baseOf(i);
+    const dep = this.dependsOn(i);
+    if (dep.every((p) => (f[p] ?? 1) === 1)) return this.baseOf(i);
+    const key = `${i}|${dep.map((p) => f[p] ?? 1).join(',')}`;
+    let v = this.cache.get(key);
+    if (v === undefined) { v = this.run(this.scenarios[i], f); this.cache.set(key, v); }
+    return v;
+  }
+  loss(i: number, f: Factors): number { return loss(this.scenarios[i], this.predict(i, f)); }
+}
+
+/** Coordinate descent over FIT_PARAMS × FACTORS on the figures `use` (default all) of `pr`. */
+export function fit(pr: Predictor, use: readonly number[] = pr.scenarios.map((_, i) => i), rounds = 2): FitResult {
   const factors: Factors = {};
-  let evaluations = 0;
-  const losses = (f: Factors): number[] => scenarios.map((s) => { evaluations++; return loss(s, predict(s, f)); });
+  const asked0 = pr.asked;
+  const runs0 = pr.runs;
+  const losses = (f: Factors): number[] => use.map((i) => pr.loss(i, f));
   const sum = (l: number[]) => l.reduce((a, b) => a + b, 0);
   let cur = losses(factors);
   const movedBy: Record<string, string[]> = {};
   for (let r = 0; r < rounds; r++) {
-    for (const p of params) {
+    let moved = false;
+    for (const p of pr.params) {
+      if (!use.some((i) => pr.dependsOn(i).includes(p))) continue; // no figure here prices it
       let best = { f: factors[p] ?? 1, l: cur };
       for (const x of FACTORS) {
         if (x === (factors[p] ?? 1)) continue;
@@ -120,22 +169,23 @@ export function fit(scenarios: readonly Scenario[], params: readonly CostParam[]
         if (sum(l) < sum(best.l) - 1e-4) best = { f: x, l }; // a real improvement, not a rounding one
       }
       if (best.f !== (factors[p] ?? 1)) {
-        const deltas = scenarios.map((s, i) => ({ fig: s.calibration!.figure, d: Math.abs(best.l[i] - cur[i]) })).filter((x) => x.d > 1e-6).sort((a, b) => b.d - a.d);
+        const deltas = use.map((i, k) => ({ fig: pr.scenarios[i].calibration!.figure, d: Math.abs(best.l[k] - cur[k]) })).filter((x) => x.d > 1e-6).sort((a, b) => b.d - a.d);
         movedBy[p] = deltas.map((x) => x.fig);
         if (best.f === 1) delete factors[p]; else factors[p] = best.f;
         cur = best.l;
+        moved = true;
       }
     }
+    if (!moved) break;
   }
-  return { factors, objective: sum(cur), movedBy, evaluations };
+  return { factors, objective: sum(cur), movedBy, evaluations: pr.asked - asked0, engineRuns: pr.runs - runs0 };
 }
 
 /** For each figure: fit on the others, predict it. */
-export function leaveOneOut(scenarios: readonly Scenario[], params: readonly CostParam[] = FIT_PARAMS): { figure: string; factors: Factors; result: CalibrationResult }[] {
-  return scenarios.map((s, i) => {
-    const others = scenarios.filter((_, j) => j !== i);
-    const f = fit(others, params, 1).factors;
-    return { figure: s.calibration!.figure, factors: f, result: judge(s, predict(s, f)) };
+export function leaveOneOut(pr: Predictor, rounds = 2): { figure: string; factors: Factors; result: CalibrationResult }[] {
+  return pr.scenarios.map((s, i) => {
+    const f = fit(pr, pr.scenarios.map((_, j) => j).filter((j) => j !== i), rounds).factors;
+    return { figure: s.calibration!.figure, factors: f, result: judge(s, pr.predict(i, f)) };
   });
 }
 

@@ -8,7 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { writeOutput } from './mappings.ts';
-import { fit, judge, leaveOneOut, predict, type CalibrationResult } from '../../sim/calibrate.ts';
+import { fit, judge, leaveOneOut, Predictor, type CalibrationResult } from '../../sim/calibrate.ts';
 import { loadCalibrations } from '../../scenario/calibrations.ts';
 import { getCostModel } from '../../sim/costs.ts';
 
@@ -29,14 +29,15 @@ function table(head: string[], rows: string[][]): string {
 
 export function calibrateReport(o: Opts): string {
   const scenarios = loadCalibrations(o.dir ?? DEFAULT_DIR);
-  const results = scenarios.map((s) => judge(s, predict(s)));
-  const fitted = o.fit || o.leaveOneOut ? fit(scenarios) : null;
-  const inSample = fitted ? scenarios.map((s) => judge(s, predict(s, fitted.factors))) : null;
-  const loo = o.leaveOneOut ? leaveOneOut(scenarios) : null;
+  const pr = new Predictor(scenarios);
+  const results = scenarios.map((s, i) => judge(s, pr.predict(i, {})));
+  const fitted = o.fit || o.leaveOneOut ? fit(pr) : null;
+  const inSample = fitted ? scenarios.map((s, i) => judge(s, pr.predict(i, fitted.factors))) : null;
+  const loo = o.leaveOneOut ? leaveOneOut(pr) : null;
   if (o.json) {
     return JSON.stringify({
       figures: results,
-      ...(fitted ? { fit: { factors: fitted.factors, objective: fitted.objective, moved_by: fitted.movedBy, evaluations: fitted.evaluations, figures: inSample } } : {}),
+      ...(fitted ? { fit: { factors: fitted.factors, objective: fitted.objective, moved_by: fitted.movedBy, evaluations: fitted.evaluations, engine_runs: pr.runs, figures: inSample } } : {}),
       ...(loo ? { leave_one_out: loo.map((x) => ({ ...x.result, factors: x.factors })) } : {}),
     }, null, 2) + '\n';
   }
