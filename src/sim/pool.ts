@@ -27,7 +27,13 @@ export interface SeedsOptions {
   duration?: SimTime;
   /** Called as each run finishes: runs done, runs in all, "seed S entry". */
   onProgress?: (done: number, total: number, label: string) => void;
+  /** Cancels the run (kasi serve): pending tasks are dropped, running ones aborted (piscina's signal); runSeeds rejects with an AbortError. */
+  signal?: AbortSignal;
+  /** A pool shared by many runSeeds calls (createSeedPool; kasi sweep runs its points on one): used instead of a pool of its own, and left open. */
+  pool?: SeedPool;
 }
+
+export type SeedPool = Piscina<SeedTask, SeedTaskResult>;
 
 /** The default worker count: one per CPU the process may use. */
 export function defaultWorkers(): number {
@@ -54,6 +60,15 @@ function rethrow(r: Extract<SeedTaskResult, { ok: false }>): never {
   throw e;
 }
 
+/** A pool of `workers` threads that run seed tasks; destroy() it when done. */
+export function createSeedPool(workers: number): SeedPool {
+  return new Piscina<SeedTask, SeedTaskResult>({
+    filename: WORKER_FILE, name: 'runSeedTask', minThreads: workers, maxThreads: workers, idleTimeout: 1000,
+    // Not the parent's flags (vitest's or tsx's): the entry registers tsx itself.
+    execArgv: [],
+  });
+}
+
 /** Run every seed; one RunReport per seed, in seed order. */
 export async function runSeeds(input: Scenario, o: SeedsOptions = {}): Promise<RunReport[]> {
   const scenarios = seedScenarios(input, o);
@@ -66,8 +81,9 @@ export async function runSeeds(input: Scenario, o: SeedsOptions = {}): Promise<R
   const workers = Math.min(o.workers ?? defaultWorkers(), total);
   if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`workers: expected an integer >= 1, found ${o.workers}`);
 
-  if (workers === 1) {
+  if (workers === 1 && o.pool === undefined) {
     scenarios.forEach((s, k) => {
+      o.signal?.throwIfAborted();
       const base = runBaseline(s, b);
       runs[k][b] = base;
       progress(s, b);
@@ -78,13 +94,9 @@ export async function runSeeds(input: Scenario, o: SeedsOptions = {}): Promise<R
       }
     });
   } else {
-    const pool = new Piscina<SeedTask, SeedTaskResult>({
-      filename: WORKER_FILE, name: 'runSeedTask', minThreads: workers, maxThreads: workers, idleTimeout: 1000,
-      // Not the parent's flags (vitest's or tsx's): the entry registers tsx itself.
-      execArgv: [],
-    });
+    const pool = o.pool ?? createSeedPool(workers);
     const run = async (t: SeedTask): Promise<EntryRun & { targets?: number[] }> => {
-      const r = await pool.run(t);
+      const r = await pool.run(t, o.signal ? { signal: o.signal } : {});
       if (!r.ok) rethrow(r);
       return r.run;
     };
@@ -101,7 +113,7 @@ export async function runSeeds(input: Scenario, o: SeedsOptions = {}): Promise<R
         }));
       }));
     } finally {
-      await pool.destroy();
+      if (o.pool === undefined) await pool.destroy();
     }
   }
   return scenarios.map((s, k) => assembleReport(s, runs[k]));

@@ -4,30 +4,11 @@
  * root the text equals the `<snap>.tlb.txt.gz` QEMU printed (without its CRs).
  */
 import type { Command } from 'commander';
-import { InputError, loadPtImage, type PtImage } from '../../x86/ptimage.ts';
+import { loadPtImage } from '../../x86/ptimage.ts';
+import { resolveRoot } from '../../report/translation.ts';
 import { infoTlbChunks, mappingsJsonChunks } from '../../report/infotlb.ts';
 
-/**
- * The root table named by `spec`: a root name of the capture (`kernel`, `user`), or the
- * physical address of a page the capture lists in `page_table_levels` as a top-level table.
- * Default: the active root (the one CR3 held).
- */
-export function resolveRoot(img: PtImage, spec: string | undefined): { name: string; root: number } {
-  if (spec === undefined) return { name: img.active_root, root: img.roots[img.active_root] };
-  if (Object.hasOwn(img.roots, spec)) return { name: spec, root: img.roots[spec] };
-  const names = Object.keys(img.roots).join(', ');
-  if (!/^0x[0-9a-fA-F]{1,13}$/.test(spec)) {
-    throw new InputError(img.file, `unknown root "${spec}": expected ${names} or the 0x address of a top-level table`);
-  }
-  const root = Number(BigInt(spec));
-  const level = img.pageLevels.get(root);
-  if (level !== img.paging_levels) {
-    const what = level === undefined ? 'is not a paging-structure page of this capture' : `is a level-${level} table, not a top-level (level-${img.paging_levels}) table`;
-    throw new InputError(img.file, `root ${spec} ${what} (roots: ${names})`);
-  }
-  const named = Object.entries(img.roots).find(([, r]) => r === root);
-  return { name: named ? named[0] : spec, root };
-}
+export { resolveRoot } from '../../report/translation.ts';
 
 /**
  * Write a command's whole output. A reader that stops early (`| head`) closes the pipe:

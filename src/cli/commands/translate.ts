@@ -9,31 +9,16 @@
  * loaded copy of memory, as the hardware would.
  */
 import type { Command } from 'commander';
-import { InputError, loadPtImage } from '../../x86/ptimage.ts';
+import { loadPtImage } from '../../x86/ptimage.ts';
 import { UsageError } from '../usage.ts';
-import { resolveRoot, writeOutput } from './mappings.ts';
-import {
-  ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PFEC_ID, PFEC_P, PFEC_PK, PFEC_RSVD, PFEC_U, PFEC_W, VECTOR_GP,
-} from '../../x86/bits.ts';
+import { writeOutput } from './mappings.ts';
+import { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE } from '../../x86/bits.ts';
 import { Translation, vaHalves, walkFrom } from '../../x86/walk.ts';
-import { formatSize } from '../../report/units.ts';
+import { parseVa, resolveRoot, translationJson, translationText } from '../../report/translation.ts';
+
+export { ENTRY_NAMES, parseVa } from '../../report/translation.ts';
 
 const ACCESS: Record<string, number> = { read: ACCESS_READ, write: ACCESS_WRITE, exec: ACCESS_FETCH };
-/** Names of the paging-structure entry at each level (SDM 4.5). */
-export const ENTRY_NAMES = ['', 'PTE', 'PDE', 'PDPTE', 'PML4E', 'PML5E'];
-/** #PF error-code bits in SDM 4.7 order. */
-const PFEC_BITS: [string, number][] = [['P', PFEC_P], ['W', PFEC_W], ['U', PFEC_U], ['RSVD', PFEC_RSVD], ['ID', PFEC_ID], ['PK', PFEC_PK]];
-
-const hex16 = (v: bigint | number): string => '0x' + BigInt(v).toString(16).padStart(16, '0');
-
-/** A VA as typed: hex with or without 0x, at most 16 digits. */
-export function parseVa(file: string, text: string): bigint {
-  if (!/^(0x)?[0-9a-fA-F]{1,16}$/.test(text)) {
-    throw new InputError(file, `bad virtual address "${text}": expected at most 16 hex digits, e.g. 0xffffffff81000000`);
-  }
-  return BigInt(text.startsWith('0x') ? text : '0x' + text);
-}
-
 export interface TranslateOpts {
   root?: string;
   access?: string;
@@ -61,39 +46,9 @@ export function translateImage(image: string, vas: string[], opts: TranslateOpts
   for (const va of parsed) {
     const { lo, hi } = vaHalves(va);
     walkFrom(img.mem, cpu, root, lo, hi, access, t);
-    out.push(opts.json ? jsonLine(va, name, t) : textLine(va, t));
+    out.push(opts.json ? JSON.stringify(translationJson(va, name, t)) : translationText(va, t));
   }
   return out;
-}
-
-function leafValue(t: Translation): bigint {
-  return (BigInt(t.leafHi >>> 0) << 32n) | BigInt(t.leafLo >>> 0);
-}
-
-function textLine(va: bigint, t: Translation): string {
-  if (t.ok) {
-    return `${hex16(va)} -> ${hex16(t.pa)}  ${formatSize(2 ** t.pageShift)} page, leaf ${ENTRY_NAMES[t.level]} (level ${t.level}) = ${hex16(leafValue(t))}`
-      + `  U=${+t.user} W=${+t.writable} XD=${+t.executeDisable} pkey=${t.pkey}`;
-  }
-  const where = `at level ${t.level} (${ENTRY_NAMES[t.level]})`;
-  if (t.vector === VECTOR_GP) return `${hex16(va)} -> #GP error 0x0 (non-canonical address) ${where}`;
-  const bits = PFEC_BITS.map(([n, b]) => `${n}=${t.errorCode & b ? 1 : 0}`).join(' ');
-  return `${hex16(va)} -> #PF error 0x${t.errorCode.toString(16)} (${bits}) ${where}`;
-}
-
-function jsonLine(va: bigint, root: string, t: Translation): string {
-  if (t.ok) {
-    return JSON.stringify({
-      va: hex16(va), root, ok: true, pa: hex16(t.pa), page_size: 2 ** t.pageShift, level: t.level,
-      entry: ENTRY_NAMES[t.level], leaf: hex16(leafValue(t)), user: t.user, writable: t.writable,
-      xd: t.executeDisable, pkey: t.pkey,
-    });
-  }
-  const bits = Object.fromEntries(PFEC_BITS.map(([n, b]) => [n, t.errorCode & b ? 1 : 0]));
-  return JSON.stringify({
-    va: hex16(va), root, ok: false, vector: t.vector === VECTOR_GP ? '#GP' : '#PF',
-    error_code: '0x' + t.errorCode.toString(16), bits, level: t.level, entry: ENTRY_NAMES[t.level],
-  });
 }
 
 export function registerTranslate(program: Command): void {
