@@ -9,7 +9,6 @@
  * writable text PMD, a large leaf where a PTE belongs, a missing PTE, a foreign user PGD entry,
  * and the other reading of the clone ('kpti-user': ESPFIX and cpu_tss_rw too).
  */
-import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -27,16 +26,12 @@ import { bootSystem, populateTenants, type System } from '../../src/linux/system
 import { loadFootprintTable } from '../../src/sim/footprints.ts';
 import { slidKallsyms } from '../../src/sim/sci-run.ts';
 import { SIZE_4K } from '../../src/x86/pgtable.ts';
+import { kasi } from '../helpers/kasi-cli.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const CAPS = ['la48-pti-nokaslr', 'la57-pti-nokaslr'].map((c) => join(ROOT, 'test/fixtures/captures', c));
 const PFN = 0x000ffffffffff000n;
 
-function kasi(...args: string[]) {
-  const r = spawnSync(TSX, ['src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const slide = (sys: System) => sys.kernel.sections.text - 0xffffffff81000000n;
 
@@ -52,7 +47,7 @@ function world(capture?: string, index = 0) {
 const taskStruct = (sys: System, i: number) => sys.slab.objectInfo(sys.userProcesses[i].slabObjects[0])!;
 
 describe('SCI tables against the construction rule', () => {
-  it('clean tables: no model error, no exposure, every premapped leaf is a rule leaf (built-in kernel and both captures)', () => {
+  it('clean tables: no model error, no exposure, every premapped leaf is a rule leaf (built-in kernel and both captures)', async () => {
     for (const cap of [undefined, ...CAPS]) {
       const w = world(cap);
       const v = verifySci(w.sys, w.sci);
@@ -63,7 +58,7 @@ describe('SCI tables against the construction rule', () => {
     }
   });
 
-  it('an extra leaf (another process\'s task_struct at its own direct-map address, as the full space maps it) is forbidden, not a mismatch', () => {
+  it('an extra leaf (another process\'s task_struct at its own direct-map address, as the full space maps it) is forbidden, not a mismatch', async () => {
     const w = world();
     const o = taskStruct(w.sys, 1);
     w.sci.tables.pt.mapPage(o.va & ~0xfffn, BigInt(o.pa & ~0xfff), SIZE_4K, __PAGE_KERNEL);
@@ -74,7 +69,7 @@ describe('SCI tables against the construction rule', () => {
     expect(v.forbidden[0].why).toMatch(/^direct_map: this 4 KiB leaf: not put there by sci_pagetable_init/);
   });
 
-  it('a rule leaf with another frame is a mismatch', () => {
+  it('a rule leaf with another frame is a mismatch', async () => {
     const w = world();
     const p = w.ks.addressOf('do_syscall_64')! & ~0xfffn;
     const pte = w.at(p, 1);
@@ -85,7 +80,7 @@ describe('SCI tables against the construction rule', () => {
     expect(v.mismatches[0].why).toMatch(/^do_syscall_64: maps 0x[0-9a-f]+, the full space 0x/);
   });
 
-  it('an entry-text PMD made writable is a mismatch against the KPTI user root it is cloned from', () => {
+  it('an entry-text PMD made writable is a mismatch against the KPTI user root it is cloned from', async () => {
     const w = world();
     const pmd = w.at(w.ks.addressOf('__entry_text_start')!, 2);
     w.write(pmd, w.read(pmd) | 2n);
@@ -94,7 +89,7 @@ describe('SCI tables against the construction rule', () => {
     expect(v.mismatches[0].why).toMatch(/^entry text: writable here, read-only in the KPTI user root it is cloned from \(and 511 more pages/);
   });
 
-  it('a per-CPU page mapped through its whole large leaf (not the 4 KiB PTE sci_clone_page() writes): size mismatch and forbidden neighbours', () => {
+  it('a per-CPU page mapped through its whole large leaf (not the 4 KiB PTE sci_clone_page() writes): size mismatch and forbidden neighbours', async () => {
     const w = world();
     const unit = w.sys.allocations().find((a) => a.boot && a.kind === 'percpu')!;
     const va = w.sys.directMapVa(unit.ranges[0].pa);
@@ -108,7 +103,7 @@ describe('SCI tables against the construction rule', () => {
     expect(v.forbidden.some((f) => /511 pages of this 2 MiB leaf/.test(f.why))).toBe(true);
   });
 
-  it('a rule leaf that is absent is a mismatch', () => {
+  it('a rule leaf that is absent is a mismatch', async () => {
     const w = world();
     const p = w.ks.addressOf('do_syscall_64')! & ~0xfffn;
     w.write(w.at(p, 1), 0n);
@@ -117,7 +112,7 @@ describe('SCI tables against the construction rule', () => {
     expect(v.mismatches.map((m) => m.why)).toEqual([expect.stringMatching(/^absent: the rule maps do_syscall_64 here/)]);
   });
 
-  it('a user PGD entry that is not the process\'s user root\'s is a mismatch (sci_sync_user_pagetable())', () => {
+  it('a user PGD entry that is not the process\'s user root\'s is a mismatch (sci_sync_user_pagetable())', async () => {
     const w = world();
     const other = w.sys.userProcesses[1].userPgd;
     const i = [...Array(256).keys()].find((k) => (w.read(other + k * 8) & 1n) !== 0n)!;
@@ -127,7 +122,7 @@ describe('SCI tables against the construction rule', () => {
     expect(v.mismatches.some((m) => m.why.startsWith(`user PGD entry ${i} is`))).toBe(true);
   });
 
-  it('the other reading of the clone (every kernel-half leaf of the KPTI user root) breaks the rule: ESPFIX and cpu_tss_rw', () => {
+  it('the other reading of the clone (every kernel-half leaf of the KPTI user root) breaks the rule: ESPFIX and cpu_tss_rw', async () => {
     const w = world();
     const wide = buildSciSpace(w.sys, w.ks, 1, { clone: 'kpti-user' });
     const v = verifySci(w.sys, wide);
@@ -137,7 +132,7 @@ describe('SCI tables against the construction rule', () => {
 });
 
 describe('SCI in the middle of a system call', () => {
-  it('a granted data fault is explained by that fault only; sci_clear_data() leaves the rule alone; a stale PTE after exit is forbidden', () => {
+  it('a granted data fault is explained by that fault only; sci_clear_data() leaves the rule alone; a stale PTE after exit is forbidden', async () => {
     const w = world();
     const clean = verifySci(w.sys, w.sci).leaves;
     const o = taskStruct(w.sys, 0);
@@ -162,7 +157,7 @@ describe('SCI in the middle of a system call', () => {
     expect(verifySci(w.sys, w.sci).forbidden.map((f) => f.va)).toEqual([o.va & ~0xfffn]);
   });
 
-  it('another tenant\'s object a fault asks for is a design exposure (fault-mapped), not a model error', () => {
+  it('another tenant\'s object a fault asks for is a design exposure (fault-mapped), not a model error', async () => {
     const w = world();
     const o = taskStruct(w.sys, 1);
     const s = w.sci.tables.syscall();
@@ -177,7 +172,7 @@ describe('SCI in the middle of a system call', () => {
   const fp = loadFootprints(DEFAULT_FOOTPRINTS);
   const data = (name: string) => loadFootprintTable().entries.get(`syscall:${name}`)!.data;
 
-  it('after getppid: the faults are the measured code pages and the task_struct, sci->ptes are exactly theirs, the tables verify mid-call and after exit', () => {
+  it('after getppid: the faults are the measured code pages and the task_struct, sci->ptes are exactly theirs, the tables verify mid-call and after exit', async () => {
     for (const cap of [undefined, CAPS[1]]) {
       const w = world(cap);
       const clean = verifySci(w.sys, w.sci).leaves;
@@ -194,7 +189,7 @@ describe('SCI in the middle of a system call', () => {
     }
   });
 
-  it('after futex: the mm_struct page SCI maps carries other processes\' mm_structs (slab-neighbour exposures)', () => {
+  it('after futex: the mm_struct page SCI maps carries other processes\' mm_structs (slab-neighbour exposures)', async () => {
     const w = world();
     const a = sciAfterSyscall(w.sys, w.sci, fp, 'futex', data('futex'), slide(w.sys));
     expect(a.verify.ok).toBe(true);
@@ -204,7 +199,7 @@ describe('SCI in the middle of a system call', () => {
     expect(a.afterExit.exposures).toEqual([]);
   });
 
-  it('after munmap: killed at the 64-entry backtrace cap; nothing past the kill is mapped', () => {
+  it('after munmap: killed at the 64-entry backtrace cap; nothing past the kill is mapped', async () => {
     const w = world();
     const a = sciAfterSyscall(w.sys, w.sci, fp, 'munmap', data('munmap'), slide(w.sys));
     expect(a.killed).toMatch(/SCI_MAX_BACKTRACE/);
@@ -215,9 +210,9 @@ describe('SCI in the middle of a system call', () => {
 });
 
 describe('kasi asi --design sci-2019', () => {
-  it('--verify --json: exit 0 and the verify shape of every design, on the built-in kernel and both captures', () => {
+  it('--verify --json: exit 0 and the verify shape of every design, on the built-in kernel and both captures', async () => {
     for (const cap of [[], ...CAPS.map((c) => ['--capture', c])]) {
-      const r = kasi('asi', '--design', 'sci-2019', '--verify', '--json', ...cap);
+      const r = await kasi('asi', '--design', 'sci-2019', '--verify', '--json', ...cap);
       expect(r.status, r.stderr).toBe(0);
       const j = JSON.parse(r.stdout);
       expect(j.design).toBe('sci-2019');
@@ -227,14 +222,14 @@ describe('kasi asi --design sci-2019', () => {
     }
   });
 
-  it('--after futex: the mid-call exposures in JSON; exit 1 with --fail-on-exposure; --vm is a usage error', () => {
-    const r = kasi('asi', '--design', 'sci-2019', '--process', '0', '--after', 'futex', '--json');
+  it('--after futex: the mid-call exposures in JSON; exit 1 with --fail-on-exposure; --vm is a usage error', async () => {
+    const r = await kasi('asi', '--design', 'sci-2019', '--process', '0', '--after', 'futex', '--json');
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.after.verify.ok).toBe(true);
     expect(j.after.verify.exposures.map((e: { cause: string }) => e.cause)).toContain('slab-neighbour');
     expect(j.after.ptesMatch).toBe(true);
-    expect(kasi('asi', '--design', 'sci-2019', '--after', 'futex', '--fail-on-exposure').status).toBe(1);
-    expect(kasi('asi', '--design', 'sci-2019', '--vm', '0').status).toBe(2);
+    expect((await kasi('asi', '--design', 'sci-2019', '--after', 'futex', '--fail-on-exposure')).status).toBe(1);
+    expect((await kasi('asi', '--design', 'sci-2019', '--vm', '0')).status).toBe(2);
   });
 });

@@ -7,7 +7,6 @@
  * whole is an exposure of that design instead.
  */
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getDesign, makeContext, systemFor } from '../../src/asi/registry.ts';
@@ -17,14 +16,10 @@ import { EXPOSURE_CAUSES, verifySpace } from '../../src/asi/verify.ts';
 import { PageTables, SIZE_4K } from '../../src/x86/pgtable.ts';
 import { __PAGE_KERNEL } from '../../src/linux/cpa.ts';
 import { CLASS_SENSITIVE } from '../../src/linux/sensitivity.ts';
+import { kasi } from '../helpers/kasi-cli.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 
-function kasi(...args: string[]) {
-  const r = spawnSync(TSX, ['src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function world() {
   const design = getDesign('google-asi-2022');
@@ -42,12 +37,12 @@ function world() {
 }
 
 describe('verify catches planted violations', () => {
-  it('a clean space passes', () => {
+  it('a clean space passes', async () => {
     const w = world();
     expect(verifySpace(w.sys, w.design, w.space).ok).toBe(true);
   });
 
-  it('a sensitive page of the other VM mapped at its own direct-map address', () => {
+  it('a sensitive page of the other VM mapped at its own direct-map address', async () => {
     const w = world();
     const victim = w.sys.allocations().find((a) => a.owner === w.sys.vms[1].vmm.owner.id && a.kind === 'anon' && a.cls === CLASS_SENSITIVE)
       ?? w.sys.allocations().find((a) => a.owner === w.sys.userProcesses[1].owner.id && a.cls === CLASS_SENSITIVE)!;
@@ -60,7 +55,7 @@ describe('verify catches planted violations', () => {
     expect(v.exposures.map((f) => f.alloc)).not.toContain(victim); // ...not a design exposure
   });
 
-  it('the same page inside a region the design maps whole is a design exposure (class-mapped), not an error', () => {
+  it('the same page inside a region the design maps whole is a design exposure (class-mapped), not an error', async () => {
     const base = getDesign('google-asi-2022');
     const sys = systemFor(base);
     const victim = sys.allocations().find((a) => a.owner === sys.vms[1].owner.id && a.kind === 'guest-memory')!;
@@ -75,7 +70,7 @@ describe('verify catches planted violations', () => {
     expect(e[0].owner).toBe('vm1');
   });
 
-  it('a page at the wrong frame, and a read-only page made writable', () => {
+  it('a page at the wrong frame, and a read-only page made writable', async () => {
     const w = world();
     const s = w.sys.kernel.sections;
     const textPa = Number(s.text - w.sys.layout.addrs.__START_KERNEL_map + w.sys.kernel.physBase);
@@ -96,15 +91,15 @@ describe('verify catches planted violations', () => {
 });
 
 describe('kasi asi', () => {
-  it('--verify exits 0 on a clean space and prints the region table', () => {
-    const r = kasi('asi', '--design', 'google-asi-2022', '--vm', '1', '--verify');
+  it('--verify exits 0 on a clean space and prints the region table', async () => {
+    const r = await kasi('asi', '--design', 'google-asi-2022', '--vm', '1', '--verify');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/verify: OK/);
     expect(r.stdout).toMatch(/direct_map/);
   });
 
-  it('--verify: design exposures exit 0 with a cause each, 1 with --fail-on-exposure; --highmap-tail unmap closes the image-tail alias', () => {
-    const r = kasi('asi', '--design', 'kvm-asi-2019', '--verify', '--json');
+  it('--verify: design exposures exit 0 with a cause each, 1 with --fail-on-exposure; --highmap-tail unmap closes the image-tail alias', async () => {
+    const r = await kasi('asi', '--design', 'kvm-asi-2019', '--verify', '--json');
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.verify.ok).toBe(true);
@@ -118,8 +113,8 @@ describe('kasi asi', () => {
       expect(e.bytes).toBeGreaterThan(0);
     }
     expect(j.verify.exposuresByCause['image-tail-alias']).toBeGreaterThan(0);
-    expect(kasi('asi', '--design', 'kvm-asi-2019', '--verify', '--fail-on-exposure').status).toBe(1);
-    const u = kasi('asi', '--design', 'kvm-asi-2019', '--verify', '--json', '--highmap-tail', 'unmap');
+    expect((await kasi('asi', '--design', 'kvm-asi-2019', '--verify', '--fail-on-exposure')).status).toBe(1);
+    const u = await kasi('asi', '--design', 'kvm-asi-2019', '--verify', '--json', '--highmap-tail', 'unmap');
     expect(u.status, u.stderr).toBe(0);
     const ju = JSON.parse(u.stdout);
     expect(ju.highmapTail).toBe('unmap');
@@ -127,18 +122,18 @@ describe('kasi asi', () => {
     expect(ju.verify.exposuresByCause['slab-neighbour']).toBeGreaterThan(0); // the other exposure stays
   });
 
-  it('--verify --capture: netns-asi hides other namespaces\' objects in the image tail of a captured kernel too', () => {
-    const r = kasi('asi', '--design', 'netns-asi', '--verify', '--json', '--capture', join(ROOT, 'test/fixtures/captures/la48-pti-nokaslr'));
+  it('--verify --capture: netns-asi hides other namespaces\' objects in the image tail of a captured kernel too', async () => {
+    const r = await kasi('asi', '--design', 'netns-asi', '--verify', '--json', '--capture', join(ROOT, 'test/fixtures/captures/la48-pti-nokaslr'));
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.verify.forbidden).toEqual([]);
     expect(j.verify.exposures).toEqual([]);
   });
 
-  it('bad input: one line, exit 2', () => {
+  it('bad input: one line, exit 2', async () => {
     for (const args of [['--design', 'nope'], ['--design', 'netns-asi', '--vm', '0'], ['--design', 'kpti', '--process', 'x'], ['--design', 'kpti', '--process', '9'],
       ['--design', 'kpti', '--highmap-tail', 'sometimes'], ['--design', 'kpti', '--fail-on-exposure']]) {
-      const r = kasi('asi', ...args);
+      const r = await kasi('asi', ...args);
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
       expect(r.stderr).not.toMatch(/\n\s+at /);

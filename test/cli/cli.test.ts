@@ -5,26 +5,21 @@
  * problem, no stack trace.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { kasi, type CliResult } from '../helpers/kasi-cli.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const CAP = join(ROOT, 'test/fixtures/captures/la48-pti-nokaslr');
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-cli-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
-function kasi(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(TSX, ['src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** The bad-input contract: exit 2, one stderr line that names `file` and matches `problem`. */
-function expectInputError(r: ReturnType<typeof kasi>, file: string, problem: RegExp): void {
+function expectInputError(r: CliResult, file: string, problem: RegExp): void {
   expect(r.status).toBe(2);
   const lines = r.stderr.trimEnd().split('\n');
   expect(lines, r.stderr).toHaveLength(1);
@@ -35,16 +30,16 @@ function expectInputError(r: ReturnType<typeof kasi>, file: string, problem: Reg
 }
 
 describe('kasi mappings', () => {
-  it("prints QEMU's info tlb byte for byte for the active root", () => {
-    const r = kasi('mappings', join(CAP, 'kernel.json.gz'));
+  it("prints QEMU's info tlb byte for byte for the active root", async () => {
+    const r = await kasi('mappings', join(CAP, 'kernel.json.gz'));
     expect(r.status).toBe(0);
     const want = gunzipSync(readFileSync(join(CAP, 'kernel.tlb.txt.gz'))).toString('latin1').replace(/\r\n/g, '\n');
     expect(r.stdout.length).toBe(want.length);
     expect(r.stdout === want).toBe(true);
   });
 
-  it('prints JSON lines for another root', () => {
-    const r = kasi('mappings', join(CAP, 'kernel.json.gz'), '--root', 'user', '--json');
+  it('prints JSON lines for another root', async () => {
+    const r = await kasi('mappings', join(CAP, 'kernel.json.gz'), '--root', 'user', '--json');
     expect(r.status).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     const tlb = gunzipSync(readFileSync(join(CAP, 'user.tlb.txt.gz'))).toString('latin1').trimEnd().split('\r\n');
@@ -57,8 +52,8 @@ describe('kasi mappings', () => {
 });
 
 describe('kasi translate', () => {
-  it('translates a kernel VA and answers #GP for a non-canonical one', () => {
-    const r = kasi('translate', join(CAP, 'kernel.json.gz'), '0xffffffff81c00080', '0x8000000000000000');
+  it('translates a kernel VA and answers #GP for a non-canonical one', async () => {
+    const r = await kasi('translate', join(CAP, 'kernel.json.gz'), '0xffffffff81c00080', '0x8000000000000000');
     expect(r.status).toBe(0);
     const [entry, gp] = r.stdout.trimEnd().split('\n');
     // entry_SYSCALL_64 (kallsyms) at __pa_symbol = va - __START_KERNEL_map (phys_base 0), in a 2 MiB page.
@@ -66,8 +61,8 @@ describe('kasi translate', () => {
     expect(gp).toMatch(/^0x8000000000000000 -> #GP/);
   });
 
-  it('translates a user VA from user mode through the user root (guest pagemap: pfn 0x45e9)', () => {
-    const r = kasi('translate', join(CAP, 'user.json.gz'), '--user', '--json', '0x401530', '0x7fc7fb93b000');
+  it('translates a user VA from user mode through the user root (guest pagemap: pfn 0x45e9)', async () => {
+    const r = await kasi('translate', join(CAP, 'user.json.gz'), '--user', '--json', '0x401530', '0x7fc7fb93b000');
     expect(r.status).toBe(0);
     const [text, hole] = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
     expect(text).toMatchObject({ ok: true, pa: '0x00000000045e9530', page_size: 4096, level: 1, user: true, writable: false });
@@ -77,26 +72,26 @@ describe('kasi translate', () => {
 });
 
 describe('bad input', () => {
-  it('a truncated .json.gz', () => {
+  it('a truncated .json.gz', async () => {
     const f = join(TMP, 'truncated.json.gz');
     const whole = readFileSync(join(CAP, 'user.json.gz'));
     writeFileSync(f, whole.subarray(0, whole.length >> 1));
-    expectInputError(kasi('mappings', f), f, /truncated|corrupt/);
+    expectInputError(await kasi('mappings', f), f, /truncated|corrupt/);
   });
 
-  it('a JSON capture with a missing field', () => {
+  it('a JSON capture with a missing field', async () => {
     const f = join(TMP, 'missing.json');
     writeFileSync(f, JSON.stringify({ format: 'x86-pt-oracle/1', paging_levels: 4 }));
-    expectInputError(kasi('ptdump', f), f, /regs/);
+    expectInputError(await kasi('ptdump', f), f, /regs/);
   });
 
-  it('an unknown root', () => {
+  it('an unknown root', async () => {
     const f = join(CAP, 'user.json.gz');
-    expectInputError(kasi('mappings', f, '--root', 'guest'), f, /unknown root "guest"/);
+    expectInputError(await kasi('mappings', f, '--root', 'guest'), f, /unknown root "guest"/);
   });
 
-  it('a malformed VA', () => {
+  it('a malformed VA', async () => {
     const f = join(CAP, 'user.json.gz');
-    expectInputError(kasi('translate', f, '0xffffffff81000000', '0xzz'), f, /bad virtual address "0xzz"/);
+    expectInputError(await kasi('translate', f, '0xffffffff81000000', '0xzz'), f, /bad virtual address "0xzz"/);
   });
 });

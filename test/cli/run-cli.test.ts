@@ -4,21 +4,14 @@
  * for the same file and seed.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { kasi } from '../helpers/kasi-cli.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-run-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
-function kasi(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(TSX, ['src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const SMALL = join(TMP, 'small.yaml');
 writeFileSync(SMALL, `name: small
@@ -39,8 +32,8 @@ isolation:
 
 describe('kasi run', () => {
   let first = '';
-  it('--json prints one object with the leak and cost fields of every mitigation set', () => {
-    const r = kasi('run', SMALL, '--json');
+  it('--json prints one object with the leak and cost fields of every mitigation set', async () => {
+    const r = await kasi('run', SMALL, '--json');
     expect(r.status, r.stderr).toBe(0);
     first = r.stdout;
     const j = JSON.parse(r.stdout);
@@ -58,29 +51,29 @@ describe('kasi run', () => {
     expect(j.mitigations[1].leaks).toEqual([]);
   }, 30_000);
 
-  it('gives byte-identical output for the same file and seed; --seed changes it', () => {
-    const again = kasi('run', SMALL, '--json');
+  it('gives byte-identical output for the same file and seed; --seed changes it', async () => {
+    const again = await kasi('run', SMALL, '--json');
     expect(again.stdout === first).toBe(true);
-    const other = kasi('run', SMALL, '--json', '--seed', '5');
+    const other = await kasi('run', SMALL, '--json', '--seed', '5');
     expect(other.status).toBe(0);
     expect(JSON.parse(other.stdout).seed).toBe(5);
     expect(other.stdout === first).toBe(false);
   }, 30_000);
 
-  it('--out writes the report atomically and prints nothing', () => {
+  it('--out writes the report atomically and prints nothing', async () => {
     const out = join(TMP, 'report.json');
-    const r = kasi('run', SMALL, '--json', '--out', out);
+    const r = await kasi('run', SMALL, '--json', '--out', out);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toBe('');
     expect(readFileSync(out, 'utf8') === first).toBe(true);
     expect(readdirSync(TMP).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   }, 30_000);
 
-  it('bad input: one line naming the file, exit 2, and --out writes nothing', () => {
+  it('bad input: one line naming the file, exit 2, and --out writes nothing', async () => {
     const bad = join(TMP, 'bad.yaml');
     writeFileSync(bad, readFileSync(SMALL, 'utf8').replace('cores: 1', 'cores: 0'));
     const out = join(TMP, 'never.json');
-    const r = kasi('run', bad, '--out', out);
+    const r = await kasi('run', bad, '--out', out);
     expect(r.status).toBe(2);
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines).toHaveLength(1);
@@ -88,17 +81,17 @@ describe('kasi run', () => {
     expect(lines[0]).toMatch(/:\d+:\d+: field machine\.cores/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(existsSync(out)).toBe(false);
-    const missing = kasi('run', join(TMP, 'nope.yaml'));
+    const missing = await kasi('run', join(TMP, 'nope.yaml'));
     expect(missing.status).toBe(2);
     expect(missing.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(missing.stderr).toContain('nope.yaml');
-    const dur = kasi('run', SMALL, '--duration', '5 parsecs');
+    const dur = await kasi('run', SMALL, '--duration', '5 parsecs');
     expect(dur.status).toBe(2);
     expect(dur.stderr).toMatch(/--duration/);
   }, 30_000);
 
-  it('without a file runs the built-in scenario (text)', () => {
-    const r = kasi('run', '--duration', '100us');
+  it('without a file runs the built-in scenario (text)', async () => {
+    const r = await kasi('run', '--duration', '100us');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^kasi run: kvm-host-default/);
     expect(r.stdout).toMatch(/Leaks/);

@@ -5,23 +5,16 @@
  * --seeds 1 prints the one-seed matrix. And the cell and time formats of the text matrix.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { cellText, formatNs } from '../../src/report/run-text.ts';
 import { cellStats } from '../../src/sim/seeds.ts';
+import { kasi } from '../helpers/kasi-cli.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-seeds-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
-function kasi(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(TSX, ['src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const FILE = join(TMP, 'tiny.yaml');
 writeFileSync(FILE, `name: tiny
@@ -42,14 +35,14 @@ isolation:
 `);
 
 describe('kasi run --seeds', () => {
-  it('byte-identical text and JSON with --workers 1 and --workers 2', () => {
-    const j1 = kasi('run', FILE, '--seeds', '4', '--workers', '1', '--json');
-    const j2 = kasi('run', FILE, '--seeds', '4', '--workers', '2', '--json');
+  it('byte-identical text and JSON with --workers 1 and --workers 2', async () => {
+    const j1 = await kasi('run', FILE, '--seeds', '4', '--workers', '1', '--json');
+    const j2 = await kasi('run', FILE, '--seeds', '4', '--workers', '2', '--json');
     expect(j1.status, j1.stderr).toBe(0);
     expect(j2.status, j2.stderr).toBe(0);
     expect(j2.stdout === j1.stdout).toBe(true);
-    const t1 = kasi('run', FILE, '--seeds', '4', '--workers', '1');
-    const t2 = kasi('run', FILE, '--seeds', '4', '--workers', '2');
+    const t1 = await kasi('run', FILE, '--seeds', '4', '--workers', '1');
+    const t2 = await kasi('run', FILE, '--seeds', '4', '--workers', '2');
     expect(t2.stdout === t1.stdout).toBe(true);
     expect(t1.stdout).toMatch(/^kasi run: tiny \(.*\), seeds 9\.\.12 \(4\), cpu skylake-sp/);
     expect(t1.stdout).toMatch(/Time to first leak/);
@@ -76,14 +69,14 @@ describe('kasi run --seeds', () => {
     expect(t1.stdout).toMatch(/note: l1d-cond and kpti resolve to the same mitigation state/);
   }, 90_000);
 
-  it('--seeds 1 prints the one-seed matrix (bytes/planted), no spread rows; bad counts are usage errors', () => {
-    const r = kasi('run', FILE, '--seeds', '1');
+  it('--seeds 1 prints the one-seed matrix (bytes/planted), no spread rows; bad counts are usage errors', async () => {
+    const r = await kasi('run', FILE, '--seeds', '1');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^kasi run: tiny \(.*\), seed 9, cpu/);
     expect(r.stdout).toMatch(/Leaks \(bytes of each planted secret recovered by each attack; - = none\)/);
     expect(r.stdout).not.toMatch(/Time to first leak|min\.\.max/);
     for (const bad of [['--seeds', '0'], ['--workers', 'two'], ['--seeds', '-3']]) {
-      const b = kasi('run', FILE, ...bad);
+      const b = await kasi('run', FILE, ...bad);
       expect(b.status).toBe(2);
       expect(b.stderr).toMatch(new RegExp(bad[0]));
     }
@@ -92,7 +85,7 @@ describe('kasi run --seeds', () => {
 
 describe('matrix cells', () => {
   const c = (bytes: number) => ({ attack: 'a', secret: 's', owner: 'o', bytes, of: 32, when: bytes > 0 ? 2500 : -1 });
-  it('one seed: bytes/planted or -; N seeds: k/N and median bytes, ~ when unstable (fewer than half)', () => {
+  it('one seed: bytes/planted or -; N seeds: k/N and median bytes, ~ when unstable (fewer than half)', async () => {
     expect(cellText(cellStats([c(32)], [2.5]))).toBe('32/32');
     expect(cellText(cellStats([c(0)], [2.5]))).toBe('-');
     expect(cellText(cellStats([c(32), c(32), c(16)], [2.5, 2.5, 2.5]))).toBe('3/3 32B');
@@ -100,7 +93,7 @@ describe('matrix cells', () => {
     expect(cellText(cellStats([c(32), c(0), c(0)], [2.5, 2.5, 2.5]))).toBe('~1/3 32B');
     expect(cellText(cellStats([c(0), c(0)], [2.5, 2.5]))).toBe('-');
   });
-  it('times: ns, us, ms, s with three significant digits', () => {
+  it('times: ns, us, ms, s with three significant digits', async () => {
     expect(formatNs(850)).toBe('850ns');
     expect(formatNs(41_234)).toBe('41.2us');
     expect(formatNs(410_000)).toBe('410us');
