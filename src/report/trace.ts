@@ -13,17 +13,16 @@
  * and one thread per hardware thread; checkTrace() is the structural check the tests apply.
  */
 
-export const SLICE_KINDS = ['guest', 'user', 'kernel-full', 'kernel-restricted', 'idle'] as const;
-export const INSTANT_KINDS = ['asi-exit', 'asi-enter', 'fault', 'l1d-flush', 'verw', 'tlb-flush', 'stun', 'attack', 'context-switch'] as const;
-export type SliceKind = (typeof SLICE_KINDS)[number];
-export type InstantKind = (typeof INSTANT_KINDS)[number];
+import { ARG_NAMES, INSTANT_KINDS, SLICE_KINDS, type InstantKind, type TraceSink } from '../sim/engine-trace.ts';
+
+export { ARG_NAMES, INSTANT_KINDS, SLICE_KINDS, type InstantKind, type SliceKind } from '../sim/engine-trace.ts';
 
 /** Default bound on the events kept per recorder. */
 export const DEFAULT_TRACE_LIMIT = 200_000;
 
 const IS_INSTANT = 0x80;
 
-export class TraceRecorder {
+export class TraceRecorder implements TraceSink {
   private readonly kind: Uint8Array;
   private readonly tid: Uint16Array;
   private readonly start: Float64Array;
@@ -50,6 +49,10 @@ export class TraceRecorder {
 
   get length(): number {
     return this.n;
+  }
+
+  get full(): boolean {
+    return this.n >= this.limit;
   }
 
   /** The id of a label (an event name's detail: a footprint, a symbol, an attack); -1 = none. */
@@ -92,7 +95,9 @@ export class TraceRecorder {
       } else {
         const kind = INSTANT_KINDS[k & ~IS_INSTANT] ?? `event-${k & ~IS_INSTANT}`;
         const [an, bn] = argNames[kind as InstantKind] ?? ['a', 'b'];
-        const args: Record<string, string | number> = { [an]: this.a[i], [bn]: this.b[i], cycle: this.start[i] };
+        const args: Record<string, string | number> = { cycle: this.start[i] };
+        if (an !== '') args[an] = this.a[i];
+        if (bn !== '') args[bn] = this.b[i];
         if (label !== undefined) args.what = label;
         out.push({ name: kind, cat: 'event', ph: 'i', s: 't', ts: us(this.start[i]), pid, tid: this.tid[i], args });
       }
@@ -131,7 +136,7 @@ export function traceJson(tracks: readonly TraceTrack[], meta: Record<string, un
     events.push({ name: 'process_name', ph: 'M', pid, args: { name: t.name } });
     events.push({ name: 'process_sort_index', ph: 'M', pid, args: { sort_index: pid } });
     t.threads.forEach((name, tid) => events.push({ name: 'thread_name', ph: 'M', pid, tid, args: { name } }));
-    for (const e of t.recorder.events(pid, t.ghz)) events.push(e);
+    for (const e of t.recorder.events(pid, t.ghz, ARG_NAMES)) events.push(e);
   });
   const dropped = Object.fromEntries(tracks.map((t) => [t.name, t.recorder.dropped]));
   return JSON.stringify({ traceEvents: events, displayTimeUnit: 'ns', otherData: { ...meta, dropped_events: dropped } }) + '\n';

@@ -34,6 +34,7 @@ import { buildPlan, Plan, Reasons, Toucher } from './touch.ts';
 import type { ObjRef, Task, World } from './world.ts';
 import { WorkingSetRunner } from './working-set.ts';
 import { sizedFootprint } from './sized.ts';
+import { EngineTracer, SP_IDLE, SP_KERNEL_FULL, SP_KERNEL_IN, SP_USER, type TraceSink } from './engine-trace.ts';
 
 /** Time slice of round-robin and core-scheduling windows (assumption: short enough to switch within a run of milliseconds). */
 export const QUANTUM_NS = 100_000;
@@ -42,6 +43,8 @@ export interface EngineOptions {
   /** Events per task (workload tasks); null = run until `endCycles` (duration mode). */
   targets: Int32Array | null;
   endCycles: number;
+  /** A timeline of the run (kasi run --trace); null/absent: none, and nothing of it runs (engine-trace.ts). */
+  trace?: TraceSink | null;
 }
 
 /** One mix item compiled for a task. */
@@ -83,6 +86,7 @@ export class Engine {
   private remaining = 0;
   private readonly spin: number;
   private readonly switchBase: number;
+  private readonly tracer: EngineTracer | null;
 
   constructor(readonly w: World, readonly opts: EngineOptions) {
     this.th = w.threads;
@@ -119,6 +123,7 @@ export class Engine {
     });
     // A stream per thread for interrupts taken while forced idle (outside the tasks' own sequences).
     this.irqRng = Array.from({ length: this.th.n }, (_, t) => new Xoshiro128(w.scenario.seed, 0x1000 + t));
+    this.tracer = opts.trace ? new EngineTracer(w, this.tr, this.meter.counts, opts.trace) : null;
   }
 
   private compile(task: Task, m: MixItem): Item {
@@ -196,6 +201,7 @@ export class Engine {
         lastDone = done;
       }
     }
+    this.tracer?.end();
     for (let i = 0; i < this.w.tasks.length; i++) if (this.meter.finish[i] < 0) this.meter.finish[i] = th.clock[this.w.tasks[i].thread];
     let f = 0;
     for (const m of th.mmus) f += m.flushes;
@@ -220,6 +226,7 @@ export class Engine {
     const cur = th.cur[t];
     if (th.owed[t] > 0) { // IPI handlers (stun requests) received
       th.clock[t] += th.owed[t];
+      this.tracer?.span(t, SP_KERNEL_FULL, this.tracer.lbl('ipi handler'));
       this.charge(cur, EK['stun-wait'], th.owed[t]);
       th.owed[t] = 0;
     }
@@ -229,6 +236,7 @@ export class Engine {
       const until = Math.max(th.clock[t], th.clock[asi.stun.stunnedBy[t]]) + 1;
       this.charge(cur, EK['stun-wait'], (until - th.clock[t]) * this.spin);
       th.clock[t] = until;
+      this.tracer?.span(t, SP_KERNEL_FULL, this.tracer.lbl('stunned'));
       return;
     }
     const coreSched = w.state.schedCore && w.state.smtActive;
@@ -264,6 +272,7 @@ export class Engine {
     }
     if (task.attacker !== null) {
       th.clock[t] += this.attackerOf[cur]!.every;
+      this.tracer?.span(t, SP_USER);
       th.pending[t] = PH_ATTACK;
       th.evKind[t] = -1;
       return;
@@ -338,6 +347,7 @@ export class Engine {
     th.cur[t] = next.id;
     th.switchAt[t] = th.clock[t] + cost + this.quantum;
     th.clock[t] += cost;
+    this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
     this.charge(next.id, EK['context-switch'], cost);
     th.pending[t] = next.tenant.vm ? PH_VMENTER : PH_RET_USER;
     th.evKind[t] = EK['context-switch'];
@@ -365,6 +375,7 @@ export class Engine {
       this.tr.switchTask(t, task, null);
       this.tr.idle(t, true);
       th.clock[t] += this.tr.acc;
+      this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
       this.charge(task.id, EK['forced-idle'], this.tr.acc); // schedule() to the idle task, on the task's account
       th.needSwitchIn[t] = 1;
     }
@@ -377,6 +388,7 @@ export class Engine {
         if (th.irqNext[t] > th.clock[t]) {
           this.charge(task.id, EK['forced-idle'], th.irqNext[t] - th.clock[t]);
           th.clock[t] = th.irqNext[t];
+          this.tracer?.span(t, SP_IDLE, this.tracer.lbl('forced idle'));
         }
         const rng = this.irqRng[t];
         const r = (rng.nextU32() / 4294967296) * irq.cum[irq.cum.length - 1];
@@ -389,6 +401,7 @@ export class Engine {
     }
     this.charge(task.id, EK['forced-idle'], end - th.clock[t]);
     th.clock[t] = end;
+    this.tracer?.span(t, SP_IDLE, this.tracer.lbl('forced idle'));
     return true;
   }
 
@@ -420,6 +433,7 @@ export class Engine {
     if (it.kind === EK.idle) tr.idle(t, true);
     cost += tr.acc;
     th.clock[t] += cost;
+    this.tracer?.event(t, task.id, j, it.kind, fromIdle);
     this.charge(task.id, it.kind, cost);
     if (it.kind === EK['page-fault']) this.meter.counts.pageFaults++;
     if (!fromIdle) this.meter.eventsDone[task.id]++; // an interrupt from idle is not one of the task's events
@@ -451,12 +465,15 @@ export class Engine {
       case PH_IDLE_END: tr.idle(t, false); break;
       case PH_ATTACK: {
         this.meter.counts.attacks++;
-        runAttacks(this.attackerOf[cur]!, this.w.state, this.samples, th.clock[t]);
+        const n0 = this.samples.count;
+        const got = runAttacks(this.attackerOf[cur]!, this.w.state, this.samples, th.clock[t]);
+        if (this.tracer !== null) this.tracer.phase2(t, ph, got, this.samples.count - n0);
         break;
       }
       default: tr.idle(t, true); // PH_IRQ_IDLE: back to idle
     }
     th.clock[t] += tr.acc;
+    if (this.tracer !== null && ph !== PH_ATTACK) this.tracer.phase2(t, ph, 0, 0);
     if (th.evKind[t] >= 0) this.charge(cur, th.evKind[t], tr.acc);
   }
 }

@@ -32,6 +32,8 @@ import type { Scenario } from '../../sim/scenario-types.ts';
 import { withImportedWorkload } from '../../sim/workload-swap.ts';
 import { WORKLOAD_FORMATS, type WorkloadFormat } from '../../formats/detect.ts';
 import type { SeedsReport } from '../../sim/seeds.ts';
+import { traceScenario } from '../../report/trace-run.ts';
+import { DEFAULT_TRACE_LIMIT } from '../../report/trace.ts';
 
 export interface RunCliOptions {
   json?: boolean;
@@ -50,6 +52,9 @@ export interface RunCliOptions {
   workloadKind?: string;
   /** Run even when the predicted work is above sim/budget.ts's limit. */
   force?: boolean;
+  /** A Perfetto timeline of the first seed (report/trace-run.ts), and its bound in events. */
+  trace?: string;
+  traceLimit?: string;
 }
 
 function count(flag: string, v: string, max: number): number {
@@ -109,16 +114,27 @@ export function registerRun(program: Command): void {
     .option('--db <path>', 'store the run in this results store (default: $KASI_DB, else ./kasi.db)')
     .option('--no-store', 'do not store the run')
     .option('--workload <file>', 'replace one workload entry\'s kernel events by a tool output (strace -c, perf trace -s, perf kvm stat, kvm_exit trace, bcc kvmexit)')
+    .option('--trace <file>', 'write a Perfetto / chrome://tracing timeline (trace-event JSON) of the first seed, every mitigation set')
+    .option('--trace-limit <n>', `events kept in the --trace file (default ${DEFAULT_TRACE_LIMIT}); the rest are counted in otherData.dropped_events`)
     .option('--workload-kind <kind>', `the --workload file's format (default: detected): ${WORKLOAD_FORMATS.join(', ')}`)
     .action(async (file: string | undefined, opts: RunCliOptions) => {
       const db = opts.store === false ? undefined : dbPath(opts.db);
       if (db !== undefined) {
         try { checkRunStore(db); } catch (err) { throw err instanceof StoreError ? new UsageError(err.message) : err; }
       }
+      const traceLimit = opts.traceLimit === undefined ? DEFAULT_TRACE_LIMIT : count('--trace-limit', opts.traceLimit, 100_000_000);
+      if (opts.traceLimit !== undefined && opts.trace === undefined) throw new UsageError('--trace-limit: only with --trace FILE');
       const { text, warnings, report, scenario } = await runReport(file, opts);
       for (const w of warnings) process.stderr.write(`kasi run: warning: ${w}\n`);
       if (opts.out !== undefined) writeAtomic(opts.out, text);
       else writeOutput(text);
+      if (opts.trace !== undefined) {
+        const duration = opts.duration === undefined ? undefined : parseTime(opts.duration);
+        const t = traceScenario(scenario, { seed: report.seed, limit: traceLimit, duration: typeof duration === 'string' ? undefined : duration });
+        writeOutFile(opts.trace, t.json);
+        const dropped = t.sets.reduce((a, x) => a + x.dropped, 0);
+        process.stderr.write(`kasi run: trace of seed ${t.seed} (${t.sets.length} mitigation sets, ${t.sets.reduce((a, x) => a + x.kept, 0)} events${dropped > 0 ? `, ${dropped} past --trace-limit dropped` : ''}) written to ${opts.trace}; open it in ui.perfetto.dev\n`);
+      }
       if (db !== undefined) {
         const r = storeRun(db, { file, scenario, report, duration: opts.duration ?? null, workload: opts.workload ?? null });
         process.stderr.write(`kasi run: ${r.message}\n`);
