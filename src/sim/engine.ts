@@ -34,6 +34,7 @@ import { buildPlan, Plan, Reasons, Toucher } from './touch.ts';
 import type { ObjRef, Task, World } from './world.ts';
 import { WorkingSetRunner } from './working-set.ts';
 import { sizedFootprint } from './sized.ts';
+import { SmtShare } from './smt.ts';
 import { EngineTracer, SP_IDLE, SP_KERNEL_FULL, SP_KERNEL_IN, SP_USER, type TraceSink } from './engine-trace.ts';
 
 /** Time slice of round-robin and core-scheduling windows (assumption: short enough to switch within a run of milliseconds). */
@@ -86,6 +87,8 @@ export class Engine {
   private remaining = 0;
   private readonly spin: number;
   private readonly switchBase: number;
+  /** Both threads of a core busy: each runs slower (sim/smt.ts). */
+  private readonly smt: SmtShare;
   private readonly tracer: EngineTracer | null;
 
   constructor(readonly w: World, readonly opts: EngineOptions) {
@@ -101,6 +104,7 @@ export class Engine {
     this.table = loadFootprintTable({ overrides: w.scenario.footprintOverrides });
     this.quantum = nsToCycles(QUANTUM_NS, w.costs);
     this.spin = p.stunSpinPerCycle.cycles;
+    this.smt = new SmtShare(w.machine, this.th, w.profile.smtSpeedup, w.profile.smt);
     const cs = this.table.entries.get('context-switch')!;
     this.switchBase = p.contextSwitch.cycles + cs.insns.count * p.kernelCyclesPerInsn.cycles;
     this.items = w.tasks.map((t) => t.mix.map((m) => this.compile(t, m)));
@@ -344,6 +348,7 @@ export class Engine {
       this.waitFrom[next.id] = -1;
     }
     if (prev !== null && prev !== next) this.waitFrom[prev.id] = th.clock[t];
+    cost = this.smt.wall(t, cost);
     th.cur[t] = next.id;
     th.switchAt[t] = th.clock[t] + cost + this.quantum;
     th.clock[t] += cost;
@@ -432,6 +437,7 @@ export class Engine {
     if (it.plan !== null && it.plan.fp.tlbFlushPages > 0) cost += this.invlpg(t, it.plan.fp.tlbFlushPages);
     if (it.kind === EK.idle) tr.idle(t, true);
     cost += tr.acc;
+    if (it.kind !== EK.idle) cost = this.smt.wall(t, cost); // idle time is wall time, not work
     th.clock[t] += cost;
     this.tracer?.event(t, task.id, j, it.kind, fromIdle);
     this.charge(task.id, it.kind, cost);
@@ -472,8 +478,9 @@ export class Engine {
       }
       default: tr.idle(t, true); // PH_IRQ_IDLE: back to idle
     }
-    th.clock[t] += tr.acc;
+    const c = this.smt.wall(t, tr.acc);
+    th.clock[t] += c;
     if (this.tracer !== null && ph !== PH_ATTACK) this.tracer.phase2(t, ph, 0, 0);
-    if (th.evKind[t] >= 0) this.charge(cur, th.evKind[t], tr.acc);
+    if (th.evKind[t] >= 0) this.charge(cur, th.evKind[t], c);
   }
 }

@@ -57,7 +57,8 @@ describe('kasi run, default scenario: leaks', () => {
     expect(by('nosmt').state.smt).toBe('off');
     expect(by('nosmt').leaks).toEqual([]);
     expect(by('nosmt').notes.some((n) => /moved to thread 0/.test(n))).toBe(true);
-    expect(by('nosmt').costs.overhead_pct).toBeGreaterThan(50); // two VMs share one thread now
+    // Two VMs share one thread now: they lose the core's SMT gain (profile smtSpeedup 1.25, sim/smt.ts) and pay the switches, not half the core.
+    expect(by('nosmt').costs.overhead_pct).toBeGreaterThan(20);
   });
 
   it('core scheduling keeps the tenants off each other\'s sibling: no leak here', () => {

@@ -1,0 +1,55 @@
+/**
+ * SMT throughput sharing (sim/smt.ts): two busy hyperthreads of a core together retire the
+ * profile's smtSpeedup times one thread's work (Marr et al., Intel Technology Journal 2002, as
+ * profiles.ts cites), an idle or absent sibling slows nothing, and nosmt keeps 1/smtSpeedup of a
+ * CPU-bound pair's throughput. Each test fails if the stretch is not applied, applied with an
+ * idle sibling, or applied to the wrong thread.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseScenario } from '../../src/scenario/load.ts';
+import { runScenario } from '../../src/sim/run.ts';
+import { getProfile } from '../../src/uarch/profiles.ts';
+
+const cpuBound = (threads: number[], extra = '', iso = '[{ name: on, cmdline: "mitigations=off" }]') => `
+events: 400
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
+tenants: [{ name: a, kind: process }, { name: b, kind: process }]
+workload:
+${threads.map((t, i) => `  - { thread: ${t}, tenant: ${i === 0 ? 'a' : 'b'}, mix: [{ event: user-compute, cycles: 10000 }${extra}] }`).join('\n')}
+isolation: ${iso}
+`;
+
+/** Per mitigation set: all tasks' cycles, and those of their user-compute events (the work). */
+function finishes(yaml: string) {
+  const r = runScenario(parseScenario(yaml, 'smt.yaml'));
+  return r.mitigations.map((m) => ({ name: m.name, cycles: m.costs.cycles, work: m.costs.by_kind['user-compute'] }));
+}
+
+describe('SMT throughput sharing', () => {
+  const speedup = getProfile('skylake-sp').smtSpeedup;
+  it('the profile figure is sourced and between one and two threads', () => {
+    expect(speedup).toBeGreaterThan(1);
+    expect(speedup).toBeLessThan(2);
+    expect(getProfile('skylake-sp').sources.smtSpeedup).toMatch(/Intel Technology Journal/);
+    expect(getProfile('qemu-max').smtSpeedup).toBe(1);
+  });
+  it('two busy siblings each run at smtSpeedup / 2 of a lone thread', () => {
+    const alone = finishes(cpuBound([0]))[0].work;
+    const both = finishes(cpuBound([0, 1]))[0].work;
+    // Same work per task (400 × 10,000 cycles); with a busy sibling each takes 2 / speedup as long
+    // (both = 2 tasks × alone × 2 / speedup), so the pair's throughput is speedup × one thread's.
+    expect((4 * alone) / both).toBeCloseTo(speedup, 1);
+  });
+  it('a sibling that idles slows nothing', () => {
+    const alone = finishes(cpuBound([0]))[0].work;
+    // The second task only idles (HLT): its thread is idle nearly all the time.
+    const idleSib = finishes(cpuBound([0, 1]).replace(/(tenant: b, mix: \[)[^\]]*\]/, '$1{ event: idle, cycles: 10000 }]'))[0].work;
+    expect(idleSib / alone).toBeLessThan(1.05);
+  });
+  it('nosmt keeps 1 / smtSpeedup of a CPU-bound pair (not half)', () => {
+    const [on, off] = finishes(cpuBound([0, 1], '', '[{ name: on, cmdline: "mitigations=off" }, { name: nosmt, cmdline: "mitigations=off nosmt" }]'));
+    const ratio = on.cycles / off.cycles;
+    expect(ratio).toBeGreaterThan(1 / speedup - 0.05);
+    expect(ratio).toBeLessThan(1 / speedup + 0.05);
+  });
+});
