@@ -5,6 +5,7 @@
  * was a hang, a stack trace, a silently ignored option or a replaced device before the fix.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { kasiRun, type CliResult } from '../helpers/kasi-cli.ts';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -17,18 +18,13 @@ import { InputError } from '../../src/formats/files.ts';
 import { UsageError } from '../../src/cli/usage.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const CAP = join(ROOT, 'test/fixtures/captures/la48-pti-nokaslr');
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-hostile-cli-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
-function kasi(...args: string[]): { status: number | null; stdout: string; stderr: string; ms: number } {
-  const t = performance.now();
-  const r = spawnSync(TSX, ['src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - t };
-}
+const kasi = (...args: string[]): Promise<CliResult> => kasiRun(args, { timeoutMs: 60_000 });
 
-function oneLine(r: ReturnType<typeof kasi>, file: string, problem: RegExp): void {
+function oneLine(r: CliResult, file: string, problem: RegExp): void {
   expect(r.status, r.stderr).toBe(2);
   const lines = r.stderr.trimEnd().split('\n');
   expect(lines, r.stderr).toHaveLength(1);
@@ -37,14 +33,14 @@ function oneLine(r: ReturnType<typeof kasi>, file: string, problem: RegExp): voi
 }
 
 describe('what reaches the user', () => {
-  it('an InputError or UsageError is one line, exit 2; so is one that crossed a worker thread by name', () => {
+  it('an InputError or UsageError is one line, exit 2; so is one that crossed a worker thread by name', async () => {
     expect(describeError(new InputError('f.yaml', 'bad', 3))).toEqual({ text: 'kasi: f.yaml:3: bad\n', status: EXIT_INPUT });
     expect(describeError(new UsageError('--seeds: expected 1..9')).status).toBe(EXIT_INPUT);
     const fromWorker = Object.assign(new Error('f.yaml:1:1: field x: expected y, found z'), { name: 'ScenarioError' });
     expect(describeError(fromWorker)).toEqual({ text: 'kasi: f.yaml:1:1: field x: expected y, found z\n', status: EXIT_INPUT });
   });
 
-  it('anything else — a RangeError from the model included — is an internal error: the stack, a request to report, exit 70', () => {
+  it('anything else — a RangeError from the model included — is an internal error: the stack, a request to report, exit 70', async () => {
     const r = describeError(new RangeError('frame 0x1 is beyond MAXPHYADDR 52'));
     expect(r.status).toBe(EXIT_INTERNAL);
     expect(r.text).toMatch(/^kasi: internal error: RangeError: frame 0x1 is beyond MAXPHYADDR 52\n/);
@@ -55,14 +51,14 @@ describe('what reaches the user', () => {
 });
 
 describe('commands on hostile files', () => {
-  it('kasi run /dev/zero: one line at once (the scenario limit is 1 MiB)', () => {
-    const r = kasi('run', '/dev/zero', '--no-store');
+  it('kasi run /dev/zero: one line at once (the scenario limit is 1 MiB)', async () => {
+    const r = await kasi('run', '/dev/zero', '--no-store');
     oneLine(r, '/dev/zero', /more than 1MiB/);
-    const base = kasi('run', '--seeds', 'x');
+    const base = await kasi('run', '--seeds', 'x');
     expect(r.ms - base.ms).toBeLessThan(1000); // beyond starting the CLI itself
   });
 
-  it('kasi mappings on a capture whose root points back at itself: one line naming the page, no hang', () => {
+  it('kasi mappings on a capture whose root points back at itself: one line naming the page, no hang', async () => {
     const d = JSON.parse(gunzipSync(readFileSync(join(CAP, 'kernel.json.gz'))).toString('utf8'));
     const root = Number(BigInt(d.roots.kernel));
     const page = Buffer.alloc(4096);
@@ -70,15 +66,15 @@ describe('commands on hostile files', () => {
     d.pages[d.roots.kernel] = page.toString('base64');
     const f = join(TMP, 'loop.json');
     writeFileSync(f, JSON.stringify(d));
-    for (const cmd of ['mappings', 'ptdump', 'summary']) oneLine(kasi(cmd, f), f, /a loop in the page tables/);
+    for (const cmd of ['mappings', 'ptdump', 'summary']) oneLine(await kasi(cmd, f), f, /a loop in the page tables/);
   }, 60_000);
 
-  it('kasi kernel --capture DIR --system-map /nope: the missing map is an error, not ignored', () => {
-    oneLine(kasi('kernel', '--capture', CAP, '--system-map', join(TMP, 'nope.map')), 'nope.map', /cannot read: ENOENT/);
+  it('kasi kernel --capture DIR --system-map /nope: the missing map is an error, not ignored', async () => {
+    oneLine(await kasi('kernel', '--capture', CAP, '--system-map', join(TMP, 'nope.map')), 'nope.map', /cannot read: ENOENT/);
   });
 
-  it('kasi kernel --cpus 8192 (the option\'s own maximum) says the RAM is too small', () => {
-    const r = kasi('kernel', '--cpus', '8192');
+  it('kasi kernel --cpus 8192 (the option\'s own maximum) says the RAM is too small', async () => {
+    const r = await kasi('kernel', '--cpus', '8192');
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^kasi: cannot boot the kernel with --cpus 8192 in the built-in 512 MiB of RAM .*out of memory at boot/);
   });
@@ -98,7 +94,7 @@ describe('--out never replaces what is not a regular file', () => {
     expect(lstatSync(fifo).isFIFO()).toBe(true);
   });
 
-  it('a device is written through (/dev/null stays a character device); a folder is refused', () => {
+  it('a device is written through (/dev/null stays a character device); a folder is refused', async () => {
     writeOutFile('/dev/null', 'x');
     expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
     expect(() => writeOutFile('/dev/full', 'x')).toThrow(/--out \/dev\/full: ENOSPC/);
@@ -106,7 +102,7 @@ describe('--out never replaces what is not a regular file', () => {
     expect(() => writeOutFile(TMP, 'x')).toThrow(/is a folder/);
   });
 
-  it('a regular file is replaced atomically, through a symlink that stays a symlink', () => {
+  it('a regular file is replaced atomically, through a symlink that stays a symlink', async () => {
     const target = join(TMP, 'report.txt');
     const link = join(TMP, 'link.txt');
     writeFileSync(target, 'old');

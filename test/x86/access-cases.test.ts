@@ -5,7 +5,7 @@
  * Also: the parser's and the CLI's handling of bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { kasiRun } from '../helpers/kasi-cli.ts';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -32,17 +32,17 @@ function show(r: CaseOutcome): string {
 }
 
 describe('QEMU access cases (sample)', () => {
-  it('parses all 2,395 cases', () => {
+  it('parses all 2,395 cases', async () => {
     expect(cases.length).toBe(2395);
   });
 
-  it('replays every case with 0 failures', () => {
+  it('replays every case with 0 failures', async () => {
     const failures = outcomes.filter((r) => !r.pass).map(show);
     expect(failures.slice(0, 20)).toEqual([]);
     expect(failures.length).toBe(0);
   });
 
-  it('exercises every family and access kind, with faults and successes in each family', () => {
+  it('exercises every family and access kind, with faults and successes in each family', async () => {
     const families = new Set(cases.map((c) => c.family));
     expect([...families].sort()).toEqual([...FAMILIES].sort());
     expect(new Set(cases.map((c) => c.access)).size).toBe(5);
@@ -55,7 +55,7 @@ describe('QEMU access cases (sample)', () => {
     expect(outcomes.filter((r) => r.expected.vector === 13).length).toBe(3);
   });
 
-  it('follows the SDM, not QEMU, exactly where the fixture says QEMU departs', () => {
+  it('follows the SDM, not QEMU, exactly where the fixture says QEMU departs', async () => {
     // Each departure must really differ from QEMU's result, and we must match only the SDM's.
     const departures = outcomes.filter((r) => r.case.sdmExpected);
     expect(departures.length).toBe(375);
@@ -71,7 +71,7 @@ describe('QEMU access cases (sample)', () => {
     for (const r of outcomes) if (r.got.errorCode & 8) expect(r.got.errorCode & 1, `case ${r.case.id}`).toBe(1);
   });
 
-  it('models implicit_write as the descriptor read then the accessed-bit write', () => {
+  it('models implicit_write as the descriptor read then the accessed-bit write', async () => {
     const iw = outcomes.filter((r) => r.case.access === 'implicit_write');
     const leafOf = (c: AccessCase): LevelName => (c.pageSize === '4K' ? 'pte' : c.pageSize === '2M' ? 'pde' : 'pdpte');
     // The read faults first: W=0 in the error code of an implicit write.
@@ -94,7 +94,7 @@ describe('QEMU access cases (sample)', () => {
     expect(singleWriteMismatches).toBe(readFaults.length + writeFaultsAfterRead.length);
   });
 
-  it('leaves entries below a large leaf or a not-present entry untouched', () => {
+  it('leaves entries below a large leaf or a not-present entry untouched', async () => {
     let checked = 0;
     for (const r of outcomes) {
       const c = r.case;
@@ -120,7 +120,7 @@ describe('bad access-case input', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kasi-access-'));
   const lines = gunzipSync(readFileSync(SAMPLE)).toString('utf8').split('\n').filter(Boolean).slice(0, 3);
 
-  it('names file, line and field for a wrong field type', () => {
+  it('names file, line and field for a wrong field type', async () => {
     const doc = JSON.parse(lines[1]);
     doc.entries.pde = 1234;
     const text = [lines[0], JSON.stringify(doc), lines[2]].join('\n');
@@ -128,7 +128,7 @@ describe('bad access-case input', () => {
     expect(() => parseAccessCases(text, 'x.jsonl')).toThrow(/^x\.jsonl:2: field entries\.pde: expected a 0x-prefixed 64-bit hex string, found 1234$/);
   });
 
-  it('names the field for a missing or out-of-range value', () => {
+  it('names the field for a missing or out-of-range value', async () => {
     const doc = JSON.parse(lines[0]);
     delete doc.result.ad_after.pte;
     expect(() => parseAccessCases(JSON.stringify(doc), 'y.jsonl')).toThrow(/^y\.jsonl:1: field result\.ad_after\.pte: expected an object, found nothing$/);
@@ -139,29 +139,27 @@ describe('bad access-case input', () => {
     expect(() => parseAccessCases('\n\n', 'e.jsonl')).toThrow(/^e\.jsonl: no cases found/);
   });
 
-  it('rejects a truncated .gz', () => {
+  it('rejects a truncated .gz', async () => {
     const file = join(dir, 'trunc.jsonl.gz');
     writeFileSync(file, readFileSync(SAMPLE).subarray(0, 4000));
     expect(() => loadAccessCases(file)).toThrow(/trunc\.jsonl\.gz: corrupt or truncated gzip data/);
   });
 
-  function kasi(...args: string[]) {
-    return spawnSync('npx', ['tsx', 'src/cli/main.ts', 'access-check', ...args], { cwd: root, encoding: 'utf8' });
-  }
+  const kasi = (...args: string[]) => kasiRun(['access-check', ...args]);
 
-  it('CLI: bad input is one line on stderr and exit 2', () => {
+  it('CLI: bad input is one line on stderr and exit 2', async () => {
     const doc = JSON.parse(lines[2]);
     doc.cpl = 'three';
     const file = join(dir, 'bad.jsonl');
     writeFileSync(file, [lines[0], lines[1], JSON.stringify(doc)].join('\n'));
-    const run = kasi(file);
+    const run = await kasi(file);
     expect(run.status).toBe(2);
     expect(run.stderr).toBe(`kasi: ${file}:3: field cpl: expected an integer in 0..3, found "three"\n`);
     expect(run.stdout).toBe('');
   });
 
-  it('CLI: passes the sample (exit 0), reports a tampered case readably (exit 1), --json lines', () => {
-    const ok = kasi(SAMPLE);
+  it('CLI: passes the sample (exit 0), reports a tampered case readably (exit 1), --json lines', async () => {
+    const ok = await kasi(SAMPLE);
     expect(ok.status).toBe(0);
     expect(ok.stdout).toBe('2395 passed, 0 failed\n');
 
@@ -171,7 +169,7 @@ describe('bad access-case input', () => {
     doc.result.error_code = 0x25;
     const file = join(dir, 'tampered.jsonl');
     writeFileSync(file, [lines[0], JSON.stringify(doc), lines[2]].join('\n'));
-    const bad = kasi(file);
+    const bad = await kasi(file);
     expect(bad.status).toBe(1);
     const out = bad.stdout.trim().split('\n');
     expect(out.at(-1)).toBe('2 passed, 1 failed');
@@ -179,7 +177,7 @@ describe('bad access-case input', () => {
     expect(bad.stdout).toContain('#PF(0x25 P|U|PK)');
     expect(bad.stdout).toMatch(/got: +ok +pml4e:A- pdpte:A- pde:A- pte:A-/);
 
-    const json = kasi(file, '--json');
+    const json = await kasi(file, '--json');
     expect(json.status).toBe(1);
     const objs = json.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(objs.map((o) => o.pass)).toEqual([true, false, true]);
