@@ -21,6 +21,7 @@ import { registerDiff } from './commands/diff.ts';
 import { registerExport } from './commands/export.ts';
 import { registerImport } from './commands/import.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
+import { registerServe } from './commands/serve.ts';
 
 const program = new Command();
 program
@@ -45,6 +46,7 @@ registerDiff(program);
 registerExport(program);
 registerImport(program);
 registerCalibrate(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);

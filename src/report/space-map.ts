@@ -91,19 +91,19 @@ export class SpaceMapModel {
     }
     for (let i = 0; i < sys.vms.length; i++) {
       const ctx = makeContext(sys, asi, { vm: i });
-      this.add(`asi-vm${i}`, `google-asi-2025 ${ctx.label}`, asi, sys, ctx, buildSpace(sys, asi, ctx).root);
+      this.add(`asi-vm${i}`, `google-asi-2025 · ${sys.vms[i].owner.name}`, asi, sys, ctx, buildSpace(sys, asi, ctx).root);
     }
     const netns = getDesign('netns-asi');
     const nsys = systemFor(netns);
     for (let i = 0; i < nsys.namespaces.length; i++) {
       const ctx = makeContext(nsys, netns, { netns: i });
-      this.add(`netns${i}`, `netns-asi ${ctx.label}`, netns, nsys, ctx, buildSpace(nsys, netns, ctx).root);
+      this.add(`netns${i}`, `netns-asi · ${nsys.namespaces[i].name}`, netns, nsys, ctx, buildSpace(nsys, netns, ctx).root);
     }
     const ssys = populateTenants(bootSystem({ model: sci2019.model }));
     if (ssys.kernel.pti.enabled) {
       const sci = buildSciSpace(ssys, slidKallsyms(ssys.kernel.sections.text - 0xffffffff81000000n), 0);
       this.lanes.push({
-        id: 'sci-proc0', title: `sci-2019 ${sci.ctx.label}`, design: 'sci-2019', sys: ssys, root: sci.space.root, ctx: sci.ctx, spec: null,
+        id: 'sci-proc0', title: `sci-2019 · ${sci.process.comm}`, design: 'sci-2019', sys: ssys, root: sci.space.root, ctx: sci.ctx, spec: null,
         why: 'sci_pagetable_init() (RFC 2/7): a clone of the KPTI user tables plus ' + [...new Set(sci.tables.premapped.map((p) => p.what))].join(', '),
         leaves: collectLeaves(ssys.mem, sci.space.root, ssys.levels),
       });
