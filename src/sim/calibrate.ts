@@ -9,7 +9,9 @@
  *
  * Fitting (`--fit`) moves only global parameters, as factors on every CPU profile's price
  * (FIT_PARAMS: the assumed prices costs.ts flags), by coordinate descent on a grid of factors,
- * minimising the sum over figures of the squared log error (0 inside a published band). Then
+ * minimising the sum over figures of the squared log error (0 inside a published band); the
+ * search runs on a linear surrogate of each figure's cycles (Predictor), the reported values are
+ * engine runs at the factors it finds. Then
  * leave-one-out: for each figure, fit on the others and predict it — the error kasi makes on a
  * workload it was not tuned on.
  */
@@ -20,7 +22,7 @@ import type { Scenario } from './scenario-types.ts';
 
 /** The parameters --fit may move (documented assumptions in costs.ts), each by a factor in FACTORS. */
 export const FIT_PARAMS: readonly CostParam[] = ['cr3WriteNoflush', 'syscallEntryExit', 'kernelCyclesPerInsn', 'l2Hit', 'l1dFlushMsr', 'ibpb'];
-export const FACTORS: readonly number[] = [0.3, 0.5, 0.7, 0.85, 1, 1.2, 1.4, 2, 3];
+export const FACTORS: readonly number[] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1, 1.2, 1.4, 1.7, 2, 2.5, 3];
 
 export type Factors = Partial<Record<CostParam, number>>;
 
@@ -53,20 +55,28 @@ function withFactors(s: Scenario, factors: Factors): Scenario {
   return { ...s, costOverrides: { ...s.costOverrides, params } };
 }
 
-/** The engine's value of a scenario's calibration metric under `factors`. */
-export function predict(s: Scenario, factors: Factors = {}): number {
+/** The two configurations' cycles a metric is taken from (and the case's events, for ns_per_op). */
+interface Measured { base: number; kase: number; events: number }
+
+function measure(s: Scenario, factors: Factors): Measured {
   const c = s.calibration!;
   const r = runScenario(withFactors(s, factors));
   const base = r.mitigations.find((m) => m.name === c.between[0])!;
   const kase = r.mitigations.find((m) => m.name === c.between[1])!;
-  switch (c.metric) {
-    case 'overhead_pct': return (kase.costs.cycles / base.costs.cycles - 1) * 100;
-    case 'throughput_ratio': return base.costs.cycles / kase.costs.cycles;
-    default: {
-      const events = kase.events_per_task.reduce((a, b) => a + b, 0);
-      return kase.costs.cycles / events / getCostModel(s.machine.cpu).clock.ghz;
-    }
+  return { base: base.costs.cycles, kase: kase.costs.cycles, events: kase.events_per_task.reduce((a, b) => a + b, 0) };
+}
+
+function metricOf(s: Scenario, m: Measured): number {
+  switch (s.calibration!.metric) {
+    case 'overhead_pct': return (m.kase / m.base - 1) * 100;
+    case 'throughput_ratio': return m.base / m.kase;
+    default: return m.kase / m.events / getCostModel(s.machine.cpu).clock.ghz;
   }
+}
+
+/** The engine's value of a scenario's calibration metric under `factors`. */
+export function predict(s: Scenario, factors: Factors = {}): number {
+  return metricOf(s, measure(s, factors));
 }
 
 export function judge(s: Scenario, predicted: number): CalibrationResult {
@@ -100,61 +110,79 @@ export interface FitResult {
   readonly objective: number;
   /** Per parameter moved: the figures whose loss changed most when it moved. */
   readonly movedBy: Readonly<Record<string, string[]>>;
-  /** Engine runs this fit asked for (cached ones included) and the ones it really made. */
+  /** Surrogate evaluations of the objective, and the engine runs the fit made (its probes). */
   readonly evaluations: number;
   readonly engineRuns: number;
 }
 
 /**
- * Predictions of a set of figures under factors, each engine run made once: a figure's run is
- * keyed by the factors of the parameters it depends on only (found once, by moving each
- * parameter ×2 and seeing whether the figure moves: a price whose event never happens cannot),
- * so a fit over one parameter re-runs only the figures that price reaches, and leave-one-out's
- * fits share every run.
+ * The fit's view of the figures. Cycles are sums of counts × prices (costs.ts), so each
+ * configuration's cycles are close to linear in every price: a figure is probed once at the
+ * current prices and once with each parameter ×2 (P + 1 engine runs), and the search runs on
+ * that linear surrogate, which costs nothing. The surrogate only steers the search: every
+ * number kasi calibrate reports (fitted, leave-one-out) is an engine run at the factors found
+ * (predict(), cached). Where the event sequence depends on timing (interleaving of siblings,
+ * duration runs) the surrogate is approximate and the engine run says by how much.
  */
 export class Predictor {
   private readonly cache = new Map<string, number>();
-  private readonly sensitive: (CostParam[] | null)[];
+  private readonly probes: ({ at: Measured; slope: Partial<Record<CostParam, Measured>> } | null)[];
   runs = 0;
-  asked = 0;
   constructor(readonly scenarios: readonly Scenario[], readonly params: readonly CostParam[] = FIT_PARAMS) {
-    this.sensitive = scenarios.map(() => null);
+    this.probes = scenarios.map(() => null);
   }
-  private run(s: Scenario, f: Factors): number { this.runs++; return predict(s, f); }
-  private baseOf(i: number): number {
-    let v = this.cache.get(`${i}|base`);
-    if (v === undefined) { v = this.run(this.scenarios[i], {}); this.cache.set(`${i}|base`, v); }
-    return v;
-  }
-  /** The parameters figure i depends on (found on first use). */
-  dependsOn(i: number): readonly CostParam[] {
-    let d = this.sensitive[i];
-    if (d === null) {
-      const base = this.baseOf(i);
-      d = this.params.filter((p) => Math.abs(this.run(this.scenarios[i], { [p]: 2 }) - base) > 1e-9 * Math.max(1, Math.abs(base)));
-      this.sensitive[i] = d;
+  private probe(i: number) {
+    let p = this.probes[i];
+    if (p === null) {
+      const at = this.measureRun(i, {});
+      const slope: Partial<Record<CostParam, Measured>> = {};
+      for (const k of this.params) {
+        const m = this.measureRun(i, { [k]: 2 });
+        const d = { base: m.base - at.base, kase: m.kase - at.kase, events: m.events - at.events };
+        if (d.base !== 0 || d.kase !== 0) slope[k] = d;
+      }
+      p = { at, slope };
+      this.probes[i] = p;
     }
-    return d;
+    return p;
   }
+  private measureRun(i: number, f: Factors): Measured {
+    this.runs++;
+    const m = measure(this.scenarios[i], f);
+    this.cache.set(this.key(i, f), metricOf(this.scenarios[i], m));
+    return m;
+  }
+  private key(i: number, f: Factors): string {
+    return `${i}|${this.params.map((p) => f[p] ?? 1).join(',')}`;
+  }
+  /** The parameters figure i depends on (its probe moved when they did). */
+  dependsOn(i: number): readonly CostParam[] { return Object.keys(this.probe(i).slope) as CostParam[]; }
+  /** The linear surrogate's metric of figure i under f. */
+  surrogate(i: number, f: Factors): number {
+    const { at, slope } = this.probe(i);
+    const m = { ...at };
+    for (const [k, d] of Object.entries(slope) as [CostParam, Measured][]) {
+      const x = (f[k] ?? 1) - 1;
+      m.base += x * d.base; m.kase += x * d.kase; m.events += x * d.events;
+    }
+    return metricOf(this.scenarios[i], m);
+  }
+  /** The engine's metric of figure i under f (one run per distinct f, cached). */
   predict(i: number, f: Factors): number {
-    this.asked++;
-    if (Object.values(f).every((x) => x === 1)) return this.baseOf(i);
-    const dep = this.dependsOn(i);
-    if (dep.every((p) => (f[p] ?? 1) === 1)) return this.baseOf(i);
-    const key = `${i}|${dep.map((p) => f[p] ?? 1).join(',')}`;
-    let v = this.cache.get(key);
-    if (v === undefined) { v = this.run(this.scenarios[i], f); this.cache.set(key, v); }
+    const k = this.key(i, f);
+    let v = this.cache.get(k);
+    if (v === undefined) { this.measureRun(i, f); v = this.cache.get(k)!; }
     return v;
   }
-  loss(i: number, f: Factors): number { return loss(this.scenarios[i], this.predict(i, f)); }
+  loss(i: number, f: Factors): number { return loss(this.scenarios[i], this.surrogate(i, f)); }
 }
 
-/** Coordinate descent over FIT_PARAMS × FACTORS on the figures `use` (default all) of `pr`. */
-export function fit(pr: Predictor, use: readonly number[] = pr.scenarios.map((_, i) => i), rounds = 2): FitResult {
+/** Coordinate descent over the Predictor's parameters × FACTORS on the figures `use` (default all), on the surrogate. */
+export function fit(pr: Predictor, use: readonly number[] = pr.scenarios.map((_, i) => i), rounds = 4): FitResult {
   const factors: Factors = {};
-  const asked0 = pr.asked;
   const runs0 = pr.runs;
-  const losses = (f: Factors): number[] => use.map((i) => pr.loss(i, f));
+  let evaluations = 0;
+  const losses = (f: Factors): number[] => { evaluations++; return use.map((i) => pr.loss(i, f)); };
   const sum = (l: number[]) => l.reduce((a, b) => a + b, 0);
   let cur = losses(factors);
   const movedBy: Record<string, string[]> = {};
@@ -170,7 +198,7 @@ export function fit(pr: Predictor, use: readonly number[] = pr.scenarios.map((_,
       }
       if (best.f !== (factors[p] ?? 1)) {
         const deltas = use.map((i, k) => ({ fig: pr.scenarios[i].calibration!.figure, d: Math.abs(best.l[k] - cur[k]) })).filter((x) => x.d > 1e-6).sort((a, b) => b.d - a.d);
-        movedBy[p] = deltas.map((x) => x.fig);
+        movedBy[p] = [...new Set([...(movedBy[p] ?? []), ...deltas.map((x) => x.fig)])];
         if (best.f === 1) delete factors[p]; else factors[p] = best.f;
         cur = best.l;
         moved = true;
@@ -178,11 +206,11 @@ export function fit(pr: Predictor, use: readonly number[] = pr.scenarios.map((_,
     }
     if (!moved) break;
   }
-  return { factors, objective: sum(cur), movedBy, evaluations: pr.asked - asked0, engineRuns: pr.runs - runs0 };
+  return { factors, objective: sum(cur), movedBy, evaluations, engineRuns: pr.runs - runs0 };
 }
 
-/** For each figure: fit on the others, predict it. */
-export function leaveOneOut(pr: Predictor, rounds = 2): { figure: string; factors: Factors; result: CalibrationResult }[] {
+/** For each figure: fit on the others, predict it (an engine run). */
+export function leaveOneOut(pr: Predictor, rounds = 4): { figure: string; factors: Factors; result: CalibrationResult }[] {
   return pr.scenarios.map((s, i) => {
     const f = fit(pr, pr.scenarios.map((_, j) => j).filter((j) => j !== i), rounds).factors;
     return { figure: s.calibration!.figure, factors: f, result: judge(s, pr.predict(i, f)) };

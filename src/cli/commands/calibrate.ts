@@ -46,9 +46,12 @@ export function calibrateReport(o: Opts): string {
   const missed = results.filter((r) => r.status === 'missed');
   if (missed.length > 0) out.push('', 'Known misses (the figure files say why):', ...missed.map((r) => `  ${r.figure}: ${r.note}`));
   if (fitted && inSample) {
-    out.push('', 'Fit (global prices as factors on every CPU profile; written nowhere):');
+    out.push('', `Fit (global prices as factors on every CPU profile; written nowhere; searched on a linear surrogate, every figure below an engine run; ${pr.runs} engine runs in all):`);
     const sk = getCostModel('skylake-sp');
-    for (const [k, f] of Object.entries(fitted.factors)) out.push(`  ${k}: × ${f} (skylake-sp ${sk.params[k as keyof typeof sk.params].cycles} → ${Math.round(sk.params[k as keyof typeof sk.params].cycles * f!)} cycles), moved by ${fitted.movedBy[k]?.join(', ') || '-'}`);
+    for (const [k, f] of Object.entries(fitted.factors)) {
+      const c = sk.params[k as keyof typeof sk.params].cycles;
+      out.push(`  ${k}: × ${f} (skylake-sp ${c} → ${+(c * f!).toPrecision(3)} cycles), moved by ${fitted.movedBy[k]?.join(', ') || '-'}`);
+    }
     if (Object.keys(fitted.factors).length === 0) out.push('  no parameter moved');
     out.push('', table(['figure', 'metric', 'published', 'fitted', 'error', 'within', ''], inSample.map((r) => row(r))));
   }
