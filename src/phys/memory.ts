@@ -143,15 +143,16 @@ export class PhysMemory {
 
   /** The u32 at a 4-byte-aligned physical address (a Number < 2^52). */
   read32(pa: number): number {
-    const pfn = Math.floor(pa / PAGE_SIZE);
+    const pfn = Math.floor(pa / 4096);
     const s = this.slot(pfn);
     if (s < 0) return 0;
-    return this.words[s >>> CHUNK_SHIFT][((s & CHUNK_MASK) * WORDS_PER_FRAME) + ((pa % PAGE_SIZE) >>> 2)];
+    return this.words[s >>> 8][((s & 255) << 10) + ((pa - pfn * 4096) >>> 2)];
   }
 
   write32(pa: number, value: number): void {
-    const s = this.ensure(Math.floor(pa / PAGE_SIZE));
-    this.words[s >>> CHUNK_SHIFT][((s & CHUNK_MASK) * WORDS_PER_FRAME) + ((pa % PAGE_SIZE) >>> 2)] = value >>> 0;
+    const pfn = Math.floor(pa / 4096);
+    const s = this.ensure(pfn);
+    this.words[s >>> 8][((s & 255) << 10) + ((pa - pfn * 4096) >>> 2)] = value >>> 0;
   }
 
   /** OR bits into the u32 at `pa` (A/D updates); the frame must be backed. */

@@ -30,7 +30,7 @@ import { FAULT_MAPPED, FAULT_RETRY } from '../asi/types.ts';
 import type { Machine } from '../uarch/machine.ts';
 import type { PhysMemory } from '../phys/memory.ts';
 import type { Mmu } from '../x86/mmu.ts';
-import { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE } from '../x86/bits.ts';
+import { ACCESS_FETCH } from '../x86/bits.ts';
 import type { Footprint } from './footprints.ts';
 import type { ObjRef, TenantRt, World } from './world.ts';
 import type { Counts } from './thread.ts';
@@ -81,6 +81,11 @@ export class Plan {
   readonly textLo: Float64Array;
   readonly textHi: Int32Array;
   readonly textReason: Int32Array;
+  /** The text pages' low halves as int32 and their access kind (fetch), for Mmu.translateBatch. */
+  readonly textLo32: Int32Array;
+  readonly textAccess: Uint8Array;
+  /** The most page segments a run of the data touches can have (Toucher's scratch arrays). */
+  readonly maxSegments: number;
   readonly nData: number;
   readonly access: Uint8Array;
   readonly lines: Int32Array;
@@ -104,6 +109,10 @@ export class Plan {
       this.textHi[i] = Number(BigInt.asIntN(32, va >> 32n));
       this.textReason[i] = reasons.add(fp.key, 'text', `kernel text page 0x${BigInt.asUintN(64, va).toString(16)}`, va, tenant);
     });
+    this.textLo32 = Int32Array.from(this.textLo, (x) => x | 0);
+    this.textAccess = new Uint8Array(text.length).fill(ACCESS_FETCH);
+    // A touch of n lines crosses at most ceil(n / 64) page boundaries, and one more where it wraps.
+    this.maxSegments = data.reduce((a, d) => a + Math.ceil(d.lines / LINES_PER_PAGE) + 2, 0);
     this.nData = data.length;
     this.access = Uint8Array.from(data, (d) => d.access);
     this.lines = Int32Array.from(data, (d) => d.lines);
@@ -146,6 +155,16 @@ export interface TouchCosts {
   fault: number;
 }
 
+/**
+ * Which path Toucher.run takes: false (the default) batches translations (Mmu.translateHits over
+ * the text pages and the data touches' page segments); true translates per touch, the path the
+ * batched one must equal (test/sim/batch-engine.test.ts only).
+ */
+let perTouchPath = false;
+export function usePerTouchPath(on: boolean): void {
+  perTouchPath = on;
+}
+
 /** Runs plans on a thread: the hot path. */
 export class Toucher {
   constructor(
@@ -161,73 +180,239 @@ export class Toucher {
 
   /** The task whose plan runs (SCI kills it on a refusal). */
   private task = -1;
+  // The current data touch (run → lines): its candidate, first line, lines and access kind.
+  private ci = 0;
+  private start = 0;
+  private acc = 0;
+  /** Cycles of faults and L1D misses of the current run. */
+  private cycles = 0;
+  private misses = 0;
+  // Scratch of the batched path, grown as plans need (Plan.maxSegments): physical addresses of
+  // the text pages; per page segment of the data touches, the VA of its first line (the one
+  // translated), access kind, data touch, first and last line index (j), and physical address.
+  private textPa = new Float64Array(64);
+  private segLo = new Int32Array(64);
+  private segHi = new Int32Array(64);
+  private segAcc = new Uint8Array(64);
+  private segK = new Int32Array(64);
+  private segJ0 = new Int32Array(64);
+  private segJ1 = new Int32Array(64);
+  private segPa = new Float64Array(64);
+  private itemCi = new Int32Array(16);
+  private itemStart = new Int32Array(16);
 
   /** Run `p` on thread `t` for task `task`; returns the cycles of its walks, L1D misses and faults. */
   run(t: number, p: Plan, rng: Xoshiro128, task = -1): number {
     this.task = task;
     if (this.sci !== null) this.sci.key = p.fp.key;
     const mmu = this.mmus[t];
-    const c = this.counts;
     const walks0 = mmu.walks;
-    let cycles = 0;
-    let misses = 0;
+    this.cycles = 0;
+    this.misses = 0;
+    if (perTouchPath) this.runPerTouch(t, mmu, p, rng);
+    else this.runBatched(t, mmu, p, rng);
+    const c = this.counts;
+    const walks = mmu.walks - walks0;
+    c.walks += walks;
+    c.l1dMisses += this.misses;
+    return this.cycles + walks * this.costs.walk + this.misses * this.costs.l1dMiss;
+  }
+
+  /** Draw data touch k's candidate and first line (the task's PRNG, in plan order); returns its line count. */
+  private draw(p: Plan, k: number, rng: Xoshiro128): number {
+    const n = p.candCount[k];
+    const ci = p.candStart[k] + (n === 1 ? 0 : rng.nextU32() % n);
+    const objLines = p.candLines[ci];
+    const want = p.lines[k];
+    const mode = p.candMode[ci];
+    let start = 0;
+    if (mode === M_RANDOM) start = rng.nextU32() % objLines;
+    else if (mode === M_HOT_PAGE) start = rng.nextU32() % (objLines < LINES_PER_PAGE ? objLines : LINES_PER_PAGE);
+    else if (mode === M_TOP) start = objLines > want ? objLines - want : 0;
+    this.ci = ci;
+    this.start = start;
+    this.acc = p.access[k];
+    return want < objLines ? want : objLines;
+  }
+
+  /** The reference path: every text page and every new page of a data touch translated where it is met. */
+  private runPerTouch(t: number, mmu: Mmu, p: Plan, rng: Xoshiro128): void {
+    const c = this.counts;
     for (let i = 0; i < p.nText; i++) {
-      const e = this.translate(t, mmu, p.textLo[i] | 0, p.textHi[i], ACCESS_FETCH, p.textReason[i]);
-      if (e > 0) cycles += e;
+      const e = this.translate(t, mmu, p.textLo[i] | 0, p.textHi[i], 2, p.textReason[i]); // 2 = ACCESS_FETCH
+      if (e > 0) this.cycles += e;
     }
     c.touches += p.nText;
-    const core = this.machine.threads[t].core;
     for (let k = 0; k < p.nData; k++) {
-      const n = p.candCount[k];
-      const ci = p.candStart[k] + (n === 1 ? 0 : rng.nextU32() % n);
+      const count = this.draw(p, k, rng);
+      this.lines(t, mmu, p, 0, count);
+      c.touches += count;
+    }
+  }
+
+  /**
+   * Lines j in [j0, j1) of the current data touch, each new page translated when met (the
+   * per-touch path; the batched path after a fault). A touch whose translation fails is skipped.
+   */
+  private lines(t: number, mmu: Mmu, p: Plan, j0: number, j1: number): void {
+    const ci = this.ci;
+    const objLines = p.candLines[ci];
+    const a = this.acc === A_READ ? 0 : 1; // ACCESS_READ, ACCESS_WRITE
+    const baseLo = p.candLo[ci];
+    const baseHi = p.candHi[ci];
+    let pageLo = -1;
+    let pageHi = 0;
+    let pagePa = 0;
+    for (let j = j0; j < j1; j++) {
+      let line = this.start + j;
+      if (line >= objLines) line -= objLines;
+      let lo = baseLo + line * 64;
+      let hi = baseHi;
+      if (lo >= TWO32) { lo -= TWO32; hi = (hi + 1) | 0; }
+      const page = lo - (lo & 4095); // lo < 2^32: & keeps its low bits
+      if (page !== pageLo || hi !== pageHi) {
+        const extra = this.translate(t, mmu, lo | 0, hi, a, p.candReason[ci]);
+        if (extra < 0) { pageLo = -1; continue; }
+        this.cycles += extra;
+        pageLo = page;
+        pageHi = hi;
+        pagePa = mmu.out.pa - (lo - page);
+      }
+      this.touchLine(t, pagePa + (lo - page));
+    }
+  }
+
+  /** Load or store (as the current touch's access kind says) the 8 bytes at `pa` rounded down. */
+  private touchLine(t: number, pa: number): void {
+    const pw = pa - (pa & 7); // pa < 2^52: & keeps its low bits
+    const m = this.machine;
+    const acc = this.acc;
+    if (acc === A_WRITE) {
+      // The value written is the one memory holds: nothing to write through (Machine.storeHeld).
+      if (!m.storeHeld(t, pw, this.mem.read32(pw), this.mem.read32(pw + 4))) this.misses++;
+    } else {
+      if (!m.load(t, pw)) this.misses++;
+      if (acc === A_RW) { const core = m.threads[t].core; m.store(t, pw, core.lastLo, core.lastHi); }
+    }
+  }
+
+  /**
+   * The batched path. The text pages go through Mmu.translateBatch (they are fetches: nothing
+   * is loaded between them). The data touches are cut into page segments (lines in a row on one
+   * 4 KiB page share the translation of the first), after drawing every touch's object and line
+   * as the per-touch path draws them; runs of segments that hit the TLB's fast path are
+   * translated in one call (Mmu.translateHits, which changes nothing but the TLB's LRU clock),
+   * and the first segment that does not goes through translate() at the point the per-touch path
+   * would reach it — after the loads and stores before it, since a walk writes A/D bits to
+   * memory and a fault may switch the address space. So the run is the per-touch run exactly.
+   */
+  private runBatched(t: number, mmu: Mmu, p: Plan, rng: Xoshiro128): void {
+    const c = this.counts;
+    const nText = p.nText;
+    if (nText > 0) {
+      if (this.textPa.length < nText) this.textPa = new Float64Array(nText * 2);
+      let i = 0;
+      while (i < nText) {
+        const f = mmu.translateBatch(p.textLo32, p.textHi, p.textAccess, i, nText, this.textPa);
+        c.translations += f - i;
+        if (f === nText) break;
+        c.translations++;
+        const e = this.fault(t, mmu, p.textLo32[f], p.textHi[f], 2, p.textReason[f]); // 2 = ACCESS_FETCH
+        if (e > 0) this.cycles += e;
+        i = f + 1;
+      }
+      c.touches += nText;
+    }
+    const nData = p.nData;
+    if (nData === 0) return;
+    if (this.segLo.length < p.maxSegments) this.growSegments(p.maxSegments * 2);
+    if (this.itemCi.length < nData) { this.itemCi = new Int32Array(nData * 2); this.itemStart = new Int32Array(nData * 2); }
+    const segLo = this.segLo;
+    const segHi = this.segHi;
+    const segAcc = this.segAcc;
+    const segK = this.segK;
+    const segJ0 = this.segJ0;
+    const segJ1 = this.segJ1;
+    let nSeg = 0;
+    for (let k = 0; k < nData; k++) {
+      const count = this.draw(p, k, rng);
+      c.touches += count;
+      const ci = this.ci;
+      this.itemCi[k] = ci;
+      this.itemStart[k] = this.start;
       const objLines = p.candLines[ci];
-      const want = p.lines[k];
-      const mode = p.candMode[ci];
-      let start = 0;
-      if (mode === M_RANDOM) start = rng.nextU32() % objLines;
-      else if (mode === M_HOT_PAGE) start = rng.nextU32() % (objLines < LINES_PER_PAGE ? objLines : LINES_PER_PAGE);
-      else if (mode === M_TOP) start = objLines > want ? objLines - want : 0;
-      const count = want < objLines ? want : objLines;
-      const acc = p.access[k];
-      const a = acc === A_READ ? ACCESS_READ : ACCESS_WRITE;
+      const a = this.acc === A_READ ? 0 : 1; // ACCESS_READ, ACCESS_WRITE
       const baseLo = p.candLo[ci];
       const baseHi = p.candHi[ci];
       let pageLo = -1;
       let pageHi = 0;
-      let pagePa = 0;
       for (let j = 0; j < count; j++) {
-        let line = start + j;
+        let line = this.start + j;
         if (line >= objLines) line -= objLines;
         let lo = baseLo + line * 64;
         let hi = baseHi;
         if (lo >= TWO32) { lo -= TWO32; hi = (hi + 1) | 0; }
-        let pa: number;
-        const page = lo - (lo & 4095); // lo < 2^32: & keeps its low bits
-        if (page === pageLo && hi === pageHi) pa = pagePa + (lo - page); // same page: the translation the TLB just gave
-        else {
-          const extra = this.translate(t, mmu, lo | 0, hi, a, p.candReason[ci]);
-          if (extra < 0) { pageLo = -1; continue; }
-          cycles += extra;
-          pa = mmu.out.pa;
-          pageLo = page;
-          pageHi = hi;
-          pagePa = pa - (lo - page);
-        }
-        const pw = pa - (pa & 7); // pa < 2^52: & keeps its low bits
-        if (acc === A_WRITE) {
-          this.machine.store(t, pw, this.mem.read32(pw), this.mem.read32(pw + 4));
-          if (!core.l1d.lastHit) misses++;
-        } else {
-          if (!this.machine.load(t, pw)) misses++;
-          if (acc === A_RW) this.machine.store(t, pw, core.lastLo, core.lastHi);
-        }
+        const page = lo - (lo & 4095);
+        if (page === pageLo && hi === pageHi) continue;
+        if (nSeg > 0 && segK[nSeg - 1] === k) segJ1[nSeg - 1] = j;
+        segLo[nSeg] = lo | 0;
+        segHi[nSeg] = hi;
+        segAcc[nSeg] = a;
+        segK[nSeg] = k;
+        segJ0[nSeg] = j;
+        nSeg++;
+        pageLo = page;
+        pageHi = hi;
       }
-      c.touches += count;
+      if (nSeg > 0 && segK[nSeg - 1] === k) segJ1[nSeg - 1] = count;
     }
-    const walks = mmu.walks - walks0;
-    c.walks += walks;
-    c.l1dMisses += misses;
-    return cycles + walks * this.costs.walk + misses * this.costs.l1dMiss;
+    const segPa = this.segPa;
+    let i = 0;
+    while (i < nSeg) {
+      const r = mmu.translateHits(segLo, segHi, segAcc, i, nSeg, segPa);
+      c.translations += r - i;
+      for (let s = i; s < r; s++) this.segment(t, p, s, segPa[s]);
+      if (r === nSeg) break;
+      this.select(p, segK[r]);
+      const extra = this.translate(t, mmu, segLo[r], segHi[r], segAcc[r], p.candReason[this.ci]);
+      if (extra < 0) this.lines(t, mmu, p, segJ0[r] + 1, segJ1[r]); // skipped; the rest of the page translates again, as per touch
+      else { this.cycles += extra; this.segment(t, p, r, mmu.out.pa); }
+      i = r + 1;
+    }
+  }
+
+  private growSegments(n: number): void {
+    this.segLo = new Int32Array(n);
+    this.segHi = new Int32Array(n);
+    this.segAcc = new Uint8Array(n);
+    this.segK = new Int32Array(n);
+    this.segJ0 = new Int32Array(n);
+    this.segJ1 = new Int32Array(n);
+    this.segPa = new Float64Array(n);
+  }
+
+  /** Make data touch k (already drawn by runBatched) the current one. */
+  private select(p: Plan, k: number): void {
+    this.ci = this.itemCi[k];
+    this.start = this.itemStart[k];
+    this.acc = p.access[k];
+  }
+
+  /** The lines of segment `s`, whose first line translated to `pa`. */
+  private segment(t: number, p: Plan, s: number, pa: number): void {
+    this.select(p, this.segK[s]);
+    const objLines = p.candLines[this.ci];
+    const start = this.start;
+    const first = this.segJ0[s];
+    const end = this.segJ1[s];
+    let line0 = start + first;
+    if (line0 >= objLines) line0 -= objLines;
+    for (let j = first; j < end; j++) {
+      let line = start + j;
+      if (line >= objLines) line -= objLines;
+      // Same page as the first line: the same offset from it in physical memory.
+      this.touchLine(t, pa + (line - line0) * 64);
+    }
   }
 
   /**
@@ -237,6 +422,11 @@ export class Toucher {
   private translate(t: number, mmu: Mmu, lo: number, hi: number, access: number, reason: number): number {
     this.counts.translations++;
     if (mmu.translate(lo, hi, access)) return 0;
+    return this.fault(t, mmu, lo, hi, access, reason);
+  }
+
+  /** A translation of `va` just failed: the SCI or ASI fault path (translate()). */
+  private fault(t: number, mmu: Mmu, lo: number, hi: number, access: number, reason: number): number {
     const asi = this.asi;
     const c = this.counts;
     const sci = this.sci;

@@ -11,8 +11,9 @@
  *
  *   column   type          contents
  *   tags     Float64Array  line number (physical address >> 6, a Number < 2^46), -1 = invalid
- *   age      Uint8Array    LRU rank within the set: 0 = most recently used .. ways-1 = least;
- *                          the ranks of a set are always a permutation of 0..ways-1
+ *   stamp    Float64Array  LRU clock of the slot's last fill or hit (larger = more recent; the
+ *                          clock advances once per hit and fill, so a hit is one store, not a
+ *                          re-ranking of the set); way w starts at -w (way 0 most recent)
  *   data     Uint8Array    ways*sets lines of 64 bytes, slot s at s*64 (data32: the same
  *                          buffer as u32 words, for 16-word line copies)
  *
@@ -24,7 +25,7 @@
  *
  * Hot path (probe, fill, touch) never allocates.
  */
-import { PAGE_SIZE, type PhysMemory } from '../phys/memory.ts';
+import type { PhysMemory } from '../phys/memory.ts';
 
 export const LINE_SHIFT = 6;
 export const LINE_BYTES = 1 << LINE_SHIFT;
@@ -42,10 +43,18 @@ export class L1dCache {
   readonly ways: number;
   readonly setMask: number;
   readonly tags: Float64Array;
-  readonly age: Uint8Array;
+  readonly stamp: Float64Array;
+  private clock = 0;
   readonly data: Uint8Array;
   /** The same lines as u32 words (slot s at s*16). */
   readonly data32: Uint32Array;
+  /**
+   * The machine's sharer counts (Machine: a store invalidates other cores' copies): per hash of
+   * a line number (line & cohMask), how many lines of that hash all cores' L1Ds hold. null on a
+   * 1-core machine. Every change of `tags` keeps it exact.
+   */
+  coherence: Int32Array | null = null;
+  cohMask = 0;
   /** Set by access(): whether the last access hit. */
   lastHit = false;
   hits = 0;
@@ -67,8 +76,8 @@ export class L1dCache {
     this.setMask = sets - 1;
     const slots = sets * ways;
     this.tags = new Float64Array(slots).fill(-1);
-    this.age = new Uint8Array(slots);
-    for (let s = 0; s < sets; s++) for (let w = 0; w < ways; w++) this.age[s * ways + w] = w;
+    this.stamp = new Float64Array(slots);
+    for (let s = 0; s < sets; s++) for (let w = 0; w < ways; w++) this.stamp[s * ways + w] = -w;
     this.data32 = new Uint32Array(slots * (LINE_BYTES >>> 2));
     this.data = new Uint8Array(this.data32.buffer);
   }
@@ -88,22 +97,18 @@ export class L1dCache {
 
   /** A load or store reaching the L1D: hit updates LRU; miss fills. Returns the slot. */
   access(pa: number): number {
-    // lookup() and touch() inlined (the per-touch path).
-    const line = Math.floor(pa / LINE_BYTES);
+    // lookup() and touch() inlined (the per-touch path); 64 = LINE_BYTES, 6 = LINE_SHIFT as
+    // literals (a module constant is a context load and check per use in V8).
+    const line = Math.floor(pa / 64);
     const ways = this.ways;
-    const base = ((pa >>> LINE_SHIFT) & this.setMask) * ways;
+    const base = ((pa >>> 6) & this.setMask) * ways;
     const tags = this.tags;
     for (let w = 0; w < ways; w++) {
       if (tags[base + w] === line) {
         const slot = base + w;
         this.hits++;
         this.lastHit = true;
-        const age = this.age;
-        const a = age[slot];
-        if (a !== 0) { // already the most recently used: no rank changes
-          for (let v = 0; v < ways; v++) if (age[base + v] < a) age[base + v]++;
-          age[slot] = 0;
-        }
+        this.stamp[slot] = ++this.clock;
         return slot;
       }
     }
@@ -129,22 +134,27 @@ export class L1dCache {
 
   /** fill() for a line known to be absent: pick the victim, copy, make it MRU. */
   private fillMiss(pa: number): number {
-    const base = ((pa >>> LINE_SHIFT) & this.setMask) * this.ways;
+    const ways = this.ways;
+    const base = ((pa >>> 6) & this.setMask) * ways;
+    const tags = this.tags;
     let victim = -1;
-    for (let w = 0; w < this.ways; w++) {
-      if (this.tags[base + w] < 0) { victim = base + w; break; }
+    for (let w = 0; w < ways; w++) {
+      if (tags[base + w] < 0) { victim = base + w; break; }
     }
     if (victim < 0) {
-      for (let w = 0; w < this.ways; w++) {
-        if (this.age[base + w] === this.ways - 1) { victim = base + w; break; }
-      }
+      // The least recently used way: the smallest stamp (stamps of a set are distinct).
+      const stamp = this.stamp;
+      victim = base;
+      for (let w = 1; w < ways; w++) if (stamp[base + w] < stamp[victim]) victim = base + w;
       this.evictions++;
+      if (this.coherence !== null) this.coherence[tags[victim] & this.cohMask]--;
     }
-    const lineAddr = pa - (pa % LINE_BYTES);
-    this.tags[victim] = lineAddr / LINE_BYTES;
+    const lineAddr = pa - (pa % 64);
+    tags[victim] = lineAddr / 64;
+    if (this.coherence !== null) this.coherence[tags[victim] & this.cohMask]++;
     this.copyFromMemory(lineAddr, victim);
     this.fills++;
-    this.touch(victim);
+    this.stamp[victim] = ++this.clock;
     return victim;
   }
 
@@ -154,27 +164,23 @@ export class L1dCache {
    * bytes are PhysMemory's bytes). An unbacked frame reads as zeros.
    */
   private copyFromMemory(lineAddr: number, slot: number): void {
+    // 16 = LINE_BYTES / 4, 4096 = PAGE_SIZE (literals: see access()).
     const d = this.data32;
-    const o = slot * (LINE_BYTES >>> 2);
-    const s = this.mem.slot(Math.floor(lineAddr / PAGE_SIZE));
+    const o = slot * 16;
+    const pfn = Math.floor(lineAddr / 4096);
+    const s = this.mem.slot(pfn);
     if (s < 0) {
-      d.fill(0, o, o + (LINE_BYTES >>> 2));
+      d.fill(0, o, o + 16);
       return;
     }
     const words = this.mem.wordsOfSlot(s);
-    const w0 = this.mem.wordBaseOfSlot(s) + ((lineAddr % PAGE_SIZE) >>> 2);
-    for (let i = 0; i < LINE_BYTES >>> 2; i++) d[o + i] = words[w0 + i];
+    const w0 = this.mem.wordBaseOfSlot(s) + ((lineAddr - pfn * 4096) >>> 2);
+    for (let i = 0; i < 16; i++) d[o + i] = words[w0 + i];
   }
 
-  /** Make `slot` the most recently used of its set (true LRU by rank). */
+  /** Make `slot` the most recently used of its set (true LRU by stamp). */
   touch(slot: number): void {
-    const age = this.age;
-    const a = age[slot];
-    if (a === 0) return; // already the most recently used: no rank is below 0
-    const ways = this.ways;
-    const base = slot - (slot % ways);
-    for (let w = 0; w < ways; w++) if (age[base + w] < a) age[base + w]++;
-    age[slot] = 0;
+    this.stamp[slot] = ++this.clock;
   }
 
   /** Write 8 bytes (two u32 halves, little endian) into a present line at byte offset `off`. */
@@ -188,6 +194,7 @@ export class L1dCache {
   invalidateLine(pa: number): boolean {
     const slot = this.lookup(pa);
     if (slot < 0) return false;
+    if (this.coherence !== null) this.coherence[this.tags[slot] & this.cohMask]--;
     this.tags[slot] = -1;
     this.data.fill(0, slot * LINE_BYTES, slot * LINE_BYTES + LINE_BYTES);
     return true;
@@ -199,6 +206,7 @@ export class L1dCache {
    * remains; the data array is zeroed too so no stale byte stays reachable.
    */
   flush(): void {
+    this.forgetSharers();
     this.tags.fill(-1);
     this.data.fill(0);
     this.flushes++;
@@ -206,8 +214,17 @@ export class L1dCache {
 
   /** Same as flush() without counting: the uniform clear() every structure has. */
   clear(): void {
+    this.forgetSharers();
     this.tags.fill(-1);
     this.data.fill(0);
+  }
+
+  /** Every valid line leaves the sharer counts (before the tags are cleared). */
+  private forgetSharers(): void {
+    const c = this.coherence;
+    if (c === null) return;
+    const tags = this.tags;
+    for (let i = 0; i < tags.length; i++) if (tags[i] >= 0) c[tags[i] & this.cohMask]--;
   }
 
   /** Number of valid lines. */
@@ -261,8 +278,7 @@ export class L1dCache {
   /** The slots of the set of `pa` from most to least recently used (tests, reports). */
   lruOrder(pa: number): number[] {
     const base = this.setOf(pa) * this.ways;
-    const order = new Array<number>(this.ways);
-    for (let w = 0; w < this.ways; w++) order[this.age[base + w]] = base + w;
-    return order;
+    const order = Array.from({ length: this.ways }, (_, w) => base + w);
+    return order.sort((a, b) => this.stamp[b] - this.stamp[a]);
   }
 }

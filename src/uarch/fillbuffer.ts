@@ -45,9 +45,10 @@ export class FillBuffers {
     this.next = e + 1 === this.entries ? 0 : e + 1;
     this.line[e] = lineAddr;
     this.owner[e] = owner;
+    // 16 words = LINE_BYTES (an imported constant is a getter call per use under tsx).
     const d = this.data32;
-    const o = e * (LINE_BYTES >>> 2);
-    for (let i = 0; i < LINE_BYTES >>> 2; i++) d[o + i] = src32[srcWord + i];
+    const o = e * 16;
+    for (let i = 0; i < 16; i++) d[o + i] = src32[srcWord + i];
     this.allocations++;
     return e;
   }

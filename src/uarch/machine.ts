@@ -53,6 +53,26 @@ export class Machine {
       this.cores.push(core);
       for (const t of core.threads) this.threads.push(t);
     }
+    if (cores > 1) {
+      // Sharer counts over all L1Ds (L1dCache.coherence), ~1/16 full: a store looks at the other
+      // cores only when another line of its hash is cached somewhere, not at every core always.
+      const lines = cores * this.cores[0].l1d.tags.length;
+      const size = Math.min(1 << 22, Math.max(4096, 2 ** Math.ceil(Math.log2(lines * 16))));
+      const counts = new Int32Array(size);
+      for (const core of this.cores) { core.l1d.coherence = counts; core.l1d.cohMask = size - 1; }
+      this.sharers = counts;
+    }
+  }
+
+  /** The L1Ds' sharer counts (null with one core). */
+  private readonly sharers: Int32Array | null = null;
+
+  /** Drop the line of `pa` from every core's L1D but `core`'s, which holds it (just stored). */
+  private invalidateOthers(core: Core, pa: number): void {
+    const counts = this.sharers;
+    // Only this core's copy has the line's hash: no other core holds the line.
+    if (counts === null || counts[Math.floor(pa / 64) & (counts.length - 1)] <= 1) return;
+    for (let c = 0; c < this.cores.length; c++) if (this.cores[c] !== core) this.cores[c].l1d.invalidateLine(pa);
   }
 
   /** A machine shaped by a CPU profile; threadsPerCore defaults to 2 on SMT CPUs, else 1. */
@@ -91,8 +111,23 @@ export class Machine {
     if (pa % 8 !== 0) throw new RangeError(`machine: store at 0x${pa.toString(16)} is not 8-byte aligned`);
     this.memory.write32(pa, lo);
     this.memory.write32(pa + 4, hi);
-    for (let c = 0; c < this.cores.length; c++) if (this.cores[c] !== t.core) this.cores[c].l1d.invalidateLine(pa);
+    // The local store first: the line is then in this core's L1D, so invalidateOthers() can tell
+    // from the sharer counts whether any other core holds it (the order changes no byte).
     t.core.storeLocal(t.index, pa, lo, hi);
+    this.invalidateOthers(t.core, pa);
+  }
+
+  /**
+   * Thread `id` stores 8 bytes (u32 halves) at 8-aligned `pa` that memory already holds (the
+   * caller read them from it): store() without the write-through, which would change no byte.
+   * Returns whether the store hit the L1D.
+   */
+  storeHeld(id: number, pa: number, lo: number, hi: number): boolean {
+    const t = this.threads[id];
+    t.core.storeLocal(t.index, pa, lo, hi);
+    const hit = t.core.l1d.lastHit;
+    this.invalidateOthers(t.core, pa);
+    return hit;
   }
 
   /**

@@ -87,9 +87,12 @@ export class StoreBuffer {
 
   /** A store of 8 bytes at `pa` by thread t (must be active). Returns the entry, or -1 if idle. */
   record(t: number, pa: number, lo: number, hi: number): number {
-    const s = this.start(t);
-    const e = this.end(t);
-    if (s === e) return -1;
+    // start(t) and end(t) inlined (once per store).
+    const act = this.active;
+    if (act[t] === 0) return -1;
+    const half = act[0] === 1 && act[1] === 1 ? this.entries >>> 1 : 0;
+    const s = half === 0 ? 0 : t * half;
+    const e = half === 0 ? this.entries : s + half;
     const i = this.cursor[t];
     this.cursor[t] = i + 1 === e ? s : i + 1;
     this.pa[i] = pa;

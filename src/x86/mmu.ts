@@ -142,6 +142,17 @@ export class Mmu extends TlbControl {
   }
 
   /**
+   * The fast-path hits of translateBatch alone: translates touches from `start` on while they
+   * hit the fast path, and returns the index of the first that does not (or `end`); that one
+   * is left to translate() by the caller. It changes nothing but the TLB's LRU clock, as as many
+   * translate() hits would, so a caller may do other work (loads) before the next translation.
+   */
+  translateHits(lo: Int32Array, hi: Int32Array, access: Uint8Array, start: number, end: number, pa: Float64Array): number {
+    if (this.cpu.modeVersion !== this.modeVersion) this.syncMode();
+    return this.hitRun(lo, hi, access, start, end, pa);
+  }
+
+  /**
    * translateBatch's inner loop: fast-path hits from `i` on, until the first touch that is not
    * one (returned) or `end`. It calls nothing, so V8 checks the arrays once, not per touch. The
    * probe of translate(), with everything in locals and the LRU clock kept in one.
