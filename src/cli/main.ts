@@ -22,6 +22,7 @@ import { registerExport } from './commands/export.ts';
 import { registerImport } from './commands/import.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerCapture } from './commands/capture.ts';
 
 const program = new Command();
 program
@@ -47,6 +48,7 @@ registerExport(program);
 registerImport(program);
 registerCalibrate(program);
 registerServe(program);
+registerCapture(program);
 
 try {
   await program.parseAsync(process.argv);

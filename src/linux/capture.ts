@@ -144,8 +144,9 @@ export function modelFromCapture(dir: string, over: KernelOptions = {}): Capture
   const ksFile = firstExisting(dir, ['kallsyms.txt.gz', 'kallsyms.txt', 'System.map']) ?? join(dir, 'kallsyms.txt.gz');
   const symbols = over.symbols ?? imageSymbolsFromKallsyms(loadKallsyms(ksFile));
   notes.push(`image symbols: ${ksFile}`);
-  const iomem = loadIomem(join(dir, 'iomem.txt'));
-  notes.push(`RAM, image placement, APICs: ${join(dir, 'iomem.txt')}`);
+  // --iomem instead of the folder's (a capture made without root has none: kasi capture does not write a zeroed one).
+  const iomem = over.iomem ?? loadIomem(join(dir, 'iomem.txt'));
+  if (over.iomem === undefined) notes.push(`RAM, image placement, APICs: ${join(dir, 'iomem.txt')}`);
   const opts: KernelOptions = { symbols, iomem };
   const cfgFile = firstExisting(dir, ['config.gz', 'config', '.config']);
   if (cfgFile) {

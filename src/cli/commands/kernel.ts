@@ -75,7 +75,8 @@ function bootOrExplain(opts: KernelOptions, o: Opts): KernelModel {
   }
 }
 
-function summary(m: KernelModel, notes: string[]): string {
+/** The text report of a model and its input notes (exported for tests). */
+export function summary(m: KernelModel, notes: string[]): string {
   const a = m.layout.addrs;
   const lines = [
     `Linux 6.1 x86-64 page tables (model): ${m.levels}-level paging, KASLR ${m.layout.kaslr ? 'on' : 'off'}, ${m.cpus} CPU(s)`,
