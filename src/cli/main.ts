@@ -21,6 +21,8 @@ import { registerDiff } from './commands/diff.ts';
 import { registerExport } from './commands/export.ts';
 import { registerImport } from './commands/import.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
+import { registerSweep } from './commands/sweep.ts';
+import { registerMerge } from './commands/merge.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerCapture } from './commands/capture.ts';
 
@@ -47,6 +49,8 @@ registerDiff(program);
 registerExport(program);
 registerImport(program);
 registerCalibrate(program);
+registerSweep(program);
+registerMerge(program);
 registerServe(program);
 registerCapture(program);
 

@@ -266,6 +266,7 @@ export function parseScenario(text: string, file: string): Scenario {
     const iss = r.error.issues[0];
     if (iss.code === 'unrecognized_keys') {
       const path = [...iss.path, iss.keys[0]] as PathSeg[];
+      if (path.length === 1 && path[0] === 'sweep') ctx.fail(path, 'no sweep block in a scenario kasi run runs (a grid of scenarios: run it with kasi sweep)', 'a sweep block', { key: true });
       ctx.fail(path, iss.message, `unknown field ${JSON.stringify(iss.keys[0])}`, { key: true });
     }
     const path = iss.path as PathSeg[];

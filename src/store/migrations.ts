@@ -9,6 +9,11 @@
  *    --duration override); sets' overhead spread (min, q1, q3, max); kind_cycles (cycles by event
  *    kind); the view leaks (cells that leaked in at least one seed). Rows stored by schema 1 are
  *    filled in from their JSON report.
+ * 3. Sweeps (kasi sweep, sweep/): runs.sweep_id (the sweep file's text hash), sweep_point (the
+ *    point's index in grid order), sweep_params (its path → value assignment, canonical JSON) and
+ *    sweep_shard ("I/N" of the process that ran it); NULL for kasi run. An index finds a sweep's
+ *    points and the stored point a resumed sweep skips; another finds a run by when and what it
+ *    was (kasi merge: the same run in two stores is one run).
  */
 import type Database from 'better-sqlite3';
 
@@ -96,9 +101,20 @@ INSERT INTO kind_cycles (run_id, set_idx, kind, cycles)
 CREATE VIEW leaks AS SELECT * FROM cells WHERE seeds_leaked > 0;
 `;
 
+const V3 = `
+ALTER TABLE runs ADD COLUMN sweep_id TEXT;
+ALTER TABLE runs ADD COLUMN sweep_point INTEGER;
+ALTER TABLE runs ADD COLUMN sweep_params TEXT;
+ALTER TABLE runs ADD COLUMN sweep_shard TEXT;
+CREATE INDEX runs_sweep ON runs (sweep_id, sweep_point);
+CREATE INDEX runs_point ON runs (scenario_hash, sweep_params);
+CREATE INDEX runs_identity ON runs (created_at, scenario_hash);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, up: (db) => db.exec(V1) },
   { version: 2, up: (db) => db.exec(V2) },
+  { version: 3, up: (db) => db.exec(V3) },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
