@@ -19,5 +19,5 @@ export const S = {
     access: { type: 'string', enum: ['read', 'write', 'exec'] }, user: { type: 'boolean' },
     cr4: { type: 'string', maxLength: 18 }, wp: { type: 'boolean' },
   }, ['capture', 'va']),
-  window: strict({ lane: NAME, from: PAGE, to: PAGE, max: { type: 'integer', minimum: 1, maximum: 20000 } }, ['lane', 'from', 'to']),
+  window: strict({ lane: NAME, from: PAGE, to: PAGE, max: { type: 'integer', minimum: 1, maximum: 200000 } }, ['lane', 'from', 'to']),
 } as const;
