@@ -59,6 +59,8 @@ type Spec = Record<CostParam, readonly [number, string]>;
 
 // Sources used more than once.
 const PTI_RST = 'Documentation/arch/x86/pti.rst, "Runtime Cost" a.: "Moves to CR3 are on the order of a hundred cycles, and are required at every entry and exit."';
+/** The CR3 price: pti.rst's order of magnitude, set by two published per-syscall deltas (kasi calibrate: kpti-lseek-pcid, kpti-getppid, kpti-dd-*). */
+const PTI_DELTAS = `${PTI_RST} Two published per-syscall deltas with PCID pin it: FreeBSD D13985 getppid 339 -> 478 ns (+139 ns, Haswell) and Hansen's KAISER v2 lseek1 5.2M -> 3.0M/s (+141 ns, lore 20171108194646.907A1942); ~140 ns is ~420 cycles at 3 GHz for the two CR3 writes of a syscall, so 200 each (was 100 before the calibration: kpti-lseek-pcid 32% -> 64% against 73.3%; FreeBSD's own getppid base is heavier than Linux's, so kpti-getppid overshoots, see its file)`;
 const HANSEN = 'Dave Hansen, LKML 2017 (<3062e486-3539-8a1f-5724-16199420be71@intel.com>, cited by commit "x86/mm: Use INVPCID for __native_flush_tlb_single()": "INVPCID is _slow_"), Skylake: INVLPG ~200 cycles, INVLPG+INVPCID ~550 cycles (figures as quoted in the project brief)';
 const GREGG = 'Brendan Gregg, "Linux Performance 2018" / KPTI post, c5.9xlarge (Skylake-SP) tlbstat: K_DTLBCYC 1,507,279 K over 86,588,626 DTLB walks = 17.4 cycles per walk (ITLB: 15.9)';
 const OPT_SKX = 'Intel 64 and IA-32 Architectures Optimization Reference Manual, Skylake Server: L2 ~14 cycles, L3 ~50-70 cycles load-to-use';
@@ -68,8 +70,8 @@ const OPT_SKX = 'Intel 64 and IA-32 Architectures Optimization Reference Manual,
  * profiles start from it and replace what is known for them.
  */
 const SKYLAKE_SP: Spec = {
-  cr3Write: [100, PTI_RST],
-  cr3WriteNoflush: [100, `${PTI_RST} (the same sentence covers every CR3 write; with NOFLUSH the TLB keeps its entries, so the flush's real cost appears as the walks that follow a flushing write, charged per walk)`],
+  cr3Write: [200, `${PTI_DELTAS} (a flushing write is taken at the NOFLUSH price: what it flushes is charged as the walks that follow)`],
+  cr3WriteNoflush: [200, `${PTI_DELTAS}; with NOFLUSH the TLB keeps its entries, so a flush's real cost appears as the walks that follow a flushing write, charged per walk`],
   tlbMissWalk: [17, GREGG],
   tlbMissWalkLa57Extra: [4, 'assumption: 5-level paging adds one paging-structure load per walk; the upper levels mostly hit the paging-structure caches (SDM Vol. 3A 4.10.3), so one L1D-hit load (~4 cycles) is added'],
   invlpg: [200, HANSEN],
