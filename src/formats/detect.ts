@@ -3,6 +3,7 @@
  * (a strace -c or perf trace -s header, perf kvm stat's "Analyze events for" or its table
  * header, a kvm_exit trace line, kvmexit.py's title or header, a ptdump marker or run).
  */
+import { straceHeader } from './strace.ts';
 import { textLines } from './text.ts';
 
 export const WORKLOAD_FORMATS = ['strace-c', 'perf-trace-summary', 'perf-kvm-stat', 'kvm-trace', 'bcc-kvmexit'] as const;
@@ -33,6 +34,7 @@ export function detectFormat(text: string, file: string): { format: Format; line
   for (let i = 0; i < lines.length; i++) {
     const t = lines[i].trim();
     if (t === '' || t.length > 4096) continue;
+    if (straceHeader(t) !== null) return { format: 'strace-c', line: i + 1 }; // count.c's columns in any order (-U)
     for (const [format, re] of SIGNATURES) if (re.test(t)) return { format, line: i + 1 };
   }
   return null;

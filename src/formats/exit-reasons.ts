@@ -11,7 +11,9 @@
  *    kvm_print_exit_reason()).
  *  - SVM: arch/x86/include/uapi/asm/svm.h, SVM_EXIT_* and the lower-case SVM_EXIT_REASONS strings
  *    ("npf", "msr", "hlt", "DE excp", ...). trace-cmd's kvm plugin (libtraceevent plugin_kvm.c)
- *    prints the macro names instead ("EXIT_NPF", "EXIT_IOIO"), and "UNKNOWN (N)" for others.
+ *    prints the macro names instead ("EXIT_NPF", "EXIT_IOIO"), and "UNKNOWN (N)" for others;
+ *    bcc's kvmexit.py on AMD (since 2025-07, "Implement support for AMD") prints the macro
+ *    suffixes bare ("NPF", "IOIO", "MSR", "INTR", "CR3_WRITE_TRAP", "EXCP_BASE", "LAST_EXCP").
  *  - The SVM → VMX equivalences are by what the exit is: SVM_EXIT_NPF is the nested page fault
  *    that VMX reports as EPT_VIOLATION (KVM's npf_interception and handle_ept_violation both call
  *    kvm_mmu_page_fault); SVM_EXIT_MSR covers RDMSR and WRMSR, told apart by EXITINFO1 (0 = read,
@@ -28,7 +30,7 @@ export const VMX_EXIT_REASONS: ReadonlyMap<number, string> = new Map([
   [14, 'INVLPG'], [15, 'RDPMC'], [16, 'RDTSC'], [18, 'VMCALL'], [19, 'VMCLEAR'], [20, 'VMLAUNCH'], [21, 'VMPTRLD'],
   [22, 'VMPTRST'], [23, 'VMREAD'], [24, 'VMRESUME'], [25, 'VMWRITE'], [26, 'VMOFF'], [27, 'VMON'], [28, 'CR_ACCESS'],
   [29, 'DR_ACCESS'], [30, 'IO_INSTRUCTION'], [31, 'MSR_READ'], [32, 'MSR_WRITE'], [33, 'INVALID_STATE'],
-  [34, 'MSR_LOAD_FAIL'], [36, 'MWAIT_INSTRUCTION'], [37, 'MONITOR_TRAP_FLAG'], [39, 'MONITOR_INSTRUCTION'],
+  [6, 'OTHER_SMI'], [34, 'MSR_LOAD_FAIL'], [36, 'MWAIT_INSTRUCTION'], [37, 'MONITOR_TRAP_FLAG'], [39, 'MONITOR_INSTRUCTION'],
   [40, 'PAUSE_INSTRUCTION'], [41, 'MCE_DURING_VMENTRY'], [43, 'TPR_BELOW_THRESHOLD'], [44, 'APIC_ACCESS'],
   [45, 'EOI_INDUCED'], [46, 'GDTR_IDTR'], [47, 'LDTR_TR'], [48, 'EPT_VIOLATION'], [49, 'EPT_MISCONFIG'],
   [50, 'INVEPT'], [51, 'RDTSCP'], [52, 'PREEMPTION_TIMER'], [53, 'INVVPID'], [54, 'WBINVD'], [55, 'XSETBV'],
@@ -72,7 +74,7 @@ const SVM: readonly SvmEntry[] = [
   [0x88, 'ICEBP', 'icebp', 'EXCEPTION_NMI'], [0x89, 'WBINVD', 'wbinvd', 'WBINVD'], [0x8a, 'MONITOR', 'monitor', 'MONITOR_INSTRUCTION'],
   [0x8b, 'MWAIT', 'mwait', 'MWAIT_INSTRUCTION'], [0x8c, 'MWAIT_COND', 'mwait_cond', 'MWAIT_INSTRUCTION'], [0x8d, 'XSETBV', 'xsetbv', 'XSETBV'],
   [0x8e, 'RDPRU', 'rdpru', null], [0x8f, 'EFER_WRITE_TRAP', 'write_efer_trap', 'MSR_WRITE'],
-  ...[0, 4, 8].map((n): SvmEntry => [0x90 + n, `CR${n}_WRITE_TRAP`, `write_cr${n}_trap`, 'CR_ACCESS']),
+  ...Array.from({ length: 16 }, (_, n): SvmEntry => [0x90 + n, `CR${n}_WRITE_TRAP`, `write_cr${n}_trap`, 'CR_ACCESS']),
   [0xa2, 'INVPCID', 'invpcid', 'INVPCID'], [0xa5, 'BUS_LOCK', 'buslock', 'BUS_LOCK'], [0xa6, 'IDLE_HLT', 'idle-halt', 'HLT'],
   [0x400, 'NPF', 'npf', 'EPT_VIOLATION'], [0x401, 'AVIC_INCOMPLETE_IPI', 'avic_incomplete_ipi', 'APIC_WRITE'],
   [0x402, 'AVIC_UNACCELERATED_ACCESS', 'avic_unaccelerated_access', 'APIC_ACCESS'], [0x403, 'VMGEXIT', 'vmgexit', null],
@@ -86,6 +88,7 @@ function svmIndex(): void {
   for (const e of SVM) {
     SVM_BY_NAME.set(e[2], e);
     SVM_BY_NAME.set(`EXIT_${e[1]}`, e); // trace-cmd plugin_kvm.c names
+    if (!SVM_BY_NAME.has(e[1])) SVM_BY_NAME.set(e[1], e); // bcc kvmexit.py on AMD: the bare macro suffix (VMX names were matched before)
     SVM_BY_NUMBER.set(e[0], e);
   }
 }
@@ -108,7 +111,7 @@ export function exitReasonKey(printed: string, info1?: bigint): string | null {
   if (alias !== undefined) return `vm-exit:${alias}`;
   svmIndex();
   const e = SVM_BY_NAME.get(name);
-  if (e === undefined) return null;
+  if (e === undefined) return name === 'LAST_EXCP' ? 'vm-exit:EXCEPTION_NMI' : null; // SVM_EXIT_LAST_EXCP (0x5f, exception 31): bcc names it, svm.h's strings do not
   if (e[1] === 'MSR' && info1 !== undefined) return `vm-exit:${info1 === 0n ? 'MSR_READ' : 'MSR_WRITE'}`;
   return `vm-exit:${svmCanonical(e)}`;
 }

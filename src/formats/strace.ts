@@ -31,7 +31,8 @@ interface Table {
   header: number;
 }
 
-function header(t: string): string[] | null {
+/** The column names of a count.c header line (any order, as -U prints them), or null. */
+export function straceHeader(t: string): string[] | null {
   const cols = t.replace(/%\s+time/, '%time').split(/\s+/);
   if (!cols.includes('syscall') || cols.length < 2) return null;
   return cols.every((c) => COLUMNS.has(c)) ? cols : null;
@@ -58,11 +59,16 @@ export function parseStraceC(text: string, file: string): Parsed {
     const t = raw.trim();
     if (t === '') continue;
     if (raw.length > MAX_LINE) { skipped.add(i + 1, 'line too long'); continue; }
-    const cols = header(t);
+    const cols = straceHeader(t);
     if (cols !== null) {
       if (table !== null && table.rows === 0 && !table.footer) skipped.add(table.header, 'a table header with no rows');
       table = { cols, spans: null, footer: false, rows: 0, header: i + 1 };
       tables++;
+      continue;
+    }
+    if (table !== null && CHATTER.some((re) => re.test(t))) {
+      // strace's own lines after a table: a personality's summary header starts the next table.
+      if (t.startsWith('System call usage summary for ')) table = null;
       continue;
     }
     if (table !== null) {
@@ -75,7 +81,7 @@ export function parseStraceC(text: string, file: string): Parsed {
       const why = elision(t);
       if (why !== null) { skipped.add(i + 1, why); continue; }
       let r = row(table, tokens(raw), i + 1);
-      if (typeof r === 'string' && i + 1 < lines.length && lines[i + 1].length <= MAX_LINE && !header(lines[i + 1].trim())) {
+      if (typeof r === 'string' && i + 1 < lines.length && lines[i + 1].length <= MAX_LINE && !straceHeader(lines[i + 1].trim())) {
         // A mail-wrapped row: the rest of it is on the next line.
         const joined = row(table, [...tokens(raw), ...tokens(lines[i + 1]).map((k) => ({ ...k, start: k.start + MAX_LINE, end: k.end + MAX_LINE }))], i + 1, true);
         if (typeof joined !== 'string') { r = joined; i++; }

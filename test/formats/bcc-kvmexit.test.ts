@@ -56,6 +56,19 @@ describe('bcc kvmexit: other forms', () => {
     expect(p.skipped).toEqual([{ line: 5, why: 'not a row of this table' }, { line: 6, why: 'elided rows' }]);
   });
 
+  it('AMD (kvmexit.py since 2025-07): SVM_EXIT_REASONS by macro suffix, mapped as svm.h\'s exits', () => {
+    // tools/kvmexit.py SVM_EXIT_REASONS: 0x400 "NPF", 0x7c "MSR", 0x60 "INTR", 0x7b "IOIO", 0x64 "VINTR", 0x93 "CR3_WRITE_TRAP", 0x5f "LAST_EXCP".
+    const text = 'Display kvm exit reasons and statistics for PID 4242 after sleeping 2 secs.\nKVM_EXIT_REASON                     COUNT\n'
+      + ['NPF 9120', 'MSR 3001', 'INTR 1200', 'IOIO 64', 'HLT 50', 'VINTR 7', 'CR3_WRITE_TRAP 3', 'LAST_EXCP 1'].map((r) => `${r.split(' ')[0].padEnd(35)} ${r.split(' ')[1].padEnd(8)}`).join('\n');
+    const p = profileOf(parseBccKvmexit, text);
+    expect(p.events.map((e) => [e.name, e.count, e.reason])).toEqual([
+      ['NPF', 9120, 'vm-exit:EPT_VIOLATION'], ['MSR', 3001, 'vm-exit:MSR_WRITE'], ['INTR', 1200, 'vm-exit:EXTERNAL_INTERRUPT'],
+      ['IOIO', 64, 'vm-exit:IO_INSTRUCTION'], ['HLT', 50, 'vm-exit:HLT'], ['VINTR', 7, 'vm-exit:INTERRUPT_WINDOW'],
+      ['CR3_WRITE_TRAP', 3, 'vm-exit:CR_ACCESS'], ['LAST_EXCP', 1, 'vm-exit:EXCEPTION_NMI'],
+    ]);
+    expect(p.duration_ns).toBe(2e9);
+  });
+
   it('a title with no rows: the end of the file is what was found', () => {
     expect(inputError(() => parseBccKvmexit('Display kvm exit reasons and statistics for all threads after sleeping 1 secs.\nPID      TID      KVM_EXIT_REASON                     COUNT\n', 'e')).message)
       .toBe('e:2: expected a "REASON COUNT" row of the kvmexit.py table, found the end of the file');

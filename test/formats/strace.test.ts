@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseStraceC } from '../../src/formats/strace.ts';
+import { detectFormat } from '../../src/formats/detect.ts';
 import { counts, inputError, profileOf, sample } from './helpers.ts';
 
 const S = (name: string) => sample('strace-c', name);
@@ -118,6 +119,34 @@ describe('strace -c: messy input keeps every readable row', () => {
     const text = `[pid  4242] read(3, "x", 1)          = 1\nwrite(1, "hi\\n", 3 <unfinished ...>\n[pid  4242] <... write resumed>) = 3\n[pid  4242] +++ exited with 0 +++\n${HEAD} 100.00    0.000010          10         1           read\n`;
     const p = profileOf(parseStraceC, text);
     expect(counts(p)).toEqual({ read: 1 });
+    expect(p.skipped).toEqual([]);
+  });
+
+  it('-U with the name first: count.c prints the chosen columns in the given order (header, divider, rows, total); detected too', () => {
+    // strace -U name,calls,errors,max,min,avg,total: cdesc[] headers syscall, calls, errors, longest, shortest, usecs/call, seconds.
+    const text = [
+      'syscall          calls    errors  longest shortest usecs/call     seconds',
+      '---------------- --------- --------- -------- -------- ----------- -----------',
+      'read                    10         2 0.000010 0.000001           3    0.000030',
+      'write                    5           0.000020 0.000002           4    0.000020',
+      '---------------- --------- --------- -------- -------- ----------- -----------',
+      'total                   15         2 0.000020 0.000001           3    0.000050',
+    ].join('\n');
+    const p = profileOf(parseStraceC, text);
+    expect(p.events.map((e) => [e.name, e.count, e.errors, e.total_ns])).toEqual([['read', 10, 2, 30_000], ['write', 5, 0, 20_000]]);
+    expect(p.skipped).toEqual([]);
+    expect(detectFormat(text, 'u')).toEqual({ format: 'strace-c', line: 1 });
+  });
+
+  it('-f on a 32-bit child: "System call usage summary for 32 bit mode:" starts the next personality\'s table; both are summed', () => {
+    const T = (rows: string[], total: string) => [HEAD.trimEnd(), ...rows, FOOT.trimEnd(), total];
+    const text = [
+      ...T([' 60.00    0.000006           6         1           read', ' 40.00    0.000004           4         1           write'], '100.00    0.000010           5         2           total'),
+      'System call usage summary for 32 bit mode:', // call_summary(): personality_names[1] on x86_64
+      ...T(['100.00    0.000001           1         1           read'], '100.00    0.000001           1         1           total'),
+    ].join('\n');
+    const p = profileOf(parseStraceC, text);
+    expect(p.events.map((e) => [e.name, e.count, e.total_ns])).toEqual([['read', 2, 7_000], ['write', 1, 4_000]]);
     expect(p.skipped).toEqual([]);
   });
 
