@@ -39,8 +39,11 @@ const SECTION = /^Analyze events for (.*?)(?:all VCPUs|VCPU (\d+)):?$/;
 const HEADER = /^(.*?)\s+Samples\s+Samples%\s+Time%(.*)$/;
 const TOTAL = /^Total Samples:\s*(\d+), Total events handled time:\s*([\d.]+)us\.?$/;
 const TIMESTAMP = /^(\d\d):(\d\d):(\d\d)\.(\d{6})$/;
-/** "Lost events", and the rest of a header that mail wrapping moved to the next line. */
-const CHATTER = [/^Lost events: \d+$/, /^((Min|Max|Time)\s+)*Avg time$/];
+/**
+ * "Lost events", the rest of a header that mail wrapping moved to the next line, and live mode's
+ * --duration reports (handle_end_event(): "%llu VM %d, vcpu %d: %s event took %lluusec").
+ */
+const CHATTER = [/^Lost events: \d+$/, /^((Min|Max|Time)\s+)*Avg time$/, /^\d+ VM -?\d+, vcpu -?\d+: .* event took \d+usec$/];
 
 export function parsePerfKvmStat(text: string, file: string): Parsed {
   const lines = textLines(text, file);

@@ -92,6 +92,15 @@ describe('perf kvm stat: live mode, VCPU sections, messy input', () => {
     ]);
   });
 
+  it('live --duration: the "event took" lines handle_end_event() prints between tables are not rows and not skipped', () => {
+    const text = [
+      '\x1b[H\x1b[2J10:00:00.000000', '1234567890123 VM 4242, vcpu 0: EPT_VIOLATION event took 1500usec', ...table([row('HLT', 2, '1.00')], true),
+    ].join('\n');
+    const p = profileOf(parsePerfKvmStat, text);
+    expect(counts(p)).toEqual({ HLT: 2 });
+    expect(p.skipped).toEqual([]);
+  });
+
   it('per-VCPU reports are summed; --vcpu picks one; stderr lines in between are listed', () => {
     const text = [
       'Analyze events for all VMs, VCPU 0:', '', HEADER, '', row('HLT', 3, '1.00'), row('CPUID', 2, '0.50'), '',
