@@ -1,7 +1,7 @@
 // Runs vitest with its JSON reporter beside the default one, then prints the
 // plain "N passed, N failed" line CI reads (vitest's own summary is not one it knows).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -23,5 +23,8 @@ try {
   failed += 1;
 }
 rmSync(dir, { recursive: true, force: true });
+// test/web/browser.test.ts skips itself without a browser; say so (.ci/run always installs Debian's chromium).
+const chromium = process.env.KASI_CHROMIUM ?? '/usr/bin/chromium';
+if (!existsSync(chromium)) console.log(`kasi test: browser tests skipped (test/web/browser.test.ts): no ${chromium}; apt-get install chromium to run them`);
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || run.status !== 0 || passed === 0 ? 1 : 0);

@@ -21,7 +21,7 @@ export function MapView() {
 
   useEffect(() => { api<SpaceMap>('/api/map').then((x) => { setM(x); setV({ from: 0, to: x.axisPages }); }, (e) => setErr(String(e.message))); }, []);
   useEffect(() => {
-    const on = () => setWidth(Math.max(600, (box.current?.clientWidth ?? 1000)));
+    const on = () => setWidth(Math.max(600, (box.current?.clientWidth ?? 1024) - 24)); // the panel's padding
     on();
     addEventListener('resize', on);
     return () => removeEventListener('resize', on);
