@@ -270,7 +270,7 @@ export function pageRange(start: bigint, end: bigint, why: string): VaRange {
 
 /** The per-CPU first chunk's units through the direct map (the embedded chunk: pcpu_embed_first_chunk()). */
 export function perCpuRanges(sys: System, firstPageOnly: boolean, why: string): VaRange[] {
-  return sys.allocations().filter((a) => a.boot && a.kind === 'percpu').map((a) => {
+  return sys.bootAllocations().filter((a) => a.kind === 'percpu').map((a) => {
     const start = sys.directMapVa(a.ranges[0].pa);
     return { start, end: start + BigInt(firstPageOnly ? PAGE_SIZE : a.ranges[0].bytes), why };
   });

@@ -91,7 +91,7 @@ function target(sys: System, sci: SciSpace, t: SciDataTouch): Target | string {
     }
   }
   if (t.scope === 'cpu' && t.kind === 'percpu') {
-    const unit = sys.allocations().find((a) => a.boot && a.kind === 'percpu');
+    const unit = sys.bootAllocations().find((a) => a.kind === 'percpu');
     if (unit) return { va: sys.directMapVa(unit.ranges[0].pa), bytes: unit.ranges[0].bytes, what: 'per-CPU page of CPU 0', allocations: [unit.id] };
   }
   return `no ${t.scope} object of kind ${t.kind} for this task in the populated system`;

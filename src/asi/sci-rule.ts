@@ -69,7 +69,7 @@ export function sciRule(sys: System, ks: Kallsyms, task: SciTaskView, cpuSciOffs
     { what: 'task stack', start: task.stack, end: task.stack + THREAD_SIZE, from: 'kernel', clone: 'range', source: 'RFC 2/7 sci_pagetable_init(): sci_clone_range(mm->pgd, stack, stack + THREAD_SIZE)' },
   ];
   // &per_cpu(cpu_sci, cpu): the embedded first chunk's units through the direct map (pcpu_embed_first_chunk()).
-  const units = sys.allocations().filter((a) => a.boot && a.kind === 'percpu');
+  const units = sys.bootAllocations().filter((a) => a.kind === 'percpu');
   units.forEach((a, c) => {
     const va = (sys.directMapVa(a.ranges[0].pa) + cpuSciOffset) & ~(PAGE - 1n);
     items.push({ what: `per-CPU page of CPU ${c}`, start: va, end: va + PAGE, from: 'kernel', clone: 'page', source: 'RFC 2/7 sci_pagetable_init(): sci_clone_page(k_pgd, &per_cpu(cpu_sci, cpu)) for_each_possible_cpu' });

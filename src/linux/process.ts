@@ -262,7 +262,7 @@ export class ProcessTable {
       buddy.setTag(pfn, order, vma.id);
       // Anonymous and page-cache pages start zeroed (clear_page() / a read of a zero file); frames
       // never written already read as zero.
-      for (let f = 0; f < 1 << order; f++) if (this.mem.has(pfn + f)) this.mem.frameWords(pfn + f).fill(0);
+      this.mem.zeroFrames(pfn, 1 << order);
       vma.pfns[i] = pfn;
       const va = vma.start + BigInt(i) * size;
       p.pt.mapPage(va, BigInt(pfn * PAGE_SIZE), size, flags, USER_TABLE);

@@ -108,6 +108,11 @@ export class System {
    */
   private readonly buckets = new Map<number, Array<{ start: number; end: number; rec: Allocation }>>();
   private readonly big: Array<{ start: number; end: number; rec: Allocation }> = [];
+  // The records by what the ASI designs select them on, each in record order (a design's spec()
+  // per context scanning every record was quadratic in tenants: bench/scale.ts).
+  private readonly bootRecs: Allocation[] = [];
+  private readonly vmallocRecs: Allocation[] = [];
+  private readonly ownerRecs = new Map<number, Allocation[]>();
   private readonly byArea = new Map<number, Allocation>();
   private readonly tablePfns = new Set<number>();
 
@@ -200,6 +205,21 @@ export class System {
     return this.recs;
   }
 
+  /** The records made while booting (`boot`), in record order. */
+  bootAllocations(): readonly Allocation[] {
+    return this.bootRecs;
+  }
+
+  /** The records used through vmalloc (`via` 'vmalloc'), in record order. */
+  vmallocAllocations(): readonly Allocation[] {
+    return this.vmallocRecs;
+  }
+
+  /** The records of `owner`, in record order. */
+  allocationsOf(owner: number): readonly Allocation[] {
+    return this.ownerRecs.get(owner) ?? [];
+  }
+
   /** Record frames allocated outside the factories (e.g. the ASI framework's own page tables). */
   recordPages(owner: number, pfn: number, order: number, kind: string, what: string): Allocation {
     const pa = pfn * PAGE_SIZE;
@@ -267,6 +287,11 @@ export class System {
     const rec: Allocation = { ...a, id: this.recs.length, boot: a.boot ?? false };
     this.recs.push(rec);
     this.sorted = null;
+    if (rec.boot) this.bootRecs.push(rec);
+    if (rec.via === 'vmalloc') this.vmallocRecs.push(rec);
+    const mine = this.ownerRecs.get(rec.owner);
+    if (mine === undefined) this.ownerRecs.set(rec.owner, [rec]);
+    else mine.push(rec);
     for (const r of rec.ranges) {
       const x = { start: r.pa, end: r.pa + r.bytes, rec };
       if (r.bytes > BIG_RANGE) { this.big.push(x); continue; }

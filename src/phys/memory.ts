@@ -26,6 +26,8 @@ export class PhysMemory {
   private readonly words: Uint32Array[] = [];
   private readonly bytes: Uint8Array[] = [];
   private readonly slotOf = new Map<number, number>();
+  /** Backed frames per 2 MiB region (PFN >> 9): zeroFrames() skips regions with none. */
+  private readonly regionFrames = new Map<number, number>();
   private readonly pfnOfSlot: number[] = [];
   private readonly cachePfn = new Float64Array(CACHE_SIZE).fill(-1);
   private readonly cacheSlot = new Int32Array(CACHE_SIZE);
@@ -126,6 +128,8 @@ export class PhysMemory {
     }
     this.pfnOfSlot.push(pfn);
     this.slotOf.set(pfn, slot);
+    const region = Math.floor(pfn / 512);
+    this.regionFrames.set(region, (this.regionFrames.get(region) ?? 0) + 1);
     const c = pfn & CACHE_MASK;
     this.cachePfn[c] = pfn;
     this.cacheSlot[c] = slot;
@@ -134,6 +138,22 @@ export class PhysMemory {
 
   has(pfn: number): boolean {
     return this.slot(pfn) >= 0;
+  }
+
+  /**
+   * Zero the backed frames among the `n` from `pfn` (unbacked ones read as zero already),
+   * looking only at the 2 MiB regions that have a backed frame: a 2 MiB page of fresh memory
+   * costs one Map lookup, not 512.
+   */
+  zeroFrames(pfn: number, n: number): void {
+    const end = pfn + n;
+    for (let r = Math.floor(pfn / 512); r * 512 < end; r++) {
+      if (!this.regionFrames.has(r)) continue;
+      for (let f = Math.max(pfn, r * 512), e = Math.min(end, r * 512 + 512); f < e; f++) {
+        const s = this.slot(f);
+        if (s >= 0) this.words[s >>> 8].fill(0, (s & 255) << 10, ((s & 255) << 10) + 1024);
+      }
+    }
   }
 
   /** Backed frame numbers in ascending order. */

@@ -65,7 +65,7 @@ export const googleAsi2022: AsiDesign = {
   ],
   spec(sys: System, ctx: AsiContext) {
     const s = sys.kernel.sections;
-    const areas = sys.allocations().filter((a) => a.via === 'vmalloc' && allowedClass(ctx, a.mapCls, a.owner));
+    const areas = sys.vmallocAllocations().filter((a) => allowedClass(ctx, a.mapCls, a.owner));
     return {
       ranges: [
         pageRange(s.text, s.etext, 'kernel text'),

@@ -69,8 +69,8 @@ export const googleAsi2025: AsiDesign = {
     const a = sys.layout.addrs;
     const percpu = new Set<number>();
     const edges: number[] = []; // the per-CPU units' first and end PFNs: where a run of equal answers may end
-    for (const r of sys.allocations()) {
-      if (!r.boot || r.kind !== 'percpu') continue;
+    for (const r of sys.bootAllocations()) {
+      if (r.kind !== 'percpu') continue;
       for (let p = r.ranges[0].pa; p < r.ranges[0].pa + r.ranges[0].bytes; p += 4096) percpu.add(p / 4096);
       edges.push(Math.floor(r.ranges[0].pa / 4096), Math.ceil((r.ranges[0].pa + r.ranges[0].bytes) / 4096));
     }

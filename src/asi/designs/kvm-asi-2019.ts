@@ -67,7 +67,10 @@ export const kvmAsi2019: AsiDesign = {
   ],
   spec(sys, ctx) {
     const a = sys.layout.addrs;
-    const mine = sys.allocations().filter((x) => vmData(sys, ctx, x));
+    // vmData() holds only records of the VM's or its VMM's owner: those, in record order.
+    const vm = ctx.vm;
+    const owners = !vm ? [] : vm.owner.id === vm.vmm.owner.id ? sys.allocationsOf(vm.owner.id) : [...sys.allocationsOf(vm.owner.id), ...sys.allocationsOf(vm.vmm.owner.id)].sort((x, y) => x.id - y.id);
+    const mine = owners.filter((x) => vmData(sys, ctx, x));
     return {
       ranges: [
         { start: a.__START_KERNEL_map, end: a.__START_KERNEL_map + a.KERNEL_IMAGE_SIZE, why: 'kernel image' },
