@@ -46,7 +46,7 @@ export function plotSpec(rows: readonly PlotRow[], o: PlotOptions): TopLevelSpec
     data: { values },
     mark: { type: 'line', point: true },
     encoding: {
-      x: numeric ? { field: 'x', type: 'quantitative', title: o.x, scale: log ? { type: 'log' } : { zero: false } } : { field: 'x', type: 'ordinal', title: o.x, sort: order },
+      x: numeric ? { field: 'x', type: 'quantitative', title: o.x, scale: log ? { type: 'log', nice: false } : { zero: false } } : { field: 'x', type: 'ordinal', title: o.x, sort: order },
       y: { field: 'value', type: 'quantitative', title: o.metric },
       color: { field: 'line', type: 'nominal', title: 'mitigation set', legend: { labelLimit: 360 } },
       tooltip: [{ field: 'line' }, { field: 'x' }, { field: 'value' }],

@@ -7,7 +7,8 @@
  *    (kubernetes.io/docs/concepts/workloads/controllers/job/#completion-mode); N is the Job's
  *    completions, given as `--shard N`;
  *  - a Slurm job array sets SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT
- *    (slurm.schedmd.com/job_array.html): I = ID - MIN, N = COUNT unless `--shard N` says otherwise.
+ *    (slurm.schedmd.com/job_array.html): I = ID - MIN and N = COUNT; with `--shard N`, I = ID
+ *    (array indices 0 … N-1), so one task submitted again alone (--array=ID) is still shard ID of N.
  * Without --shard, a Slurm array task shards itself; a bare JOB_COMPLETION_INDEX needs `--shard N`.
  */
 export interface Shard {
@@ -45,7 +46,7 @@ export function resolveShard(option: string | undefined, env: NodeJS.ProcessEnv 
       if (i === undefined) throw new ShardError(`JOB_COMPLETION_INDEX: expected an integer >= 0, found ${JSON.stringify(k8s)}`);
       return check(i, n, 'JOB_COMPLETION_INDEX');
     }
-    if (slurm !== undefined) return check(slurmIndex(env), n, 'SLURM_ARRAY_TASK_ID');
+    if (slurm !== undefined) return check(slurmIndex({ SLURM_ARRAY_TASK_ID: slurm }), n, 'SLURM_ARRAY_TASK_ID');
     throw new ShardError(`--shard ${n}: which shard is this? give --shard I/${n}, or run under a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) or a Slurm array (SLURM_ARRAY_TASK_ID)`);
   }
   if (slurm !== undefined && env.SLURM_ARRAY_TASK_COUNT !== undefined) {

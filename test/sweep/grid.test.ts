@@ -117,6 +117,10 @@ describe('shards', () => {
     expect(resolveShard(undefined, { JOB_COMPLETION_INDEX: '3' })).toBeNull(); // N is not in a pod's environment: --shard N
     expect(resolveShard(undefined, { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_COUNT: '8' })).toMatchObject({ index: 4, count: 8 });
     expect(resolveShard('3', { SLURM_ARRAY_TASK_ID: '2' })).toMatchObject({ index: 2, count: 3 });
+    // one task of a 4-task array submitted again alone (--array=2): MIN = ID = 2, COUNT = 1
+    const alone = { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_MIN: '2', SLURM_ARRAY_TASK_COUNT: '1' };
+    expect(resolveShard('4', alone)).toMatchObject({ index: 2, count: 4 });
+    expect(resolveShard(undefined, alone)).toMatchObject({ index: 0, count: 1 });
     expect(() => resolveShard('5/5', {})).toThrow(/I < N/);
     expect(() => resolveShard('4', {})).toThrow(/which shard is this/);
     expect(() => resolveShard('4', { JOB_COMPLETION_INDEX: '4' })).toThrow(/I < N .*JOB_COMPLETION_INDEX/);
