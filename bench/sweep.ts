@@ -1,0 +1,37 @@
+/**
+ * `npx tsx bench/sweep.ts`: a sweep on 1 worker and on 2 (issue 12 "Done when": ≥ 1.8× faster on
+ * 2 workers than on 1, and the same stored results). Runs examples/sweep-asi-exit-rate.yaml
+ * (6 points × 5 sets, 4 seeds each) through sweep/run.ts without a store, first with one worker
+ * (everything in this thread), then with a pool of two; checks that both give the same reports and
+ * writes the wall times and their ratio to bench/sweep-results.json. The ratio needs two idle
+ * CPUs: on a shared machine it measures the load too.
+ */
+import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatRunJson } from '../src/report/run-json.ts';
+import { loadGrid } from '../src/sweep/grid.ts';
+import { runSweep } from '../src/sweep/run.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const grid = loadGrid(join(here, '../examples/sweep-asi-exit-rate.yaml'));
+
+async function timed(workers: number): Promise<{ ms: number; reports: string[] }> {
+  const reports: string[] = [];
+  const t0 = performance.now();
+  await runSweep(grid, { workers, seeds: 4, shard: null, onPoint: (p, r) => { reports[p.index] = formatRunJson(r); } });
+  return { ms: performance.now() - t0, reports };
+}
+
+const one = await timed(1);
+const two = await timed(2);
+const same = one.reports.every((r, i) => r === two.reports[i]);
+const results = {
+  sweep: 'examples/sweep-asi-exit-rate.yaml', points: grid.size, seeds: 4,
+  workers_1_ms: Math.round(one.ms), workers_2_ms: Math.round(two.ms), speedup_2_workers: Math.round((one.ms / two.ms) * 100) / 100,
+  same_reports: same, cpus: availableParallelism(), node: process.version,
+};
+writeFileSync(join(here, 'sweep-results.json'), JSON.stringify(results, null, 2) + '\n');
+console.log(JSON.stringify(results, null, 2));
+if (!same) process.exitCode = 1;
