@@ -162,11 +162,32 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
   },
 ];
 
+/**
+ * Which calibration figures (examples/calibration, kasi calibrate) move when an assumed price
+ * moves (found by doubling it: the fit's probe, sim/calibrate.ts Predictor) and what they say of
+ * it; appended to every "assumption:" source, so no assumed price stands without saying whether
+ * a published figure checks it.
+ */
+const CALIBRATION: Partial<Record<CostParam, string>> = {
+  tlbMissWalkLa57Extra: 'no figure depends on it (no 5-level paging figure)',
+  invpcidSingleContext: 'no figure depends on it', invpcidAllIncludingGlobal: 'no figure depends on it', invpcidAllNonGlobal: 'no figure depends on it',
+  l1dFlushMsr: 'l1d-flush-low-exit-rate and l1d-flush-high-exit-rate land inside l1tf.rst\'s 1%..50% with it (1.5%, 9.3%); asi-2024-kvm-host',
+  verw: 'the l1d-flush figures (inside their band), coresched-tpcc-*',
+  ipiSend: 'no figure depends on it (stuns only)', ipiReceive: 'no figure depends on it (stuns only)',
+  syscallEntryExit: 'the PTI figures (kpti-*) and asi-2025-*: lseek reproduced with it, the dd curve wants a smaller base',
+  interruptEntryExit: 'asi-2024-kvm-host (in band), asi-2025-fio-randread (reproduced), asi-2025-kernel-build',
+  contextSwitch: 'asi-2025-kernel-build, coresched-tpcc-*',
+  kernelCyclesPerInsn: 'every figure; lseek, the FIO and KVM figures are reproduced at 1, the kpti-dd curve wants ~0.5 (its files say why that is not taken)',
+  ibpb: 'asi-2025-fio-randread (reproduced at this price), asi-2025-kernel-build, asi-2024-kvm-host',
+  rsbFill: 'asi-2025-fio-randread, asi-2025-kernel-build, asi-2024-kvm-host (a few cycles of them)',
+};
+
 function build(p: ProfileCosts): CostModel {
   const params = {} as Record<CostParam, CostValue>;
   for (const k of COST_PARAMS) {
-    const [cycles, source] = p.spec[k];
-    if (!Number.isFinite(cycles) || cycles < 0 || !source) throw new RangeError(`cost model ${p.profile}: ${k} needs a finite non-negative value and a source`);
+    const [cycles, spec] = p.spec[k];
+    if (!Number.isFinite(cycles) || cycles < 0 || !spec) throw new RangeError(`cost model ${p.profile}: ${k} needs a finite non-negative value and a source`);
+    const source = spec.startsWith('assumption:') ? `${spec}; kasi calibrate: ${CALIBRATION[k] ?? 'no figure depends on it'}` : spec;
     params[k] = { cycles, source };
   }
   return { profile: p.profile, clock: { ghz: p.ghz[0], source: p.ghz[1] }, params };

@@ -6,7 +6,9 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseScenario } from '../../src/scenario/load.ts';
-import { judge, predict } from '../../src/sim/calibrate.ts';
+import { judge, predict, Predictor, fit } from '../../src/sim/calibrate.ts';
+import { sizedFootprint, CLEAR_INSNS_PER_8_BYTES, COPY_BYTES_PER_CYCLE } from '../../src/sim/sized.ts';
+import { loadFootprintTable } from '../../src/sim/footprints.ts';
 import { loadCalibrations } from '../../src/scenario/calibrations.ts';
 import { runScenario } from '../../src/sim/run.ts';
 
@@ -38,7 +40,39 @@ describe('calibration figures', () => {
   });
 });
 
+describe('the fit', () => {
+  const scenarios = loadCalibrations(DIR);
+  it('its linear surrogate is the engine to within 2% on a figure priced by counts × prices', () => {
+    // kpti-lseek-pcid: one event, no timing-dependent interleaving, so cycles are linear in
+    // every price and the surrogate (a probe at ×1 and ×2) must give the engine's value at ×1.5.
+    const i = scenarios.findIndex((s) => s.calibration!.figure === 'kpti-lseek-pcid');
+    const pr = new Predictor(scenarios, ['cr3WriteNoflush', 'kernelCyclesPerInsn']);
+    const f = { cr3WriteNoflush: 1.5, kernelCyclesPerInsn: 0.7 };
+    expect(Math.abs(pr.surrogate(i, f) / pr.predict(i, f) - 1)).toBeLessThan(0.02);
+    expect(pr.dependsOn(i)).toEqual(['cr3WriteNoflush', 'kernelCyclesPerInsn']);
+  }, 60_000);
+  it('moves only prices the figures depend on, toward the published value', () => {
+    // The L1D flush price moves no PTI figure: a fit on lseek alone leaves it alone and raises the CR3 price.
+    const i = scenarios.findIndex((s) => s.calibration!.figure === 'kpti-lseek-pcid');
+    const pr = new Predictor(scenarios, ['cr3WriteNoflush', 'l1dFlushMsr']);
+    const r = fit(pr, [i]);
+    expect(r.factors.l1dFlushMsr).toBeUndefined();
+    expect(r.factors.cr3WriteNoflush).toBeGreaterThan(1);
+    expect(Math.abs(judge(scenarios[i], pr.predict(i, r.factors)).error_pct)).toBeLessThan(Math.abs(judge(scenarios[i], pr.predict(i, {})).error_pct));
+  }, 60_000);
+});
+
 describe('sized system calls', () => {
+  it('a sized read of /dev/zero is a clear (__clear_user: movq, addq, dec+jnz per 8 bytes), a pread64 a copy', () => {
+    // arch/x86/lib/usercopy_64.c (v6.1) __clear_user; drivers/char/mem.c read_iter_zero touches no source object.
+    const t = loadFootprintTable();
+    const read = t.entries.get('syscall:read')!;
+    const pread = t.entries.get('syscall:pread64')!;
+    expect(sizedFootprint(read, 4096).insns.count - read.insns.count).toBe(((4096 - 64) * CLEAR_INSNS_PER_8_BYTES) / 8);
+    expect(CLEAR_INSNS_PER_8_BYTES).toBe(3);
+    expect(sizedFootprint(pread, 4096).insns.count - pread.insns.count).toBe((4096 - 64) / COPY_BYTES_PER_CYCLE);
+    expect(sizedFootprint(read, 4096).data.some((d) => d.kind === 'page-cache')).toBe(false);
+  });
   const yaml = (bytes: string) => `
 events: 300
 machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }

@@ -54,6 +54,12 @@ describe('cost models', () => {
     expect(c('vmExitEntry')).toBeLessThanOrEqual(1800);
   });
 
+  it('every assumed price says which calibration figures depend on it (or that none does)', () => {
+    for (const m of COST_MODELS.values()) for (const [k, v] of Object.entries(m.params)) {
+      if (v.source.startsWith('assumption:')) expect(v.source, `${m.profile} ${k}`).toMatch(/; kasi calibrate: (no figure depends on it|.*[a-z0-9]-[a-z0-9])/);
+    }
+  });
+
   it('values with no published figure are marked as assumptions', () => {
     for (const k of ['verw', 'l1dFlushMsr', 'ipiSend', 'ipiReceive'] as const) expect(skx.params[k].source, k).toMatch(/^assumption: no published figure/);
   });

@@ -1,9 +1,10 @@
 /**
- * `kasi calibrate [--dir DIR] [--json] [--fit] [--leave-one-out]`: every calibration scenario of
+ * `kasi calibrate [--dir DIR] [--json] [--fit] [--leave-one-out] [--markdown]`: every calibration scenario of
  * DIR (default examples/calibration) through the engine, predicted against published (sim/calibrate.ts).
  * --fit moves the global prices it may (FIT_PARAMS) to minimise the error and prints the fitted
  * factors beside the old prices and which figures moved each; nothing is written. --leave-one-out
- * (implies the fit) predicts each figure from a fit on the others.
+ * (implies the fit) predicts each figure from a fit on the others. --markdown prints README.md's
+ * calibration table (implies --leave-one-out).
  */
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -14,7 +15,7 @@ import { getCostModel } from '../../sim/costs.ts';
 
 const DEFAULT_DIR = fileURLToPath(new URL('../../../examples/calibration', import.meta.url));
 
-interface Opts { dir?: string; json?: boolean; fit?: boolean; leaveOneOut?: boolean }
+interface Opts { dir?: string; json?: boolean; fit?: boolean; leaveOneOut?: boolean; markdown?: boolean }
 
 function row(r: CalibrationResult, extra = ''): string[] {
   const pub = r.band !== null ? `${r.published} (band ${r.band[0]}..${r.band[1]})` : `${r.published} ±${r.tolerance_pct}%`;
@@ -27,13 +28,28 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 
+const num = (r: CalibrationResult, v: number) => (r.metric === 'overhead_pct' ? `${+v.toFixed(1)}%` : `${+v.toFixed(3)}${r.metric === 'throughput_ratio' ? '×' : ' ns'}`);
+const cell = (r: CalibrationResult) => `${num(r, r.predicted)} (${r.error_pct > 0 ? '+' : ''}${r.error_pct}%)${r.within ? '' : ' ✗'}`;
+
+/** The README's table: figure, published, predicted at the default prices, in-sample fit, leave-one-out (errors in brackets, ✗ outside tolerance or band). */
+function markdown(base: CalibrationResult[], fitted: CalibrationResult[], loo: CalibrationResult[], factors: object): string {
+  const out = ['| figure | published | predicted (default prices) | in-sample fit | leave-one-out | status |', '|---|---|---|---|---|---|'];
+  base.forEach((r, i) => {
+    const pub = r.band !== null ? `${num(r, r.band[0])}..${num(r, r.band[1])}` : `${num(r, r.published)} ±${r.tolerance_pct}%`;
+    out.push(`| ${r.figure} | ${pub} | ${cell(r)} | ${cell(fitted[i])} | ${cell(loo[i])} | ${r.status} |`);
+  });
+  out.push('', `In-sample fit factors: \`${JSON.stringify(factors)}\`.`);
+  return out.join('\n') + '\n';
+}
+
 export function calibrateReport(o: Opts): string {
   const scenarios = loadCalibrations(o.dir ?? DEFAULT_DIR);
   const pr = new Predictor(scenarios);
   const results = scenarios.map((s, i) => judge(s, pr.predict(i, {})));
-  const fitted = o.fit || o.leaveOneOut ? fit(pr) : null;
+  const fitted = o.fit || o.leaveOneOut || o.markdown ? fit(pr) : null;
   const inSample = fitted ? scenarios.map((s, i) => judge(s, pr.predict(i, fitted.factors))) : null;
-  const loo = o.leaveOneOut ? leaveOneOut(pr) : null;
+  const loo = o.leaveOneOut || o.markdown ? leaveOneOut(pr) : null;
+  if (o.markdown) return markdown(results, inSample!, loo!.map((x) => x.result), fitted!.factors);
   if (o.json) {
     return JSON.stringify({
       figures: results,
@@ -70,5 +86,6 @@ export function registerCalibrate(program: Command): void {
     .option('--json', 'one JSON object: figures [{figure, source, published, predicted, error_pct, ...}], fit, leave_one_out')
     .option('--fit', 'fit the global prices kasi may move, print the fitted values (writes nothing)')
     .option('--leave-one-out', 'for each figure: fit on the others and predict it (implies --fit)')
+    .option('--markdown', "the README's table: published, predicted, in-sample fit and leave-one-out per figure (implies --leave-one-out)")
     .action((o: Opts) => { writeOutput(calibrateReport(o)); });
 }
