@@ -19,25 +19,12 @@ import { mergeStores } from '../../src/store/merge.ts';
 import { getRun } from '../../src/store/query.ts';
 import { runRecord } from '../../src/store/record.ts';
 import { saveRun } from '../../src/store/save.ts';
+import { tinyScenario } from '../sweep/tiny.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-merge-test-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 const TINY = join(TMP, 'tiny.yaml');
-writeFileSync(TINY, `name: tiny
-seed: 4
-duration: 100us
-machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
-tenants:
-  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }] }
-  - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
-secrets: [{ name: key, in: victim/k, bytes: 32 }]
-workload:
-  - { thread: 1, tenant: victim, mix: [{ event: vm-exit, reason: EPT_VIOLATION, weight: 1 }, { event: guest-run, cycles: 3000, weight: 2 }] }
-attackers: [{ thread: 0, tenant: evil, attacks: [l1tf-guest], every: 2us }]
-isolation:
-  - { name: none, cmdline: "mitigations=off" }
-  - { name: asi, cmdline: "asi=google-asi-2025" }
-`);
+writeFileSync(TINY, tinyScenario());
 
 let report: SeedsReport;
 let scenario: Scenario;

@@ -15,27 +15,12 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from '../helpers/kasi-cli.ts';
+import { tinyScenario } from './tiny.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-batch-docs-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 const SWEEP = join(TMP, 'tiny.yaml');
-writeFileSync(SWEEP, `name: tiny
-seed: 4
-duration: 30us
-machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
-tenants:
-  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }] }
-  - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
-secrets: [{ name: key, in: victim/k, bytes: 32 }]
-workload:
-  - { thread: 1, tenant: victim, mix: [{ event: vm-exit, reason: EPT_VIOLATION, weight: 1 }, { event: guest-run, cycles: 3000, weight: 2 }] }
-attackers: [{ thread: 0, tenant: evil, attacks: [l1tf-guest], every: 2us }]
-isolation:
-  - { name: none, cmdline: "mitigations=off" }
-  - { name: asi, cmdline: "asi=google-asi-2025" }
-sweep:
-  workload[0].mix[0].weight: [1, 2, 3, 4, 5]
-`);
+writeFileSync(SWEEP, tinyScenario({ duration: '30us', sweep: '  workload[0].mix[0].weight: [1, 2, 3, 4, 5]\n' }));
 
 function sh(shell: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; err: string }> {
   return new Promise((done) => {

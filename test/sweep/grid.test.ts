@@ -11,22 +11,9 @@ import { describe, expect, it } from 'vitest';
 import { coordinates, loadGrid, parsePath, point } from '../../src/sweep/grid.ts';
 import { resolveShard, shardPoints } from '../../src/sweep/shard.ts';
 import { parseScenario } from '../../src/scenario/load.ts';
+import { tinyScenario } from './tiny.ts';
 
-const BASE = `name: tiny-sweep
-seed: 4
-duration: 100us
-machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
-tenants:
-  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }] }
-  - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
-secrets: [{ name: key, in: victim/k, bytes: 32 }]
-workload:
-  - { thread: 1, tenant: victim, mix: [{ event: vm-exit, reason: EPT_VIOLATION, weight: 1 }, { event: guest-run, cycles: 3000, weight: 2 }] }
-attackers: [{ thread: 0, tenant: evil, attacks: [l1tf-guest], every: 2us }]
-isolation:
-  - { name: none, cmdline: "mitigations=off" }
-  - { name: asi, cmdline: "asi=google-asi-2025" }
-`;
+const BASE = tinyScenario({ name: 'tiny-sweep' });
 const grid = (sweep: string, base = BASE) => loadGrid('s.yaml', `${base}sweep:\n${sweep}`);
 /** Line and column (1-based) of the last occurrence of `needle` in `text`. */
 function where(text: string, needle: string): string {

@@ -13,30 +13,14 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { kasiRun, MAIN, ROOT } from '../helpers/kasi-cli.ts';
 import { mergeStores } from '../../src/store/merge.ts';
+import { tinyScenario } from './tiny.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-sweep-cli-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
 const sweepFile = (name: string, weights: number[], duration: string): string => {
   const f = join(TMP, `${name}.yaml`);
-  writeFileSync(f, `name: ${name}
-seed: 4
-duration: ${duration}
-machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
-tenants:
-  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }] }
-  - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
-secrets: [{ name: key, in: victim/k, bytes: 32 }]
-workload:
-  - { thread: 1, tenant: victim, mix: [{ event: vm-exit, reason: EPT_VIOLATION, weight: 1 }, { event: guest-run, cycles: 3000, weight: 2 }] }
-attackers: [{ thread: 0, tenant: evil, attacks: [l1tf-guest], every: 2us }]
-isolation:
-  - { name: none, cmdline: "mitigations=off" }
-  - { name: asi, cmdline: "asi=google-asi-2025" }
-sweep:
-  workload[0].mix[0].weight: [${weights.join(', ')}]
-  machine.cores: [1, 2]
-`);
+  writeFileSync(f, tinyScenario({ name, duration, sweep: `  workload[0].mix[0].weight: [${weights.join(', ')}]\n  machine.cores: [1, 2]\n` }));
   return f;
 };
 const GRID = sweepFile('grid', [1, 2, 4], '50us');
