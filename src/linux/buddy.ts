@@ -23,10 +23,13 @@
  * typed arrays per *section* of 4096 frames (16 MiB; the kernel's x86-64 sections are 128 MiB).
  * A section entirely inside usable RAM starts "pristine": it is known to consist of four free
  * order-10 blocks and has no arrays at all. Only when an allocation needs it is it
- * materialised (13 bytes per frame: state, two Int16 free-list links, owner, class, use, tag).
- * Sections cut by a hole or a reserved range are materialised at construction. So a 1 TiB
- * machine (268M frames) costs a few hundred KiB until it allocates, and each 16 MiB it hands
- * out costs 52 KiB. Free lists are intrusive: inside a section, Int16 next/prev links by frame;
+ * materialised: a state byte per frame; two Int16 free-list links per frame only while the
+ * section has a free block; and what a frame is allocated as (owner, class, use, tag: an id in
+ * the allocator's table of such attributes) per 2 MiB chunk while the chunk is uniform, per frame
+ * only once a chunk mixes attributes. Sections cut by a hole or a reserved range are materialised
+ * at construction. So a 1 TiB machine (268M frames) costs a few hundred KiB until it allocates,
+ * each 16 MiB it hands out in 2 MiB blocks (THP, guest RAM) 4 KiB once full, in 4 KiB pages of
+ * mixed owners at most 28 KiB (bench/scale.ts: 200 VMs of 4 GiB). Free lists are intrusive: inside a section, Int16 next/prev links by frame;
  * across sections, one Int32 list per (zone, order) of the sections that have a free block of
  * that order. Pristine sections are used in ascending address order, after the blocks already
  * on the lists. Everything is deterministic: the same calls give the same frames.
@@ -88,20 +91,51 @@ export class OutOfMemoryError extends Error {
   }
 }
 
+/** Frames per attribute chunk (2 MiB): a block of order >= 9 covers whole chunks. */
+const CHUNK_SHIFT = 9;
+const CHUNKS = SECTION_PFNS >>> CHUNK_SHIFT;
+/** Attribute id of a free frame: owner 0, CLASS_FREE, USE_NONE, tag -1. */
+const ATTR_FREE = 0;
+
 class Section {
   readonly state = new Uint8Array(SECTION_PFNS);
-  readonly next = new Int16Array(SECTION_PFNS);
-  readonly prev = new Int16Array(SECTION_PFNS);
-  readonly owner = new Uint16Array(SECTION_PFNS);
-  readonly cls = new Uint8Array(SECTION_PFNS).fill(CLASS_FREE);
-  readonly use = new Uint8Array(SECTION_PFNS);
-  readonly tag = new Int32Array(SECTION_PFNS).fill(-1);
+  /** Free-list links, next at [l] and prev at [SECTION_PFNS + l]; null while no block is free. */
+  links: Int16Array | null = null;
+  free = 0;
+  /** Attribute id per chunk, or -1: the chunk's frames differ, see `attr`. */
+  readonly chunkAttr = new Int32Array(CHUNKS);
+  /** Attribute id per frame, for the chunks whose chunkAttr is -1 (null until one is). */
+  attr: Int32Array | null = null;
   /** Per order: first free block (local index) and count. */
   readonly head = new Int16Array(MAX_ORDER).fill(-1);
   readonly count = new Int32Array(MAX_ORDER);
   constructor(readonly num: number, readonly slot: number, readonly zone: number) {}
 
-  static readonly BYTES = SECTION_PFNS * (1 + 2 + 2 + 2 + 1 + 1 + 4) + MAX_ORDER * 6;
+  static readonly FIXED_BYTES = SECTION_PFNS + CHUNKS * 4 + MAX_ORDER * 6;
+
+  get bytes(): number {
+    return Section.FIXED_BYTES + (this.links ? this.links.byteLength : 0) + (this.attr ? this.attr.byteLength : 0);
+  }
+
+  attrOf(l: number): number {
+    const a = this.chunkAttr[l >>> CHUNK_SHIFT];
+    return a >= 0 ? a : this.attr![l];
+  }
+
+  /** Frames [l, l + n) get attribute `id`. */
+  setAttr(l: number, n: number, id: number): void {
+    const end = l + n;
+    for (let c = l >>> CHUNK_SHIFT; c << CHUNK_SHIFT < end; c++) {
+      const c0 = c << CHUNK_SHIFT;
+      const c1 = c0 + (1 << CHUNK_SHIFT);
+      const cur = this.chunkAttr[c];
+      if (l <= c0 && end >= c1) { this.chunkAttr[c] = id; continue; }
+      if (cur === id) continue;
+      if (this.attr === null) this.attr = new Int32Array(SECTION_PFNS);
+      if (cur >= 0) { this.attr.fill(cur, c0, c1); this.chunkAttr[c] = -1; }
+      this.attr.fill(id, Math.max(l, c0), Math.min(end, c1));
+    }
+  }
 }
 
 function toPfnFloor(v: bigint | number): number {
@@ -142,6 +176,27 @@ export class BuddyAllocator {
   /** Free blocks per order in materialised sections. */
   private readonly freeCount = new Float64Array(MAX_ORDER);
   private allocated = 0;
+  // What frames are allocated as, by attribute id (Section.chunkAttr / attr); id 0 = free.
+  private attrOwner: number[] = [0];
+  private attrCls: number[] = [CLASS_FREE];
+  private attrUse: number[] = [USE_NONE];
+  private attrTag: number[] = [-1];
+  private readonly attrIds = new Map<string, number>();
+
+  /** The id of (owner, cls, use, tag), made on first use. */
+  private attrId(owner: number, cls: number, use: number, tag: number): number {
+    const key = `${owner},${cls},${use},${tag}`;
+    let id = this.attrIds.get(key);
+    if (id === undefined) {
+      id = this.attrOwner.length;
+      this.attrIds.set(key, id);
+      this.attrOwner.push(owner & 0xffff); // owners were a Uint16 column
+      this.attrCls.push(cls & 0xff);
+      this.attrUse.push(use & 0xff);
+      this.attrTag.push(tag | 0);
+    }
+    return id;
+  }
 
   constructor(opts: BuddyOptions) {
     const ram = mergeRuns(opts.ram.map(([a, b]) => [toPfnCeil(a), toPfnFloor(b)]));
@@ -227,10 +282,7 @@ export class BuddyAllocator {
       throw new Error(`free of PFN 0x${pfn.toString(16)} order ${order}: not an allocated block of that order`);
     }
     const n = 1 << order;
-    s.owner.fill(0, local, local + n);
-    s.cls.fill(CLASS_FREE, local, local + n);
-    s.use.fill(USE_NONE, local, local + n);
-    s.tag.fill(-1, local, local + n);
+    s.setAttr(local, n, ATTR_FREE);
     s.state[local] = ST_TAIL;
     this.allocated -= n;
     // __free_one_page(): merge while the buddy is a free block of the same order.
@@ -257,10 +309,7 @@ export class BuddyAllocator {
     }
     s.state[local] = ST_USED | order;
     const n = 1 << order;
-    s.owner.fill(owner, local, local + n);
-    s.cls.fill(cls, local, local + n);
-    s.use.fill(use, local, local + n);
-    s.tag.fill(-1, local, local + n);
+    s.setAttr(local, n, this.attrId(owner, cls, use, -1));
     this.allocated += n;
     return s.num * SECTION_PFNS + local;
   }
@@ -270,20 +319,25 @@ export class BuddyAllocator {
   private pushFree(s: Section, local: number, order: number): void {
     s.state[local] = ST_FREE | order;
     const h = s.head[order];
-    s.next[local] = h;
-    s.prev[local] = -1;
-    if (h >= 0) s.prev[h] = local;
+    if (s.links === null) s.links = new Int16Array(2 * SECTION_PFNS);
+    const links = s.links;
+    links[local] = h;
+    links[SECTION_PFNS + local] = -1;
+    if (h >= 0) links[SECTION_PFNS + h] = local;
     s.head[order] = local;
+    s.free++;
     if (s.count[order]++ === 0) this.linkSection(s, order);
     this.freeCount[order]++;
   }
 
   private removeFree(s: Section, local: number, order: number): void {
-    const n = s.next[local];
-    const p = s.prev[local];
-    if (p >= 0) s.next[p] = n;
+    const links = s.links!;
+    const n = links[local];
+    const p = links[SECTION_PFNS + local];
+    if (p >= 0) links[p] = n;
     else s.head[order] = n;
-    if (n >= 0) s.prev[n] = p;
+    if (n >= 0) links[SECTION_PFNS + n] = p;
+    if (--s.free === 0) s.links = null; // no free block left: no list to link
     if (--s.count[order] === 0) this.unlinkSection(s, order);
     this.freeCount[order]--;
   }
@@ -371,9 +425,8 @@ export class BuddyAllocator {
     if (!(sec >= 0 && sec < this.sectionCount)) return -1;
     const slot = this.secSlot[sec];
     if (slot < 0) return -1;
-    const s = this.slots[slot];
-    const l = pfn - sec * SECTION_PFNS;
-    return s.cls[l] === CLASS_FREE ? -1 : s.owner[l];
+    const a = this.slots[slot].attrOf(pfn - sec * SECTION_PFNS);
+    return this.attrCls[a] === CLASS_FREE ? -1 : this.attrOwner[a];
   }
 
   /** Sensitivity class of an allocated frame, or CLASS_FREE. */
@@ -381,19 +434,19 @@ export class BuddyAllocator {
     const sec = Math.floor(pfn / SECTION_PFNS);
     if (!(sec >= 0 && sec < this.sectionCount)) return CLASS_FREE;
     const slot = this.secSlot[sec];
-    return slot < 0 ? CLASS_FREE : this.slots[slot].cls[pfn - sec * SECTION_PFNS];
+    return slot < 0 ? CLASS_FREE : this.attrCls[this.slots[slot].attrOf(pfn - sec * SECTION_PFNS)];
   }
 
   /** USE_* of an allocated frame (USE_NONE if free). */
   useOfPfn(pfn: number): number {
     const s = this.sectionOf(pfn);
-    return s ? s.use[pfn - s.num * SECTION_PFNS] : USE_NONE;
+    return s ? this.attrUse[s.attrOf(pfn - s.num * SECTION_PFNS)] : USE_NONE;
   }
 
   /** The caller's tag of a frame (a slab id, a vmalloc area id, …), or -1. */
   tagOfPfn(pfn: number): number {
     const s = this.sectionOf(pfn);
-    return s ? s.tag[pfn - s.num * SECTION_PFNS] : -1;
+    return s ? this.attrTag[s.attrOf(pfn - s.num * SECTION_PFNS)] : -1;
   }
 
   /** Tag the 2^order frames of an allocated block. */
@@ -401,7 +454,8 @@ export class BuddyAllocator {
     const s = this.sectionOf(pfn);
     const l = pfn - (s ? s.num * SECTION_PFNS : 0);
     if (!s || s.state[l] !== (ST_USED | order)) throw new Error(`setTag: PFN 0x${pfn.toString(16)} is not an allocated block of order ${order}`);
-    s.tag.fill(tag, l, l + (1 << order));
+    const a = s.attrOf(l); // a block's frames share one attribute
+    s.setAttr(l, 1 << order, this.attrId(this.attrOwner[a], this.attrCls[a], this.attrUse[a], tag));
   }
 
   isAllocated(pfn: number): boolean {
@@ -473,7 +527,7 @@ export class BuddyAllocator {
 
   /** Bytes of bookkeeping currently held (typed arrays). */
   get bookkeepingBytes(): number {
-    return this.slots.length * Section.BYTES + this.secKind.byteLength + this.secSlot.byteLength +
+    return this.slots.reduce((n, s) => n + s.bytes, 0) + this.secKind.byteLength + this.secSlot.byteLength +
       this.secNext.byteLength + this.secPrev.byteLength + this.pristine.reduce((n, a) => n + a.byteLength, 0);
   }
 
