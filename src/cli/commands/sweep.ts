@@ -12,6 +12,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../usage.ts';
+import { InputError } from '../../formats/files.ts';
 import { writeOutput } from './mappings.ts';
 import { checkRunBudget, guardRun } from './run-guard.ts';
 import { DB_HELP } from './history.ts';
@@ -70,28 +71,45 @@ async function sweepAction(file: string, opts: SweepCliOptions): Promise<void> {
   const g = loadGrid(file);
   if (opts.x !== undefined && !g.axes.some((a) => a.path === opts.x)) throw new UsageError(`--x: expected a swept path (${g.axes.map((a) => a.path).join(', ')}), found ${JSON.stringify(opts.x)}`);
   const id = sweepId(g.text);
-  let db: Db;
-  try { db = openStore(path, { create: true }); } catch (err) { throw err instanceof StoreError ? new UsageError(err.message) : err; }
+  // Opened once every point is made and checked: a sweep refused before it runs writes nothing.
+  let opened: Db | undefined;
+  const store = (): Db => {
+    if (opened === undefined) {
+      try { opened = openStore(path, { create: true }); } catch (err) { throw err instanceof StoreError ? new UsageError(err.message) : err; }
+    }
+    return opened;
+  };
   const key = (p: { text: string; params: Readonly<Record<string, unknown>>; scenario: { seed: number } }) => ({ text: p.text, params: p.params, seed: seed ?? p.scenario.seed, seeds, duration: opts.duration ?? null });
   const tty = opts.progress ?? process.stderr.isTTY === true;
   let bar: ReturnType<typeof sweepProgress> | null = null;
   try {
     const r = await guardRun(g.base, () => runSweep(g, {
       workers, seeds, seed, duration, shard,
-      isDone: opts.force ? undefined : (p) => storedPoint(db, key(p)) !== undefined,
-      check: (p) => checkRunBudget(p.scenario, { seeds, duration, force: opts.force === true }),
+      isDone: opts.force ? undefined : (p) => storedPoint(store(), key(p)) !== undefined,
+      check: (p) => {
+        try { checkRunBudget(p.scenario, { seeds, duration, force: opts.force === true }); } catch (err) {
+          if (err instanceof InputError) throw new InputError(g.file, `point ${p.index + 1} of ${g.size} (${p.label}): ${err.message.replace(/^[^:]*: /, '')}`);
+          throw err;
+        }
+      },
       onStart: (todo, skipped) => {
+        store();
         const where = shard === null ? '' : ` (shard ${shard.index}/${shard.count} from ${shard.from})`;
         process.stderr.write(`kasi sweep: ${g.size} points in the grid${where}; ${todo.length} to run${skipped.length > 0 ? `, ${skipped.length} already in ${path} (--force reruns them)` : ''}; ${workers} worker(s)\n`);
         bar = sweepProgress(todo.length, tty);
       },
       onPoint: (p, report) => {
-        savePoint(db, key(p), report, { sweepId: id, point: p.index, shard: shard === null ? null : `${shard.index}/${shard.count}` });
+        try {
+          savePoint(store(), key(p), report, { sweepId: id, point: p.index, shard: shard === null ? null : `${shard.index}/${shard.count}` });
+        } catch (err) { // a full disk, a read-only file: the points stored so far stay
+          throw new UsageError(`not stored: ${path}: ${(err as Error).message.split('\n')[0]} (point ${p.index + 1}: ${p.label}); the points stored before it are kept, and the same command resumes`);
+        }
         bar?.point(p.label);
       },
     }));
     (bar as ReturnType<typeof sweepProgress> | null)?.stop();
     process.stderr.write(`kasi sweep: ${r.ran} point(s) run and stored in ${path}, ${r.skipped} skipped as already stored\n`);
+    const db = store();
     const metrics = [...SWEEP_METRICS, ...sweepCountNames(db, id)];
     if (!metrics.includes(opts.metric)) throw new UsageError(`--metric: expected one of ${metrics.join(', ')}, found ${JSON.stringify(opts.metric)}`);
     const rows = sweepRows(db, id, opts.metric);
@@ -103,7 +121,7 @@ async function sweepAction(file: string, opts: SweepCliOptions): Promise<void> {
     }
   } finally {
     (bar as ReturnType<typeof sweepProgress> | null)?.stop();
-    db.close();
+    opened?.close();
   }
 }
 
