@@ -47,6 +47,8 @@ export interface MapLane {
   readonly design: string;
   readonly context: string;
   readonly root: string;
+  /** The sensitivity model of the lane's system (linux/sensitivity.ts): what its classes mean. */
+  readonly model: string;
   readonly leaves: number;
   /** How many runs the lane has at full resolution (runsIn() sends a window of them). */
   readonly runs: number;
@@ -58,7 +60,8 @@ export interface RunWindow { readonly lane: string; readonly from: number; reado
 export interface SpaceMap {
   readonly axisPages: number;
   readonly levels: number;
-  readonly regions: Array<{ name: string; start: number; end: number; va: string }>;
+  /** The kernel's regions on the axis, each with the stretch any lane maps in it ([first, end) pages; null: nothing). */
+  readonly regions: Array<{ name: string; start: number; end: number; va: string; mapped: [number, number] | null }>;
   readonly owners: MapOwner[];
   readonly classes: string[];
   readonly flags: string[];
@@ -70,7 +73,8 @@ interface LaneSource {
   spec: RestrictedSpec | null; why: string; leaves: Leaves;
 }
 
-export interface LeafDetail { va: string; size: number; pa: string; rights: string; allocations: Array<{ id: number; what: string; kind: string; owner: string; class: string; va: string }> }
+/** A leaf under a click; its allocations grouped by (what, kind, owner, class), `count` of each (at most 16 groups). */
+export interface LeafDetail { va: string; size: number; pa: string; rights: string; allocations: Array<{ what: string; kind: string; owner: string; class: string; count: number }> }
 export interface MapDetail { lane: string; from: string; to: string; leaves: LeafDetail[]; more: number; owners: string[]; why: string[] }
 
 /** The lanes' sources; built once per process (a few boots, ~2 s) and kept. */
@@ -159,10 +163,20 @@ export class SpaceMapModel {
         if (p < pages) push(s + p, s + pages, null, L.flags[i], L.shift[i]);
       }
       this.runs.set(l.id, runs);
-      return { id: l.id, title: l.title, design: l.design, context: l.ctx?.label ?? 'kernel', root: '0x' + l.root.toString(16), leaves: L.n, runs: runs.length };
+      return { id: l.id, title: l.title, design: l.design, context: l.ctx?.label ?? 'kernel', root: '0x' + l.root.toString(16), model: l.sys.model.name, leaves: L.n, runs: runs.length };
     });
-    const regions = markerRegions(this.lanes[0].sys.layout).map((r) => ({ name: r.name, va: hex(r.start), start: axisOf(r.start), end: axisOf(r.end) }))
+    const regions = markerRegions(this.lanes[0].sys.layout).map((r) => ({ name: r.name, va: hex(r.start), start: axisOf(r.start), end: axisOf(r.end), mapped: null as [number, number] | null }))
       .filter((r) => r.end > r.start);
+    for (const runs of this.runs.values()) {
+      let k = 0;
+      for (const [s, e] of runs) {
+        while (k < regions.length && regions[k].end <= s) k++;
+        if (k === regions.length) break;
+        const r = regions[k];
+        const to = Math.min(e, r.end);
+        r.mapped = r.mapped === null ? [s, to] : [Math.min(r.mapped[0], s), Math.max(r.mapped[1], to)];
+      }
+    }
     this.map = { axisPages: AXIS_PAGES, levels: this.lanes[0].sys.levels, regions, owners, classes, flags, lanes };
     return this.map;
   }
@@ -223,10 +237,16 @@ export class SpaceMapModel {
       const lo = Math.max(s, from);
       const hi = Math.min(e, to);
       const pa = L.pa[i] + (lo - s) * 4096;
-      const allocs = l.sys.allocationsIn(pa, (hi - lo) * 4096).slice(0, 16).map((a) => {
-        owners.add(ownerName(l.sys, a.owner));
-        return { id: a.id, what: a.what, kind: a.kind, owner: ownerName(l.sys, a.owner), class: className(a.cls), va: hex(a.va) };
-      });
+      const groups = new Map<string, LeafDetail['allocations'][number]>();
+      for (const a of l.sys.allocationsIn(pa, (hi - lo) * 4096)) {
+        const g = { what: a.what, kind: a.kind, owner: ownerName(l.sys, a.owner), class: className(a.cls), count: 1 };
+        owners.add(g.owner);
+        const key = `${g.what}\0${g.kind}\0${g.owner}\0${g.class}`;
+        const had = groups.get(key);
+        if (had) had.count++;
+        else if (groups.size < 16) groups.set(key, g);
+      }
+      const allocs = [...groups.values()];
       leaves.push({ va: hex(axisVa(s)), size, pa: '0x' + L.pa[i].toString(16), rights: flagsText(L.flags[i]).replace(/\s+/g, ' ').trim(), allocations: allocs });
       for (const w of this.whyAt(l, axisVa(lo))) why.add(w);
     }

@@ -2,19 +2,18 @@
  * The `kasi serve` API without a browser (fastify.inject, and a real socket for the event
  * stream). Truth: what the CLI path computes for the same input — `kasi translate --json`
  * (translateImage, which loads the capture afresh), `kasi run --json` (runSeeds + summarize +
- * formatRunJson with the same seeds), `kasi show --json` of the stored run — and the scenario
+ * formatRunJson with the same text and seeds), `kasi show --json` of the stored run — and the scenario
  * loader's own messages and positions for bad uploads.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { buildServer } from '../../src/web/server/app.ts';
-import { EXAMPLES_DIR } from '../../src/web/server/scenario-input.ts';
 import { CAPTURES_DIR } from '../../src/web/server/walk.ts';
 import { translateImage } from '../../src/cli/commands/translate.ts';
 import { loadPtImage } from '../../src/x86/ptimage.ts';
-import { loadScenario, parseScenario, parseTime } from '../../src/scenario/load.ts';
+import { parseScenario, parseTime } from '../../src/scenario/load.ts';
 import { runSeeds } from '../../src/sim/pool.ts';
 import { summarize } from '../../src/sim/seeds.ts';
 import { formatRunJson } from '../../src/report/run-json.ts';
@@ -45,7 +44,7 @@ describe('page walks: the same JSON as kasi translate', () => {
     { va: '0x401530', root: 'user', user: true, access: 'write' },
   ];
   it.each(cases)('$va (root $root, user $user, $access)', async (c) => {
-    const r = await post('/api/walk', { capture: 'la48-pti-nokaslr', va: c.va, ...c });
+    const r = await post('/api/walk', { capture: 'la48-pti-nokaslr', ...c });
     expect(r.statusCode).toBe(200);
     const cli = JSON.parse(translateImage(join(CAP, 'kernel.json.gz'), [c.va], { json: true, root: c.root, user: c.user, access: c.access })[0]);
     expect(r.json().translation).toEqual(cli);
@@ -153,31 +152,34 @@ describe('scenarios from requests', () => {
 
 describe('runs', () => {
   const DURATION = '50us';
-  it('runs an example: the report is kasi run --json\'s for the same seeds, progress streams to two clients, and the store has it', async () => {
+  it('runs an upload: the report is kasi run --json\'s for the same text and seeds, progress streams to two clients, and the store has it', async () => {
     await app.listen({ port: 0, host: '127.0.0.1' });
     const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    const start = await post('/api/runs', { example: 'default', seeds: 1, duration: DURATION });
+    // The default example with three of its mitigation sets (a third of the work).
+    const full = (await app.inject({ url: '/api/examples/default' })).json().text as string;
+    const text = full.replace(/\nisolation:\n[\s\S]*$/, '\nisolation:\n  - { name: none, cmdline: "mitigations=off" }\n  - { name: default, cmdline: "" }\n  - { name: asi-2025, cmdline: "asi=google-asi-2025" }\n');
+    const start = await post('/api/runs', { yaml: text, seeds: 2, duration: DURATION });
     expect(start.statusCode).toBe(202);
     const id = start.json().job as number;
     expect((await post('/api/runs', { example: 'default', seeds: 1 })).statusCode).toBe(409); // one at a time
     const listen = async () => {
       const res = await fetch(`${base}/api/runs/${id}/events`);
-      const text = await res.text(); // the stream ends with the run
-      return text.split('\n\n').filter(Boolean).map((m) => JSON.parse(m.replace(/^data: /, '')));
+      const body = await res.text(); // the stream ends with the run
+      return body.split('\n\n').filter(Boolean).map((m) => JSON.parse(m.replace(/^data: /, '')));
     };
     const [a, b] = await Promise.all([listen(), listen()]);
     for (const events of [a, b]) {
-      expect(events.at(-1).status).toBe('done');
-      expect(events.at(-1).done).toBe(events.at(-1).total);
+      expect(events.at(-1), JSON.stringify(events.at(-1))).toMatchObject({ status: 'done', done: 6, total: 6 });
     }
     expect(a.length).toBeGreaterThan(2); // progress, not only the end
     const report = (await app.inject({ url: `/api/runs/${id}/report` })).body;
-    const file = join(EXAMPLES_DIR, 'default.yaml');
-    const cli = formatRunJson(summarize(await runSeeds(loadScenario(file), { seeds: 1, duration: parseTime(DURATION) as SimTime, workers: 2 })));
+    const cli = formatRunJson(summarize(await runSeeds(parseScenario(text, 'upload'), { seeds: 2, duration: parseTime(DURATION) as SimTime, workers: 2 })));
     expect(report).toBe(cli);
+    expect(JSON.parse(report).mitigations.map((m: { name: string }) => m.name)).toEqual(['none', 'default', 'asi-2025']);
     const runId = a.at(-1).runId as number;
     const shown = (await app.inject({ url: `/api/history/${runId}` })).json();
     expect(shown.report).toEqual(JSON.parse(cli));
+    expect(shown.scenario.text).toBe(text); // the text sent, not a file's
     expect(shown.duration).toBe(DURATION);
     expect((await app.inject({ url: '/api/history' })).json()[0].id).toBe(runId);
   });

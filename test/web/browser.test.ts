@@ -109,7 +109,7 @@ describe.skipIf(!existsSync(CHROMIUM))('kasi serve in chromium', () => {
     await other.goto(`${base}/#/run`);
     const seen = new Set<string>();
     const seenOther = new Set<string>();
-    const count = (p: Page) => p.getByTestId('run-count').textContent({ timeout: 200 }).catch(() => '');
+    const count = async (p: Page) => (await p.getByTestId('run-count').textContent({ timeout: 200 }).catch(() => null)) ?? '';
     // Until the finished report opens in the leak view (the run view then goes away).
     for (let i = 0; i < 1200 && !(await page.getByTestId('heatmap').isVisible()); i++) {
       seen.add(await count(page));

@@ -35,7 +35,7 @@ export function LeaksView({ open, onRun }: { open: OpenReport | null; onRun: () 
                     if (c === undefined) return <td key={s.name} className="cell">—</td>;
                     const f = c.seeds_leaked / c.seeds;
                     return (
-                      <td key={s.name} className={`cell${sel?.set === k && sel.row === i ? ' sel' : ''}`} style={{ background: VERDICT_BG[c.verdict](f) }}
+                      <td key={s.name} className={`cell${sel?.set === k && sel.row === i ? ' sel' : ''}`} style={{ background: VERDICT_BG[c.verdict](f), color: c.verdict === 'leaks' ? '#fff' : undefined }}
                         data-testid={`cell-${s.name}-${row.attack}-${row.secret}`} data-verdict={c.verdict} onClick={() => setSel({ set: k, row: i })}>
                         {c.seeds_leaked}/{c.seeds}
                       </td>

@@ -110,10 +110,13 @@ export function MapView() {
           <option value="owner">owner</option><option value="class">sensitivity class</option></select></label>
       </div>
       <div className="row note" data-testid="map-window" data-from={Math.floor(v.from)} data-span={Math.round(span)}>
-        window {pageVa(v.from)} – {pageVa(v.to)} ({sizeText(span * 4096)}; {m.levels}-level paging; regions: the kernel's address_markers[])
+        window {pageVa(v.from)} – {pageVa(v.to)} ({sizeText(span * 4096)}; {m.levels}-level paging; regions: the kernel's address_markers[]; a region button zooms to what is mapped in it)
       </div>
       <div className="row">
-        {m.regions.map((r) => <button key={r.name} className="note" onClick={() => setV(clamp(r.start, r.end))}>{r.name}</button>)}
+        {m.regions.map((r) => (
+          <button key={r.name} className="note" disabled={r.mapped === null} title={r.mapped ? `the stretch any lane maps in ${r.name}` : 'nothing mapped'}
+            onClick={() => r.mapped && setV(clamp(r.mapped[0] - (r.mapped[1] - r.mapped[0]) * 0.02, r.mapped[1] + (r.mapped[1] - r.mapped[0]) * 0.02))}>{r.name}</button>
+        ))}
       </div>
       <div className="split">
         <div className="panel" ref={box}>
@@ -122,6 +125,7 @@ export function MapView() {
             {colourBy === 'owner'
               ? owners.map((i) => <span key={i}><i style={{ background: ownerColour(m, i) }} />{m.owners[i].name} ({m.owners[i].kind})</span>)
               : m.classes.map((c, i) => <span key={c}><i style={{ background: classColour(m, i) }} />{c === 'none' ? 'no allocation record' : c}</span>)}
+            {colourBy === 'class' && <span className="note">— classes as each lane's sensitivity model assigns them: {[...new Set(m.lanes.map((l) => `${l.model}`))].map((x) => `${x} (${m.lanes.filter((l) => l.model === x).map((l) => l.id).join(', ')})`).join('; ')}</span>}
           </div>
           <p className="note">Each lane is one address space's present leaves (runs of equal size, rights, owner and class). Scroll to zoom, drag to pan, click a lane for its leaves.</p>
         </div>
@@ -144,7 +148,7 @@ function MapDetailPanel({ d }: { d: MapDetail | null }) {
       {d.leaves.slice(0, 12).map((l) => (
         <div key={l.va} style={{ marginBottom: 6 }}>
           <div className="mono">{l.va} → {l.pa} {sizeText(l.size)} {l.rights}</div>
-          {l.allocations.map((a) => <div key={a.id} className="note">{a.what} ({a.kind}) of {a.owner}, {a.class}</div>)}
+          {l.allocations.map((a) => <div key={`${a.what}/${a.owner}/${a.kind}`} className="note">{a.count > 1 ? `${a.count} × ` : ''}{a.what} ({a.kind}) of {a.owner}, {a.class}</div>)}
         </div>
       ))}
     </div>
