@@ -42,6 +42,7 @@ export function parseBccKvmexit(text: string, file: string): Parsed {
       const v = /^PID \d+ VCPU (\d+)$/.exec(title[1]);
       vcpu = v === null ? null : Number(v[1]);
       durationNs = title[2] === undefined ? null : Number(title[2]) * 1e9;
+      headerLine = Math.max(headerLine, i + 1); // rows are looked for after the title, or after the header when there is one
       seen = true;
       continue;
     }

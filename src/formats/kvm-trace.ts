@@ -18,7 +18,8 @@
  */
 import { dropExitPrefix, exitReasonKey, exitReasonName } from './exit-reasons.ts';
 import type { Parsed, Row } from './profile.ts';
-import { MAX_LINE, SkipList, elision, noTable, textLines } from './text.ts';
+import { InputError } from './files.ts';
+import { MAX_LINE, SkipList, elision, noTable, quote, textLines } from './text.ts';
 
 const EXPECTED = 'kvm_exit trace lines ("kvm_exit: vcpu 0 reason HLT rip 0x... info1 ..." or "kvm_exit: reason EPT_VIOLATION rip 0x... info 181 0")';
 
@@ -36,6 +37,7 @@ export function parseKvmTrace(text: string, file: string): Parsed {
   const vcpuOf = new Map<string, number>();
   let first: number | null = null;
   let last: number | null = null;
+  let badExit: { line: number; payload: string } | null = null;
 
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i];
@@ -68,12 +70,16 @@ export function parseKvmTrace(text: string, file: string): Parsed {
       continue;
     }
     const exit = parseExit(payload);
-    if (exit === null) { skipped.add(i + 1, 'a kvm_exit line in no known format'); continue; }
+    if (exit === null) { skipped.add(i + 1, 'a kvm_exit line in no known format'); badExit ??= { line: i + 1, payload }; continue; }
     const key = task !== null ? `task ${task[2]}` : exit.vcpu !== null ? `vcpu ${exit.vcpu}` : cpu !== null ? `cpu ${cpu[1]}` : 'all';
     const vcpu = exit.vcpu ?? vcpuOf.get(key) ?? null;
     const row: Row = { name: exit.name, count: 1, totalNs: null, errors: null, reason: exit.reason, vcpu, line: i + 1 };
     rows.push(row);
     pending.set(key, { row, ts });
+  }
+  if (rows.length === 0 && badExit !== null) {
+    // kvm_exit lines, none readable (cut short, or a format of no trace.h generation): say so at the first, quoting what follows "kvm_exit:".
+    throw new InputError(file, `expected ${EXPECTED.replace('kvm_exit trace lines', 'a kvm_exit line in a trace.h format')}, found kvm_exit: ${quote(badExit.payload)}`, badExit.line);
   }
   if (rows.length === 0) throw noTable(file, lines, EXPECTED);
   const durationNs = first !== null && last !== null && last > first ? last - first : null;

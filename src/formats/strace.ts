@@ -53,6 +53,8 @@ export function parseStraceC(text: string, file: string): Parsed {
   const rows: Row[] = [];
   let table: Table | null = null;
   let tables = 0;
+  /** The last table begun (a personality's summary line ends `table`, not this). */
+  let last: Table | null = null;
 
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i];
@@ -63,6 +65,7 @@ export function parseStraceC(text: string, file: string): Parsed {
     if (cols !== null) {
       if (table !== null && table.rows === 0 && !table.footer) skipped.add(table.header, 'a table header with no rows');
       table = { cols, spans: null, footer: false, rows: 0, header: i + 1 };
+      last = table;
       tables++;
       continue;
     }
@@ -97,16 +100,16 @@ export function parseStraceC(text: string, file: string): Parsed {
     if (DEFAULT_ROW.test(t) || (dividerSpans(raw)?.length === DEFAULT_COLS.length)) {
       // Rows (or the divider) of a table whose header was cut off: the default columns.
       table = { cols: DEFAULT_COLS, spans: null, footer: false, rows: 0, header: i + 1 };
+      last = table;
       tables++;
       i--;
       continue;
     }
     skipped.add(i + 1, 'not part of a strace -c table');
   }
-  if (tables === 0) throw noTable(file, lines, EXPECTED);
-  if (rows.length === 0 && table!.footer) return { kind: 'syscalls', rows, durationNs: null, skipped: skipped.done(), perVcpu: false }; // a complete table of no calls
+  if (tables === 0 || last === null) throw noTable(file, lines, EXPECTED);
+  if (rows.length === 0 && last.footer) return { kind: 'syscalls', rows, durationNs: null, skipped: skipped.done(), perVcpu: false }; // a complete table of no calls
   if (rows.length === 0) {
-    const last = table!;
     if (last.cols.indexOf('calls') < 0) throw expectedAt(file, lines, last.header, 'a table with a calls column (strace -U without calls counts nothing)');
     throw expectedAt(file, lines, nextContent(lines, last.header), `a syscall row under the header of line ${last.header}`);
   }

@@ -102,11 +102,22 @@ describe('kasi import: bad input is one line and exit 2', () => {
     writeFileSync(bin, Buffer.from([0x25, 0x20, 0x74, 0x69, 0x6d, 0x65, 0x0a, 0x00, 0xff, 0xfe, 0x01]));
     const none = join(TMP, 'none.txt');
     writeFileSync(none, 'just some words\n');
-    const r = await Promise.all([kasi('import', tb), kasi('import', gz), kasi('import', 'strace-c', bin), kasi('import', none, '--json')]);
+    // Text cut short: perf kvm stat after its header (5 lines: two blank, "Analyze events", blank, the header), bcc after its title, a kvm_exit line cut before its reason.
+    const cutKvm = join(TMP, 'cut-kvm.txt');
+    writeFileSync(cutKvm, readFileSync(join(SAMPLES, 'perf-kvm-stat/intel-vmexit-sysbench-0xba1a-blog.txt'), 'utf8').split('\n').slice(0, 6).join('\n'));
+    const cutBcc = join(TMP, 'cut-bcc.txt');
+    writeFileSync(cutBcc, readFileSync(join(SAMPLES, 'bcc-kvmexit/bcc-example-pid-collapsed.txt'), 'utf8').split('\n')[0]);
+    const cutTrace = join(TMP, 'cut-trace.txt');
+    writeFileSync(cutTrace, ' qemu-system-x86-23579 [005] 22018.775584: kvm_exit:             reas');
+    const r = await Promise.all([kasi('import', tb), kasi('import', gz), kasi('import', 'strace-c', bin), kasi('import', none, '--json'),
+      kasi('import', cutKvm), kasi('import', cutBcc), kasi('import', cutTrace)]);
     one(r[0], /bcc-example-vcpu-error-traceback\.txt:1: expected a kvmexit\.py table, found a Python traceback \(the tool failed: "Exception: There's no vCPU 4/);
     one(r[1], /cut\.txt\.gz: corrupt or truncated gzip data/);
     one(r[2], /bin\.txt:2: expected text, found binary data \(a NUL byte at offset 7\)/);
     one(r[3], /none\.txt:1: expected the output of strace -c, perf trace -s, .*, found "just some words"$/);
+    one(r[4], /cut-kvm\.txt:5: expected a row of the perf kvm stat table, found the end of the file$/);
+    one(r[5], /cut-bcc\.txt:1: expected a "REASON COUNT" row of the kvmexit\.py table, found the end of the file$/);
+    one(r[6], /cut-trace\.txt:1: expected a kvm_exit line in a trace\.h format \(.*\), found kvm_exit: "reas"$/);
     expect(() => importReport(['strace', none], {})).toThrow(/^import: unknown kind "strace" \(expected one of strace-c, /); // a UsageError: exit 2 the same way
   });
 });

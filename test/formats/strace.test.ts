@@ -150,6 +150,11 @@ describe('strace -c: messy input keeps every readable row', () => {
     expect(p.skipped).toEqual([]);
   });
 
+  it('a divider and a personality line, nothing else (found by the fuzzer: a TypeError once): one InputError', () => {
+    const e = inputError(() => parseStraceC(`${FOOT}System call usage summary for 32 bit mode:\n`, 'f.txt'));
+    expect(e.message).toBe('f.txt:2: expected a syscall row under the header of line 1, found "System call usage summary for 32 bit mode:"');
+  });
+
   it('nothing is a table: one error at the first line, saying what was expected', () => {
     const e = inputError(() => parseStraceC('hello\nworld\n', 'x.txt'));
     expect(e.message).toBe('x.txt:1: expected a strace -c table (a "% time     seconds  usecs/call     calls    errors syscall" header), found "hello"');
