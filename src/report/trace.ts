@@ -95,7 +95,7 @@ export class TraceRecorder implements TraceSink {
       } else {
         const kind = INSTANT_KINDS[k & ~IS_INSTANT] ?? `event-${k & ~IS_INSTANT}`;
         const [an, bn] = argNames[kind as InstantKind] ?? ['a', 'b'];
-        const args: Record<string, string | number> = { cycle: this.start[i] };
+        const args: Record<string, string | number> = { cycle: Math.round(this.start[i]) };
         if (an !== '') args[an] = this.a[i];
         if (bn !== '') args[bn] = this.b[i];
         if (label !== undefined) args.what = label;
