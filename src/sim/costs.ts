@@ -137,7 +137,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
     spec: derive(SKYLAKE_SP, SKX, {
       l2Hit: [16, 'assumption: Golden Cove 2 MiB L2 at ~15-16 cycles'],
       l3Hit: [100, 'assumption: Sapphire Rapids mesh L3 ~100 cycles'],
-      ibpb: [1500, 'assumption: IBPB is cheaper on Golden Cove than on Skylake (no published figure); kasi calibrate moves it against the Aug 2025 ASI figures'],
+      ibpb: [4500, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.297 against 0.30 at 4500) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 7.6%), each predicted within 10% by a fit on the others (kasi calibrate --leave-one-out); was 1500, an assumption'],
     }),
   },
   {
@@ -178,7 +178,7 @@ const CALIBRATION: Partial<Record<CostParam, string>> = {
   interruptEntryExit: 'asi-2024-kvm-host (in band), asi-2025-fio-randread (reproduced), asi-2025-kernel-build',
   contextSwitch: 'asi-2025-kernel-build, coresched-tpcc-*',
   kernelCyclesPerInsn: 'every figure; lseek, the FIO and KVM figures are reproduced at 1, the kpti-dd curve wants ~0.5 (its files say why that is not taken)',
-  ibpb: 'asi-2025-fio-randread (reproduced at this price), asi-2025-kernel-build, asi-2024-kvm-host',
+  ibpb: 'asi-2024-kvm-host (skylake-sp, inside its band); the Sapphire Rapids price is calibrated by asi-2025-fio-randread and asi-2025-kernel-build (its source says how)',
   rsbFill: 'asi-2025-fio-randread, asi-2025-kernel-build, asi-2024-kvm-host (a few cycles of them)',
 };
 
