@@ -3,7 +3,7 @@
  * samples, test/fixtures/tool-samples/README.md), those lines cut and spliced, tokens of the
  * formats in random order, and random text or bytes. Whatever comes in, a parser returns a
  * well-formed result or raises the project's InputError — nothing else escapes, nothing hangs.
- * 20,000 cases per parser, run in batches of BATCH with a seed each (fast-check prints the seed
+ * 20,000 cases per parser (KASI_FUZZ_SEED=N for another seed), run in batches of BATCH with a seed each (fast-check prints the seed
  * of a failing batch), yielding to vitest's worker between batches: one 20,000-case synchronous
  * fc.assert blocked the worker's RPC ("Timeout calling onTaskUpdate") on a loaded machine.
  */
@@ -39,6 +39,11 @@ SAMPLE_LINES.push(
   'qemu-1 [000] 1.000001: kvm_exit: reason INVALID_STATE FAILED_VMENTRY rip 0x0 info 0 0',
   'qemu-kvm  4244 [002] 100.000020: kvm:kvm_exit: exit_reason=12 guest_rip=0x4 isa=2 info1=0x1 info2=0x0 vcpu_id=2',
   'Display kvm exit reasons and statistics for PID 77 VCPU 1... Hit Ctrl-C to end.', 'TID      KVM_EXIT_REASON                     COUNT',
+  // Forms the readers learnt from the tools' source since (strace -U, bcc on AMD, perf kvm live --duration, mail wrapping, trace-cmd raw fields).
+  'syscall          calls    errors  longest shortest usecs/call     seconds', '---------------- --------- --------- -------- -------- ----------- -----------',
+  'NPF                                 9120    ', 'CR3_WRITE_TRAP                      3       ', '1234567890123 VM 4242, vcpu 0: EPT_VIOLATION event took 1500usec',
+  '> max       stddev', '> (msec)        (%)', '>      futex                372     18  4373.773     0.000    11.757', '> 997.715    660.42%',
+  '       qemu-kvm-1234  [001]  5000.000001: kvm_exit:             [FAILED TO PARSE] exit_reason=30 guest_rip=0xffffffff81063b44 isa=1 info1=0 info2=0 vcpu_id=1',
 );
 const TOKENS = [
   '%', 'time', 'seconds', 'usecs/call', 'calls', 'errors', 'syscall', 'total', '------', '-', '100.00', '0.000476', '32', '3',
