@@ -55,6 +55,13 @@ export function savePoint(db: Db, k: PointKey, report: SeedsReport, tags: PointT
   return tx.immediate();
 }
 
+/** The git commits, other than `commit`, that stored the runs `ids` (null: not known, never counted). */
+export function otherCommits(db: Db, ids: readonly number[], commit: string | null): string[] {
+  if (commit === null || ids.length === 0) return [];
+  const q = db.prepare('SELECT git_commit FROM runs WHERE id = ?').pluck();
+  return ids.map((id) => q.get(id) as string | null).filter((c): c is string => c !== null && c !== commit);
+}
+
 export const SWEEP_METRICS = ['overhead_pct', 'cycles', 'leaks'] as const;
 
 export interface SweepRow {

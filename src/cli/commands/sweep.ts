@@ -22,7 +22,8 @@ import { DEFAULT_SEEDS } from '../../sim/seeds.ts';
 import type { SimTime } from '../../sim/scenario-types.ts';
 import { dbPath, openStore, StoreError, type Db } from '../../store/db.ts';
 import { checkRunStore } from '../../store/run-store.ts';
-import { savePoint, storedPoint, sweepCountNames, sweepId, sweepRows, SWEEP_METRICS, type SweepRow } from '../../store/sweep-runs.ts';
+import { gitCommit, kasiVersion } from '../../store/record.ts';
+import { otherCommits, savePoint, storedPoint, sweepCountNames, sweepId, sweepRows, SWEEP_METRICS, type SweepRow } from '../../store/sweep-runs.ts';
 import { loadGrid, valueText, type Grid } from '../../sweep/grid.ts';
 import { writePlot } from '../../sweep/plot.ts';
 import { sweepProgress } from '../../sweep/progress.ts';
@@ -82,10 +83,15 @@ async function sweepAction(file: string, opts: SweepCliOptions): Promise<void> {
   const key = (p: { text: string; params: Readonly<Record<string, unknown>>; scenario: { seed: number } }) => ({ text: p.text, params: p.params, seed: seed ?? p.scenario.seed, seeds, duration: opts.duration ?? null });
   const tty = opts.progress ?? process.stderr.isTTY === true;
   let bar: ReturnType<typeof sweepProgress> | null = null;
+  const found: number[] = [];
   try {
     const r = await guardRun(g.base, () => runSweep(g, {
       workers, seeds, seed, duration, shard,
-      isDone: opts.force ? undefined : (p) => storedPoint(store(), key(p)) !== undefined,
+      isDone: opts.force ? undefined : (p) => {
+        const at = storedPoint(store(), key(p));
+        if (at !== undefined) found.push(at);
+        return at !== undefined;
+      },
       check: (p) => {
         try { checkRunBudget(p.scenario, { seeds, duration, force: opts.force === true }); } catch (err) {
           if (err instanceof InputError) throw new InputError(g.file, `point ${p.index + 1} of ${g.size} (${p.label}): ${err.message.replace(/^[^:]*: /, '')}`);
@@ -96,6 +102,9 @@ async function sweepAction(file: string, opts: SweepCliOptions): Promise<void> {
         store();
         const where = shard === null ? '' : ` (shard ${shard.index}/${shard.count} from ${shard.from})`;
         process.stderr.write(`kasi sweep: ${g.size} points in the grid${where}; ${todo.length} to run${skipped.length > 0 ? `, ${skipped.length} already in ${path} (--force reruns them)` : ''}; ${workers} worker(s)\n`);
+        // The version decides what is stored already; a point stored by another checkout of the same version is said.
+        const other = otherCommits(store(), found, gitCommit());
+        if (other.length > 0) process.stderr.write(`kasi sweep: note: ${other.length} of the stored points were made by another git commit of kasi ${kasiVersion()} (${[...new Set(other)].slice(0, 2).map((c) => c.slice(0, 12)).join(', ')}); --force reruns them with this one\n`);
         bar = sweepProgress(todo.length, tty);
       },
       onPoint: (p, report) => {
