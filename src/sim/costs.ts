@@ -137,7 +137,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
     spec: derive(SKYLAKE_SP, SKX, {
       l2Hit: [16, 'assumption: Golden Cove 2 MiB L2 at ~15-16 cycles'],
       l3Hit: [100, 'assumption: Sapphire Rapids mesh L3 ~100 cycles'],
-      ibpb: [4500, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.297 against 0.30 at 4500) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 7.6%), each predicted within 10% by a fit on the others (kasi calibrate --leave-one-out); was 1500, an assumption'],
+      ibpb: [4500, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.297 against 0.30 at 4500) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 7.6%), each predicted within 17% by a fit on the others (kasi calibrate --leave-one-out: FIO -16%, kernel build -3%); was 1500, an assumption'],
     }),
   },
   {
