@@ -25,7 +25,6 @@ import { checkRunStore } from '../../store/run-store.ts';
 import { gitCommit, kasiVersion } from '../../store/record.ts';
 import { otherCommits, savePoint, storedPoint, sweepCountNames, sweepId, sweepRows, SWEEP_METRICS, type SweepRow } from '../../store/sweep-runs.ts';
 import { loadGrid, valueText, type Grid } from '../../sweep/grid.ts';
-import { writePlot } from '../../sweep/plot.ts';
 import { sweepProgress } from '../../sweep/progress.ts';
 import { runSweep } from '../../sweep/run.ts';
 import { resolveShard, ShardError } from '../../sweep/shard.ts';
@@ -125,6 +124,7 @@ async function sweepAction(file: string, opts: SweepCliOptions): Promise<void> {
     writeOutput(opts.json ? `${JSON.stringify({ sweep: id, file: g.file, metric: opts.metric, rows }, null, 2)}\n` : formatSweep(g, id, rows, opts.metric, path));
     if (opts.plot !== undefined) {
       const x = opts.x ?? (g.axes.find((a) => a.path !== 'isolation') ?? g.axes[0]).path;
+      const { writePlot } = await import('../../sweep/plot.ts'); // vega, vega-lite and resvg load only to draw
       await writePlot(opts.plot, rows, { x, metric: opts.metric, title: `${g.base.name}: ${opts.metric} against ${x}` });
       process.stderr.write(`kasi sweep: plot of ${opts.metric} against ${x} written to ${opts.plot}\n`);
     }
