@@ -18,6 +18,9 @@ import { runSeeds } from '../../src/sim/pool.ts';
 import { summarize } from '../../src/sim/seeds.ts';
 import { formatRunJson } from '../../src/report/run-json.ts';
 import type { SimTime } from '../../src/sim/scenario-types.ts';
+import { traceScenario } from '../../src/report/trace-run.ts';
+import { checkTrace } from '../../src/report/trace.ts';
+import { WEB_TRACE_LIMIT } from '../../src/web/server/trace-jobs.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kasi-web-'));
 const db = join(dir, 'kasi.db');
@@ -182,6 +185,11 @@ describe('runs', () => {
     expect(shown.scenario.text).toBe(text); // the text sent, not a file's
     expect(shown.duration).toBe(DURATION);
     expect((await app.inject({ url: '/api/history' })).json()[0].id).toBe(runId);
+    // Its timeline: kasi run --trace's JSON for the report's first seed (--trace-limit 20000), from a worker thread.
+    const trace = (await app.inject({ url: `/api/runs/${id}/trace` })).body;
+    const want = traceScenario(parseScenario(text, 'upload'), { seed: JSON.parse(cli).seed, limit: WEB_TRACE_LIMIT, duration: parseTime(DURATION) as SimTime }).json;
+    expect(trace).toBe(want);
+    expect(checkTrace(JSON.parse(trace))).toEqual([]);
   });
 
   it('cancels a run in progress and starts the next one', async () => {

@@ -3,6 +3,7 @@
  * (/usr/bin/chromium, or $KASI_CHROMIUM; never a downloaded browser), one browser launched once.
  * Loads every view, runs the default example from the page and watches its progress (with a
  * second page watching the same run), clicks a heatmap cell and checks it against the report,
+ * traces the run's timeline,
  * walks a VA and compares with `kasi translate --json`, zooms the map to one 4 KiB page and
  * clicks it. Screenshots go to test-artifacts/web/ (gitignored), or $KASI_SCREENSHOTS.
  * Skipped, and said so by `npm test`, when there is no chromium.
@@ -131,11 +132,13 @@ describe.skipIf(!existsSync(CHROMIUM))('kasi serve in chromium', () => {
     await shot('leak-cell');
   });
 
-  it('shows costs, history and a timeline that says it is not available yet', async () => {
+  it('shows costs with the run\'s timeline, and history', async () => {
     await page.getByRole('link', { name: 'Costs' }).click();
     await page.getByTestId('overhead-chart').locator('canvas').waitFor();
     expect(await page.getByTestId('costs-table').locator('tbody tr').count()).toBe(10);
-    expect(await page.getByTestId('timeline-unavailable').textContent()).toContain('not yet available');
+    await page.getByTestId('timeline-load').click();
+    await page.getByTestId('timeline-canvas').waitFor({ timeout: 60_000 });
+    expect(await page.getByTestId('timeline-set').locator('option').count()).toBe(10);
     await shot('costs');
     await page.getByRole('link', { name: 'History' }).click();
     await page.getByTestId('history-table').waitFor();

@@ -9,7 +9,8 @@ import { CostsView } from './views/CostsView.tsx';
 import { HistoryView } from './views/HistoryView.tsx';
 import { RunView } from './views/RunView.tsx';
 
-export interface OpenReport { report: SeedsReport; label: string }
+/** `job`: the server's run id when the report comes from a run of this server (its timeline can be traced). */
+export interface OpenReport { report: SeedsReport; label: string; job?: number }
 
 const VIEWS = [
   ['map', 'Address spaces'], ['walk', 'Page walk'], ['leaks', 'Leaks'], ['costs', 'Costs'], ['history', 'History'], ['run', 'Run'],

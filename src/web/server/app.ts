@@ -5,6 +5,7 @@
  *   POST /api/scenario/check {yaml}               an upload validated in memory (line:column errors)
  *   POST /api/runs {example | yaml, seeds, seed, duration}   start a run (kasi run --json)
  *   GET  /api/runs, /api/runs/:id, /api/runs/:id/report, /api/runs/:id/events (SSE); DELETE /api/runs/:id
+ *   GET  /api/runs/:id/trace                      kasi run --trace's JSON (first seed, --trace-limit 20000)
  *   GET  /api/history, /api/history/:id, /api/diff/:a/:b     kasi history / show / diff --json
  *   GET  /api/captures, /api/captures/:name; POST /api/walk   kasi translate --json, decoded per level
  *   GET  /api/map, /api/map/runs, /api/map/detail            report/space-map.ts
@@ -25,6 +26,7 @@ import { historyJson, showJson } from '../../store/show.ts';
 import { RunJobs, type Job } from './runs.ts';
 import { loadExamples, parseUpload, RequestError } from './scenario-input.ts';
 import { Captures } from './walk.ts';
+import { TraceJobs, WEB_TRACE_LIMIT } from './trace-jobs.ts';
 import { S } from './schemas.ts';
 
 export interface ServerOptions {
@@ -46,6 +48,7 @@ export function buildServer(o: ServerOptions): FastifyInstance & { jobs: RunJobs
   const examples = loadExamples();
   const captures = new Captures();
   const jobs = new RunJobs(o.db, o.workers, o.runSeeds);
+  const traces = new TraceJobs();
   let spaceMap: SpaceMapModel | null = null;
   const map = (): SpaceMapModel => (spaceMap ??= new SpaceMapModel());
 
@@ -161,7 +164,13 @@ export function buildServer(o: ServerOptions): FastifyInstance & { jobs: RunJobs
     if (d === null) throw new RequestError(404, `unknown lane ${JSON.stringify(q.lane)}: expected one of ${map().laneIds().join(', ')}`);
     return d;
   });
-  app.get('/api/trace', async () => ({ available: false, why: 'kasi run --trace is not wired into the engine yet (report/trace.ts TraceRecorder exists; issue 12)' }));
+  app.get<{ Params: { id: number } }>('/api/runs/:id/trace', { schema: { params: S.id } }, async (req, reply) => {
+    const j = job(req.params.id);
+    if (j.report === null) throw new RequestError(409, `run ${j.id} has no report (${j.state.status})`);
+    const r = j.request;
+    const seed = (JSON.parse(j.report) as { seed: number }).seed;
+    return json(reply, await traces.trace(j.id, r.scenario, { seed, limit: WEB_TRACE_LIMIT, ...(r.duration !== undefined ? { duration: r.duration } : {}) }));
+  });
 
   if (o.appDir !== null) {
     app.register(fastifyStatic, { root: o.appDir, wildcard: false });
@@ -172,6 +181,6 @@ export function buildServer(o: ServerOptions): FastifyInstance & { jobs: RunJobs
   } else {
     app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
   }
-  app.addHook('onClose', async () => { await jobs.close(); });
+  app.addHook('onClose', async () => { await jobs.close(); await traces.close(); });
   return Object.assign(app, { jobs });
 }

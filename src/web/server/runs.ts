@@ -43,6 +43,8 @@ export interface Job {
   report: string | null;
   readonly abort: AbortController;
   readonly listeners: Set<(e: JobEvent) => void>;
+  /** What was run (the timeline reruns its first seed). */
+  readonly request: RunRequest;
 }
 
 export class RunJobs {
@@ -62,7 +64,7 @@ export class RunJobs {
     if (p.excessive !== null) throw new RequestError(400, `${p.excessive}: shorten the duration or the events, or run fewer seeds (kasi run --force runs it anyway)`);
     const id = this.next++;
     const job: Job = {
-      id, source: r.source, scenario: r.scenario.name, report: null, abort: new AbortController(), listeners: new Set(),
+      id, source: r.source, scenario: r.scenario.name, report: null, abort: new AbortController(), listeners: new Set(), request: r,
       state: { job: id, status: 'running', done: 0, total: r.seeds * r.scenario.isolation.length, label: 'starting' },
     };
     setMaxListeners(0, job.abort.signal); // one listener per task piscina queues

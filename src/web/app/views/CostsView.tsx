@@ -1,9 +1,10 @@
 // Costs (issue 13): each mitigation set's median overhead with its spread over the seeds (uPlot),
-// the cycles by event kind, and the ASI exits by cause — the report's own numbers. The run's
-// timeline waits for `kasi run --trace` (report/trace.ts) and says so.
-import { useEffect, useRef, useState } from 'react';
+// the cycles by event kind, and the ASI exits by cause — the report's own numbers; and the
+// run's timeline (Timeline.tsx).
+import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
-import { api, fmtNum, fmtPct, type SeedsReport } from '../api.ts';
+import { fmtNum, fmtPct, type SeedsReport } from '../api.ts';
+import { Timeline } from './Timeline.tsx';
 import { NoReport, type OpenReport } from '../App.tsx';
 
 export function CostsView({ open, onRun }: { open: OpenReport | null; onRun: () => void }) {
@@ -42,17 +43,7 @@ export function CostsView({ open, onRun }: { open: OpenReport | null; onRun: () 
           </div>
         ))}
       </div>
-      <Timeline />
-    </div>
-  );
-}
-
-function Timeline() {
-  const [why, setWhy] = useState<string>('');
-  useEffect(() => { api<{ available: boolean; why: string }>('/api/trace').then((t) => setWhy(t.why), () => setWhy('')); }, []);
-  return (
-    <div className="unavailable" data-testid="timeline-unavailable">
-      <strong>Timeline: not yet available.</strong> {why} No timeline is drawn until the engine records one.
+      <Timeline job={open.job} />
     </div>
   );
 }

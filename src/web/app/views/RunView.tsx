@@ -29,7 +29,7 @@ export function RunView({ onOpen }: { onOpen: (o: OpenReport) => void }) {
       if (e.status !== 'running') {
         s.close();
         if (e.status === 'done' && openWhenDone) {
-          api<{ report: SeedsReport; state: State }>(`/api/runs/${id}`).then((r) => onOpen({ report: r.report, label: `run ${id} (${r.report.scenario})` }));
+          api<{ report: SeedsReport; state: State }>(`/api/runs/${id}`).then((r) => onOpen({ report: r.report, label: `run ${id} (${r.report.scenario})`, job: id }));
         }
       }
     };
@@ -87,7 +87,7 @@ export function RunView({ onOpen }: { onOpen: (o: OpenReport) => void }) {
           </div>
           {job.error && <div className="error">{job.error}</div>}
           {job.stored && <p className="note" data-testid="run-stored">{job.stored}</p>}
-          {job.status === 'done' && <button onClick={() => api<{ report: SeedsReport }>(`/api/runs/${job.job}`).then((r) => onOpen({ report: r.report, label: `run ${job.job} (${r.report.scenario})` }))}>Open the report</button>}
+          {job.status === 'done' && <button onClick={() => api<{ report: SeedsReport }>(`/api/runs/${job.job}`).then((r) => onOpen({ report: r.report, label: `run ${job.job} (${r.report.scenario})`, job: job.job }))}>Open the report</button>}
         </div>
       )}
     </div>
