@@ -33,6 +33,8 @@ interface Table {
   line: number;
   /** Live mode: the timestamp printed before the table (µs of the day). */
   tsUs: number | null;
+  /** The "Total Samples:N" line that closed the table. */
+  total?: { samples: number; line: number };
 }
 
 const SECTION = /^Analyze events for (.*?)(?:all VCPUs|VCPU (\d+)):?$/;
@@ -85,7 +87,7 @@ export function parsePerfKvmStat(text: string, file: string): Parsed {
     }
     const tot = TOTAL.exec(t);
     if (tot !== null) {
-      if (table !== null) table.complete = true;
+      if (table !== null) { table.complete = true; table.total = { samples: Number(tot[1]), line: i + 1 }; }
       table = null;
       seen = true;
       continue;
@@ -128,6 +130,13 @@ export function parsePerfKvmStat(text: string, file: string): Parsed {
   }
   if (chosen.length === 0) {
     throw expectedAt(file, lines, nextContent(lines, lastHeader, (t) => CHATTER.some((re) => re.test(t))), 'a row of the perf kvm stat table');
+  }
+  for (const c of chosen) {
+    // print_result() sums every event into Total Samples: rows adding up to less were cut from the file (an author's elision, a lost line).
+    const sum = c.rows.reduce((a, r) => a + r.count, 0);
+    if (c.total !== undefined && sum !== c.total.samples) {
+      skipped.add(c.total.line, `the rows read add up to ${sum} samples, this line says ${c.total.samples}: ${Math.abs(c.total.samples - sum)} ${sum < c.total.samples ? 'are in rows the file does not have (cut?)' : 'more than counted (rows of another table?)'}`);
+    }
   }
   const all = chosen.filter((c) => c.vcpu === null);
   const perVcpu = chosen.filter((c) => c.vcpu !== null);

@@ -28,6 +28,8 @@ interface Table {
   /** After the second divider: the total row. */
   footer: boolean;
   rows: number;
+  /** The calls of its rows, to check against the total row. */
+  calls: number;
   header: number;
 }
 
@@ -64,7 +66,7 @@ export function parseStraceC(text: string, file: string): Parsed {
     const cols = straceHeader(t);
     if (cols !== null) {
       if (table !== null && table.rows === 0 && !table.footer) skipped.add(table.header, 'a table header with no rows');
-      table = { cols, spans: null, footer: false, rows: 0, header: i + 1 };
+      table = { cols, spans: null, footer: false, rows: 0, calls: 0, header: i + 1 };
       last = table;
       tables++;
       continue;
@@ -89,17 +91,26 @@ export function parseStraceC(text: string, file: string): Parsed {
         const joined = row(table, [...tokens(raw), ...tokens(lines[i + 1]).map((k) => ({ ...k, start: k.start + MAX_LINE, end: k.end + MAX_LINE }))], i + 1, true);
         if (typeof joined !== 'string') { r = joined; i++; }
       }
-      if (r === 'total') { table.footer = true; continue; }
+      if (r === 'total') {
+        table.footer = true;
+        // count.c prints stats.call_cum in the total row: rows adding up to less were cut from the file.
+        const said = totalCalls(table, tokens(raw));
+        if (said !== null && said !== table.calls) {
+          skipped.add(i + 1, `the rows read add up to ${table.calls} calls, the total row says ${said}: ${Math.abs(said - table.calls)} ${table.calls < said ? 'are in rows the file does not have (cut?)' : 'more than counted'}`);
+        }
+        continue;
+      }
       if (typeof r === 'string') { skipped.add(i + 1, r); continue; }
       if (table.footer) { skipped.add(i + 1, 'a row after the total row'); continue; }
       rows.push(r);
       table.rows++;
+      table.calls += r.count;
       continue;
     }
     if (CHATTER.some((re) => re.test(t))) continue;
     if (DEFAULT_ROW.test(t) || (dividerSpans(raw)?.length === DEFAULT_COLS.length)) {
       // Rows (or the divider) of a table whose header was cut off: the default columns.
-      table = { cols: DEFAULT_COLS, spans: null, footer: false, rows: 0, header: i + 1 };
+      table = { cols: DEFAULT_COLS, spans: null, footer: false, rows: 0, calls: 0, header: i + 1 };
       last = table;
       tables++;
       i--;
@@ -114,6 +125,15 @@ export function parseStraceC(text: string, file: string): Parsed {
     throw expectedAt(file, lines, nextContent(lines, last.header), `a syscall row under the header of line ${last.header}`);
   }
   return { kind: 'syscalls', rows, durationNs: null, skipped: skipped.done(), perVcpu: false };
+}
+
+/** The calls the total row says (its calls column by the divider's spans, or by position in a full row), or null. */
+function totalCalls(table: Table, toks: Token[]): number | null {
+  const k = table.cols.indexOf('calls');
+  if (k < 0) return null;
+  const cells = toks.length === table.cols.length ? toks : table.spans !== null ? byColumns(toks, table.spans, new Set([table.cols.indexOf('syscall')])) : null;
+  const v = cells?.[k]?.text;
+  return v === undefined || Number.isNaN(count(v)) ? null : count(v);
 }
 
 /** A data row, 'total' for the total row, or why the line is not a row. */

@@ -155,6 +155,16 @@ describe('strace -c: messy input keeps every readable row', () => {
     expect(e.message).toBe('f.txt:2: expected a syscall row under the header of line 1, found "System call usage summary for 32 bit mode:"');
   });
 
+  it('rows that do not add up to the total row are said at the total row (new and strace 4 spacing); rows that do are not', () => {
+    const cut = `${HEAD} 60.00    0.000006           6         1           read\n${FOOT}100.00    0.000010           5         9           total\n`;
+    expect(profileOf(parseStraceC, cut).skipped).toEqual([{ line: 5, why: 'the rows read add up to 1 calls, the total row says 9: 8 are in rows the file does not have (cut?)' }]);
+    // strace 4's total row leaves usecs/call blank ("%9.u" … count.c before 5.x): the calls column by the divider's spans.
+    const { text } = sample('strace-c', 'strace4-rhel6-attach-detach-messages.txt');
+    expect(profileOf(parseStraceC, text).skipped).toEqual([]); // 331 + 1 = 332, as its total row says
+    expect(profileOf(parseStraceC, text.replace('   332           total', '   333           total')).skipped)
+      .toEqual([{ line: 8, why: 'the rows read add up to 332 calls, the total row says 333: 1 are in rows the file does not have (cut?)' }]);
+  });
+
   it('nothing is a table: one error at the first line, saying what was expected', () => {
     const e = inputError(() => parseStraceC('hello\nworld\n', 'x.txt'));
     expect(e.message).toBe('x.txt:1: expected a strace -c table (a "% time     seconds  usecs/call     calls    errors syscall" header), found "hello"');
