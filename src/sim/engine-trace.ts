@@ -21,6 +21,7 @@ import { ACT_IBPB, ACT_IPI, ACT_STUN, type ActionSink } from '../asi/types.ts';
 import { mixFootprintKey } from './scenario-types.ts';
 import { EK, PH_ATTACK, PH_IDLE_END, type Counts } from './thread.ts';
 import type { Transitions } from './mitigate.ts';
+import type { Reasons } from './touch.ts';
 import type { World } from './world.ts';
 
 export const SLICE_KINDS = ['guest', 'user', 'kernel-full', 'kernel-restricted', 'idle'] as const;
@@ -76,8 +77,12 @@ export class EngineTracer {
   private readonly labels: Int32Array[];
   private readonly L: Record<string, number> = {};
   private cause = -1;
+  /** Fault exits of the span in progress: their addresses (a note's label -2 - k is faultAt[k]). */
+  private faultAt: string[] = [];
+  /** Reasons' counts as of the last fault exit placed (sim/touch.ts counts each retried fault there). */
+  private snap = new Int32Array(0);
 
-  constructor(private readonly w: World, private readonly tr: Transitions, private readonly c: Counts, private readonly sink: TraceSink) {
+  constructor(private readonly w: World, private readonly tr: Transitions, private readonly c: Counts, private readonly sink: TraceSink, private readonly reasons: Reasons) {
     const n = w.threads.n;
     this.since = new Float64Array(n);
     this.restr = new Uint8Array(n);
@@ -144,7 +149,8 @@ export class EngineTracer {
       asi.fault = (t: number, lo: number, hi: number, access: number): number => {
         const at = hex(lo, hi);
         this.note(t, FAULT, access, this.label(`${at} (asi)`));
-        this.cause = this.label(`fault at ${at}`);
+        this.cause = -2 - this.faultAt.length;
+        this.faultAt.push(at);
         const v = fault(t, lo, hi, access);
         this.cause = -1;
         return v;
@@ -190,6 +196,7 @@ export class EngineTracer {
     let hasMove = false;
     for (let i = 0; i < this.np; i++) if (this.pk[i] === EXIT || this.pk[i] === ENTER || this.pk[i] === MOVE) hasMove = true;
     if (sp === SP_KERNEL_IN && !hasMove) state = now; // the entry kept (or took, SCI) the tables the work ran on
+    if (this.faultAt.length > 0) this.faultCauses();
     let segFrom = from;
     let prev = from;
     for (let i = 0; i < this.np; i++) {
@@ -214,6 +221,28 @@ export class EngineTracer {
     this.since[t] = to;
     this.restr[t] = now;
     this.touchMark = touches;
+  }
+
+  /**
+   * Name the fault exits of this span by the report's exit reasons (sim/touch.ts Reasons: the
+   * footprint, the part and the object each retried fault was a touch of): the reasons whose count
+   * grew since the last fault exit. One fault, one reason; several in one event are named together.
+   */
+  private faultCauses(): void {
+    const r = this.reasons;
+    if (this.snap.length < r.counts.length) { const s = new Int32Array(r.counts.length); s.set(this.snap); this.snap = s; }
+    const grew: string[] = [];
+    for (let i = 0; i < r.key.length; i++) if (r.counts[i] > this.snap[i]) { grew.push(`${r.what[i]} (${r.part[i]}, ${r.key[i]})`); this.snap[i] = r.counts[i]; }
+    let k = 0;
+    let exits = 0;
+    for (let i = 0; i < this.np; i++) if (this.pk[i] === EXIT && this.pLabel[i] <= -2) exits++;
+    for (let i = 0; i < this.np; i++) {
+      if (this.pk[i] !== EXIT || this.pLabel[i] > -2) continue;
+      const why = grew.length === exits ? grew[k] : grew.join('; ');
+      this.pLabel[i] = this.label(`fault at ${this.faultAt[-2 - this.pLabel[i]]}${why ? `: ${why}` : ''}`);
+      k++;
+    }
+    this.faultAt = [];
   }
 
   private tlbFlushes(t: number, at: number): void {

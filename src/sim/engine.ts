@@ -127,7 +127,7 @@ export class Engine {
     });
     // A stream per thread for interrupts taken while forced idle (outside the tasks' own sequences).
     this.irqRng = Array.from({ length: this.th.n }, (_, t) => new Xoshiro128(w.scenario.seed, 0x1000 + t));
-    this.tracer = opts.trace ? new EngineTracer(w, this.tr, this.meter.counts, opts.trace) : null;
+    this.tracer = opts.trace ? new EngineTracer(w, this.tr, this.meter.counts, opts.trace, this.reasons) : null;
   }
 
   private compile(task: Task, m: MixItem): Item {

@@ -11,6 +11,8 @@
  *    tracer does not see, or a tracer that changes the run, breaks an equality;
  *  - only sets with an ASI design have kernel-restricted slices, and after an ASI exit a thread's
  *    kernel time is on full tables until it enters again;
+ *  - each exit on a fault names its cause as the report's exit reasons do (sim/touch.ts counts them
+ *    where the touch faulted), and as many times;
  *  - --trace-limit bounds the events in the file.
  */
 import { describe, expect, it } from 'vitest';
@@ -91,6 +93,24 @@ describe('kasi run --trace: the built-in scenario, seed 42, 200 µs', () => {
       for (const s of after) expect(s.name, `exit at ${x.ts}µs on thread ${x.tid}`).not.toBe('kernel-restricted');
     }
     expect(exits.some((x) => String(x.args?.what ?? '').startsWith('fault at 0xffff'))).toBe(true);
+  });
+
+  it('each ASI exit on a fault names the report\'s exit reason: footprint, part and object, as often as the report counts it', () => {
+    let checked = 0;
+    report.mitigations.forEach((m, i) => {
+      const mine = evs.filter((e) => e.pid === i + 1 && e.name === 'asi-exit' && String(e.args?.what).startsWith('fault at '));
+      const got = new Map<string, number>();
+      for (const e of mine) {
+        const x = /^fault at 0x[0-9a-f]+: (.*) \(([^,()]+), ([^()]+)\)$/.exec(String(e.args!.what));
+        expect(x, String(e.args!.what)).not.toBeNull();
+        const k = `${x![3]} | ${x![2]} | ${x![1]}`;
+        got.set(k, (got.get(k) ?? 0) + 1);
+      }
+      const want = new Map(m.asi_exit_reasons.map((r) => [`${r.event} | ${r.part} | ${r.object}`, r.count]));
+      expect(got, m.name).toEqual(want);
+      checked += mine.length;
+    });
+    expect(checked).toBeGreaterThan(20);
   });
 
   it('--trace-limit bounds the file', () => {
