@@ -17,6 +17,8 @@
  */
 import { Xoshiro128 } from '../linux/kaslr.ts';
 import { bootSystem, type System } from '../linux/system.ts';
+import type { KernelOptions } from '../linux/kernel.ts';
+import { bootKernelCached } from './boot-cache.ts';
 import type { Process } from '../linux/process.ts';
 import type { Vm } from '../linux/kvm.ts';
 import type { NetNs } from '../linux/netns.ts';
@@ -154,23 +156,22 @@ export function buildWorld(scenario: Scenario, isoIndex: number, times?: BuildTi
   if (iso.design === 'sci-2019' && !state.pti) throw new InputError(scenario.file, `isolation ${iso.name}: asi=sci-2019 needs PTI (the RFC's tables clone the KPTI user tables), and PTI is off here (${iso.cmdline || 'pti=auto on a CPU without Meltdown'}): add pti=on`);
   if (iso.stunWhatIf) notes.push(`what-if: ${iso.stun ? 'sibling stunning added to' : 'sibling stunning removed from'} ${iso.design}, which ${iso.stun ? 'did not post it' : 'posted it'}`);
   const rng = new Xoshiro128(scenario.seed);
-  const sys = bootSystem({
-    capture: scenario.kernel.capture ?? undefined,
-    model: sensitivityModel(iso),
-    kernelOptions: {
-      cpus: n, levels: m.pagingLevels, seed: scenario.kernel.kaslrSeed,
-      ram: [{ start: 0x1000n, end: 0x9fc00n }, { start: BigInt(MiB), end: BigInt(m.ramBytes) }],
-      kaslr: scenario.kernel.kaslr ? { seed: scenario.kernel.kaslrSeed } : false,
-      pti: state.pti ? 'on' : 'off',
-      nonGlobalKernel: design !== null && design.conventional.globalKernel === 'cleared',
-      nonGlobalImage: iso.whatIf.includes('image-nonglobal'),
-      highmapTail: state.highmapTail, // asi_highmap_tail=unmap: the image tail leaves the high map (linux/image-tail.ts)
-      cpu: {
-        vendor: profile.vendor === 'GenuineIntel' ? 'intel' : 'amd', family: profile.family, pcid: profile.features.pcid,
-        la57: profile.features.la57, gbpages: profile.features.gbpages, nx: true, meltdown: profile.bugs.has('cpu_meltdown'),
-      },
+  const kernelOptions: KernelOptions = {
+    cpus: n, levels: m.pagingLevels, seed: scenario.kernel.kaslrSeed,
+    ram: [{ start: 0x1000n, end: 0x9fc00n }, { start: BigInt(MiB), end: BigInt(m.ramBytes) }],
+    kaslr: scenario.kernel.kaslr ? { seed: scenario.kernel.kaslrSeed } : false,
+    pti: state.pti ? 'on' : 'off',
+    nonGlobalKernel: design !== null && design.conventional.globalKernel === 'cleared',
+    nonGlobalImage: iso.whatIf.includes('image-nonglobal'),
+    highmapTail: state.highmapTail, // asi_highmap_tail=unmap: the image tail leaves the high map (linux/image-tail.ts)
+    cpu: {
+      vendor: profile.vendor === 'GenuineIntel' ? 'intel' : 'amd', family: profile.family, pcid: profile.features.pcid,
+      la57: profile.features.la57, gbpages: profile.features.gbpages, nx: true, meltdown: profile.bugs.has('cpu_meltdown'),
     },
-  });
+  };
+  // One boot per distinct kernel, copied for each entry that boots it (boot-cache.ts); a capture is read, not booted.
+  const capture = scenario.kernel.capture ?? undefined;
+  const sys = bootSystem({ capture, model: sensitivityModel(iso), kernelOptions, kernel: capture === undefined ? bootKernelCached(kernelOptions) : undefined });
   const t1 = times ? performance.now() : 0;
   const machine = new Machine(sys.mem, {
     cores: m.cores, threadsPerCore: m.threadsPerCore, smt: profile.smt, l1d: profile.l1d, lfbEntries: profile.lfbEntries,
