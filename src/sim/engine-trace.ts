@@ -22,16 +22,17 @@ import { mixFootprintKey } from './scenario-types.ts';
 import { EK, PH_ATTACK, PH_IDLE_END, type Counts } from './thread.ts';
 import type { Transitions } from './mitigate.ts';
 import type { Reasons } from './touch.ts';
+import { ATTACK_NAMES, type Samples } from '../attacks/sample.ts';
 import type { World } from './world.ts';
 
 export const SLICE_KINDS = ['guest', 'user', 'kernel-full', 'kernel-restricted', 'idle'] as const;
-export const INSTANT_KINDS = ['asi-exit', 'asi-enter', 'fault', 'l1d-flush', 'verw', 'tlb-flush', 'stun', 'attack', 'context-switch', 'ipi', 'ibpb'] as const;
+export const INSTANT_KINDS = ['asi-exit', 'asi-enter', 'fault', 'l1d-flush', 'verw', 'tlb-flush', 'stun', 'attack', 'context-switch', 'ipi', 'ibpb', 'primitive'] as const;
 export type SliceKind = (typeof SLICE_KINDS)[number];
 export type InstantKind = (typeof INSTANT_KINDS)[number];
 /** The names of an instant's two numeric arguments ('' = none). */
 export const ARG_NAMES: Record<InstantKind, readonly [string, string]> = {
   'asi-exit': ['', ''], 'asi-enter': ['', ''], fault: ['access', ''], 'l1d-flush': ['', ''], verw: ['', ''], 'tlb-flush': ['count', ''],
-  stun: ['sibling', ''], attack: ['bytes', 'samples'], 'context-switch': ['task', ''], ipi: ['target', ''], ibpb: ['', ''],
+  stun: ['sibling', ''], attack: ['bytes', 'samples'], 'context-switch': ['task', ''], ipi: ['target', ''], ibpb: ['', ''], primitive: ['bytes', 'samples'],
 };
 
 /** Where the engine's events go (report/trace.ts TraceRecorder). */
@@ -49,6 +50,7 @@ const GUEST = S('guest'), USER = S('user'), KFULL = S('kernel-full'), KRESTR = S
 const EXIT = I('asi-exit'), ENTER = I('asi-enter'), FAULT = I('fault'), L1D = I('l1d-flush'), VERW = I('verw'), TLB = I('tlb-flush');
 /** Not an instant: the thread's tables changed without an exit or an entry. */
 const MOVE = -1;
+const PRIM = I('primitive');
 const STUN = I('stun'), ATTACK = I('attack'), SWITCH = I('context-switch'), IPI = I('ipi'), IBPB = I('ibpb');
 
 /** What a span is, as the engine calls it. */
@@ -82,7 +84,7 @@ export class EngineTracer {
   /** Reasons' counts as of the last fault exit placed (sim/touch.ts counts each retried fault there). */
   private snap = new Int32Array(0);
 
-  constructor(private readonly w: World, private readonly tr: Transitions, private readonly c: Counts, private readonly sink: TraceSink, private readonly reasons: Reasons) {
+  constructor(private readonly w: World, private readonly tr: Transitions, private readonly c: Counts, private readonly sink: TraceSink, private readonly reasons: Reasons, private readonly samples: Samples) {
     const n = w.threads.n;
     this.since = new Float64Array(n);
     this.restr = new Uint8Array(n);
@@ -257,11 +259,24 @@ export class EngineTracer {
     this.span(t, fromIdle ? SP_KERNEL_IN : kind === EK['guest-run'] || kind === EK['user-compute'] ? SP_USER : kind === EK.idle ? SP_IDLE : SP_KERNEL_IN, label);
   }
 
-  /** Phase 2 ended (engine.ts finish()); `got`: the bytes an attack obtained. */
-  phase2(t: number, ph: number, got: number, samples: number): void {
+  /**
+   * Phase 2 ended (engine.ts finish()). An attack: `got`, the bytes its primitives obtained, and
+   * `from`, the first of the samples it kept (attackers.ts keeps a sample unless it repeats the
+   * last one of its buffer entry); one 'attack' instant, and one 'primitive' per primitive with
+   * the bytes and samples it kept.
+   */
+  phase2(t: number, ph: number, got: number, from: number): void {
     if (ph === PH_ATTACK) {
       const task = this.w.tasks[this.w.threads.cur[t]];
-      this.note(t, ATTACK, got, this.label(task.attacker!.attacks.join('+')), samples);
+      const sm = this.samples;
+      this.note(t, ATTACK, got, this.label(task.attacker!.attacks.join('+')), sm.count - from);
+      for (const name of task.attacker!.attacks) {
+        const code = ATTACK_NAMES.indexOf(name);
+        let bytes = 0;
+        let n = 0;
+        for (let i = from; i < sm.count; i++) if (sm.attack[i] === code) { bytes += sm.len[i]; n++; }
+        this.note(t, PRIM, bytes, this.label(name), n);
+      }
       this.span(t, SP_USER);
       return;
     }

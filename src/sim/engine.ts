@@ -127,7 +127,7 @@ export class Engine {
     });
     // A stream per thread for interrupts taken while forced idle (outside the tasks' own sequences).
     this.irqRng = Array.from({ length: this.th.n }, (_, t) => new Xoshiro128(w.scenario.seed, 0x1000 + t));
-    this.tracer = opts.trace ? new EngineTracer(w, this.tr, this.meter.counts, opts.trace, this.reasons) : null;
+    this.tracer = opts.trace ? new EngineTracer(w, this.tr, this.meter.counts, opts.trace, this.reasons, this.samples) : null;
   }
 
   private compile(task: Task, m: MixItem): Item {
@@ -473,7 +473,7 @@ export class Engine {
         this.meter.counts.attacks++;
         const n0 = this.samples.count;
         const got = runAttacks(this.attackerOf[cur]!, this.w.state, this.samples, th.clock[t]);
-        if (this.tracer !== null) this.tracer.phase2(t, ph, got, this.samples.count - n0);
+        if (this.tracer !== null) this.tracer.phase2(t, ph, got, n0);
         break;
       }
       default: tr.idle(t, true); // PH_IRQ_IDLE: back to idle

@@ -113,6 +113,21 @@ describe('kasi run --trace: the built-in scenario, seed 42, 200 µs', () => {
     expect(checked).toBeGreaterThan(20);
   });
 
+  it('each attack instant comes with one primitive instant per attack of its attacker; bytes where the report has a leak', () => {
+    const none = report.mitigations.findIndex((m) => m.name === 'none') + 1;
+    const mine = evs.filter((e) => e.pid === none && (e.name === 'attack' || e.name === 'primitive'));
+    const attacks = mine.filter((e) => e.name === 'attack');
+    expect(attacks.length).toBeGreaterThan(10);
+    for (const a of attacks) {
+      const prims = mine.filter((e) => e.name === 'primitive' && e.tid === a.tid && e.ts === a.ts);
+      expect(prims.map((p) => p.args!.what)).toEqual(String(a.args!.what).split('+'));
+      expect(prims.reduce((n, p) => n + Number(p.args!.samples), 0)).toBe(a.args!.samples);
+    }
+    // the report: l1tf-guest reads the victim's key with no mitigation; so some instant got bytes
+    expect(report.mitigations[none - 1].leaks.some((c) => c.attack === 'l1tf-guest')).toBe(true);
+    expect(mine.some((e) => e.name === 'primitive' && e.args!.what === 'l1tf-guest' && Number(e.args!.bytes) > 0)).toBe(true);
+  });
+
   it('--trace-limit bounds the file', () => {
     const small = traceScenario(scenario, { limit: 500 });
     const d = JSON.parse(small.json) as { traceEvents: Ev[]; otherData: { dropped_events: Record<string, number> } };
