@@ -52,6 +52,7 @@ export class SkipList {
   }
 
   done(): Skipped[] {
+    this.list.sort((a, b) => a.line - b.line); // notes added after the walk (a table's total) go where their line is
     if (this.more > 0) this.list.push({ line: this.lastLine, why: `and ${this.more} more skipped lines, not listed` });
     this.more = 0;
     return this.list;

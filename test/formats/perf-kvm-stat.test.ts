@@ -146,6 +146,44 @@ describe('perf kvm stat: live mode, VCPU sections, messy input', () => {
     ]);
   });
 
+  it('a reply quoting two wrapped reports (Vitaly Kuznetsov quoting Liang Li, "About the performance of hyper-v", kvm/qemu-devel 2021)', () => {
+    // As quoted: the first report is complete (Total Samples:787803) but its two rows hold 471831 + 238932 = 710763
+    // samples (59.89% + 30.33%); the excerpt kept here ends after the second report's first row. The last complete table counts.
+    const text = [
+      '> perf stat will show something like below [recorded for 5 seconds]',
+      '>',
+      '> ---------',
+      '>',
+      '> Analyze events for all VMs, all VCPUs:',
+      '>              VM-EXIT    Samples  Samples%     Time%    Min Time    Max',
+      '> Time         Avg time',
+      '>   EXTERNAL_INTERRUPT     471831    59.89%    68.58%      0.64us',
+      '> 65.42us      2.34us ( +-   0.11% )',
+      '>            MSR_WRITE     238932    30.33%    23.07%      0.48us',
+      '> 41.05us      1.56us ( +-   0.14% )',
+      '>',
+      '> Total Samples:787803, Total events handled time:1611193.84us.',
+      '>',
+      '> I tried turning off hyper-v for the same workload and repeat the test,',
+      '> the overall virtualization overhead reduced by about of 50%:',
+      '>',
+      '> -------',
+      '>',
+      '> Analyze events for all VMs, all VCPUs:',
+      '>',
+      '>              VM-EXIT    Samples  Samples%     Time%    Min Time    Max',
+      '> Time         Avg time',
+      '>           APIC_WRITE     255152    74.43%    50.72%      0.49us',
+      '> 50.01us      1.42us ( +-   0.14% )',
+    ].join('\n');
+    const p = profileOf(parsePerfKvmStat, text);
+    expect(counts(p)).toEqual({ EXTERNAL_INTERRUPT: 471831, MSR_WRITE: 238932 });
+    expect(p.skipped.filter((x) => !x.why.startsWith('not part of'))).toEqual([
+      { line: 13, why: 'the rows read add up to 710763 samples, this line says 787803: 77040 are in rows the file does not have (cut?)' },
+      { line: 22, why: 'an incomplete table (no "Total Samples" line): the last complete one counts' },
+    ]);
+  });
+
   it('rows pasted without the header: the layout is taken from the first row', () => {
     const p = profileOf(parsePerfKvmStat, `${row('HLT', 3, '1.00')}\n${row('CPUID', 2, '0.50')}\n`);
     expect(p.events.map((e) => [e.name, e.count, e.total_ns])).toEqual([['HLT', 3, 3000], ['CPUID', 2, 1000]]);
