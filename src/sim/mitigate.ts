@@ -165,9 +165,11 @@ export class Transitions {
     const asi = this.asi;
     if (asi !== null && w.iso.whatIf.includes('ibpb-on-exit')) {
       const exit = asi.exit.bind(asi);
+      // One IBPB per exit: none added when the exit's own taint flush (RFC v2 control taint) issued it.
       asi.exit = (t: number): boolean => {
+        const before = this.c.ibpbs;
         const left = exit(t);
-        if (left) this.onAction(t, ACT_IBPB, -1);
+        if (left && this.c.ibpbs === before) this.onAction(t, ACT_IBPB, -1);
         return left;
       };
     }

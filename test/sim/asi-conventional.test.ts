@@ -141,3 +141,22 @@ describe('default + ASI against default', () => {
     expect(extra).toEqual(nonSensitive.filter((c) => !base.has(c)));
   }, 60_000);
 });
+
+describe('what_if ibpb-on-exit', () => {
+  it('gives every asi_exit() exactly one IBPB, whether or not the exit\'s own taint flush issued one', () => {
+    // RFC v2's exit issues an IBPB when the control taint is set (asi/taint.ts); the Aug 2025
+    // posting hard-codes one on every exit. A run with the what-if has one per exit, never two.
+    const isos = 'isolation:\n' + ['google-asi-2025', 'google-asi-2022'].flatMap((d) => [
+      `  - { name: ${d}, cmdline: "asi=${d} mitigations=off" }`,
+      `  - { name: ${d}-ibpb, cmdline: "asi=${d} mitigations=off", what_if: [ibpb-on-exit] }`,
+    ]).join('\n') + '\n';
+    const r = runScenario(parseScenario(vmHost([]).replace(/isolation:[\s\S]*$/, isos), 'g.yaml'));
+    const [v2, v2ibpb, g22, g22ibpb] = r.mitigations.map((m) => m.costs.counts);
+    expect(v2.asi_exits).toBeGreaterThan(10);
+    expect(v2.ibpbs).toBeGreaterThan(0); // the taint flush issues some on its own
+    expect(v2ibpb.ibpbs).toBe(v2ibpb.asi_exits);
+    expect(g22.ibpbs).toBe(0);
+    expect(g22ibpb.asi_exits).toBeGreaterThan(10);
+    expect(g22ibpb.ibpbs).toBe(g22ibpb.asi_exits);
+  }, 60_000);
+});
