@@ -57,6 +57,8 @@ export function parseStraceC(text: string, file: string): Parsed {
   let tables = 0;
   /** The last table begun (a personality's summary line ends `table`, not this). */
   let last: Table | null = null;
+  /** A "System call usage summary for 32 bit mode:" line came since the last table. */
+  let personality = false;
 
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i];
@@ -66,6 +68,9 @@ export function parseStraceC(text: string, file: string): Parsed {
     const cols = straceHeader(t);
     if (cols !== null) {
       if (table !== null && table.rows === 0 && !table.footer) skipped.add(table.header, 'a table header with no rows');
+      // call_summary() prints one table per personality, each after the first announced: another table is another run.
+      if (last !== null && last.rows > 0 && !personality) skipped.add(i + 1, 'a second table with no "System call usage summary for" line before it (another run?): its rows are added to the others\'');
+      personality = false;
       table = { cols, spans: null, footer: false, rows: 0, calls: 0, header: i + 1 };
       last = table;
       tables++;
@@ -73,7 +78,7 @@ export function parseStraceC(text: string, file: string): Parsed {
     }
     if (table !== null && CHATTER.some((re) => re.test(t))) {
       // strace's own lines after a table: a personality's summary header starts the next table.
-      if (t.startsWith('System call usage summary for ')) table = null;
+      if (t.startsWith('System call usage summary for ')) { table = null; personality = true; }
       continue;
     }
     if (table !== null) {
@@ -107,7 +112,7 @@ export function parseStraceC(text: string, file: string): Parsed {
       table.calls += r.count;
       continue;
     }
-    if (CHATTER.some((re) => re.test(t))) continue;
+    if (CHATTER.some((re) => re.test(t))) { if (t.startsWith('System call usage summary for ')) personality = true; continue; }
     if (DEFAULT_ROW.test(t) || (dividerSpans(raw)?.length === DEFAULT_COLS.length)) {
       // Rows (or the divider) of a table whose header was cut off: the default columns.
       table = { cols: DEFAULT_COLS, spans: null, footer: false, rows: 0, calls: 0, header: i + 1 };
@@ -149,6 +154,7 @@ function row(table: Table, toks: Token[], line: number, joined = false): Row | '
   if (cells !== null && !valid(cols, cells)) cells = null;
   if (cells === null) {
     if (toks.length > 0 && toks[toks.length - 1].text === 'total') return 'total';
+    if (!toks.some((k) => /^\d/.test(k.text))) return 'not a row of this table'; // text (prose, a command line), not a row cut short
     return toks.length < cols.length - 1 ? 'a partial row (columns missing)' : 'not a row of this table';
   }
   const name = cells[nameCol]!.text;

@@ -165,6 +165,36 @@ describe('strace -c: messy input keeps every readable row', () => {
       .toEqual([{ line: 8, why: 'the rows read add up to 332 calls, the total row says 333: 1 are in rows the file does not have (cut?)' }]);
   });
 
+  it('a reply quoting a before/after pair of runs (Zhang Yi quoting Dave Chinner\'s iomap zero-range commit message, linux-xfs): the second table is said', () => {
+    // Two strace -c runs of ./pwrite-trunc, each 50000 ftruncate and 50000 pwrite64 calls, each cut with "....".
+    const text = [
+      '> $ sudo strace -c ./pwrite-trunc /mnt/scratch/foo 50000',
+      '> path /mnt/scratch/foo, 50000 iters',
+      '> % time     seconds  usecs/call     calls    errors syscall',
+      '> ------ ----------- ----------- --------- --------- ----------------',
+      '>  85.90    0.847616          16     50000           ftruncate',
+      '>  14.01    0.138229           2     50000           pwrite64',
+      '> ....',
+      '> ',
+      '> After:',
+      '> ',
+      '> $ sudo strace -c ./pwrite-trunc /mnt/scratch/foo 50000',
+      '> path /mnt/scratch/foo, 50000 iters',
+      '> % time     seconds  usecs/call     calls    errors syscall',
+      '> ------ ----------- ----------- --------- --------- ----------------',
+      '>  53.86    0.505964          10     50000           ftruncate',
+      '>  46.12    0.433251           8     50000           pwrite64',
+      '> ....',
+    ].join('\n');
+    const p = profileOf(parseStraceC, text);
+    expect(p.events.map((e) => [e.name, e.count, e.total_ns])).toEqual([['ftruncate', 100000, 847_616_000 + 505_964_000], ['pwrite64', 100000, 138_229_000 + 433_251_000]]);
+    expect(p.skipped.filter((x) => x.line === 13 || x.why === 'elided rows')).toEqual([
+      { line: 7, why: 'elided rows' },
+      { line: 13, why: 'a second table with no "System call usage summary for" line before it (another run?): its rows are added to the others\'' },
+      { line: 17, why: 'elided rows' },
+    ]);
+  });
+
   it('nothing is a table: one error at the first line, saying what was expected', () => {
     const e = inputError(() => parseStraceC('hello\nworld\n', 'x.txt'));
     expect(e.message).toBe('x.txt:1: expected a strace -c table (a "% time     seconds  usecs/call     calls    errors syscall" header), found "hello"');
