@@ -21,7 +21,7 @@ const ctx = await chromium.launchPersistentContext(join(dir, 'profile'), {
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const page = ctx.pages()[0] ?? await ctx.newPage();
-const shot = async (name: string) => { await page.waitForTimeout(600); await page.screenshot({ path: join(out, `${name}.png`) }); process.stderr.write(`${name}.png\n`); };
+const shot = async (name: string, fullPage = false) => { await page.waitForTimeout(600); await page.screenshot({ path: join(out, `${name}.png`), fullPage }); process.stderr.write(`${name}.png\n`); };
 try {
   await page.goto(`${base}/#/run`);
   await page.getByTestId('run-example').locator('option', { hasText: 'default' }).first().waitFor({ state: 'attached' });
@@ -29,12 +29,19 @@ try {
   await page.getByTestId('run-progress').waitFor();
   await page.waitForTimeout(4000);
   await shot('run');
-  await page.getByTestId('heatmap').waitFor({ timeout: 600_000 });
+  // The finished report opens in the leak view; a failed run stays on the run view with its error.
+  await Promise.race([
+    page.getByTestId('heatmap').waitFor({ timeout: 600_000 }),
+    page.locator('[data-testid="run-progress"][data-status="failed"]').waitFor({ timeout: 600_000 }).then(async () => { throw new Error(`the run failed: ${await page.getByTestId('run-progress').textContent()}`); }),
+  ]);
   const cell = page.locator('[data-verdict="leaks"]').first();
   await cell.click();
   await shot('leaks');
   await page.getByRole('link', { name: 'Costs' }).click();
-  await shot('costs');
+  await page.getByTestId('timeline-load').click();
+  await page.getByTestId('timeline-canvas').waitFor({ timeout: 300_000 });
+  await page.getByTestId('timeline-set').selectOption({ label: 'asi-2025' });
+  await shot('costs', true);
   await page.getByRole('link', { name: 'History' }).click();
   await shot('history');
   await page.getByRole('link', { name: 'Page walk' }).click();
