@@ -9,12 +9,11 @@
  * the whole capture on every line its page tables do not decide.
  * Without root: zeroed kallsyms and iomem are not written, System.map is taken, the rest goes on.
  */
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { kasiRun, ROOT } from '../helpers/kasi-cli.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCapture } from '../../src/cli/commands/capture.ts';
 import { vulnsRun } from '../../src/cli/commands/vulns.ts';
@@ -27,20 +26,12 @@ import { loadIomem } from '../../src/formats/iomem.ts';
 import { modelFromCapture } from '../../src/linux/capture.ts';
 import { markerLayout } from '../../src/linux/compare.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const CAP = join(ROOT, 'test/fixtures/captures/la48-pti-nokaslr');
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-capture-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 const RELEASE = '6.1.0-56-amd64'; // kernel-package.txt: linux-image-6.1.0-56-amd64
 
-function kasi(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile(TSX, ['src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      res({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
-    });
-  });
-}
+const kasi = (...args: string[]) => kasiRun(args);
 
 const put = (root: string, path: string, data: string | Buffer) => {
   mkdirSync(dirname(join(root, path)), { recursive: true });

@@ -4,29 +4,19 @@
  * real binary — exit 2 and one stderr line `FILE:LINE: ...` for a traceback, a truncated gzip,
  * binary data, a file with no table, a bad KIND.
  */
+import { kasiRun, ROOT } from '../helpers/kasi-cli.ts';
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { importReport } from '../../src/cli/commands/import.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const SAMPLES = join(ROOT, 'test/fixtures/tool-samples');
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-import-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
-/** The real binary, run concurrently with the others of a test (2 CPUs: half the wall time). */
-function kasi(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile(TSX, ['src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8' }, (err, stdout, stderr) => {
-      res({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
-    });
-  });
-}
+const kasi = (...args: string[]) => kasiRun(args);
 
 describe('kasi import --json', () => {
   it('prints the kasi-workload/1 object: format, kind, source, duration_ns, events, skipped', () => {
