@@ -1,8 +1,9 @@
 /**
  * The address-space map `kasi serve` draws (issue 13): one lane per address space of a booted
  * system — the full kernel tables (swapper_pg_dir), the KPTI user copy (pti.c), an ASI
- * restricted space per VM (google-asi-2025) and per network namespace (netns-asi), and a
- * System Call Isolation task (sci-2019) — as runs of leaves along the kernel's own region table
+ * restricted space per VM (google-asi-2025; and vm0's under kvm-asi-2019 and google-asi-2022,
+ * each on a system booted with its design's sensitivity model), one per network namespace
+ * (netns-asi), and a System Call Isolation task (sci-2019) — as runs of leaves along the kernel's own region table
  * (report/markers.ts, dump_pagetables.c address_markers[]).
  *
  * A run is a VA stretch [s, e) of 4 KiB page numbers on the 48-bit axis (the VA modulo 2^48, so
@@ -96,6 +97,13 @@ export class SpaceMapModel {
     for (let i = 0; i < sys.vms.length; i++) {
       const ctx = makeContext(sys, asi, { vm: i });
       this.add(`asi-vm${i}`, `google-asi-2025 · ${sys.vms[i].owner.name}`, asi, sys, ctx, buildSpace(sys, asi, ctx).root);
+    }
+    // The earlier VM designs, for comparison: each boots with its own sensitivity model.
+    for (const name of ['kvm-asi-2019', 'google-asi-2022'] as const) {
+      const d = getDesign(name);
+      const dsys = systemFor(d);
+      const ctx = makeContext(dsys, d, { vm: 0 });
+      this.add(`${name}-vm0`, `${name} · ${dsys.vms[0].owner.name}`, d, dsys, ctx, buildSpace(dsys, d, ctx).root);
     }
     const netns = getDesign('netns-asi');
     const nsys = systemFor(netns);

@@ -19,7 +19,7 @@ const vaOf = (p: number) => { const va = BigInt(p) << 12n; return va >= 1n << 47
 describe('the address-space map', () => {
   it('has a lane per address space along the kernel\'s region table, and runs that agree with a walk of each root', async () => {
     const m = await get<SpaceMap>('/api/map');
-    expect(m.lanes.map((l) => l.id)).toEqual(['kernel', 'kpti-user', 'asi-vm0', 'asi-vm1', 'netns0', 'netns1', 'sci-proc0']);
+    expect(m.lanes.map((l) => l.id)).toEqual(['kernel', 'kpti-user', 'asi-vm0', 'asi-vm1', 'kvm-asi-2019-vm0', 'google-asi-2022-vm0', 'netns0', 'netns1', 'sci-proc0']);
     // dump_pagetables.c address_markers[] order (4-level, Documentation/arch/x86/x86_64/mm.rst)
     expect(m.regions.map((r) => r.name)).toEqual(['User Space', 'Kernel Space', 'LDT remap', 'Low Kernel Mapping', 'vmalloc() Area', 'Vmemmap',
       'CPU entry Area', 'ESPfix Area', 'EFI Runtime Services', 'High Kernel Mapping', 'Modules', 'End Modules', 'Fixmap Area']);
