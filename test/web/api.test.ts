@@ -78,7 +78,18 @@ describe('page walks: the same JSON as kasi translate', () => {
       expect((BigInt(r.levels[i + 1].addr) & 0xfffn) / 8n).toBe((0xffffffff81c00080n >> shift) & 511n);
     }
     expect(r.levels.at(-1).value).toBe(r.translation.leaf);
+    expect(r.cr0).toMatch(/^0x8[0-9a-f]{7}$/); // PG (bit 31) and WP set, as captured
+    expect(BigInt(r.cr0) & (1n << 16n)).toBe(1n << 16n);
     expect(r.levels.at(-1).fields.find((f: { name: string }) => f.name === 'PS').value).toBe('1');
+  });
+
+  it('applies CR0.WP as the SDM says: a supervisor write to read-only kernel text faults with WP=1 and goes through with WP=0 (4.6.1)', async () => {
+    const w = async (wp: boolean) => (await post('/api/walk', { capture: 'la48-pti-nokaslr', va: '0xffffffff81c00080', access: 'write', wp })).json();
+    const on = await w(true);
+    expect(on.translation).toMatchObject({ ok: false, vector: '#PF', bits: { P: 1, W: 1, U: 0 } });
+    const off = await w(false);
+    expect(off.translation).toMatchObject({ ok: true, writable: false });
+    expect(BigInt(off.cr0) & (1n << 16n)).toBe(0n);
   });
 
   it('refuses a capture outside the list, an unknown root, extra fields and a bad VA with JSON errors', async () => {

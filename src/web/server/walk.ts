@@ -75,7 +75,8 @@ export class Captures {
       throw err;
     }
     const cpu = l.work.cpu;
-    const cr0 = q.wp === undefined ? l.regs.cr0 : q.wp ? l.regs.cr0 | CR0_WP : l.regs.cr0 & ~CR0_WP;
+    // CR0 is a 32-bit register with PG (bit 31) set: keep it unsigned through JavaScript's bit operators.
+    const cr0 = (q.wp === undefined ? l.regs.cr0 : q.wp ? l.regs.cr0 | CR0_WP : l.regs.cr0 & ~CR0_WP) >>> 0;
     cpu.load({ ...l.regs, cr0, cpl: q.user ? 3 : 0, ...(q.cr4 !== undefined ? { cr4: BigInt(q.cr4) } : {}) });
     const t = new Translation();
     const { lo, hi } = vaHalves(va);
