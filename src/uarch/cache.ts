@@ -49,12 +49,18 @@ export class L1dCache {
   /** The same lines as u32 words (slot s at s*16). */
   readonly data32: Uint32Array;
   /**
-   * The machine's sharer counts (Machine: a store invalidates other cores' copies): per hash of
-   * a line number (line & cohMask), how many lines of that hash all cores' L1Ds hold. null on a
-   * 1-core machine. Every change of `tags` keeps it exact.
+   * The machine's sharer masks (Machine: a store invalidates other cores' copies): per hash of a
+   * line number (line & cohMask), `cohWords` words of one bit per core, set while that core's
+   * L1D holds a line of that hash; `cohLocal` counts this cache's lines per hash. null on a
+   * 1-core machine. Every change of `tags` keeps both exact (lineIn / lineOut).
    */
-  coherence: Int32Array | null = null;
+  cohMasks: Uint32Array | null = null;
+  cohLocal: Uint16Array | null = null;
   cohMask = 0;
+  cohWords = 0;
+  /** This core's word and bit in a mask. */
+  cohWord = 0;
+  cohBit = 0;
   /** Set by access(): whether the last access hit. */
   lastHit = false;
   hits = 0;
@@ -147,11 +153,11 @@ export class L1dCache {
       victim = base;
       for (let w = 1; w < ways; w++) if (stamp[base + w] < stamp[victim]) victim = base + w;
       this.evictions++;
-      if (this.coherence !== null) this.coherence[tags[victim] & this.cohMask]--;
+      if (this.cohMasks !== null) this.lineOut(tags[victim]);
     }
     const lineAddr = pa - (pa % 64);
     tags[victim] = lineAddr / 64;
-    if (this.coherence !== null) this.coherence[tags[victim] & this.cohMask]++;
+    if (this.cohMasks !== null) this.lineIn(tags[victim]);
     this.copyFromMemory(lineAddr, victim);
     this.fills++;
     this.stamp[victim] = ++this.clock;
@@ -194,7 +200,7 @@ export class L1dCache {
   invalidateLine(pa: number): boolean {
     const slot = this.lookup(pa);
     if (slot < 0) return false;
-    if (this.coherence !== null) this.coherence[this.tags[slot] & this.cohMask]--;
+    if (this.cohMasks !== null) this.lineOut(this.tags[slot]);
     this.tags[slot] = -1;
     this.data.fill(0, slot * LINE_BYTES, slot * LINE_BYTES + LINE_BYTES);
     return true;
@@ -221,10 +227,21 @@ export class L1dCache {
 
   /** Every valid line leaves the sharer counts (before the tags are cleared). */
   private forgetSharers(): void {
-    const c = this.coherence;
-    if (c === null) return;
+    if (this.cohMasks === null) return;
     const tags = this.tags;
-    for (let i = 0; i < tags.length; i++) if (tags[i] >= 0) c[tags[i] & this.cohMask]--;
+    for (let i = 0; i < tags.length; i++) if (tags[i] >= 0) this.lineOut(tags[i]);
+  }
+
+  /** Line number `line` enters this cache: the first of its hash sets this core's bit. */
+  private lineIn(line: number): void {
+    const h = line & this.cohMask;
+    if (this.cohLocal![h]++ === 0) this.cohMasks![h * this.cohWords + this.cohWord] |= this.cohBit;
+  }
+
+  /** Line number `line` leaves this cache: the last of its hash clears this core's bit. */
+  private lineOut(line: number): void {
+    const h = line & this.cohMask;
+    if (--this.cohLocal![h] === 0) this.cohMasks![h * this.cohWords + this.cohWord] &= ~this.cohBit;
   }
 
   /** Number of valid lines. */

@@ -54,25 +54,47 @@ export class Machine {
       for (const t of core.threads) this.threads.push(t);
     }
     if (cores > 1) {
-      // Sharer counts over all L1Ds (L1dCache.coherence), ~1/16 full: a store looks at the other
-      // cores only when another line of its hash is cached somewhere, not at every core always.
-      const lines = cores * this.cores[0].l1d.tags.length;
-      const size = Math.min(1 << 22, Math.max(4096, 2 ** Math.ceil(Math.log2(lines * 16))));
-      const counts = new Int32Array(size);
-      for (const core of this.cores) { core.l1d.coherence = counts; core.l1d.cohMask = size - 1; }
-      this.sharers = counts;
+      // Sharer masks over all L1Ds (L1dCache.cohMasks): per hash of a line (~1/4 of the hashes
+      // in use when every L1D is full), one bit per core that holds a line of that hash. A store
+      // looks only at the cores whose bit is set, not at every core (a directory, as the snoop
+      // filters of many-core parts keep).
+      const lines = this.cores[0].l1d.tags.length;
+      const size = Math.min(1 << 20, Math.max(1024, 2 ** Math.ceil(Math.log2(cores * lines * 4))));
+      const words = Math.ceil(cores / 32);
+      const masks = new Uint32Array(size * words);
+      for (const core of this.cores) {
+        const c = core.l1d;
+        c.cohMasks = masks;
+        c.cohLocal = new Uint16Array(size);
+        c.cohMask = size - 1;
+        c.cohWords = words;
+        c.cohWord = core.id >>> 5;
+        c.cohBit = (1 << (core.id & 31)) >>> 0;
+      }
+      this.sharers = masks;
+      this.sharerWords = words;
     }
   }
 
-  /** The L1Ds' sharer counts (null with one core). */
-  private readonly sharers: Int32Array | null = null;
+  /** The L1Ds' sharer masks (null with one core) and their words per hash. */
+  private readonly sharers: Uint32Array | null = null;
+  private readonly sharerWords: number = 0;
 
   /** Drop the line of `pa` from every core's L1D but `core`'s, which holds it (just stored). */
   private invalidateOthers(core: Core, pa: number): void {
-    const counts = this.sharers;
-    // Only this core's copy has the line's hash: no other core holds the line.
-    if (counts === null || counts[Math.floor(pa / 64) & (counts.length - 1)] <= 1) return;
-    for (let c = 0; c < this.cores.length; c++) if (this.cores[c] !== core) this.cores[c].l1d.invalidateLine(pa);
+    const masks = this.sharers;
+    if (masks === null) return;
+    const words = this.sharerWords;
+    const base = (Math.floor(pa / 64) & (masks.length / words - 1)) * words;
+    for (let w = 0; w < words; w++) {
+      let bits = masks[base + w];
+      if (w === core.id >>> 5) bits &= ~(1 << (core.id & 31));
+      while (bits !== 0) {
+        const low = bits & -bits;
+        this.cores[w * 32 + 31 - Math.clz32(low)].l1d.invalidateLine(pa);
+        bits ^= low;
+      }
+    }
   }
 
   /** A machine shaped by a CPU profile; threadsPerCore defaults to 2 on SMT CPUs, else 1. */
