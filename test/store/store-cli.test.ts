@@ -7,7 +7,6 @@
  */
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Command, CommanderError } from 'commander';
-import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -17,6 +16,8 @@ import { registerHistory } from '../../src/cli/commands/history.ts';
 import { registerShow } from '../../src/cli/commands/show.ts';
 import { registerDiff } from '../../src/cli/commands/diff.ts';
 import { registerExport } from '../../src/cli/commands/export.ts';
+import { kasiRun, type CliOptions, type CliResult } from '../helpers/kasi-cli.ts';
+import { spawn, spawnSync } from 'node:child_process';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
@@ -27,21 +28,8 @@ afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
 type Out = { status: number | null; stdout: string; stderr: string };
 
-function kasi(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Out {
-  const r = spawnSync(TSX, [MAIN, ...args], { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function kasiAsync(args: string[]): Promise<Out> {
-  return new Promise((done) => {
-    const c = spawn(TSX, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d; });
-    c.stderr.on('data', (d: Buffer) => { stderr += d; });
-    c.on('close', (status) => done({ status, stdout, stderr }));
-  });
-}
+const kasi = (args: string[], opts: CliOptions = {}): Promise<CliResult> => kasiRun(args, opts);
+const kasiAsync = (args: string[]): Promise<CliResult> => kasiRun(args);
 
 /** The store's reading commands in this process (no child: each would load all of kasi again). */
 async function cli(...args: string[]): Promise<Out> {
@@ -78,7 +66,7 @@ seed: 4
 duration: 100us
 machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
 tenants:
-  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }] }
+  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }], working_set: { bytes: 4KiB } }
   - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
 secrets: [{ name: key, in: victim/k, bytes: 32 }]
 workload:
@@ -175,7 +163,7 @@ store.close();
     mkdirSync(dir);
     const env = { ...process.env };
     delete env.KASI_DB;
-    const none = kasi([...RUN, '--no-store'], { cwd: dir, env });
+    const none = await kasi([...RUN, '--no-store'], { cwd: dir, env });
     expect(none.status, none.stderr).toBe(0);
     expect(none.stderr).toBe('');
     expect(existsSync(join(dir, 'kasi.db'))).toBe(false);
@@ -189,11 +177,11 @@ store.close();
     expect(viaEnv.stderr).toMatch(/^kasi: no kasi database at .*env\.db/);
   }, 60_000);
 
-  it('a --db file that is not kasi\'s: one line, exit 2, nothing run, the file unchanged', () => {
+  it('a --db file that is not kasi\'s: one line, exit 2, nothing run, the file unchanged', async () => {
     const f = join(TMP, 'notes.db');
     writeFileSync(f, 'my notes, not a database\n'.repeat(50));
     const before = readFileSync(f);
-    const r = kasi([...RUN, '--db', f]);
+    const r = await kasi([...RUN, '--db', f]);
     expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr.trimEnd().split('\n')).toEqual([`kasi: ${f} is not a kasi database: not an SQLite file; left unchanged (choose another file with --db)`]);
