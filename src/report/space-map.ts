@@ -53,6 +53,8 @@ export interface MapLane {
   readonly leaves: number;
   /** How many runs the lane has at full resolution (runsIn() sends a window of them). */
   readonly runs: number;
+  /** Pages mapped in each of the map's regions (same order). */
+  readonly regionPages: number[];
 }
 
 /** A window of a lane's runs: each as MapRun plus how many runs it stands for (1: exact; more: a bin of `binPages`). */
@@ -171,18 +173,21 @@ export class SpaceMapModel {
         if (p < pages) push(s + p, s + pages, null, L.flags[i], L.shift[i]);
       }
       this.runs.set(l.id, runs);
-      return { id: l.id, title: l.title, design: l.design, context: l.ctx?.label ?? 'kernel', root: '0x' + l.root.toString(16), model: l.sys.model.name, leaves: L.n, runs: runs.length };
+      return { id: l.id, title: l.title, design: l.design, context: l.ctx?.label ?? 'kernel', root: '0x' + l.root.toString(16), model: l.sys.model.name, leaves: L.n, runs: runs.length, regionPages: [] };
     });
     const regions = markerRegions(this.lanes[0].sys.layout).map((r) => ({ name: r.name, va: hex(r.start), start: axisOf(r.start), end: axisOf(r.end), mapped: null as [number, number] | null }))
       .filter((r) => r.end > r.start);
-    for (const runs of this.runs.values()) {
+    for (const lane of lanes) {
+      const runs = this.runs.get(lane.id)!;
+      lane.regionPages.push(...regions.map(() => 0));
       let k = 0;
       for (const [s, e] of runs) {
         while (k < regions.length && regions[k].end <= s) k++;
         if (k === regions.length) break;
         const r = regions[k];
-        const to = Math.min(e, r.end);
+        const to = Math.min(e, r.end); // runs do not cross a region edge but at 2 MiB / 1 GiB leaves, which the markers align to
         r.mapped = r.mapped === null ? [s, to] : [Math.min(r.mapped[0], s), Math.max(r.mapped[1], to)];
+        lane.regionPages[k] += to - s;
       }
     }
     this.map = { axisPages: AXIS_PAGES, levels: this.lanes[0].sys.levels, regions, owners, classes, flags, lanes };

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildServer } from '../../src/web/server/app.ts';
 import { getDesign, makeContext, systemFor } from '../../src/asi/registry.ts';
 import { buildSpace, probe, Probe } from '../../src/asi/restricted.ts';
+import { compareRegions } from '../../src/asi/verify.ts';
 import type { MapDetail, RunWindow, SpaceMap } from '../../src/report/space-map.ts';
 
 const app = buildServer({ db: null, appDir: null });
@@ -51,6 +52,20 @@ describe('the address-space map', () => {
         }
       }
     }
+  });
+
+  it('maps per region what kasi asi\'s region table (the layout\'s own regions, asi/verify.ts) counts', async () => {
+    const m = await get<SpaceMap>('/api/map');
+    const d = getDesign('google-asi-2025');
+    const sys = systemFor(d);
+    const rows = compareRegions(sys, buildSpace(sys, d, makeContext(sys, d, { vm: 0 })));
+    const lane = m.lanes.find((l) => l.id === 'asi-vm0')!;
+    const bytes = (marker: string) => lane.regionPages[m.regions.findIndex((r) => r.name === marker)] * 4096;
+    for (const [layout, marker] of [['direct_map', 'Low Kernel Mapping'], ['vmemmap', 'Vmemmap'], ['espfix', 'ESPfix Area'], ['cpu_entry_area', 'CPU entry Area']]) {
+      const row = rows.find((r) => r.region === layout)!;
+      expect(bytes(marker), layout).toBe(row.restrictedBytes);
+    }
+    expect(bytes('Low Kernel Mapping')).toBeGreaterThan(0);
   });
 
   it('keeps vm1\'s sensitive memory out of vm0\'s direct map, and shows it in the full tables', async () => {

@@ -56,7 +56,7 @@ try {
   await page.waitForTimeout(500);
   const box = (await page.getByTestId('map-canvas').boundingBox())!;
   await page.mouse.click(box.x + 360, box.y + 44 + 15); // the full kernel lane, in the kernel's own pages
-  await shot('map');
+  await shot('map', true);
   await page.getByTestId('map-colour').selectOption('class');
   await shot('map-class');
 } finally {

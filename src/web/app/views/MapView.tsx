@@ -131,6 +131,18 @@ export function MapView() {
         </div>
         <MapDetailPanel d={detail} />
       </div>
+      <div className="panel" style={{ overflowX: 'auto' }}>
+        <h3>Mapped per region</h3>
+        <table data-testid="map-regions"><thead><tr><th>address space</th>{m.regions.map((r) => <th key={r.name} className="num">{r.name}</th>)}</tr></thead>
+          <tbody>{m.lanes.map((l) => (
+            <tr key={l.id}><td title={`${l.context}; root ${l.root}; model ${l.model}; ${l.leaves} leaves`}>{l.title}</td>
+              {l.regionPages.map((p, k) => {
+                const full = m.lanes[0].regionPages[k];
+                return <td key={k} className="num" style={{ background: p === 0 ? undefined : `rgba(43,108,176,${0.12 + 0.5 * Math.min(1, full ? p / full : 1)})` }}>{p === 0 ? '—' : sizeText(p * 4096)}</td>;
+              })}</tr>
+          ))}</tbody></table>
+        <p className="note">Bytes each space maps in each of the kernel's regions (shade: the share of what the full kernel tables map there).</p>
+      </div>
     </div>
   );
 }
