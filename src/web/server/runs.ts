@@ -18,6 +18,9 @@ import { runRecord, scenarioAsRun } from '../../store/record.ts';
 import { saveRun } from '../../store/save.ts';
 import { RequestError } from './scenario-input.ts';
 
+/** Runs kept in memory (the newest; a run is never dropped while it runs: only one runs, the newest). */
+export const KEEP_JOBS = 20;
+
 export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
 
 export interface JobEvent { job: number; status: JobStatus; done: number; total: number; label: string; error?: string; stored?: string; runId?: number }
@@ -69,6 +72,8 @@ export class RunJobs {
     };
     setMaxListeners(0, job.abort.signal); // one listener per task piscina queues
     this.jobs.set(id, job);
+    // Keep the newest KEEP_JOBS runs (each holds its report and scenario); older ones are in the store.
+    for (const old of this.jobs.keys()) { if (this.jobs.size <= KEEP_JOBS) break; this.jobs.delete(old); }
     this.current = job;
     void this.execute(job, r);
     return job;
