@@ -538,6 +538,15 @@ function build(ctx: Ctx, r: Raw): Scenario {
     return { thread: a.thread, tenant: t.name, attacks: a.attacks, every: a.every, spectreV1: { gadget: a.spectre_v1?.gadget ?? 'unaudited', window: a.spectre_v1?.window ?? 'entry' } };
   });
 
+  // An attacker's loads (meltdown, spectre-v1, rop read the secrets through the shared L1D, filling
+  // it and the fill buffers) change what its samplers see: the victim's next touch of a line the
+  // attacker just loaded hits in L1D and allocates no fill buffer (mds.rst: MFBDS samples L1 misses).
+  attackers.forEach((a, i) => {
+    const loads = a.attacks.filter((n) => n === 'meltdown' || n === 'spectre-v1' || n === 'rop');
+    const samples = a.attacks.filter((n) => n === 'mfbds' || n === 'mlpds' || n === 'taa');
+    if (loads.length > 0 && samples.length > 0) notes.push(`attackers[${i}] runs ${loads.join(', ')} beside ${samples.join(', ')}: where ${loads.join('/')} reads a secret its lines stay in the shared L1D, so the victim's next touches of them hit in L1D instead of missing and ${samples.join('/')} sample them less; their cells are what they get beside ${loads.join('/')}, not alone`);
+  });
+
   if (r.duration !== undefined && r.events !== undefined) ctx.fail(['events'], 'either duration or events', 'both');
   const stop = r.events !== undefined ? { kind: 'events' as const, count: r.events } : { kind: 'duration' as const, time: r.duration ?? { unit: 'ns' as const, value: 1e6 } };
 
