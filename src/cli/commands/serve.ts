@@ -27,7 +27,16 @@ export function registerServe(program: Command): void {
       try { checkRunStore(db); } catch (err) { throw err instanceof StoreError ? new UsageError(err.message) : err; }
       const appDir = await ensureBuilt((l) => process.stderr.write(`kasi serve: ${l}\n`));
       const app = buildServer({ db, appDir });
-      const address = await app.listen({ port: Number(opts.port), host: opts.host });
+      let address: string;
+      try {
+        address = await app.listen({ port: Number(opts.port), host: opts.host });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES' || code === 'ENOTFOUND') {
+          throw new UsageError(`--host ${opts.host} --port ${opts.port}: cannot listen (${code}): ${code === 'EADDRINUSE' ? 'the port is in use, pick another' : 'not an address of this machine, or not allowed'}`);
+        }
+        throw err;
+      }
       process.stderr.write(`kasi serve: ${address}/ (results store ${db}); Ctrl-C stops\n`);
       const stop = () => { void app.close().then(() => process.exit(0)); };
       process.once('SIGINT', stop);
