@@ -9,8 +9,6 @@ import type { Command } from 'commander';
 import { UsageError } from '../usage.ts';
 import { dbPath, StoreError } from '../../store/db.ts';
 import { checkRunStore } from '../../store/run-store.ts';
-import { buildServer } from '../../web/server/app.ts';
-import { ensureBuilt } from '../../web/server/build.ts';
 
 interface ServeOptions { port: string; host: string; db?: string }
 
@@ -25,6 +23,8 @@ export function registerServe(program: Command): void {
       if (!/^\d{1,5}$/.test(opts.port) || Number(opts.port) > 65535) throw new UsageError(`--port: expected 0..65535, found ${JSON.stringify(opts.port)}`);
       const db = dbPath(opts.db);
       try { checkRunStore(db); } catch (err) { throw err instanceof StoreError ? new UsageError(err.message) : err; }
+      // Loaded here, not at the top: fastify and the server cost every other kasi command ~0.2 s of start-up.
+      const [{ buildServer }, { ensureBuilt }] = await Promise.all([import('../../web/server/app.ts'), import('../../web/server/build.ts')]);
       const appDir = await ensureBuilt((l) => process.stderr.write(`kasi serve: ${l}\n`));
       const app = buildServer({ db, appDir });
       let address: string;
