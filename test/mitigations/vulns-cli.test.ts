@@ -3,21 +3,17 @@
  * vulnerabilities.txt), a known Skylake-SP answer, JSON, and the bad-input contract — exit 2
  * and ONE line on stderr naming the option and the problem.
  */
-import { spawnSync } from 'node:child_process';
+import { kasiRun, type CliResult } from '../helpers/kasi-cli.ts';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 
-function kasi(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(TSX, ['src/cli/main.ts', 'vulns', ...args], { cwd: ROOT, encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const kasi = (...args: string[]): Promise<CliResult> => kasiRun(['vulns', ...args]);
 
-function expectOneLineError(r: ReturnType<typeof kasi>, problem: RegExp): void {
+function expectOneLineError(r: CliResult, problem: RegExp): void {
   expect(r.status).toBe(2);
   const lines = r.stderr.trimEnd().split('\n');
   expect(lines, r.stderr).toHaveLength(1);
@@ -27,9 +23,9 @@ function expectOneLineError(r: ReturnType<typeof kasi>, problem: RegExp): void {
 }
 
 describe('kasi vulns', () => {
-  it('qemu-max with the capture\'s command line prints the capture\'s lines for the modelled files', () => {
+  it('qemu-max with the capture\'s command line prints the capture\'s lines for the modelled files', async () => {
     const cap = join(ROOT, 'test/fixtures/captures/la48-pti-nokaslr');
-    const r = kasi('--cpu', 'qemu-max', '--cmdline', readFileSync(join(cap, 'cmdline.txt'), 'latin1').trim());
+    const r = await kasi('--cpu', 'qemu-max', '--cmdline', readFileSync(join(cap, 'cmdline.txt'), 'latin1').trim());
     expect(r.status).toBe(0);
     const truth = new Set(readFileSync(join(cap, 'vulnerabilities.txt'), 'utf8').trimEnd().split('\n'));
     const lines = r.stdout.trimEnd().split('\n');
@@ -37,8 +33,8 @@ describe('kasi vulns', () => {
     for (const l of lines) expect(truth.has(l), l).toBe(true);
   });
 
-  it('Skylake-SP defaults on a KVM host, and --no-kvm', () => {
-    const r = kasi('--cpu', 'skylake-sp');
+  it('Skylake-SP defaults on a KVM host, and --no-kvm', async () => {
+    const r = await kasi('--cpu', 'skylake-sp');
     expect(r.status).toBe(0);
     expect(r.stdout).toBe([
       'l1tf: Mitigation: PTE Inversion; VMX: conditional cache flushes, SMT vulnerable',
@@ -48,12 +44,12 @@ describe('kasi vulns', () => {
       'tsx_async_abort: Mitigation: Clear CPU buffers; SMT vulnerable',
       '',
     ].join('\n'));
-    expect(kasi('--cpu', 'skylake-sp', '--kvm').stdout).toBe(r.stdout);
-    expect(kasi('--cpu', 'skylake-sp', '--no-kvm').stdout).toMatch(/^l1tf: Mitigation: PTE Inversion\n/);
+    expect((await kasi('--cpu', 'skylake-sp', '--kvm')).stdout).toBe(r.stdout);
+    expect((await kasi('--cpu', 'skylake-sp', '--no-kvm')).stdout).toMatch(/^l1tf: Mitigation: PTE Inversion\n/);
   });
 
-  it('--json carries the files and the resolved state', () => {
-    const r = kasi('--cpu', 'cascade-lake', '--cmdline', 'nosmt tsx=on asi=kvm', '--json');
+  it('--json carries the files and the resolved state', async () => {
+    const r = await kasi('--cpu', 'cascade-lake', '--cmdline', 'nosmt tsx=on asi=kvm', '--json');
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.vulnerabilities.tsx_async_abort).toBe('Mitigation: Clear CPU buffers; SMT disabled');
@@ -61,15 +57,15 @@ describe('kasi vulns', () => {
     expect(j.bugs).toContain('taa');
   });
 
-  it('a bad profile name: exit 2, one line', () => {
-    expectOneLineError(kasi('--cpu', 'pentium4'), /^kasi: --cpu: unknown CPU profile "pentium4" \(expected one of skylake-sp, .*qemu-max\)$/);
+  it('a bad profile name: exit 2, one line', async () => {
+    expectOneLineError(await kasi('--cpu', 'pentium4'), /^kasi: --cpu: unknown CPU profile "pentium4" \(expected one of skylake-sp, .*qemu-max\)$/);
   });
 
-  it('a bad command-line value: exit 2, one line naming the parameter', () => {
-    expectOneLineError(kasi('--cpu', 'skylake-sp', '--cmdline', 'quiet l1tf=sometimes'), /^kasi: --cmdline: l1tf=sometimes: unknown value "sometimes" \(expected one of full, full,force, flush, flush,nosmt, flush,nowarn, off\)$/);
+  it('a bad command-line value: exit 2, one line naming the parameter', async () => {
+    expectOneLineError(await kasi('--cpu', 'skylake-sp', '--cmdline', 'quiet l1tf=sometimes'), /^kasi: --cmdline: l1tf=sometimes: unknown value "sometimes" \(expected one of full, full,force, flush, flush,nosmt, flush,nowarn, off\)$/);
   });
 
-  it('no --cpu: exit 2, one line', () => {
-    expectOneLineError(kasi(), /^kasi: --cpu: required/);
+  it('no --cpu: exit 2, one line', async () => {
+    expectOneLineError(await kasi(), /^kasi: --cpu: required/);
   });
 });
