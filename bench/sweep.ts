@@ -16,11 +16,13 @@ import { runSweep } from '../src/sweep/run.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const grid = loadGrid(join(here, '../examples/sweep-asi-exit-rate.yaml'));
+/** Seeds per point: enough work (~15 s in one thread) that the pool's start-up (each worker loads the model and boots its kernels) is small beside it. */
+const SEEDS = Number(process.env.KASI_BENCH_SEEDS ?? 24);
 
 async function timed(workers: number): Promise<{ ms: number; reports: string[] }> {
   const reports: string[] = [];
   const t0 = performance.now();
-  await runSweep(grid, { workers, seeds: 4, shard: null, onPoint: (p, r) => { reports[p.index] = formatRunJson(r); } });
+  await runSweep(grid, { workers, seeds: SEEDS, shard: null, onPoint: (p, r) => { reports[p.index] = formatRunJson(r); } });
   return { ms: performance.now() - t0, reports };
 }
 
@@ -28,7 +30,7 @@ const one = await timed(1);
 const two = await timed(2);
 const same = one.reports.every((r, i) => r === two.reports[i]);
 const results = {
-  sweep: 'examples/sweep-asi-exit-rate.yaml', points: grid.size, seeds: 4,
+  sweep: 'examples/sweep-asi-exit-rate.yaml', points: grid.size, seeds: SEEDS,
   workers_1_ms: Math.round(one.ms), workers_2_ms: Math.round(two.ms), speedup_2_workers: Math.round((one.ms / two.ms) * 100) / 100,
   same_reports: same, cpus: availableParallelism(), node: process.version,
 };
