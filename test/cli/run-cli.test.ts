@@ -8,27 +8,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kasi } from '../helpers/kasi-cli.ts';
+import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-run-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
 
 const SMALL = join(TMP, 'small.yaml');
-writeFileSync(SMALL, `name: small
-seed: 4
-duration: 150us
-machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
-tenants:
-  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }] }
-  - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
-secrets: [{ name: key, in: victim/k, bytes: 32 }]
-workload:
-  - { thread: 1, tenant: victim, mix: [{ event: vm-exit, reason: EPT_VIOLATION, weight: 1 }, { event: guest-run, cycles: 3000, weight: 2 }] }
-attackers: [{ thread: 0, tenant: evil, attacks: [l1tf-guest], every: 2us }]
-isolation:
-  - { name: none, cmdline: "mitigations=off" }
-  - { name: nosmt, cmdline: "nosmt" }
-`);
+writeFileSync(SMALL, tinyScenario({ name: 'small', duration: '150us', isolation: [['none', 'mitigations=off'], ['nosmt', 'nosmt']] }));
 
 describe('kasi run', () => {
   let first = '';

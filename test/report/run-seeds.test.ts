@@ -11,28 +11,14 @@ import { join } from 'node:path';
 import { cellText, formatNs } from '../../src/report/run-text.ts';
 import { cellStats } from '../../src/sim/seeds.ts';
 import { kasi } from '../helpers/kasi-cli.ts';
+import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-seeds-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
 
 const FILE = join(TMP, 'tiny.yaml');
-writeFileSync(FILE, `name: tiny
-seed: 9
-duration: 60us
-machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
-tenants:
-  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }] }
-  - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
-secrets: [{ name: key, in: victim/k, bytes: 32 }]
-workload:
-  - { thread: 1, tenant: victim, mix: [{ event: vm-exit, reason: EPT_VIOLATION, weight: 1 }, { event: guest-run, cycles: 3000, weight: 2 }] }
-attackers: [{ thread: 0, tenant: evil, attacks: [l1tf-guest], every: 5us }]
-isolation:
-  - { name: none, cmdline: "mitigations=off" }
-  - { name: l1d-cond, cmdline: "kvm-intel.vmentry_l1d_flush=cond" }
-  - { name: kpti, cmdline: "pti=on" }
-`);
+writeFileSync(FILE, tinyScenario({ seed: 9, duration: '60us', every: '5us', isolation: [['none', 'mitigations=off'], ['l1d-cond', 'kvm-intel.vmentry_l1d_flush=cond'], ['kpti', 'pti=on']] }));
 
 describe('kasi run --seeds', () => {
   it('byte-identical text and JSON with --workers 1 and --workers 2', async () => {

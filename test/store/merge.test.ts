@@ -19,7 +19,7 @@ import { mergeStores } from '../../src/store/merge.ts';
 import { getRun } from '../../src/store/query.ts';
 import { runRecord } from '../../src/store/record.ts';
 import { saveRun } from '../../src/store/save.ts';
-import { tinyScenario } from '../sweep/tiny.ts';
+import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-merge-test-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));

@@ -17,6 +17,7 @@ import { registerShow } from '../../src/cli/commands/show.ts';
 import { registerDiff } from '../../src/cli/commands/diff.ts';
 import { registerExport } from '../../src/cli/commands/export.ts';
 import { kasiRun, type CliOptions, type CliResult } from '../helpers/kasi-cli.ts';
+import { tinyScenario } from '../helpers/tiny-scenario.ts';
 import { spawn, spawnSync } from 'node:child_process';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -61,21 +62,8 @@ class ExitCalled extends Error {
 }
 
 const TINY = join(TMP, 'tiny.yaml');
-writeFileSync(TINY, `name: tiny
-seed: 4
-duration: 100us
-machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
-tenants:
-  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }], working_set: { bytes: 4KiB } }
-  - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
-secrets: [{ name: key, in: victim/k, bytes: 32 }]
-workload:
-  - { thread: 1, tenant: victim, mix: [{ event: vm-exit, reason: EPT_VIOLATION, weight: 1 }, { event: guest-run, cycles: 3000, weight: 2 }] }
-attackers: [{ thread: 0, tenant: evil, attacks: [l1tf-guest], every: 2us }]
-isolation:
-  - { name: none, cmdline: "mitigations=off" }
-  - { name: nosmt, cmdline: "nosmt" }
-`);
+// The victim's 4 KiB working set keeps its key in L1D: the none set leaks in every seed.
+writeFileSync(TINY, tinyScenario({ isolation: [['none', 'mitigations=off'], ['nosmt', 'nosmt']], victimWorkingSet: '4KiB' }));
 const RUN = ['run', TINY, '--seeds', '1', '--workers', '1'];
 
 /** A private mount namespace with a small tmpfs, where root may make one (else the tests that need it skip). */

@@ -22,27 +22,14 @@ import { saveRun, sha256 } from '../../src/store/save.ts';
 import { diffRuns, flatten, formatDiff, scenarioChanges } from '../../src/store/diff.ts';
 import { exportCsv, exportMarkdown, exportRun } from '../../src/store/export.ts';
 import { formatShow } from '../../src/store/show.ts';
+import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-store-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
 const TINY = join(TMP, 'tiny.yaml');
 // The victim's 4 KiB working set keeps its key in L1D, so the none set leaks in every seed (16/16 measured), not by the luck of one seed.
-const TINY_TEXT = `name: tiny
-seed: 4
-duration: 100us
-machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
-tenants:
-  - { name: victim, kind: vm, vcpus: 1, memory: 16MiB, objects: [{ name: k, kind: guest-page }], working_set: { bytes: 4KiB } }
-  - { name: evil, kind: vm, vcpus: 1, memory: 16MiB }
-secrets: [{ name: key, in: victim/k, bytes: 32 }]
-workload:
-  - { thread: 1, tenant: victim, mix: [{ event: vm-exit, reason: EPT_VIOLATION, weight: 1 }, { event: guest-run, cycles: 3000, weight: 2 }] }
-attackers: [{ thread: 0, tenant: evil, attacks: [l1tf-guest], every: 2us }]
-isolation:
-  - { name: none, cmdline: "mitigations=off" }
-  - { name: nosmt, cmdline: "nosmt" }
-`;
+const TINY_TEXT = tinyScenario({ isolation: [['none', 'mitigations=off'], ['nosmt', 'nosmt']], victimWorkingSet: '4KiB' });
 writeFileSync(TINY, TINY_TEXT);
 
 let report: SeedsReport;

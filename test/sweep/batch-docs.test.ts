@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from '../helpers/kasi-cli.ts';
-import { tinyScenario } from './tiny.ts';
+import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-batch-docs-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));

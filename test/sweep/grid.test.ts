@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { coordinates, loadGrid, parsePath, point } from '../../src/sweep/grid.ts';
 import { resolveShard, shardPoints } from '../../src/sweep/shard.ts';
 import { parseScenario } from '../../src/scenario/load.ts';
-import { tinyScenario } from './tiny.ts';
+import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const BASE = tinyScenario({ name: 'tiny-sweep' });
 const grid = (sweep: string, base = BASE) => loadGrid('s.yaml', `${base}sweep:\n${sweep}`);

@@ -18,7 +18,7 @@ import { LATEST_VERSION } from '../../src/store/migrations.ts';
 import { runRecord } from '../../src/store/record.ts';
 import { saveRun } from '../../src/store/save.ts';
 import { savePoint, storedPoint, sweepRows } from '../../src/store/sweep-runs.ts';
-import { tinyScenario } from './tiny.ts';
+import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-sweep-store-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { kasiRun, MAIN, ROOT } from '../helpers/kasi-cli.ts';
 import { mergeStores } from '../../src/store/merge.ts';
-import { tinyScenario } from './tiny.ts';
+import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-sweep-cli-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
