@@ -10,24 +10,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { kasi, type CliResult } from '../helpers/kasi-cli.ts';
+import { expectInputError, kasi } from '../helpers/kasi-cli.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CAP = join(ROOT, 'test/fixtures/captures/la48-pti-nokaslr');
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-cli-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
-
-/** The bad-input contract: exit 2, one stderr line that names `file` and matches `problem`. */
-function expectInputError(r: CliResult, file: string, problem: RegExp): void {
-  expect(r.status).toBe(2);
-  const lines = r.stderr.trimEnd().split('\n');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toContain(file);
-  expect(lines[0]).toMatch(problem);
-  expect(r.stderr).not.toMatch(/\n\s+at |Error:/); // no stack trace, no raw exception
-  expect(r.stdout).toBe('');
-}
 
 describe('kasi mappings', () => {
   it("prints QEMU's info tlb byte for byte for the active root", async () => {
