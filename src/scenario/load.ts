@@ -538,12 +538,13 @@ function build(ctx: Ctx, r: Raw): Scenario {
     return { thread: a.thread, tenant: t.name, attacks: a.attacks, every: a.every, spectreV1: { gadget: a.spectre_v1?.gadget ?? 'unaudited', window: a.spectre_v1?.window ?? 'entry' } };
   });
 
-  // An attacker's loads (meltdown, spectre-v1, rop read the secrets through the shared L1D, filling
-  // it and the fill buffers) change what its samplers see: the victim's next touch of a line the
-  // attacker just loaded hits in L1D and allocates no fill buffer (mds.rst: MFBDS samples L1 misses).
+  // An attacker's loads (meltdown, spectre-v1, rop read the secrets through the shared L1D) change
+  // what its fill-buffer samplers see: the victim's next touch of a line the attacker just loaded
+  // hits in L1D and allocates no fill buffer (mds.rst: fill buffers manage L1 misses; uarch/core.ts
+  // records one only on a miss). Load ports take every load, hit or miss, so mlpds is not named.
   attackers.forEach((a, i) => {
     const loads = a.attacks.filter((n) => n === 'meltdown' || n === 'spectre-v1' || n === 'rop');
-    const samples = a.attacks.filter((n) => n === 'mfbds' || n === 'mlpds' || n === 'taa');
+    const samples = a.attacks.filter((n) => n === 'mfbds' || n === 'taa');
     if (loads.length > 0 && samples.length > 0) notes.push(`attackers[${i}] runs ${loads.join(', ')} beside ${samples.join(', ')}: where ${loads.join('/')} reads a secret its lines stay in the shared L1D, so the victim's next touches of them hit in L1D instead of missing and ${samples.join('/')} sample them less; their cells are what they get beside ${loads.join('/')}, not alone`);
   });
 
