@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -6,9 +7,9 @@ export default defineConfig({
     // $KASI_DB in a temporary folder: no test leaves a kasi.db in the repository.
     globalSetup: ['test/store-env.ts'],
     testTimeout: 120_000,
-    // Two workers even on a 2-core machine (vitest's default is one fewer than the CPUs, i.e. one):
-    // many tests wait on kasi child processes, so a second worker overlaps them.
-    maxWorkers: 2,
+    // vitest's default is one fewer than the CPUs: one worker on a 2-core machine. Many tests wait
+    // on kasi child processes, so at least two workers overlap them.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     minWorkers: 1,
     hookTimeout: 120_000,
   },
