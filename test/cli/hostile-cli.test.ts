@@ -5,7 +5,7 @@
  * was a hang, a stack trace, a silently ignored option or a replaced device before the fix.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { kasiRun, type CliResult } from '../helpers/kasi-cli.ts';
+import { expectInputError, kasiRun, type CliResult } from '../helpers/kasi-cli.ts';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -23,14 +23,6 @@ const TMP = mkdtempSync(join(tmpdir(), 'kasi-hostile-cli-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
 const kasi = (...args: string[]): Promise<CliResult> => kasiRun(args, { timeoutMs: 60_000 });
-
-function oneLine(r: CliResult, file: string, problem: RegExp): void {
-  expect(r.status, r.stderr).toBe(2);
-  const lines = r.stderr.trimEnd().split('\n');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toContain(file);
-  expect(lines[0]).toMatch(problem);
-}
 
 describe('what reaches the user', () => {
   it('an InputError or UsageError is one line, exit 2; so is one that crossed a worker thread by name', async () => {
@@ -53,7 +45,7 @@ describe('what reaches the user', () => {
 describe('commands on hostile files', () => {
   it('kasi run /dev/zero: one line at once (the scenario limit is 1 MiB)', async () => {
     const r = await kasi('run', '/dev/zero', '--no-store');
-    oneLine(r, '/dev/zero', /more than 1MiB/);
+    expectInputError(r, '/dev/zero', /more than 1MiB/);
     const base = await kasi('run', '--seeds', 'x');
     expect(r.ms - base.ms).toBeLessThan(1000); // beyond starting the CLI itself
   });
@@ -66,11 +58,11 @@ describe('commands on hostile files', () => {
     d.pages[d.roots.kernel] = page.toString('base64');
     const f = join(TMP, 'loop.json');
     writeFileSync(f, JSON.stringify(d));
-    for (const cmd of ['mappings', 'ptdump', 'summary']) oneLine(await kasi(cmd, f), f, /a loop in the page tables/);
+    for (const cmd of ['mappings', 'ptdump', 'summary']) expectInputError(await kasi(cmd, f), f, /a loop in the page tables/);
   }, 60_000);
 
   it('kasi kernel --capture DIR --system-map /nope: the missing map is an error, not ignored', async () => {
-    oneLine(await kasi('kernel', '--capture', CAP, '--system-map', join(TMP, 'nope.map')), 'nope.map', /cannot read: ENOENT/);
+    expectInputError(await kasi('kernel', '--capture', CAP, '--system-map', join(TMP, 'nope.map')), 'nope.map', /cannot read: ENOENT/);
   });
 
   it('kasi kernel --cpus 8192 (the option\'s own maximum) says the RAM is too small', async () => {
