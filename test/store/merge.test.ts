@@ -10,7 +10,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { runReport } from '../../src/cli/commands/run.ts';
 import { formatRunJson } from '../../src/report/run-json.ts';
 import type { Scenario } from '../../src/sim/scenario-types.ts';
 import type { SeedsReport } from '../../src/sim/seeds.ts';
@@ -19,6 +18,7 @@ import { mergeStores } from '../../src/store/merge.ts';
 import { getRun } from '../../src/store/query.ts';
 import { runRecord } from '../../src/store/record.ts';
 import { saveRun } from '../../src/store/save.ts';
+import { tinyRun } from '../helpers/tiny-run.ts';
 import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-merge-test-'));
@@ -28,11 +28,7 @@ writeFileSync(TINY, tinyScenario());
 
 let report: SeedsReport;
 let scenario: Scenario;
-beforeAll(async () => {
-  const r = await runReport(TINY, { seeds: '1', workers: '1', progress: false });
-  report = r.report;
-  scenario = r.scenario;
-}, 60_000);
+beforeAll(async () => { ({ report, scenario } = await tinyRun(TINY)); }, 60_000);
 
 let stamp = 0;
 /** A run record stored at a distinct time (two runs of one scenario are two runs). */

@@ -9,7 +9,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { runReport } from '../../src/cli/commands/run.ts';
 import { formatRunJson } from '../../src/report/run-json.ts';
 import { formatRunText } from '../../src/report/run-text.ts';
 import type { Scenario } from '../../src/sim/scenario-types.ts';
@@ -22,6 +21,7 @@ import { saveRun, sha256 } from '../../src/store/save.ts';
 import { diffRuns, flatten, formatDiff, scenarioChanges } from '../../src/store/diff.ts';
 import { exportCsv, exportMarkdown, exportRun } from '../../src/store/export.ts';
 import { formatShow } from '../../src/store/show.ts';
+import { tinyRun } from '../helpers/tiny-run.ts';
 import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-store-'));
@@ -35,11 +35,7 @@ writeFileSync(TINY, TINY_TEXT);
 let report: SeedsReport;
 let scenario: Scenario;
 
-beforeAll(async () => {
-  const r = await runReport(TINY, { seeds: '1', workers: '1', progress: false });
-  report = r.report;
-  scenario = r.scenario;
-}, 60_000);
+beforeAll(async () => { ({ report, scenario } = await tinyRun(TINY)); }, 60_000);
 
 const record = (rep: SeedsReport = report, duration: string | null = null) =>
   runRecord({ file: TINY, scenario, report: rep, reportJson: formatRunJson(rep), duration });

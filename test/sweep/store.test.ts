@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runReport } from '../../src/cli/commands/run.ts';
 import { formatRunJson } from '../../src/report/run-json.ts';
 import type { Scenario } from '../../src/sim/scenario-types.ts';
 import type { SeedsReport } from '../../src/sim/seeds.ts';
@@ -18,6 +17,7 @@ import { LATEST_VERSION } from '../../src/store/migrations.ts';
 import { runRecord } from '../../src/store/record.ts';
 import { saveRun } from '../../src/store/save.ts';
 import { savePoint, storedPoint, sweepRows } from '../../src/store/sweep-runs.ts';
+import { tinyRun } from '../helpers/tiny-run.ts';
 import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-sweep-store-'));
@@ -27,11 +27,7 @@ const TEXT = tinyScenario();
 writeFileSync(TINY, TEXT);
 let report: SeedsReport;
 let scenario: Scenario;
-beforeAll(async () => {
-  const r = await runReport(TINY, { seeds: '1', workers: '1', progress: false });
-  report = r.report;
-  scenario = r.scenario;
-}, 60_000);
+beforeAll(async () => { ({ report, scenario } = await tinyRun(TINY)); }, 60_000);
 
 describe('sweep points in the store', () => {
   it('upgrades a schema-2 database, then stores and finds points by their whole key', () => {
