@@ -3,9 +3,9 @@
  * seeds S … S+N-1, each seed's unmitigated baseline first (its events per task are what every
  * other entry of that seed repeats, sim/run.ts), the other entries of a seed as soon as its
  * baseline is done. The threads are a piscina pool (worker_threads), sized from
- * os.availableParallelism(); each worker registers tsx's loader (seed-worker-boot.mjs, as
- * bin/kasi.js does) and loads the TypeScript sources, so no build step is needed, under `tsx`
- * and under vitest alike.
+ * os.availableParallelism(); from src each worker registers tsx's loader (seed-worker-boot.mjs)
+ * and loads the TypeScript sources, under `tsx` and under vitest alike; the compiled CLI
+ * (scripts/build.mjs) loads seed-worker.ts's own bundle instead.
  *
  * Results are placed by (seed, entry), never by completion order, so the reports are the same
  * whatever the number of workers; with one worker everything runs in this thread.
@@ -50,8 +50,10 @@ export function seedScenarios(input: Scenario, o: SeedsOptions): Scenario[] {
   return Array.from({ length: n }, (_, k) => ({ ...base, seed: first + k }));
 }
 
-/** A JavaScript entry that registers tsx in the worker, then imports seed-worker.ts. */
-const WORKER_FILE = new URL('./seed-worker-boot.mjs', import.meta.url).href;
+/** true in the compiled CLI (scripts/build.mjs defines it); undeclared when running from src. */
+declare const KASI_COMPILED: boolean | undefined;
+/** The worker's entry: compiled, seed-worker.ts's own bundle in dist/cli/; from src, a JavaScript entry that registers tsx in the worker, then imports seed-worker.ts. */
+const WORKER_FILE = typeof KASI_COMPILED !== 'undefined' ? new URL('../../dist/cli/seed-worker.js', import.meta.url).href : new URL('./seed-worker-boot.mjs', import.meta.url).href;
 
 function rethrow(r: Extract<SeedTaskResult, { ok: false }>): never {
   const e = r.name === 'RangeError' ? new RangeError(r.message) : r.name === 'TypeError' ? new TypeError(r.message) : new Error(r.message);
