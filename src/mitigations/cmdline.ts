@@ -4,7 +4,7 @@
  * The kernel reads these parameters through three different mechanisms, and the differences
  * show on odd command lines, so each parameter is read through the one it really uses:
  *   - early_param() handlers (mitigations, nosmt, l1tf, mds, tsx_async_abort, mmio_stale_data,
- *     reg_file_data_sampling, nospectre_v1, l1d_flush): parse_early_param() runs parse_args(),
+ *     reg_file_data_sampling, nospectre_v1, l1d_flush, nopcid): parse_early_param() runs parse_args(),
  *     which splits with next_arg(), compares names with parameq() ('-' == '_'), stops at a bare
  *     `--`, and calls the handler for EVERY occurrence in order — so the last value wins
  *     (kernel/params.c, init/main.c do_early_param());
@@ -52,6 +52,12 @@ export interface MitigationCmdline {
   schedCore: boolean;
   /** asi_highmap_tail=keep|unmap: the what-if that unmaps the image tail past _end from the high map at boot (linux/image-tail.ts). */
   highmapTail: 'keep' | 'unmap';
+  /**
+   * nopcid: arch/x86/kernel/cpu/common.c x86_nopcid_setup() clears X86_FEATURE_PCID, so
+   * setup_pcid() leaves CR4.PCIDE off and every CR3 write flushes the non-global TLB entries
+   * (Documentation/admin-guide/kernel-parameters.txt: "nopcid [X86-64] Disable the PCID cpu feature").
+   */
+  nopcid: boolean;
 }
 
 /** A command-line value kasi does not accept: names the parameter and what was expected. */
@@ -108,6 +114,7 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
     asi: 'off',
     schedCore: false,
     highmapTail: 'keep',
+    nopcid: false,
   };
   const VERW: readonly VerwCmd[] = ['off', 'full', 'full,nosmt'];
 
@@ -138,6 +145,11 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
     else if (is('asi')) out.asi = oneOf(p, ASI_DESIGNS);
     else if (is('sched_core')) out.schedCore = oneOf(p, ['0', '1'] as const) === '1';
     else if (is('asi_highmap_tail')) out.highmapTail = oneOf(p, ['keep', 'unmap'] as const);
+    else if (is('nopcid')) {
+      // x86_nopcid_setup(): "nopcid doesn't accept parameters" (returns -EINVAL, the feature stays)
+      if (p.value !== null) throw new CmdlineError(p.name, `${show(p)}: nopcid takes no value`);
+      out.nopcid = true;
+    }
   }
 
   // cmdline_find_option()/_bool(): exact names over the whole line, the last instance.

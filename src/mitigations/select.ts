@@ -75,6 +75,8 @@ export interface MitigationState {
   schedCore: boolean;
   /** asi_highmap_tail=: keep the image tail in the high map (the kernel's behaviour) or unmap it at boot (image-tail.ts what-if). */
   highmapTail: 'keep' | 'unmap';
+  /** X86_FEATURE_PCID after the command line: the CPU has it and no nopcid (cpu/common.c x86_nopcid_setup()). */
+  pcid: boolean;
 }
 
 /** override_cache_bits(): models whose cache uses 44 address bits internally. */
@@ -248,5 +250,6 @@ export function selectMitigations(profile: CpuProfile, cmd: MitigationCmdline, o
     asi: cmd.asi,
     schedCore: cmd.schedCore,
     highmapTail: cmd.highmapTail,
+    pcid: f.pcid && !cmd.nopcid,
   };
 }

@@ -77,7 +77,7 @@ export class ThreadState {
     for (let t = 0; t < n; t++) {
       if (threadsPerCore === 2) this.sibling[t] = t ^ 1;
       const cpu = new CpuState(profile.maxPhysBits, { pdpe1gb: profile.features.gbpages });
-      const cr4 = CR4_PAE | CR4_PGE | (profile.features.pcid ? CR4_PCIDE : 0) | (sys.levels === 5 ? CR4_LA57 : 0);
+      const cr4 = CR4_PAE | CR4_PGE | (sys.asids.pcid ? CR4_PCIDE : 0) | (sys.levels === 5 ? CR4_LA57 : 0);
       cpu.load({ cr4, efer: EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE, cr3: sys.kernel.kernelRoot, cpl: 0 });
       this.cpus.push(cpu);
       this.mmus.push(new Mmu(cpu, sys.mem));

@@ -160,12 +160,12 @@ export function buildWorld(scenario: Scenario, isoIndex: number, times?: BuildTi
     cpus: n, levels: m.pagingLevels, seed: scenario.kernel.kaslrSeed,
     ram: [{ start: 0x1000n, end: 0x9fc00n }, { start: BigInt(MiB), end: BigInt(m.ramBytes) }],
     kaslr: scenario.kernel.kaslr ? { seed: scenario.kernel.kaslrSeed } : false,
-    pti: state.pti ? 'on' : 'off',
+    pti: state.pti ? (iso.mitigations.pti === 'on' ? 'on' : 'auto') : 'off', // pti_mode: PTI_FORCE_ON only for pti=on (pti.c pti_check_boottime_disable)
     nonGlobalKernel: design !== null && design.conventional.globalKernel === 'cleared',
     nonGlobalImage: iso.whatIf.includes('image-nonglobal'),
     highmapTail: state.highmapTail, // asi_highmap_tail=unmap: the image tail leaves the high map (linux/image-tail.ts)
     cpu: {
-      vendor: profile.vendor === 'GenuineIntel' ? 'intel' : 'amd', family: profile.family, pcid: profile.features.pcid,
+      vendor: profile.vendor === 'GenuineIntel' ? 'intel' : 'amd', family: profile.family, pcid: state.pcid, // X86_FEATURE_PCID after nopcid (mitigations/select.ts)
       la57: profile.features.la57, gbpages: profile.features.gbpages, nx: true, meltdown: profile.bugs.has('cpu_meltdown'),
     },
   };

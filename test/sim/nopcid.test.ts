@@ -1,0 +1,77 @@
+/**
+ * nopcid (arch/x86/kernel/cpu/common.c x86_nopcid_setup(): X86_FEATURE_PCID cleared, so
+ * setup_pcid() leaves CR4.PCIDE off) under PTI: SWITCH_TO_KERNEL_CR3 / SWITCH_TO_USER_CR3 set no
+ * NOFLUSH bit (arch/x86/entry/calling.h: SET_NOFLUSH_BIT only under X86_FEATURE_PCID), and with
+ * CR4.PCIDE = 0 every MOV to CR3 invalidates the non-global TLB entries (SDM Vol. 3A 4.10.4.1),
+ * so the kernel re-walks what it touches after each entry. pti_kernel_image_global_ok() keeps
+ * the kernel image global without PCID under pti=auto, not under pti=on (arch/x86/mm/pti.c).
+ */
+import { describe, expect, it } from 'vitest';
+import { parseMitigationCmdline, CmdlineError } from '../../src/mitigations/cmdline.ts';
+import { parseScenario } from '../../src/scenario/load.ts';
+import { runScenario } from '../../src/sim/run.ts';
+import { buildWorld } from '../../src/sim/world.ts';
+
+describe('nopcid on the command line', () => {
+  it('is an early param without a value', () => {
+    expect(parseMitigationCmdline('').nopcid).toBe(false);
+    expect(parseMitigationCmdline('quiet nopcid').nopcid).toBe(true);
+    expect(() => parseMitigationCmdline('nopcid=1')).toThrow(CmdlineError);
+    expect(() => parseMitigationCmdline('nopcid=1')).toThrow(/nopcid/);
+  });
+});
+
+const EVENTS = 400;
+const yaml = (iso: string) => `
+events: ${EVENTS}
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
+tenants: [{ name: p, kind: process }]
+workload: [{ thread: 0, tenant: p, mix: [{ event: syscall, name: lseek }] }]
+isolation:
+${iso}
+`;
+
+describe('PTI without PCID', () => {
+  const s = parseScenario(yaml(`  - { name: off, cmdline: "mitigations=off" }
+  - { name: offnopcid, cmdline: "mitigations=off nopcid" }
+  - { name: pti, cmdline: "mitigations=off pti=on" }
+  - { name: nopcid, cmdline: "mitigations=off pti=on nopcid" }
+  - { name: auto, cmdline: "nopti=0 pti=auto nopcid mds=off l1tf=off tsx_async_abort=off mmio_stale_data=off nospectre_v1" }`), 'nopcid.yaml');
+  const r = runScenario(s);
+  const by = (n: string) => r.mitigations.find((m) => m.name === n)!.costs;
+
+  it('boots with CR4.PCIDE off', () => {
+    const on = buildWorld(s, 2);
+    const off = buildWorld(s, 3);
+    expect(on.threads.cpus[0].pcide).toBe(true);
+    expect(off.threads.cpus[0].pcide).toBe(false);
+    expect(off.sys.asids.pcid).toBe(false);
+  });
+
+  it('every PTI CR3 write flushes, and the kernel walks again after each', () => {
+    const pcid = by('pti').counts;
+    const nopcid = by('nopcid').counts;
+    // Two CR3 writes a syscall either way; with PCID they keep the TLB (NOFLUSH), without they flush it.
+    expect(nopcid.cr3_writes).toBe(pcid.cr3_writes);
+    expect(pcid.cr3_noflush).toBeGreaterThanOrEqual(2 * EVENTS);
+    expect(nopcid.cr3_noflush ?? 0).toBe(0);
+    expect(nopcid.tlb_flushes).toBeGreaterThanOrEqual(2 * EVENTS);
+    // The kernel stack (vmalloc, 4 KiB, non-global) is touched after every entry: at least one walk a syscall.
+    expect(nopcid.tlb_walks).toBeGreaterThan(EVENTS);
+    expect(pcid.tlb_walks).toBeLessThan(EVENTS / 4);
+    expect(by('nopcid').cycles).toBeGreaterThan(by('pti').cycles);
+  });
+
+  it('without PTI a syscall loop writes no CR3, so nopcid changes nothing', () => {
+    expect(by('offnopcid').cycles).toBe(by('off').cycles);
+    expect(by('offnopcid').counts.tlb_walks).toBe(by('off').counts.tlb_walks);
+  });
+
+  it('pti=auto keeps the kernel image global without PCID, pti=on does not: fewer walks', () => {
+    const auto = buildWorld(s, 4);
+    expect(auto.state.pti).toBe(true);
+    expect(auto.sys.kernel.pti.kernelImageGlobal).toBe(true);
+    expect(buildWorld(s, 3).sys.kernel.pti.kernelImageGlobal).toBe(false);
+    expect(by('auto').counts.tlb_walks).toBeLessThan(by('nopcid').counts.tlb_walks);
+  });
+});
