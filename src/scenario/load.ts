@@ -21,7 +21,7 @@
  *   attackers: [{ thread, tenant, attacks: [...], every = 10us,
  *                 spectre_v1 = { gadget = unaudited | usercopy | swapgs, window = entry | after-exit } }]
  *   isolation: [{ name, cmdline = "", stun = (as the design posted: no), what_if = [] }]  (= one entry "default")
- *   footprints: { override: { <event key>: { text, insns, data, tlb_flush_pages, source } } }
+ *   footprints: { override: { <event key>: { text, insns, data, tlb_flush_pages, base: { ns, source }, source } } }
  *   costs: { clock_ghz, override: { <snake_case parameter>: cycles | { cycles, source } } }
  * Sizes: bytes or 4KiB/2MiB/1GiB/1TiB; times: ns, us, ms, s or cycles (a unit is required).
  */
@@ -145,6 +145,8 @@ const overrideSchema = strict({
   data: z.array(strict({ kind: z.enum(DATA_KINDS), access: z.enum(ACCESSES), lines: upTo(z.number().int().min(1), SL.dataLines), scope: z.enum(SCOPES).default('current') })).optional(),
   tlb_flush_pages: upTo(uint, SL.tlbFlushPages).optional(),
   source: z.string().optional(),
+  // The source's measured native latency of the event (sim/event-base.ts): it names where it comes from.
+  base: strict({ ns: z.number().positive().max(1e9), source: z.string().min(1) }).optional(),
 });
 const price = upTo(z.number().min(0), SL.priceCycles);
 const costValue = z.union([price, strict({ cycles: price, source: z.string().min(1) })], { error: 'a number of cycles, or { cycles, source }' });
@@ -437,7 +439,7 @@ function buildOverrides(ctx: Ctx, raw: Raw['footprints']['override']): Record<st
     const pos = ctx.at(path, { key: true });
     out[key] = {
       text: o.text && { measured: o.text.measured, pages: o.text.pages?.map((p) => BigInt(p)), modulePages: o.text.module_pages },
-      insns: o.insns, data: o.data, tlbFlushPages: o.tlb_flush_pages,
+      insns: o.insns, data: o.data, tlbFlushPages: o.tlb_flush_pages, base: o.base,
       source: o.source ?? `scenario ${ctx.file}:${pos.line}`,
     };
     for (const k of Object.keys(out[key]) as (keyof FootprintOverride)[]) if (out[key][k] === undefined) delete out[key][k];

@@ -22,6 +22,7 @@ import { getCostModel, nsToCycles, withCostOverrides, type CostModel } from './c
 import { loadFootprintTable, type Footprint, type FootprintTable } from './footprints.ts';
 import { mixFootprintKey, type MixItem, type Scenario, type SimTime } from './scenario-types.ts';
 import { sizedFootprint } from './sized.ts';
+import { withNativeBase } from './event-base.ts';
 
 /**
  * Touches and attack samples for one run of every entry and seed: 10^9, about half an hour of one
@@ -70,7 +71,7 @@ function itemCost(m: MixItem, fp: Footprint | undefined, costs: CostModel, vm: b
     case 'context-switch': base += p.contextSwitch.cycles; break;
     default:
   }
-  return base + ('cycles' in m ? m.cycles : 0);
+  return withNativeBase(fp, base, costs) + ('cycles' in m ? m.cycles : 0);
 }
 
 function itemTouches(m: MixItem, fp: Footprint | undefined, linesPerKcycle: number): number {

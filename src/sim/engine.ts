@@ -40,6 +40,7 @@ import { EngineTracer, SP_IDLE, SP_KERNEL_FULL, SP_KERNEL_IN, SP_USER, type Trac
 /** Time slice of round-robin and core-scheduling windows (assumption: short enough to switch within a run of milliseconds). */
 export const QUANTUM_NS = 100_000;
 
+import { withNativeBase } from './event-base.ts';
 export interface EngineOptions {
   /** Events per task (workload tasks); null = run until `endCycles` (duration mode). */
   targets: Int32Array | null;
@@ -158,6 +159,7 @@ export class Engine {
       case 'context-switch': base += p.contextSwitch.cycles; break;
       default:
     }
+    base = withNativeBase(fp, base, this.w.costs); // a source's measured native base replaces transition + insns (sim/event-base.ts)
     return { kind: EK[m.event], how, vm, base, cycles, plan, irq };
   }
 

@@ -11,7 +11,9 @@
  *   - data:  the data objects touched, by kind, with access type, 64-byte lines and whose
  *            object it is (scope: the running tenant's, the previous task's, this CPU's, or
  *            kernel-global);
- *   - tlbFlushPages: single-page TLB invalidations the event itself makes (munmap).
+ *   - tlbFlushPages: single-page TLB invalidations the event itself makes (munmap);
+ *   - base:  (overrides only) the source's own measured native latency of the event, which then
+ *            replaces transition + insns × kernelCyclesPerInsn (sim/event-base.ts).
  * Every part says where it comes from: "measured: footprints.json <test> parts[i]",
  * "modelled: <kernel path / what it borrows>", or "assumption: …".
  *
@@ -21,6 +23,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { loadFootprints, type Footprints } from '../formats/footprints.ts';
+import type { NativeBase } from './event-base.ts';
 
 /** Bump when an entry changes, so stored results say which table priced them. */
 export const FOOTPRINT_TABLE_VERSION = 2; // 2: faults zero a fresh page ('fresh-page'), not the tenant's own
@@ -90,9 +93,12 @@ export interface Footprint {
   readonly insns: { readonly count: number; readonly source: string };
   readonly data: readonly DataTouch[];
   readonly tlbFlushPages: number;
+  /** A measured native latency replacing transition + insns (FootprintOverride.base); null: priced from insns. */
+  readonly base: NativeBase | null;
   /** One line: where the entry as a whole comes from (and what overrode it). */
   readonly source: string;
 }
+
 
 export interface FootprintTable {
   readonly version: number;
@@ -297,6 +303,8 @@ export interface FootprintOverride {
   /** Replaces the whole data list. */
   data?: readonly Omit<DataTouch, 'source'>[];
   tlbFlushPages?: number;
+  /** The source's measured native latency of the event (replaces transition + insns; eventBaseCycles). */
+  base?: NativeBase;
   /** Where the override comes from (e.g. "scenario.yaml:40"); becomes the source of what it replaces. */
   source: string;
 }
@@ -324,7 +332,7 @@ function resolve(fp: Footprints, s: FootprintSpec): Footprint {
   return {
     key: s.key, event, detail, transition: TRANSITION_OF[event],
     text: { pages, modulePages: s.text.modulePages, source: s.text.source },
-    insns: s.insns, data: s.data, tlbFlushPages: s.tlbFlushPages ?? 0,
+    insns: s.insns, data: s.data, tlbFlushPages: s.tlbFlushPages ?? 0, base: null,
     source: s.text.source.startsWith('measured') ? `text and insns measured (${FJ}); data modelled` : 'modelled (see text, insns and data sources)',
   };
 }
@@ -349,6 +357,7 @@ function applyOverride(fp: Footprints, key: string, base: Footprint | undefined,
     insns: o.insns !== undefined ? { count: o.insns, source: src } : base!.insns,
     data: o.data !== undefined ? o.data.map((d) => ({ ...d, source: src })) : base!.data,
     tlbFlushPages: o.tlbFlushPages ?? base?.tlbFlushPages ?? 0,
+    base: o.base ?? base?.base ?? null,
     source: base === undefined ? src : `${base.source}; ${src} (${Object.keys(o).filter((k) => k !== 'source').join(', ')})`,
   };
 }
