@@ -34,13 +34,13 @@ import { buildPlan, Plan, Reasons, Toucher } from './touch.ts';
 import type { ObjRef, Task, World } from './world.ts';
 import { WorkingSetRunner } from './working-set.ts';
 import { sizedFootprint } from './sized.ts';
+import { withNativeBase } from './event-base.ts';
 import { SmtShare } from './smt.ts';
 import { EngineTracer, SP_IDLE, SP_KERNEL_FULL, SP_KERNEL_IN, SP_USER, type TraceSink } from './engine-trace.ts';
 
 /** Time slice of round-robin and core-scheduling windows (assumption: short enough to switch within a run of milliseconds). */
 export const QUANTUM_NS = 100_000;
 
-import { withNativeBase } from './event-base.ts';
 export interface EngineOptions {
   /** Events per task (workload tasks); null = run until `endCycles` (duration mode). */
   targets: Int32Array | null;
