@@ -43,17 +43,34 @@ describe('calibration figures', () => {
 describe('the fit', () => {
   const scenarios = loadCalibrations(DIR);
   it('its linear surrogate is the engine to within 2% on a figure priced by counts × prices', () => {
-    // kpti-lseek-pcid: one event, no timing-dependent interleaving, so cycles are linear in
-    // every price and the surrogate (a probe at ×1 and ×2) must give the engine's value at ×1.5.
-    const i = scenarios.findIndex((s) => s.calibration!.figure === 'kpti-lseek-pcid');
+    // kpti-dd-1B: one thread, three events, no timing-dependent interleaving, so cycles are linear
+    // in every price and the surrogate (a probe at ×1 and ×2) must give the engine's value at ×1.5.
+    const i = scenarios.findIndex((s) => s.calibration!.figure === 'kpti-dd-1B');
     const pr = new Predictor(scenarios, ['cr3WriteNoflush', 'kernelCyclesPerInsn']);
     const f = { cr3WriteNoflush: 1.5, kernelCyclesPerInsn: 0.7 };
     expect(Math.abs(pr.surrogate(i, f) / pr.predict(i, f) - 1)).toBeLessThan(0.02);
     expect(pr.dependsOn(i)).toEqual(['cr3WriteNoflush', 'kernelCyclesPerInsn']);
   }, 60_000);
+  it('a figure whose file gives its source\'s native base depends on no price of the base', () => {
+    // kpti-getppid and kpti-lseek-*: the base is the source's measured latency (sim/event-base.ts),
+    // so neither the instructions' price nor SYSCALL+SYSRET moves them; the NOFLUSH CR3 price still
+    // does with PCID, and without PCID no CR3 write has NOFLUSH (they are priced as cr3Write).
+    const pr = new Predictor(scenarios, ['cr3WriteNoflush', 'kernelCyclesPerInsn', 'syscallEntryExit', 'cr3Write']);
+    const deps = (fig: string) => pr.dependsOn(scenarios.findIndex((s) => s.calibration!.figure === fig));
+    for (const fig of ['kpti-getppid', 'kpti-lseek-pcid', 'kpti-lseek-nopcid']) {
+      expect([fig, deps(fig).filter((p) => p === 'kernelCyclesPerInsn' || p === 'syscallEntryExit')]).toEqual([fig, []]);
+    }
+    expect(deps('kpti-getppid')).toContain('cr3WriteNoflush');
+    expect(deps('kpti-lseek-pcid')).toContain('cr3WriteNoflush');
+    expect(deps('kpti-lseek-nopcid')).toContain('cr3Write');
+    expect(deps('kpti-lseek-nopcid')).not.toContain('cr3WriteNoflush');
+    const dd = scenarios.findIndex((s) => s.calibration!.figure === 'kpti-dd-1B');
+    // dd has no published base: kasi's own path prices it.
+    expect(pr.dependsOn(dd)).toEqual(expect.arrayContaining(['cr3WriteNoflush', 'kernelCyclesPerInsn', 'syscallEntryExit']));
+  }, 60_000);
   it('moves only prices the figures depend on, toward the published value', () => {
-    // The L1D flush price moves no PTI figure: a fit on lseek alone leaves it alone and raises the CR3 price.
-    const i = scenarios.findIndex((s) => s.calibration!.figure === 'kpti-lseek-pcid');
+    // The L1D flush price moves no PTI figure: a fit on dd-1B alone leaves it alone and raises the CR3 price.
+    const i = scenarios.findIndex((s) => s.calibration!.figure === 'kpti-dd-1B');
     const pr = new Predictor(scenarios, ['cr3WriteNoflush', 'l1dFlushMsr']);
     const r = fit(pr, [i]);
     expect(r.factors.l1dFlushMsr).toBeUndefined();
