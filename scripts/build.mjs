@@ -54,12 +54,13 @@ const sourceLocation = {
       if (!args.path.startsWith(SRC) || !text.includes('import.meta.')) return { contents: text, loader };
       const rel = relative(OUT, args.path).split(sep).join('/');
       const url = `new URL(${JSON.stringify(rel)}, import.meta.url)`;
+      // url first: the dirname and filename replacements bring an import.meta.url of their own (the bundle's).
+      text = text.replace(/import\.meta\.url\b/g, `${url}.href`);
       let head = '';
       if (/import\.meta\.(dirname|filename)/.test(text)) {
         head = "import { fileURLToPath as __kasiPath } from 'node:url'; import { dirname as __kasiDir } from 'node:path';\n";
         text = text.replace(/import\.meta\.dirname\b/g, `__kasiDir(__kasiPath(${url}))`).replace(/import\.meta\.filename\b/g, `__kasiPath(${url})`);
       }
-      text = text.replace(/import\.meta\.url\b/g, `${url}.href`);
       const left = /import\.meta\.(?!url\b)\w+/.exec(text.replaceAll(url, ''));
       if (left) throw new Error(`${relative(ROOT, args.path)}: ${left[0]} has no compiled meaning in scripts/build.mjs`);
       return { contents: head + text, loader };
