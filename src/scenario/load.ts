@@ -516,6 +516,7 @@ function build(ctx: Ctx, r: Raw): Scenario {
       const kinds = MIX_TENANTS[m.event];
       if (kinds !== undefined && !kinds.includes(t.kind)) ctx.fail(at('event'), `an event a ${t.kind} tenant makes`, `${JSON.stringify(m.event)} (only ${kinds.join('/')} tenants make it)`);
       if (m.event === 'syscall' && m.bytes !== undefined && !SIZED_SYSCALLS.includes(m.name)) ctx.fail(at('bytes'), `bytes only on a copying syscall (${SIZED_SYSCALLS.join(', ')})`, `bytes with ${m.name}`);
+      if (m.event === 'syscall' && m.bytes !== undefined && footprintOverrides[`syscall:${m.name}`]?.base !== undefined) ctx.fail(at('bytes'), 'no bytes on a syscall whose footprint carries a measured native base (sim/event-base.ts: it says nothing of the cost per byte)', `bytes with footprints.override["syscall:${m.name}"].base`);
       if (m.event === 'vm-exit' || m.event === 'syscall') {
         const [field, detail] = m.event === 'vm-exit' ? ['reason', m.reason] : ['name', m.name];
         if (!known.has(`${m.event}:${detail}`)) {

@@ -36,6 +36,8 @@ const LINE = 64;
 
 /** The footprint of `fp` for a copy of `bytes` bytes. */
 export function sizedFootprint(fp: Footprint, bytes: number): Footprint {
+  // A measured native base (sim/event-base.ts) replaces the instructions, so the copy's would be lost.
+  if (fp.base !== null) throw new RangeError(`${fp.key} with bytes: its footprint carries a measured native base (${fp.base.source}), which says nothing of the cost per byte; give the base or the size, not both`);
   const pages = Math.ceil(bytes / PAGE);
   const data: DataTouch[] = [];
   for (const d of fp.data) {

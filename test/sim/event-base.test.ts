@@ -49,3 +49,20 @@ describe('a measured native base', () => {
     expect(() => parseScenario(yaml(BASE.replace(', source: "a measured native latency"', '')), 'nosrc.yaml')).toThrow(/nosrc\.yaml:\d+:\d+: field footprints\.override\.syscall:getppid\.base\.source/);
   });
 });
+
+describe('a measured native base on a sized syscall', () => {
+  it('is refused: the base says nothing of the cost per byte', () => {
+    const s = () => parseScenario(`
+events: 10
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
+tenants: [{ name: p, kind: process }]
+workload: [{ thread: 0, tenant: p, mix: [{ event: syscall, name: read, bytes: 4096 }] }]
+footprints:
+  override:
+    "syscall:read":
+      base: { ns: 100, source: "a measured 1-byte read" }
+isolation: [{ name: off, cmdline: "mitigations=off" }]
+`, 'sized.yaml');
+    expect(s).toThrow(/sized\.yaml:\d+:\d+: field workload\[0\]\.mix\[0\]\.bytes: expected no bytes on a syscall whose footprint carries a measured native base/);
+  });
+});
