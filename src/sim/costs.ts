@@ -60,7 +60,7 @@ type Spec = Record<CostParam, readonly [number, string]>;
 // Sources used more than once.
 const PTI_RST = 'Documentation/arch/x86/pti.rst, "Runtime Cost" a.: "Moves to CR3 are on the order of a hundred cycles, and are required at every entry and exit."';
 /** The CR3 price: pti.rst's order of magnitude, set by two published per-syscall deltas (kasi calibrate: kpti-lseek-pcid, kpti-getppid, kpti-dd-*). */
-const PTI_DELTAS = `${PTI_RST} Two published per-syscall deltas with PCID pin it: FreeBSD D13985 getppid 339 -> 478 ns (+139 ns, Haswell) and Hansen's KAISER v2 lseek1 5.2M -> 3.0M/s (+141 ns, lore 20171108194646.907A1942); ~140 ns is ~420 cycles at 3 GHz for the two CR3 writes of a syscall, so 200 each (was 100 before the calibration: kpti-lseek-pcid 32% -> 64% against 73.3%; FreeBSD's own getppid base is heavier than Linux's, so kpti-getppid overshoots, see its file)`;
+const PTI_DELTAS = `${PTI_RST} Two published per-syscall deltas with PCID pin it: FreeBSD D13985 getppid 339 -> 478 ns (+139 ns, Haswell) and Hansen's KAISER v2 lseek1 5.2M -> 3.0M/s (+141 ns, lore 20171108194646.907A1942); ~140 ns is ~420 cycles at 3 GHz for the two CR3 writes of a syscall, so 200 each (was 100 before the calibration). With each figure on its source's own native base (sim/event-base.ts: FreeBSD's 339 ns, Hansen's 192.3 ns) at 2.5 GHz, 200 gives kpti-getppid 44.7% (41%) and kpti-lseek-pcid 80.5% (73.3%); the dd curve (kpti-dd-*) agrees with ~170-200 only if its block costs ~516 cycles, see its files`;
 const HANSEN = 'Dave Hansen, LKML 2017 (<3062e486-3539-8a1f-5724-16199420be71@intel.com>, cited by commit "x86/mm: Use INVPCID for __native_flush_tlb_single()": "INVPCID is _slow_"), Skylake: INVLPG ~200 cycles, INVLPG+INVPCID ~550 cycles (figures as quoted in the project brief)';
 const GREGG = 'Brendan Gregg, "Linux Performance 2018" / KPTI post, c5.9xlarge (Skylake-SP) tlbstat: K_DTLBCYC 1,507,279 K over 86,588,626 DTLB walks = 17.4 cycles per walk (ITLB: 15.9)';
 const OPT_SKX = 'Intel 64 and IA-32 Architectures Optimization Reference Manual, Skylake Server: L2 ~14 cycles, L3 ~50-70 cycles load-to-use';
@@ -174,10 +174,10 @@ const CALIBRATION: Partial<Record<CostParam, string>> = {
   l1dFlushMsr: 'l1d-flush-low-exit-rate and l1d-flush-high-exit-rate land inside l1tf.rst\'s 1%..50% with it (1.5%, 9.3%); asi-2024-kvm-host',
   verw: 'the l1d-flush figures (inside their band), coresched-tpcc-*',
   ipiSend: 'no figure depends on it (stuns only)', ipiReceive: 'no figure depends on it (stuns only)',
-  syscallEntryExit: 'the PTI figures (kpti-*) and asi-2025-*: lseek reproduced with it, the dd curve wants a smaller base',
+  syscallEntryExit: 'kpti-dd-* (the dd curve wants a smaller base) and asi-2025-*; kpti-getppid and kpti-lseek-* take their sources\' native bases instead',
   interruptEntryExit: 'asi-2024-kvm-host (in band), asi-2025-fio-randread (reproduced), asi-2025-kernel-build',
   contextSwitch: 'asi-2025-kernel-build, coresched-tpcc-*',
-  kernelCyclesPerInsn: 'every figure; lseek, the FIO and KVM figures are reproduced at 1, the kpti-dd curve wants ~0.5 (its files say why that is not taken)',
+  kernelCyclesPerInsn: 'every figure but kpti-getppid and kpti-lseek-* (their sources\' native bases); the FIO and KVM figures are reproduced at 1, the kpti-dd curve wants ~0.35 for its hot loop (its files say why that is not taken: at 0.35 asi-2025-fio-randread falls to 0.18)',
   ibpb: 'asi-2024-kvm-host (skylake-sp, inside its band); the Sapphire Rapids price is calibrated by asi-2025-fio-randread and asi-2025-kernel-build (its source says how)',
   rsbFill: 'asi-2025-fio-randread, asi-2025-kernel-build, asi-2024-kvm-host (a few cycles of them)',
 };
