@@ -261,13 +261,15 @@ export function bootKernel(opts: KernelOptions = {}): KernelModel {
   const cmd = resolveCmdline(opts.cmdline);
   const config: KernelConfig = { ...DEBIAN_61_CONFIG, ...opts.config };
   const cpu: CpuModel = { ...DEFAULT_CPU, ...opts.cpu };
+  // nopcid: x86_nopcid_setup() clears X86_FEATURE_PCID; with a value it returns -EINVAL and the feature stays (cpu/common.c)
+  if (cmd.params.some((p) => p.name === 'nopcid' && p.value === null)) cpu.pcid = false;
   const levels: 4 | 5 = opts.levels ?? (cpu.la57 ? 5 : 4);
   if (levels === 5 && !cpu.la57) throw new BootError('cpu', '5-level paging needs a CPU with LA57');
   const cpus = opts.cpus ?? 1;
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 8192) throw new BootError('cpus', `cpus: expected 1..8192, found ${cpus}`);
   const seed = opts.seed ?? 0;
 
-  // Command line: pti=, vsyscall=, [no]gbpages, nokaslr, rodata=, debug_pagealloc=.
+  // Command line: nopcid (above), pti=, vsyscall=, [no]gbpages, nokaslr, rodata=, debug_pagealloc=.
   const ptiMode = opts.pti ?? ptiModeFromCmdline(cmd.params);
   const pti = config.pageTableIsolation && ptiEnabled(ptiMode, cpu.meltdown);
   const vs = lastParam(cmd, 'vsyscall')?.value;

@@ -11,6 +11,7 @@ import { parseMitigationCmdline, CmdlineError } from '../../src/mitigations/cmdl
 import { parseScenario } from '../../src/scenario/load.ts';
 import { runScenario } from '../../src/sim/run.ts';
 import { buildWorld } from '../../src/sim/world.ts';
+import { bootKernel } from '../../src/linux/kernel.ts';
 
 describe('nopcid on the command line', () => {
   it('is an early param without a value', () => {
@@ -73,5 +74,15 @@ describe('PTI without PCID', () => {
     expect(auto.sys.kernel.pti.kernelImageGlobal).toBe(true);
     expect(buildWorld(s, 3).sys.kernel.pti.kernelImageGlobal).toBe(false);
     expect(by('auto').counts.tlb_walks).toBeLessThan(by('nopcid').counts.tlb_walks);
+  });
+});
+
+describe('nopcid in a booted kernel\'s own command line (a capture\'s cmdline.txt)', () => {
+  it('clears PCID, so pti=auto keeps the kernel image global; nopcid=1 is ignored as the kernel does', () => {
+    const boot = (cmdline: string) => bootKernel({ cmdline, cpu: { pcid: true, meltdown: true } });
+    expect(boot('pti=auto').pti.kernelImageGlobal).toBe(false);
+    expect(boot('pti=auto nopcid').pti.kernelImageGlobal).toBe(true);
+    expect(boot('pti=on nopcid').pti.kernelImageGlobal).toBe(false);
+    expect(boot('pti=auto nopcid=1').pti.kernelImageGlobal).toBe(false);
   });
 });
