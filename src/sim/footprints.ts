@@ -99,7 +99,6 @@ export interface Footprint {
   readonly source: string;
 }
 
-
 export interface FootprintTable {
   readonly version: number;
   readonly file: string;
@@ -303,7 +302,7 @@ export interface FootprintOverride {
   /** Replaces the whole data list. */
   data?: readonly Omit<DataTouch, 'source'>[];
   tlbFlushPages?: number;
-  /** The source's measured native latency of the event (replaces transition + insns; eventBaseCycles). */
+  /** The source's measured native latency of the event (replaces transition + insns: sim/event-base.ts withNativeBase). */
   base?: NativeBase;
   /** Where the override comes from (e.g. "scenario.yaml:40"); becomes the source of what it replaces. */
   source: string;
