@@ -1,72 +1,89 @@
 /**
- * The TLB-hit fast path: a direct-mapped table in front of the Tlb's set-associative arrays
- * (tlb.ts), so that a hit is one probe of one typed array and a compare of three words (a 4 KiB
- * page; a 2 MiB page is found by the second probe, a 1 GiB page by the third). It is a cache
- * of the Tlb, never more: every slot names the Tlb row it came from, and a hit through it is
- * counted, and ages the row's LRU stamp, exactly as Tlb.find() would. So the TLB the model
- * reports (hits, misses, evictions, what survives a flush) is the same with or without it.
+ * The TLB-hit fast path: two direct-mapped tables in front of the Tlb's set-associative arrays
+ * (tlb.ts), in ONE typed array, so that a hit is two independent probes of that array, a
+ * branch-free choice between them and one compare — no per-size chain of branches, which on a
+ * mix of page sizes mispredicted on about every other access. It is a cache of the Tlb, never
+ * more: every slot names the Tlb row it came from, and a hit through it is counted, and ages the
+ * row's LRU stamp, exactly as Tlb.find() would. So the TLB the model reports (hits, misses,
+ * evictions, what survives a flush) is the same with or without it.
  *
- * Slots (Int32Array `words`, 4 words a slot; one table per page size, in one array):
+ * Slots (Int32Array `words`, 8 words a slot):
  *
- *   word 0   VA bits 31:12 of the page (31:21, 31:30 for 2 MiB, 1 GiB), the size class in
- *            bits 9:8, and in bits 7:0 the rights already folded for the slot's mode:
- *            bit `access` set = that access kind (ACCESS_* bits) is allowed and needs no walk
- *            (ModeRights.allowed, rights.ts: checkAccess, SDM 4.6; a write through an entry
- *            whose D is not known set must walk, 4.8, so its bit is clear)
+ *   word 0   tag: VA bits 31:12 of a 4 KiB page (31:21 in the 2 MiB table), the size class of
+ *            the Tlb entry in bits 9:8, and in bits 7:0 the rights already folded for the
+ *            slot's mode: bit `access` set = that access kind (ACCESS_* bits) is allowed and
+ *            needs no walk (ModeRights.allowed, rights.ts: checkAccess, SDM 4.6; a write
+ *            through an entry whose D is not known set must walk, 4.8, so its bit is clear)
  *   word 1   VA bits 63:32
- *   word 2   ctx = PCID | mode id << 12: the PCID (SDM 4.10.1) and the mode (ModeRights.id)
+ *   word 2   ctx = PCID | mode index << 12: the PCID (SDM 4.10.1) and the mode (ModeRights.id)
  *            the slot was filled under; -1 empty. One compare checks both.
  *   word 3   the Tlb row's serial (FastTlb.serial): valid while the row still holds that serial
+ *   word 4   the page frame's physical address bits 31:0 (int32)
+ *   word 5   the page frame's physical address bits 51:32
+ *   word 6   the Translation.info word of a hit on this slot (walk.ts: rights, level, page shift)
+ *   word 7   the offset mask of the page: 0xfff, 0x1fffff or 0x3fffffff
  *
- *   4 KiB slots [0, 1024) indexed by VA bits 21:12; 2 MiB slots [1024, 1280) by VA bits 28:21;
- *   1 GiB slots [1280, 1296) by VA bits 33:30.
+ *   4 KiB table: slots [0, 1024), indexed by VA bits 21:12, for 4 KiB entries.
+ *   2 MiB table: slots [1024, 1280), indexed by VA bits 28:21, for 2 MiB entries and for the
+ *            2 MiB pieces of 1 GiB entries (tagged with the piece's VA bits 31:21, translated
+ *            with the 1 GiB frame and mask): a 1 GiB page costs no third probe.
+ *   serials: words [SERIAL_BASE, SERIAL_BASE + rows), one per Tlb row (`serial` is a view).
  *
  * Why a hit here is the entry Tlb.find() would return (the invariant the property tests check,
  * test/x86/fastpath.test.ts and fastpath-tlb.test.ts):
  *  - a row that is dropped or replaced loses its serial (Tlb.drop), so no slot outlives its entry;
  *  - find() prefers 4 KiB over 2 MiB over 1 GiB entries (tlb.ts), so a larger slot must not
- *    hide a smaller entry: filling a row clears the larger slots over its page (Tlb.fill), and
- *    a larger slot is only filled when no smaller valid entry overlaps it (Tlb.overlapsSmaller);
+ *    hide a smaller entry: filling a row clears the 2 MiB slot over its page (Tlb.fill ->
+ *    forgetLarger), and a 2 MiB slot is only filled when no smaller valid entry overlaps the
+ *    2 MiB it covers (Tlb.overlapsSmaller); a 4 KiB slot, tried first, wins over a 2 MiB one;
  *  - ctx holds the PCID, so an entry is only used under the PCID it was found for (a global one
  *    is found again, and its slot refilled, under another PCID: 4.10.2.4);
  *  - the mode id changes with anything checkAccess() reads (CpuState.modeVersion), so the folded
  *    rights are the current mode's;
  *  - mode ids start over only after ModeRights.wraps changes, and serials only after
- *    FastTlb.renumber(): both empty this table first.
+ *    FastTlb.renumber(): both empty the tables first.
  */
 
-export const FAST_WORDS_PER_SLOT = 4;
+export const FAST_WORDS_PER_SLOT = 8;
 export const FAST4_SLOTS = 1024;
 export const FAST2_SLOTS = 256;
-export const FAST1_SLOTS = 16;
+/** Word offset of the 2 MiB table. */
 export const FAST2_BASE = FAST4_SLOTS * FAST_WORDS_PER_SLOT;
-export const FAST1_BASE = FAST2_BASE + FAST2_SLOTS * FAST_WORDS_PER_SLOT;
-export const FAST_WORDS = FAST1_BASE + FAST1_SLOTS * FAST_WORDS_PER_SLOT;
+/** Word offset of the row serials. */
+export const SERIAL_BASE = FAST2_BASE + FAST2_SLOTS * FAST_WORDS_PER_SLOT;
 export const FAST_SIZE_SHIFT = 8;
 export const FAST_ALLOWED_MASK = 0xff;
 export const FAST_EMPTY = -1;
+// Word indices within a slot.
+export const FW_TAG = 0;
+export const FW_HI = 1;
+export const FW_CTX = 2;
+export const FW_SERIAL = 3;
+export const FW_FRAME_LO = 4;
+export const FW_FRAME_HI = 5;
+export const FW_INFO = 6;
+export const FW_MASK = 7;
 
-/** Word offset of the 4 KiB, 2 MiB, 1 GiB slot for `va`. */
+/** Word offset of the 4 KiB slot for `va`. */
 export function fastSlot4(vaLo: number): number {
-  return ((vaLo >>> 12) & (FAST4_SLOTS - 1)) << 2;
+  return ((vaLo >>> 12) & (FAST4_SLOTS - 1)) << 3;
 }
+/** Word offset of the 2 MiB slot for `va` (2 MiB entries, and 2 MiB pieces of 1 GiB ones). */
 export function fastSlot2(vaLo: number, vaHi: number): number {
-  return FAST2_BASE + ((((vaLo >>> 21) | (vaHi << 11)) & (FAST2_SLOTS - 1)) << 2);
-}
-export function fastSlot1(vaLo: number, vaHi: number): number {
-  return FAST1_BASE + ((((vaLo >>> 30) | (vaHi << 2)) & (FAST1_SLOTS - 1)) << 2);
+  return FAST2_BASE + ((((vaLo >>> 21) | (vaHi << 11)) & (FAST2_SLOTS - 1)) << 3);
 }
 
-/** VA bits 31:0 that belong to the page number, per size class (as tlb.ts). */
-const LO_MASK = [0xfffff000 | 0, 0xffe00000 | 0, 0xc0000000 | 0];
 /** Serials of more rows than this would leave too few generations: no fast path then. */
 const MAX_ROW_BITS = 14;
+const TWO32 = 4294967296;
 
 export class FastTlb {
-  readonly words = new Int32Array(FAST_WORDS).fill(FAST_EMPTY);
+  /** The two slot tables and the row serials (the header). */
+  readonly words: Int32Array;
   /**
    * Serial of each Tlb row: gen << rowBits | row, new at every fill, 0 while the row is invalid.
-   * With rowBits <= 14 there are >= 2^17 generations before renumber() starts them over.
+   * With rowBits <= 14 there are >= 2^17 generations before renumber() starts them over. A view
+   * of `words` from SERIAL_BASE.
    */
   readonly serial: Int32Array;
   /** serial & rowMask is the row. */
@@ -80,15 +97,17 @@ export class FastTlb {
   private gen = 1;
 
   constructor(rows: number) {
-    this.serial = new Int32Array(rows);
+    this.words = new Int32Array(SERIAL_BASE + rows);
+    this.serial = this.words.subarray(SERIAL_BASE);
     this.rowBits = 32 - Math.clz32(rows - 1);
     this.rowMask = (1 << this.rowBits) - 1;
     this.enabled = this.rowBits <= MAX_ROW_BITS;
+    this.clear();
   }
 
   /**
-   * Row `row` (size class `k`) now holds the entry for `va`: a new serial, and the larger
-   * slots over the page emptied, so they cannot hide the new entry from the fast path.
+   * Row `row` (size class `k`) now holds the entry for `va`: a new serial, and the 2 MiB slot
+   * over the page emptied if it held a larger page, so it cannot hide the new entry.
    */
   filled(row: number, k: number, vaLo: number, vaHi: number, meta: Uint32Array): void {
     if (this.gen >= 1 << (31 - this.rowBits)) this.renumber(meta);
@@ -103,29 +122,39 @@ export class FastTlb {
     for (let i = 0; i < meta.length; i++) this.serial[i] = meta[i] !== 0 ? (this.gen++ << this.rowBits) | i : 0;
   }
 
-  /** Word offset of the slot of size class `k` (0 4 KiB, 1 2 MiB, 2 1 GiB) for `va`. */
-  slotOf(k: number, vaLo: number, vaHi: number): number {
-    return k === 0 ? fastSlot4(vaLo) : k === 1 ? fastSlot2(vaLo, vaHi) : fastSlot1(vaLo, vaHi);
-  }
-
-  /** Fill the slot of size class `k` for `va` (a translation Tlb.find() returned just now). */
-  put(k: number, vaLo: number, vaHi: number, allowed: number, ctx: number, serial: number): void {
-    const s = this.slotOf(k, vaLo, vaHi);
+  /**
+   * Fill the slot for `va` from Tlb row state: size class `k` (0 4 KiB, 1 2 MiB, 2 1 GiB: its
+   * 2 MiB piece around `va`), the page frame, the folded `allowed` mask, ctx, the row's serial
+   * and the Translation.info of a hit.
+   */
+  put(k: number, vaLo: number, vaHi: number, frame: number, allowed: number, ctx: number, serial: number, info: number): void {
+    const s = k === 0 ? fastSlot4(vaLo) : fastSlot2(vaLo, vaHi);
     const w = this.words;
-    w[s] = (vaLo & LO_MASK[k]) | (k << FAST_SIZE_SHIFT) | (allowed & FAST_ALLOWED_MASK);
-    w[s + 1] = vaHi | 0;
-    w[s + 2] = ctx;
-    w[s + 3] = serial;
+    w[s + FW_TAG] = (vaLo & (k === 0 ? 0xfffff000 : 0xffe00000)) | (k << FAST_SIZE_SHIFT) | (allowed & FAST_ALLOWED_MASK);
+    w[s + FW_HI] = vaHi | 0;
+    w[s + FW_CTX] = ctx;
+    w[s + FW_SERIAL] = serial;
+    const lo = frame >>> 0; // bits 31:0 (exact below 2^53)
+    w[s + FW_FRAME_LO] = lo | 0;
+    w[s + FW_FRAME_HI] = (frame - lo) / TWO32;
+    w[s + FW_INFO] = info;
+    w[s + FW_MASK] = k === 0 ? 0xfff : k === 1 ? 0x1fffff : 0x3fffffff;
   }
 
-  /** A new entry of size class `k` covers `va`: empty the larger slots over it (they would hide it). */
+  /**
+   * A new entry of size class `k` covers `va`: empty the 2 MiB slot over it when that holds a
+   * larger page (a 2 MiB one over a new 4 KiB entry, a 1 GiB piece over a new 2 MiB or 4 KiB one).
+   */
   forgetLarger(k: number, vaLo: number, vaHi: number): void {
+    if (k === 2) return;
+    const s = fastSlot2(vaLo, vaHi);
     const w = this.words;
-    if (k === 0) w[fastSlot2(vaLo, vaHi) + 2] = FAST_EMPTY;
-    if (k <= 1) w[fastSlot1(vaLo, vaHi) + 2] = FAST_EMPTY;
+    if (((w[s + FW_TAG] >>> FAST_SIZE_SHIFT) & 3) > k) w[s + FW_CTX] = FAST_EMPTY;
   }
 
+  /** Empty every slot (the serials stay). */
   clear(): void {
-    this.words.fill(FAST_EMPTY);
+    const w = this.words;
+    for (let s = 0; s < SERIAL_BASE; s += FAST_WORDS_PER_SLOT) w[s + FW_CTX] = FAST_EMPTY;
   }
 }

@@ -3,9 +3,10 @@
  * walker (walk.ts), and the instructions that change what the TLB may hold (MOV to CR3,
  * MOV to CR4, INVLPG, INVPCID) with the invalidations of Intel SDM Vol. 3A 4.10.4.1.
  *
- * translate() is the hot path. A hit is one probe of the TLB's fast path (fastpath.ts): tag =
- * page, PCID and mode, rights already folded for the mode, the row's serial still current; it
- * ages the row and counts the hit exactly as Tlb.find() does. Anything else takes the slow
+ * translate() is the hot path. A hit is one probe of the TLB's fast path (fastpath.ts): its 4 KiB
+ * and 2 MiB slots of one Int32Array side by side, tag = page, PCID and mode, rights already folded
+ * for the mode, the row's serial still current; it ages the row and counts the hit exactly as
+ * Tlb.find() does, and stores two words of `out` (info and pa). Anything else takes the slow
  * path: the set-associative lookup (Tlb.find), the rights check as one load from the mode's
  * table (rights.ts: checkAccess, the walker's own rules), and on a miss a walk that fills the
  * TLB; a translation that succeeds there gets a fast-path slot. Nothing here allocates; results
@@ -23,7 +24,7 @@ import { ACCESS_WRITE, PTE_D, PTE_G, VECTOR_PF } from './bits.ts';
 import { NEEDS_WALK, RIGHTS_D } from './rights.ts';
 import { Tlb, TLB_D, TLB_G, type TlbGeometry } from './tlb.ts';
 import { TlbControl } from './tlb-control.ts';
-import { Translation, walkPfn } from './walk.ts';
+import { INFO_ERROR_SHIFT, INFO_LEVEL_SHIFT, INFO_PAGE_SHIFT_SHIFT, INFO_VECTOR_SHIFT, infoOk, Translation, walkPfn } from './walk.ts';
 
 /** meta bits 21:14 are U, W, XD, D, PKEY (tlb-entry.ts): the rights key of rights.ts. */
 const TLB_U_SHIFT = 14;
@@ -43,21 +44,19 @@ export class Mmu extends TlbControl {
   private ctx = 0;
   private rightsWraps = 0;
   /** Whether `out` holds a walk's leafLo, leafHi and entryAddr (a hit must clear them). */
-  private outWalked = true;
-  // The TLB's arrays the hit path reads, one load each from here (fastpath.ts, tlb.ts).
+  private outWalked = 1;
+  // The arrays the hit path reads, one load each from here (fastpath.ts, tlb.ts).
   private readonly fw: Int32Array;
-  private readonly fserial: Int32Array;
   private readonly fmask: number;
-  private readonly tframe: Float64Array;
-  private readonly tmeta: Uint32Array;
+  private readonly tstamp: Float64Array;
+  private readonly clk: number;
 
   constructor(cpu: CpuState, readonly mem: PhysMemory, geometry: Partial<TlbGeometry> = {}) {
     super(cpu, new Tlb(geometry));
     this.fw = this.tlb.fast.words;
-    this.fserial = this.tlb.fast.serial;
     this.fmask = this.tlb.fast.rowMask;
-    this.tframe = this.tlb.frame;
-    this.tmeta = this.tlb.meta;
+    this.tstamp = this.tlb.stamp;
+    this.clk = this.tlb.clockIndex;
   }
 
   /**
@@ -65,61 +64,54 @@ export class Mmu extends TlbControl {
    * on success; the result (or the fault) is in `this.out`. Halves may be given signed or
    * unsigned; signed (Int32Array) halves stay small integers in V8, which keeps calls that are
    * not inlined from boxing them.
+   *
+   * A hit (probe) ages the row and counts it exactly as Tlb.find() does (LRU clock in the stamp
+   * array, tlb.ts), and stores the slot's info word and the physical address. Literals, not the
+   * named constants: a module binding costs a load and a check per use in V8 (FAST2_BASE 8192,
+   * SERIAL_BASE 10240, 8 words a slot: FW_HI 1, FW_CTX 2, FW_SERIAL 3, FW_FRAME_LO 4, FW_FRAME_HI
+   * 5, FW_INFO 6, FW_MASK 7; test/x86/fastpath-tlb.test.ts checks them). translate() and probe()
+   * stay under V8's inlining limits (460 bytes of bytecode each, 920 together), so callers inline
+   * the hit path.
    */
   translate(vaLo: number, vaHi: number, access: number): boolean {
     if (this.cpu.modeVersion !== this.modeVersion) this.syncMode();
     const s = this.probe(vaLo, vaHi, access);
     if (s < 0) return this.translateSlow(vaLo, vaHi, access);
-    // A hit (fastpath.ts). Literals, not the named constants: a module binding costs a load
-    // and a check per use in V8; the names are in the comments.
-    const w0 = this.fw[s];
-    const row = this.fw[s + 3] & this.fmask;
-    this.tlb.touch(row);
-    const k = (w0 >>> 8) & 3; // FAST_SIZE_SHIFT: 0 4 KiB, 1 2 MiB, 2 1 GiB
-    const shift = 12 + 9 * k;
-    const frame = this.tframe[row];
-    const m = this.tmeta[row];
+    const f = this.fw;
+    const st = this.tstamp;
+    const c = st[this.clk] + 1;
+    st[this.clk] = c;
+    st[f[s + 3] & this.fmask] = c;
     const out = this.out;
-    out.vector = 0;
-    out.errorCode = 0;
-    out.level = k + 1;
-    out.pageShift = shift;
-    out.frame = frame;
-    // The offset is below 2^30, so the u32 of vaLo's low bits is exact.
-    out.pa = frame + ((vaLo & ((1 << shift) - 1)) >>> 0);
-    out.rights = (m >>> 14) & 0xf7; // TLB_U, TLB_W, TLB_XD, PKEY without TLB_D (rights.ts key)
-    if (this.outWalked) this.clearWalk();
+    out.info = f[s + 6];
+    // The frame's halves and the offset within the page (< 2^30: the u32 is exact).
+    out.pa = f[s + 5] * 4294967296 + ((f[s + 4] | (vaLo & f[s + 7])) >>> 0);
+    if (this.outWalked !== 0) this.clearWalk();
     return true;
   }
 
   /**
-   * The fast path's verdict for `va`: the word offset of a slot that makes this access a hit
-   * (fastpath.ts), or -1. Slots are tried 4 KiB, 2 MiB, 1 GiB, as Tlb.find() tries sizes; the
-   * first whose tag matches decides. The mode must be synced (syncMode) first.
+   * The fast path's verdict for `va`: the word offset of the slot that makes this access a hit,
+   * or -1. The 4 KiB and the 2 MiB slot are loaded side by side and the 4 KiB one is taken if its
+   * tag matches (find() prefers the smaller page), else the 2 MiB one, without a branch: a chain
+   * of per-size branches mispredicted on a mix of page sizes. Then one test: a tag matched, the
+   * folded rights allow this access kind, the row still holds the entry. The mode must be synced
+   * (syncMode) first.
    */
   private probe(vaLo: number, vaHi: number, access: number): number {
     const f = this.fw;
     const hi = vaHi | 0;
     const ctx = this.ctx;
-    // fastSlot4: VA bits 21:12, 4 words a slot.
-    let s = ((vaLo >>> 12) & 1023) << 2;
-    let w0 = f[s];
-    // Tag, high half and ctx all equal: one OR of XORs, one branch.
-    if ((((w0 ^ vaLo) & 0xfffff000) | (f[s + 1] ^ hi) | (f[s + 2] ^ ctx)) !== 0) {
-      // fastSlot2: FAST2_BASE + VA bits 28:21.
-      s = 4096 + ((((vaLo >>> 21) | (vaHi << 11)) & 255) << 2);
-      w0 = f[s];
-      if ((((w0 ^ vaLo) & 0xffe00000) | (f[s + 1] ^ hi) | (f[s + 2] ^ ctx)) !== 0) {
-        // fastSlot1: FAST1_BASE + VA bits 33:30.
-        s = 5120 + ((((vaLo >>> 30) | (vaHi << 2)) & 15) << 2);
-        w0 = f[s];
-        if ((((w0 ^ vaLo) & 0xc0000000) | (f[s + 1] ^ hi) | (f[s + 2] ^ ctx)) !== 0) return -1;
-      }
-    }
-    // The folded rights of the mode allow this access kind; the row still holds the entry.
-    if (((w0 >>> (access & 7)) & 1) === 0) return -1;
+    const s4 = (vaLo >>> 9) & 0x1ff8; // fastSlot4: VA bits 21:12, 8 words a slot
+    const s2 = 8192 + ((((vaLo >>> 21) | (vaHi << 11)) & 255) << 3); // fastSlot2: VA bits 28:21
+    const m4 = ((f[s4] ^ vaLo) & 0xfffff000) | (f[s4 + 1] ^ hi) | (f[s4 + 2] ^ ctx);
+    const m2 = ((f[s2] ^ vaLo) & 0xffe00000) | (f[s2 + 1] ^ hi) | (f[s2 + 2] ^ ctx);
+    // n4 = -1 when the 4 KiB slot missed (m4 != 0), else 0: then s is s2, else s4.
+    const n4 = (m4 | -m4) >> 31;
+    const s = s4 ^ ((s4 ^ s2) & n4);
     const serial = f[s + 3];
-    return this.fserial[serial & this.fmask] === serial ? s : -1;
+    // Both missed | the access kind's allowed bit is 0 | the row's serial moved on: not a hit.
+    return ((n4 & ((m2 | -m2) >> 31)) | (((f[s] >>> (access & 7)) & 1) - 1) | (f[10240 + (serial & this.fmask)] ^ serial)) === 0 ? s : -1;
   }
 
   /**
@@ -160,37 +152,24 @@ export class Mmu extends TlbControl {
   private hitRun(lo: Int32Array, hi: Int32Array, access: Uint8Array, i: number, end: number, pa: Float64Array): number {
     const tlb = this.tlb;
     const f = this.fw;
-    const serials = this.fserial;
     const mask = this.fmask;
-    const frame = this.tframe;
-    const stamp = tlb.stamp;
+    const stamp = this.tstamp;
     const ctx = this.ctx;
     let clock = tlb.clock;
     for (; i < end; i++) {
       const vaLo = lo[i];
       const vaHi = hi[i];
-      let s = ((vaLo >>> 12) & 1023) << 2;
-      let w0 = f[s];
-      // Tag, high half and ctx all equal: one OR of XORs, one branch.
-      let miss = ((w0 ^ vaLo) & 0xfffff000) | (f[s + 1] ^ vaHi) | (f[s + 2] ^ ctx);
-      if (miss !== 0) {
-        s = 4096 + ((((vaLo >>> 21) | (vaHi << 11)) & 255) << 2);
-        w0 = f[s];
-        miss = ((w0 ^ vaLo) & 0xffe00000) | (f[s + 1] ^ vaHi) | (f[s + 2] ^ ctx);
-        if (miss !== 0) {
-          s = 5120 + ((((vaLo >>> 30) | (vaHi << 2)) & 15) << 2);
-          w0 = f[s];
-          miss = ((w0 ^ vaLo) & 0xc0000000) | (f[s + 1] ^ vaHi) | (f[s + 2] ^ ctx);
-          if (miss !== 0) break;
-        }
-      }
-      if (((w0 >>> (access[i] & 7)) & 1) === 0) break;
+      const s4 = (vaLo >>> 9) & 0x1ff8;
+      const s2 = 8192 + ((((vaLo >>> 21) | (vaHi << 11)) & 255) << 3);
+      const m4 = ((f[s4] ^ vaLo) & 0xfffff000) | (f[s4 + 1] ^ vaHi) | (f[s4 + 2] ^ ctx);
+      const m2 = ((f[s2] ^ vaLo) & 0xffe00000) | (f[s2 + 1] ^ vaHi) | (f[s2 + 2] ^ ctx);
+      const n4 = (m4 | -m4) >> 31;
+      const s = s4 ^ ((s4 ^ s2) & n4);
       const serial = f[s + 3];
       const row = serial & mask;
-      if (serials[row] !== serial) break;
+      if (((n4 & ((m2 | -m2) >> 31)) | (((f[s] >>> (access[i] & 7)) & 1) - 1) | (f[10240 + row] ^ serial)) !== 0) break;
       stamp[row] = ++clock;
-      // Offset within the page: VA bits below 12 + 9 * size class (< 2^30: the u32 is exact).
-      pa[i] = frame[row] + ((vaLo & ((1 << (12 + 9 * ((w0 >>> 8) & 3))) - 1)) >>> 0);
+      pa[i] = f[s + 5] * 4294967296 + ((f[s + 4] | (vaLo & f[s + 7])) >>> 0);
     }
     tlb.clock = clock;
     return i;
@@ -202,7 +181,7 @@ export class Mmu extends TlbControl {
     out.leafLo = out.leafHi = 0;
     const e = out.entryAddr;
     e[1] = e[2] = e[3] = e[4] = e[5] = -1;
-    this.outWalked = false;
+    this.outWalked = 0;
   }
 
   /** The mode changed (CpuState.modeVersion): the rights table and fast-path tag of the new one. */
@@ -225,7 +204,7 @@ export class Mmu extends TlbControl {
     const top = vaHi >> cpu.canonShift;
     // A non-canonical address raises #GP(0) before paging (SDM 3.3.7.1): the walker reports it.
     if (top !== 0 && top !== -1) {
-      this.outWalked = true;
+      this.outWalked = 1;
       return walkPfn(this.mem, cpu, cpu.rootPfn, vaLo, vaHi, access, this.out);
     }
     const tlb = this.tlb;
@@ -235,44 +214,31 @@ export class Mmu extends TlbControl {
     const r = cpu.rights;
     const verdict = r.table[r.base | ((access & 7) << 8) | ((tlb.meta[row] >>> TLB_U_SHIFT) & 0xff)];
     if (verdict !== 0) return this.hitSlow(vaLo, vaHi, access, row, verdict === NEEDS_WALK ? 0 : verdict);
-    const shift = tlb.pageShiftOf(row);
-    this.hitOut(row, (shift - 12) / 9, vaLo);
-    this.fastFill(row, vaLo, vaHi);
+    const k = (tlb.pageShiftOf(row) - 12) / 9;
+    const info = infoOk((tlb.meta[row] >>> TLB_U_SHIFT) & ~RIGHTS_D & 0xff, k + 1, 12 + 9 * k);
+    const out = this.out;
+    out.info = info;
+    // The offset is below 2^30, so the u32 of vaLo's low bits is exact.
+    out.pa = tlb.frame[row] + ((vaLo & ((1 << (12 + 9 * k)) - 1)) >>> 0);
+    if (this.outWalked !== 0) this.clearWalk();
+    this.fastFill(row, k, vaLo, vaHi, info);
     return true;
   }
 
-  /** `out` for a hit on row `row` of size class `k` (0 4 KiB, 1 2 MiB, 2 1 GiB). */
-  private hitOut(row: number, k: number, vaLo: number): void {
-    const tlb = this.tlb;
-    const out = this.out;
-    const m = tlb.meta[row];
-    const shift = 12 + 9 * k;
-    const frame = tlb.frame[row];
-    out.vector = 0;
-    out.errorCode = 0;
-    out.level = k + 1;
-    out.pageShift = shift;
-    out.frame = frame;
-    // The offset is below 2^30, so the u32 of vaLo's low bits is exact.
-    out.pa = frame + ((vaLo & ((1 << shift) - 1)) >>> 0);
-    out.rights = (m >>> TLB_U_SHIFT) & ~RIGHTS_D & 0xff;
-    if (this.outWalked) this.clearWalk();
-  }
-
   /**
-   * Give row `row`, just found or filled for `va`, a fast-path slot with the current mode's
-   * folded rights: unless a smaller entry overlaps its page, which find() would prefer there.
+   * Give row `row` (size class `k`), just found or filled for `va`, a fast-path slot with the
+   * current mode's folded rights — a 1 GiB entry its 2 MiB piece around `va` — unless a smaller
+   * entry overlaps the 2 MiB the slot would cover, which find() would prefer there.
    */
-  private fastFill(row: number, vaLo: number, vaHi: number): void {
+  private fastFill(row: number, k: number, vaLo: number, vaHi: number, info: number): void {
     const tlb = this.tlb;
     const fast = tlb.fast;
     if (!fast.enabled) return;
-    const k = (tlb.pageShiftOf(row) - 12) / 9;
     const cpu = this.cpu;
     if (k > 0 && tlb.overlapsSmaller(k, vaLo, vaHi, cpu.pcid)) return;
     const r = cpu.rights;
     const allowed = r.allowed[(r.base >>> 3) | ((tlb.meta[row] >>> TLB_U_SHIFT) & 0xff)];
-    fast.put(k, vaLo, vaHi, allowed, this.ctx, fast.serial[row]);
+    fast.put(k, vaLo, vaHi, tlb.frame[row], allowed, this.ctx, fast.serial[row], info);
   }
 
   /** A TLB hit that faults, or a write through an entry whose D is not known set. */
@@ -287,18 +253,16 @@ export class Mmu extends TlbControl {
     // A #PF invalidates the TLB entries for the faulting page number (SDM 4.10.4.1), so a
     // retry walks the tables in memory. The entry that faulted may be global: drop it too.
     const m = this.tlb.meta[row];
-    const shift = this.tlb.pageShiftOf(row);
+    const level = (this.tlb.pageShiftOf(row) - 12) / 9 + 1;
     this.tlb.flushAddress(vaLo, vaHi, cpu.pcid, true);
     this.flushes++;
-    out.vector = VECTOR_PF;
-    out.errorCode = fault;
-    out.level = shift === 12 ? 1 : shift === 21 ? 2 : 3;
-    out.pa = out.frame = 0;
-    out.rights = (m >>> TLB_U_SHIFT) & ~RIGHTS_D & 0xff;
+    out.info = (VECTOR_PF << INFO_VECTOR_SHIFT) | (fault << INFO_ERROR_SHIFT) | (level << INFO_LEVEL_SHIFT) |
+      (12 << INFO_PAGE_SHIFT_SHIFT) | ((m >>> TLB_U_SHIFT) & ~RIGHTS_D & 0xff);
+    out.pa = 0;
     out.leafLo = out.leafHi = 0;
     const e = out.entryAddr;
     e[1] = e[2] = e[3] = e[4] = e[5] = -1;
-    this.outWalked = false;
+    this.outWalked = 0;
     return false;
   }
 
@@ -307,7 +271,7 @@ export class Mmu extends TlbControl {
     const cpu = this.cpu;
     const out = this.out;
     this.walks++;
-    this.outWalked = true;
+    this.outWalked = 1;
     if (!walkPfn(this.mem, cpu, cpu.rootPfn, vaLo, vaHi, access, out)) return false;
     // Only translations that did not fault are cached: the TLB holds only valid translations,
     // and only once A is 1 in every entry used (SDM 4.10.2.3) — the walker sets the leaf's A
@@ -319,8 +283,9 @@ export class Mmu extends TlbControl {
       ((lo & PTE_G) !== 0 && cpu.pge ? TLB_G : 0) |
       (out.rights << TLB_U_SHIFT) |
       ((lo & PTE_D) !== 0 || (access & ACCESS_WRITE) !== 0 ? TLB_D : 0);
-    const row = this.tlb.fill(vaLo, vaHi, out.pageShift, cpu.pcid, flags, out.frame);
-    if (row >= 0) this.fastFill(row, vaLo, vaHi);
+    const shift = out.pageShift;
+    const row = this.tlb.fill(vaLo, vaHi, shift, cpu.pcid, flags, out.frame);
+    if (row >= 0) this.fastFill(row, (shift - 12) / 9, vaLo, vaHi, out.info);
     return true;
   }
 

@@ -15,7 +15,9 @@
  *   tagHi     Int32Array    VA bits 63:32 (the canonical, sign-extended upper half of the VPN)
  *   meta      Uint32Array   packed word, below
  *   frame     Float64Array  physical address of the page frame (a Number < 2^52)
- *   stamp     Float64Array  LRU clock value of the entry's last fill or hit (larger = newer)
+ *   stamp     Float64Array  LRU clock value of the entry's last fill or hit (larger = newer);
+ *                           its last cell (clockIndex) is the clock itself, so a fast-path hit
+ *                           touches one array, not the array and a field of this object
  *
  * meta: the packed word of tlb-entry.ts (PCID, V, G, U, W, XD, D, PKEY).
  *
@@ -82,9 +84,13 @@ export class Tlb {
   private readonly hint2M = new Int32Array(HINT2_MASK + 1);
   /**
    * LRU clock: advanced by every hit and every fill (so hits need no counter of their own).
-   * Public for the fast path (Mmu.translateBatch keeps it in a local between slow paths).
+   * Public for the fast path (Mmu.translateBatch keeps it in a local between slow paths); it
+   * lives in stamp[clockIndex].
    */
-  clock = 0;
+  get clock(): number { return this.stamp[this.clockIndex]; }
+  set clock(v: number) { this.stamp[this.clockIndex] = v; }
+  /** stamp[clockIndex] is the clock (one array for the hit path to touch). */
+  readonly clockIndex: number;
   private clockAtReset = 0;
 
   /** Lookups that found an entry (since construction or resetCounters()). */
@@ -122,7 +128,8 @@ export class Tlb {
     this.tagHi = new Int32Array(rows + 1);
     this.meta = new Uint32Array(rows + 1);
     this.frame = new Float64Array(rows + 1);
-    this.stamp = new Float64Array(rows + 1);
+    this.stamp = new Float64Array(rows + 2);
+    this.clockIndex = rows + 1;
     this.fast = new FastTlb(rows + 1);
     this.hint4K.fill(rows);
     this.hint2M.fill(rows);
@@ -160,7 +167,7 @@ export class Tlb {
     const i = this.hint4K[(vaLo >>> 12) & HINT4_MASK];
     const m = this.meta[i];
     if (this.tagLo[i] === (vaLo & LO_4K) && this.tagHi[i] === (vaHi | 0) && ((m & VP) === (TLB_V | pcid) || (m & VG) === VG)) {
-      this.stamp[i] = ++this.clock;
+      this.stamp[i] = this.tick();
       return i;
     }
     return this.findInSets(vaLo, vaHi, pcid);
@@ -213,28 +220,36 @@ export class Tlb {
     return -1;
   }
 
+  private tick(): number {
+    const st = this.stamp;
+    const c = st[this.clockIndex] + 1;
+    st[this.clockIndex] = c;
+    return c;
+  }
+
   private hit(i: number): number {
-    this.stamp[i] = ++this.clock;
+    this.stamp[i] = this.tick();
     return i;
   }
 
   /** A hit on row `i` found without find() (the fast path): counted and aged as find() does. */
   touch(i: number): void {
-    this.stamp[i] = ++this.clock;
+    this.stamp[i] = this.tick();
   }
 
   /**
-   * Whether a valid entry smaller than size class `k` lies in the page of that size around `va`
-   * and is usable under `pcid` (same PCID or global): find() would prefer it there, so the fast
-   * path must not give the large page a slot (fastpath.ts).
+   * Whether a valid entry smaller than size class `k` lies in the 2 MiB around `va` and is
+   * usable under `pcid` (same PCID or global): find() would prefer it there, so the fast path
+   * must not give the large page a 2 MiB slot there (fastpath.ts; a 1 GiB entry's slot covers
+   * only the 2 MiB piece around `va`).
    */
   overlapsSmaller(k: number, vaLo: number, vaHi: number, pcid: number): boolean {
-    const lo = vaLo & LO_MASKS[k];
+    const lo = vaLo & LO_2M;
     const hi = vaHi | 0;
     const end = k === SIZE_2M ? this.b2M : this.b1G;
     for (let i = 0; i < end; i++) {
       const m = this.meta[i];
-      if ((m & TLB_V) !== 0 && (this.tagLo[i] & LO_MASKS[k]) === lo && this.tagHi[i] === hi &&
+      if ((m & TLB_V) !== 0 && (this.tagLo[i] & LO_2M) === lo && this.tagHi[i] === hi &&
           ((m & TLB_PCID_MASK) === pcid || (m & TLB_G) !== 0)) return true;
     }
     return false;
@@ -286,7 +301,7 @@ export class Tlb {
     this.tagHi[victim] = hi;
     this.meta[victim] = ((flags & ~(TLB_V | TLB_PCID_MASK)) | TLB_V | (pcid & TLB_PCID_MASK)) >>> 0;
     this.frame[victim] = frame;
-    this.stamp[victim] = ++this.clock;
+    this.stamp[victim] = this.tick();
     this.fast.filled(victim, k, vaLo, vaHi, this.meta);
     this.fills++;
     if (k === SIZE_4K) this.hint4K[(vaLo >>> 12) & HINT4_MASK] = victim;

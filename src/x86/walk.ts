@@ -29,46 +29,68 @@ import { ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_WRITE, PFEC_ID, PFEC_U, PFEC_W, V
 /** The rules of SDM 4.6 live in rights.ts; re-exported for the callers that import them from here. */
 export { checkAccess } from './rights.ts';
 
+/*
+ * Translation.info packs everything but the physical address into one int32, so that a TLB hit
+ * (mmu.ts) stores two words, not eight:
+ *
+ *   31       24 23       16 15       11 10    8 7      4   3   2   1   0
+ *  +-----------+-----------+-----------+-------+--------+---+---+---+---+
+ *  |  vector   | errorCode | pageShift | level |  PKEY  | 0 |XD | W | U |
+ *  +-----------+-----------+-----------+-------+--------+---+---+---+---+
+ *   bits 7:0 are the rights key of rights.ts without D.
+ */
+export const INFO_LEVEL_SHIFT = 8;
+export const INFO_PAGE_SHIFT_SHIFT = 11;
+export const INFO_ERROR_SHIFT = 16;
+export const INFO_VECTOR_SHIFT = 24;
+
+/** The info word of a translation that succeeded: rights key `rights`, leaf `level`, page `shift`. */
+export function infoOk(rights: number, level: number, shift: number): number {
+  return rights | (level << INFO_LEVEL_SHIFT) | (shift << INFO_PAGE_SHIFT_SHIFT);
+}
+
 /** What a translation produced. Caller-owned and reused: the walker never allocates. */
 export class Translation {
-  /** 0 when translated; else the exception vector (13 #GP, 14 #PF). */
-  vector = 0;
-  /** The #PF error code (PFEC_* bits), or 0 for #GP. */
-  errorCode = 0;
-  /** Level of the leaf (1 PTE, 2 PDE, 3 PDPTE) or of the entry where the walk stopped. */
-  level = 0;
-  /** Physical address of the accessed byte (a Number < 2^52). */
+  /** The packed result (above): read it through vector, errorCode, level, pageShift, rights. */
+  info = 12 << INFO_PAGE_SHIFT_SHIFT;
+  /** Physical address of the accessed byte (a Number < 2^52); 0 after a fault. */
   pa = 0;
-  /** Physical address of the page frame (pa with the offset cleared). */
-  frame = 0;
-  pageShift = 12;
   /** The leaf entry as it was read (before any A/D update). */
   leafLo = 0;
   leafHi = 0;
-  /**
-   * The folded rights over all levels (SDM 4.6.1) and the leaf's protection key, packed as the
-   * rights key of rights.ts without D: bit 0 U/S, bit 1 R/W, bit 2 XD (with NXE), bits 7:4 the
-   * key. One store on a TLB hit; read them through user, writable, executeDisable and pkey.
-   */
-  rights = 0;
-
-  /** User-mode address: U/S=1 at every level (SDM 4.6.1). */
-  get user(): boolean { return (this.rights & 1) !== 0; }
-  set user(v: boolean) { this.rights = v ? this.rights | 1 : this.rights & ~1; }
-  /** Writable: R/W=1 at every level (SDM 4.6.1). */
-  get writable(): boolean { return (this.rights & 2) !== 0; }
-  set writable(v: boolean) { this.rights = v ? this.rights | 2 : this.rights & ~2; }
-  /** Execute-disabled: XD=1 at some level and IA32_EFER.NXE=1 (SDM 4.6.1). */
-  get executeDisable(): boolean { return (this.rights & 4) !== 0; }
-  set executeDisable(v: boolean) { this.rights = v ? this.rights | 4 : this.rights & ~4; }
-  /** Protection key of the leaf (meaningful when CR4.PKE or CR4.PKS, SDM 4.6.2). */
-  get pkey(): number { return this.rights >>> 4; }
-  set pkey(v: number) { this.rights = (this.rights & 7) | ((v & 15) << 4); }
   /** Physical addresses of the entries used, indexed by level (1..5); -1 when not reached. */
   readonly entryAddr = new Float64Array(6).fill(-1);
 
+  /** 0 when translated; else the exception vector (13 #GP, 14 #PF). */
+  get vector(): number { return this.info >>> INFO_VECTOR_SHIFT; }
+  /** The #PF error code (PFEC_* bits), or 0 for #GP. */
+  get errorCode(): number { return (this.info >>> INFO_ERROR_SHIFT) & 0xff; }
+  /** Level of the leaf (1 PTE, 2 PDE, 3 PDPTE) or of the entry where the walk stopped. */
+  get level(): number { return (this.info >>> INFO_LEVEL_SHIFT) & 7; }
+  get pageShift(): number { return (this.info >>> INFO_PAGE_SHIFT_SHIFT) & 31; }
+  /** Physical address of the page frame (pa with the offset cleared; 0 after a fault). */
+  get frame(): number {
+    // pa >>> 0 is pa's bits 31:0 (exact below 2^53); the offset is below 2^30.
+    const pa = this.pa;
+    return pa - ((pa >>> 0) & ((1 << ((this.info >>> INFO_PAGE_SHIFT_SHIFT) & 31)) - 1));
+  }
+  /**
+   * The folded rights over all levels (SDM 4.6.1) and the leaf's protection key, packed as the
+   * rights key of rights.ts without D: bit 0 U/S, bit 1 R/W, bit 2 XD (with NXE), bits 7:4 the
+   * key; read them through user, writable, executeDisable and pkey.
+   */
+  get rights(): number { return this.info & 0xff; }
+  /** User-mode address: U/S=1 at every level (SDM 4.6.1). */
+  get user(): boolean { return (this.info & 1) !== 0; }
+  /** Writable: R/W=1 at every level (SDM 4.6.1). */
+  get writable(): boolean { return (this.info & 2) !== 0; }
+  /** Execute-disabled: XD=1 at some level and IA32_EFER.NXE=1 (SDM 4.6.1). */
+  get executeDisable(): boolean { return (this.info & 4) !== 0; }
+  /** Protection key of the leaf (meaningful when CR4.PKE or CR4.PKS, SDM 4.6.2). */
+  get pkey(): number { return (this.info >>> 4) & 15; }
+
   get ok(): boolean {
-    return this.vector === 0;
+    return this.info >>> INFO_VECTOR_SHIFT === 0;
   }
 }
 
@@ -98,15 +120,13 @@ export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: n
   // the walk ends (pageFault, a large leaf), and level 5 here.
   const e = out.entryAddr;
   e[5] = -1;
-  out.pa = out.frame = 0;
+  out.pa = 0;
 
   // Canonical check (SDM 3.3.7.1): bits 63:47 (63:56 with LA57) all equal.
   const top = vaHi >> cpu.canonShift;
   if (top !== 0 && top !== -1) {
     e[1] = e[2] = e[3] = e[4] = -1;
-    out.vector = 13;
-    out.errorCode = 0;
-    out.level = cpu.levels;
+    out.info = (13 << 24) | (cpu.levels << 8) | (12 << 11); // INFO_*: #GP(0), the top level
     return false;
   }
   // The rights table of the current mode (rights.ts): checkAccess()'s answers, one load.
@@ -220,40 +240,31 @@ export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: n
   // bit was reserved above, so here XD=1 somewhere means execute-disabled.
   const executeDisable = (xd & 0x80000000) !== 0;
   const pkey = (hi >>> 27) & 0xf;
-  out.level = level;
   out.leafLo = lo;
   out.leafHi = hi;
   // U | W | XD | PKEY as rights.ts keys them; with D=1 the table has no NEEDS_WALK verdict.
   const key = ((fold & 0x4) >>> 2) | (fold & 0x2) | (executeDisable ? 4 : 0) | (pkey << 4);
-  out.rights = key;
 
   // The rights rules (SDM 4.6) as one load (rights.ts).
   const fault = rights.table[rights.base | ((access & 7) << 8) | key | 8];
-  if (fault !== 0) return pageFault(cpu, out, level, access, fault);
+  if (fault !== 0) return pageFault(cpu, out, level, access, fault, key);
 
   // Accessed on the leaf; Dirty on a write (SDM 4.8). words[w] is the leaf's low half.
   const ad = (access & 1) !== 0 ? 0x20 | 0x40 : 0x20;
   if ((lo & ad) !== ad) words![w] = (lo | ad) >>> 0;
 
-  let frame: number;
-  let offset: number;
+  // The frame and offset by leaf size; info as INFO_* packs it (key, level, page shift 12 + 9 * (level - 1)).
+  const hiBits = (hi & 0xfffff) * 4294967296;
   if (level === 1) {
-    frame = (hi & 0xfffff) * 4294967296 + ((lo & 0xfffff000) >>> 0);
-    offset = vaLo & 0xfff;
-    out.pageShift = 12;
+    out.pa = hiBits + ((lo & 0xfffff000) >>> 0) + (vaLo & 0xfff);
+    out.info = key | (1 << 8) | (12 << 11);
   } else if (level === 2) {
-    frame = (hi & 0xfffff) * 4294967296 + ((lo & 0xffe00000) >>> 0);
-    offset = vaLo & 0x1fffff;
-    out.pageShift = 21;
+    out.pa = hiBits + ((lo & 0xffe00000) >>> 0) + (vaLo & 0x1fffff);
+    out.info = key | (2 << 8) | (21 << 11);
   } else {
-    frame = (hi & 0xfffff) * 4294967296 + ((lo & 0xc0000000) >>> 0);
-    offset = vaLo & 0x3fffffff;
-    out.pageShift = 30;
+    out.pa = hiBits + ((lo & 0xc0000000) >>> 0) + (vaLo & 0x3fffffff);
+    out.info = key | (3 << 8) | (30 << 11);
   }
-  out.frame = frame;
-  out.pa = frame + offset;
-  out.vector = 0;
-  out.errorCode = 0;
   return true;
 }
 
@@ -261,14 +272,13 @@ export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: n
  * End a walk with #PF. `bits` are P and RSVD, or a whole error code from the rights table;
  * W, U and I/D come from the access (SDM 4.7): I/D needs SMEP or NXE (PAE is on).
  */
-function pageFault(cpu: CpuState, out: Translation, level: number, access: number, bits: number): false {
+function pageFault(cpu: CpuState, out: Translation, level: number, access: number, bits: number, rights = 0): false {
   const e = out.entryAddr;
   for (let l = level - 1; l >= 1; l--) e[l] = -1; // levels the walk did not reach
   const userMode = cpu.cpl === 3 && (access & ACCESS_IMPLICIT) === 0;
-  out.vector = VECTOR_PF;
-  out.errorCode = bits | ((access & ACCESS_WRITE) !== 0 ? PFEC_W : 0) | (userMode ? PFEC_U : 0) |
+  const errorCode = bits | ((access & ACCESS_WRITE) !== 0 ? PFEC_W : 0) | (userMode ? PFEC_U : 0) |
     ((access & ACCESS_FETCH) !== 0 && (cpu.smep || cpu.nxe) ? PFEC_ID : 0);
-  out.level = level;
+  out.info = (VECTOR_PF << INFO_VECTOR_SHIFT) | (errorCode << INFO_ERROR_SHIFT) | (level << INFO_LEVEL_SHIFT) | (12 << INFO_PAGE_SHIFT_SHIFT) | rights;
   return false;
 }
 
