@@ -86,3 +86,29 @@ describe('nopcid in a booted kernel\'s own command line (a capture\'s cmdline.tx
     expect(boot('pti=auto nopcid=1').pti.kernelImageGlobal).toBe(false);
   });
 });
+
+describe('the user half loses its TLB entries too', () => {
+  it('user code re-walks its page after a return to user without PCID, not with', () => {
+    // getppid and user-compute drawn at random; the user code touches one 4 KiB page (100 line
+    // touches an event). Without PCID the return to user flushed it, so a user-compute right after a
+    // syscall walks it again: about half the user events (those drawn after a syscall).
+    const run = (mix: string) => runScenario(parseScenario(`
+events: ${EVENTS}
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
+tenants: [{ name: p, kind: process, working_set: { bytes: 4KiB, writes: 0, lines_per_kcycle: 1000 } }]
+workload: [{ thread: 0, tenant: p, mix: [${mix}] }]
+isolation:
+  - { name: pti, cmdline: "mitigations=off pti=on" }
+  - { name: nopcid, cmdline: "mitigations=off pti=on nopcid" }
+`, 'user.yaml')).mitigations.map((m) => m.costs.counts);
+    const [, kernel] = run('{ event: syscall, name: getppid }');
+    const [pcid, nopcid] = run('{ event: syscall, name: getppid }, { event: user-compute, cycles: 100 }');
+    const perSyscall = kernel.tlb_walks / (kernel.cr3_writes / 2);
+    const syscalls = nopcid.cr3_writes / 2;
+    const userEvents = EVENTS - syscalls;
+    const userWalks = nopcid.tlb_walks - perSyscall * syscalls;
+    expect(userWalks).toBeGreaterThan(userEvents / 4);
+    expect(userWalks).toBeLessThan(userEvents + 2);
+    expect(pcid.tlb_walks).toBeLessThan(EVENTS / 8);
+  });
+});
