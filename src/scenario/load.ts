@@ -17,7 +17,7 @@
  *               pin = [], objects = [{ name, kind, cold = false }],
  *               working_set = { bytes = 64KiB, writes = 0.3, lines_per_kcycle = 10 } (vm, process) }]
  *   secrets: [{ name, in: tenant/object, bytes >= 8, offset = 0 }]
- *   workload: [{ thread, tenant, mix: [{ event, reason|name|cycles, weight = 1 }] }]
+ *   workload: [{ thread, tenant, background = false, mix: [{ event, reason|name|cycles, weight = 1 }] }]
  *   attackers: [{ thread, tenant, attacks: [...], every = 10us,
  *                 spectre_v1 = { gadget = unaudited | usercopy | swapgs, window = entry | after-exit } }]
  *   isolation: [{ name, cmdline = "", stun = (as the design posted: no), what_if = [] }]  (= one entry "default")
@@ -125,7 +125,7 @@ const workingSetSchema = strict({
 }).prefault({});
 const common = { name, pin: z.array(uint).default([]), objects: z.array(objectSchema).max(SL.objects.max, { error: SL.objects.why }).default([]) };
 const tenantSchema = z.discriminatedUnion('kind', [
-  strict({ ...common, kind: z.literal('vm'), vcpus: upTo(z.number().int().min(1), SL.vcpus).default(1), memory: size.default(64 * 1024 ** 2), working_set: workingSetSchema }),
+  strict({ ...common, kind: z.literal('vm'), vcpus: upTo(z.number().int().min(1), SL.vcpus).default(1), memory: size.default(64 * 1024 ** 2), working_set: workingSetSchema, lock_fraction: z.number().min(0).max(1).default(0), lock_wait: z.enum(['spin', 'block']).default('spin') }),
   strict({ ...common, kind: z.literal('process'), memory: size.default(16 * 1024 ** 2), working_set: workingSetSchema }),
   strict({ ...common, kind: z.literal('netns') }),
 ]);
@@ -134,7 +134,8 @@ const mixSchema = z.discriminatedUnion('event', [
   strict({ event: z.literal('vm-exit'), reason: z.string(), weight }),
   strict({ event: z.literal('syscall'), name: z.string(), weight, bytes: z.number().int().min(1).max(1 << 24).optional() }),
   ...(['page-fault', 'timer-interrupt', 'nmi', 'context-switch'] as const).map((e) => strict({ event: z.literal(e), weight })),
-  withCycles('idle'), withCycles('guest-run'), withCycles('user-compute'),
+  strict({ event: z.literal('idle'), cycles: upTo(z.number().int().min(1), SL.mixCycles), weight, wake: z.enum(['event', 'timer']).optional() }),
+  withCycles('guest-run'), withCycles('user-compute'),
 ]);
 const overrideSchema = strict({
   text: strict({
@@ -161,7 +162,7 @@ const scenarioSchema = strict({
   tenants: z.array(tenantSchema).max(SL.tenants.max, { error: SL.tenants.why }).default([]),
   secrets: z.array(strict({ name, in: z.string(), bytes: z.number().int().min(1), offset: uint.default(0) })).max(SL.secrets.max, { error: SL.secrets.why }).default([]),
   workload: z.array(strict({
-    thread: uint, tenant: z.string(), mix: z.array(mixSchema).min(1).optional(),
+    thread: uint, tenant: z.string(), background: z.boolean().default(false), mix: z.array(mixSchema).min(1).optional(),
     from: strict({ file: z.string().min(1), kind: z.enum(WORKLOAD_FORMATS).optional(), vcpu: uint.optional() }).optional(),
   })).default([]),
   attackers: z.array(strict({
@@ -338,7 +339,7 @@ function buildTenants(ctx: Ctx, raw: Raw['tenants'], machine: MachineSpec): Tena
     const ws = 'working_set' in t ? t.working_set : null;
     if (ws !== null && (ws.bytes % 64 !== 0 || ws.bytes > memory)) ctx.fail(at('working_set', 'bytes'), `a multiple of 64 bytes, at most the tenant's memory (${memory} bytes)`, `${ws.bytes} bytes`);
     return {
-      name: t.name, kind: t.kind, vcpus: t.kind === 'vm' ? t.vcpus : 0, memoryBytes: memory, pin: t.pin,
+      name: t.name, kind: t.kind, vcpus: t.kind === 'vm' ? t.vcpus : 0, memoryBytes: memory, pin: t.pin, lockFraction: t.kind === 'vm' ? t.lock_fraction : 0, lockWait: t.kind === 'vm' ? t.lock_wait : 'spin',
       objects: t.objects.map((o) => ({ name: o.name, kind: o.kind as keyof typeof OBJECT_KINDS, cold: o.cold })),
       workingSet: ws === null ? { bytes: 0, writes: 0, linesPerKcycle: 0 } : { bytes: ws.bytes, writes: ws.writes, linesPerKcycle: ws.lines_per_kcycle },
     };
@@ -351,13 +352,18 @@ function tenantRef(ctx: Ctx, tenants: readonly TenantSpec[], name: string, path:
   return t;
 }
 
-function checkThread(ctx: Ctx, machine: MachineSpec, tenant: TenantSpec, thread: number, path: PathSeg[], taken: Map<number, PathSeg[]>, vcpuThreads: Map<string, number>): void {
+/**
+ * Workload tasks may share a hardware thread (the host time-shares them: more vCPUs than
+ * threads); an attacker's thread is its own (its primitives run between the victim's events on
+ * the sibling, not in a time slice of the same CPU).
+ */
+function checkThread(ctx: Ctx, machine: MachineSpec, tenant: TenantSpec, thread: number, path: PathSeg[], taken: Map<number, { at: PathSeg[]; attacker: boolean }>, vcpuThreads: Map<string, number>, attacker: boolean): void {
   const n = threadCount(machine);
   if (thread >= n) ctx.fail(path, `a hardware thread 0..${n - 1}`, `${thread}`);
   if (tenant.pin.length > 0 && !tenant.pin.includes(thread)) ctx.fail(path, `a thread tenant ${tenant.name} is pinned to (${tenant.pin.join(', ')})`, `${thread}`);
   const prev = taken.get(thread);
-  if (prev !== undefined) ctx.fail(path, 'a thread no other workload or attacker uses', `${thread} again (first at ${ctx.line(prev)})`);
-  taken.set(thread, path);
+  if (prev !== undefined && (attacker || prev.attacker)) ctx.fail(path, attacker ? 'a thread no other workload or attacker uses' : 'a thread no attacker uses', `${thread} again (first at ${ctx.line(prev.at)})`);
+  taken.set(thread, { at: path, attacker });
   if (tenant.kind === 'vm') {
     // each busy thread of a VM is one of its vCPUs
     const used = (vcpuThreads.get(tenant.name) ?? 0) + 1;
@@ -504,12 +510,12 @@ function build(ctx: Ctx, r: Raw): Scenario {
 
   const footprintOverrides = buildOverrides(ctx, r.footprints.override);
   const known = new Set([...footprintKeys(), ...Object.keys(footprintOverrides)]);
-  const taken = new Map<number, PathSeg[]>();
+  const taken = new Map<number, { at: PathSeg[]; attacker: boolean }>();
   const vcpuThreads = new Map<string, number>();
   const notes: string[] = [];
   const workload = r.workload.map((w, i) => {
     const t = tenantRef(ctx, tenants, w.tenant, ['workload', i, 'tenant']);
-    checkThread(ctx, machine, t, w.thread, ['workload', i, 'thread'], taken, vcpuThreads);
+    checkThread(ctx, machine, t, w.thread, ['workload', i, 'thread'], taken, vcpuThreads, false);
     const raw = importedOrWritten(ctx, w, i, r.costs.clock_ghz ?? getCostModel(machine.cpu).clock.ghz, notes);
     const mix = raw.map((m, j) => {
       const at = (f: string): PathSeg[] => ['workload', i, 'mix', j, f];
@@ -526,12 +532,12 @@ function build(ctx: Ctx, r: Raw): Scenario {
       }
       return m as MixItem;
     });
-    return { thread: w.thread, tenant: t.name, mix };
+    return { thread: w.thread, tenant: t.name, mix, background: w.background };
   });
   const attackers = r.attackers.map((a, i) => {
     const at = (...f: PathSeg[]): PathSeg[] => ['attackers', i, ...f];
     const t = tenantRef(ctx, tenants, a.tenant, at('tenant'));
-    checkThread(ctx, machine, t, a.thread, at('thread'), taken, vcpuThreads);
+    checkThread(ctx, machine, t, a.thread, at('thread'), taken, vcpuThreads, true);
     a.attacks.forEach((name, j) => {
       if (a.attacks.indexOf(name) !== j) ctx.fail(at('attacks', j), 'each attack once', `${JSON.stringify(name)} again`);
       if (name === 'l1tf-guest' && t.kind !== 'vm') ctx.fail(at('attacks', j), `an attack a ${t.kind} tenant can run (l1tf-guest needs a vm tenant)`, `"${name}"`);

@@ -13,8 +13,14 @@
  * PRNG in a fixed order, world.ts), so every mitigation set runs the same sequence of events.
  *
  * Scheduling (assumptions, with the sources of what is modelled):
- *  - a hardware thread with several tasks (SMT off moved them together) round-robins them every
- *    QUANTUM, each switch a 'context-switch' footprint + schedule() (mitigate.ts switchTask);
+ *  - a hardware thread with several tasks (SMT off moved them together, or the scenario put more
+ *    vCPUs than threads there) round-robins them every QUANTUM, each switch a 'context-switch'
+ *    footprint + schedule() (mitigate.ts switchTask). A task that idles there blocks: a halted
+ *    vCPU gives its CPU away (kvm_vcpu_halt() → kvm_vcpu_block() → schedule(), virt/kvm/kvm_main.c),
+ *    as a host task's sleep does, and is runnable again when its idle time ends (the wake-up:
+ *    kvm_vcpu_wake_up()); it then waits on the run queue until the task on the CPU yields or its
+ *    slice ends (no wake-up preemption: assumption, round robin instead of CFS's vruntime order).
+ *    When every task of the thread is blocked the CPU idles until the first wake-up;
  *  - core scheduling (Documentation/admin-guide/hw-vuln/core-scheduling.rst): per core, time
  *    windows of QUANTUM go to one cookie (tenant) at a time; a thread whose task has another
  *    cookie is forced idle. Interrupts are not scheduled: a forced-idle thread still takes the
@@ -29,13 +35,14 @@ import { nsToCycles } from './costs.ts';
 import { ThreadHeap } from './heap.ts';
 import { runAttacks, type AttackerRt } from './attackers.ts';
 import { ENTRY_EXC, ENTRY_IRQ, ENTRY_NMI, ENTRY_SYSCALL, Transitions, VX_EMULATE, VX_HLT, VX_IRQ, VX_NMI, VX_USER } from './mitigate.ts';
-import { EK, Meter, PH_ATTACK, PH_IDLE_END, PH_IRQ_IDLE, PH_NONE, PH_RET_USER, PH_VMENTER, type ThreadState } from './thread.ts';
+import { EK, Meter, PH_ATTACK, PH_IDLE_END, PH_IRQ_IDLE, PH_NONE, PH_RET_USER, PH_VMENTER, PH_WAKE, type ThreadState } from './thread.ts';
 import { buildPlan, Plan, Reasons, Toucher } from './touch.ts';
 import type { ObjRef, Task, World } from './world.ts';
 import { WorkingSetRunner } from './working-set.ts';
 import { sizedFootprint } from './sized.ts';
 import { withNativeBase } from './event-base.ts';
 import { SmtShare } from './smt.ts';
+import { GuestLocks, PLE_WINDOW } from './guest-lock.ts';
 import { EngineTracer, SP_IDLE, SP_KERNEL_FULL, SP_KERNEL_IN, SP_USER, type TraceSink } from './engine-trace.ts';
 
 /** Time slice of round-robin and core-scheduling windows (assumption: short enough to switch within a run of milliseconds). */
@@ -58,7 +65,12 @@ interface Item {
   cycles: number;
   plan: Plan | null;
   irq: boolean;
+  /** idle with wake 'timer': the task's time waiting for a CPU since its last wake-up comes off it. */
+  timer: boolean;
 }
+
+/** nextTask(): the thread's tasks with work left are all blocked. */
+const NONE_RUNNABLE = -2;
 
 /** Steps between two progress checks of Engine.run(). */
 const PROGRESS_CHECK_STEPS = 2_000_000;
@@ -80,6 +92,16 @@ export class Engine {
   private readonly pendItem: Int32Array;
   /** Per task: the cycle it was switched out at and waits on the run queue from (-1: not waiting). */
   private readonly waitFrom: Float64Array;
+  /** Per task: blocked (idle on a shared thread) until this cycle; runnable when <= the thread's clock. */
+  private readonly wakeAt: Float64Array;
+  /** Per thread: its tasks share it (more than one), so an idle task blocks instead of holding the CPU. */
+  private readonly shared: Uint8Array;
+  /** Per task: cycles it waited for a CPU (run queue, forced idle) since its last timer idle. */
+  private readonly lateBy: Float64Array;
+  /** Per thread: the task a directed yield boosted (yield_to's next buddy), picked first; -1 none. */
+  private readonly buddy: Int32Array;
+  /** Guest locks of VMs with a lock_fraction (sim/guest-lock.ts); null when no VM has one. */
+  readonly locks: GuestLocks | null;
   private readonly finished: Uint8Array;
   private readonly attackerOf: (AttackerRt | null)[];
   /** Per task: its interrupt items, their cumulative weights and mean spacing (cycles); null without any. */
@@ -113,8 +135,13 @@ export class Engine {
     this.cumw = w.tasks.map((t) => { let s = 0; return Float64Array.from(t.mix, (m) => (s += m.weight)); });
     this.pendItem = new Int32Array(w.tasks.length).fill(-1);
     this.waitFrom = new Float64Array(w.tasks.length); // every task is runnable from cycle 0
+    this.wakeAt = new Float64Array(w.tasks.length);
+    this.lateBy = new Float64Array(w.tasks.length);
+    this.buddy = new Int32Array(this.th.n).fill(-1);
+    this.locks = GuestLocks.any(w.tenants) ? new GuestLocks(w.tenants, w.tasks, w.scenario.seed) : null;
+    this.shared = Uint8Array.from(w.threadTasks, (l) => (l.length > 1 ? 1 : 0));
     this.finished = new Uint8Array(w.tasks.length);
-    for (const t of w.tasks) if (t.attacker === null) this.remaining++;
+    for (const t of w.tasks) if (t.attacker === null && !t.background) this.remaining++;
     this.attackerOf = w.tasks.map((t) => w.attackers.find((a) => a.task === t) ?? null);
     this.irqOf = w.tasks.map((t) => {
       const its = this.items[t.id];
@@ -160,7 +187,7 @@ export class Engine {
       default:
     }
     base = withNativeBase(fp, base, this.w.costs); // a source's measured native base replaces transition + insns (sim/event-base.ts)
-    return { kind: EK[m.event], how, vm, base, cycles, plan, irq };
+    return { kind: EK[m.event], how, vm, base, cycles, plan, irq, timer: m.event === 'idle' && m.wake === 'timer' };
   }
 
   /**
@@ -246,6 +273,12 @@ export class Engine {
       return;
     }
     const coreSched = w.state.schedCore && w.state.smtActive;
+    if (th.pending[t] === PH_WAKE) {
+      th.pending[t] = PH_NONE;
+      if (this.remaining === 0) { th.done[t] = 1; return; }
+      this.wake(t);
+      return;
+    }
     if (th.pending[t] === PH_ATTACK && coreSched && !this.ownsCore(t, w.tasks[cur])) th.pending[t] = PH_NONE; // its slice ended first
     if (th.pending[t] !== PH_NONE) { this.finish(t); return; }
     if (this.remaining === 0) { th.done[t] = 1; return; }
@@ -260,13 +293,22 @@ export class Engine {
     if (this.isDone(task, th.clock[t])) {
       this.complete(task, th.clock[t]);
       const next = this.nextTask(t, cur);
+      if (next === NONE_RUNNABLE) { this.idleUntilWake(t, task); return; }
+      if (next < 0) { th.done[t] = 1; return; }
+      this.switchIn(t, task, w.tasks[next], true);
+      return;
+    }
+    if (this.wakeAt[cur] > th.clock[t]) { // it blocked (idle on a shared thread): schedule() picks another task, or idle
+      this.leaveForcedIdle(t);
+      const next = this.nextTask(t, cur);
+      if (next === NONE_RUNNABLE) { this.idleUntilWake(t, task); return; }
       if (next < 0) { th.done[t] = 1; return; }
       this.switchIn(t, task, w.tasks[next], true);
       return;
     }
     if (list.length > 1 && th.clock[t] >= th.switchAt[t]) {
       const next = this.nextTask(t, cur);
-      if (next >= 0 && next !== cur) { this.switchIn(t, task, w.tasks[next], true); return; }
+      if (next >= 0 && next !== cur) { this.leaveForcedIdle(t); this.switchIn(t, task, w.tasks[next], true); return; }
       th.switchAt[t] = th.clock[t] + this.quantum;
     }
     if (coreSched && !this.ownsCore(t, task) && this.forcedIdle(t, task)) return;
@@ -298,7 +340,7 @@ export class Engine {
   }
 
   private isDone(task: Task, clock: number): boolean {
-    if (task.attacker !== null) return false;
+    if (task.attacker !== null || task.background) return false; // they run while measured work remains
     const sci = this.w.spaces.sci;
     if (sci !== null && sci.killed[task.id] !== '') return true; // SIGKILL: the task is gone
     const tg = this.opts.targets;
@@ -309,20 +351,80 @@ export class Engine {
     if (this.finished[task.id]) return;
     this.finished[task.id] = 1;
     this.meter.finish[task.id] = clock;
+    if (this.locks?.release(task)) this.wakeWaiters(task); // a vCPU that stops leaves no lock behind
     if (this.waitFrom[task.id] >= 0 && clock > this.waitFrom[task.id]) this.charge(task.id, EK['sched-wait'], clock - this.waitFrom[task.id]); // it ends waiting
     this.remaining--;
   }
 
-  /** The task after `cur` on thread t that still has work (round robin), or -1. */
+  /**
+   * The task after `cur` on thread t that still has work and is runnable now (round robin); -1 when
+   * none has work, NONE_RUNNABLE when some have but every one of them is blocked.
+   */
   private nextTask(t: number, cur: number): number {
     const list = this.w.threadTasks[t];
+    const clock = this.th.clock[t];
+    const b = this.buddy[t];
+    if (b >= 0) { // yield_to()'s next buddy goes first when it can run
+      this.buddy[t] = -1;
+      if (!this.finished[b] && this.wakeAt[b] <= clock) return b;
+    }
     const at = list.indexOf(cur);
+    let blocked = false;
     for (let k = 1; k <= list.length; k++) {
       const id = list[(at + k + list.length) % list.length];
-      if (!this.finished[id] && !(this.w.tasks[id].attacker === null && this.isDone(this.w.tasks[id], this.th.clock[t]))) return id;
-      if (this.w.tasks[id].attacker === null) this.complete(this.w.tasks[id], this.th.clock[t]);
+      const task = this.w.tasks[id];
+      if (!this.finished[id] && !(task.attacker === null && this.isDone(task, clock))) {
+        if (this.wakeAt[id] > clock) { blocked = true; continue; }
+        return id;
+      }
+      if (task.attacker === null && !task.background) this.complete(task, clock);
     }
-    return -1;
+    return blocked ? NONE_RUNNABLE : -1;
+  }
+
+  /**
+   * Every task of thread t with work left is blocked: schedule() switches `prev` out to the idle
+   * task (its cost on prev's account) and the CPU idles until the first wake-up, where wake()
+   * switches the woken task in (PH_WAKE: in two steps, so a sibling sees this thread idle meanwhile).
+   */
+  private idleUntilWake(t: number, prev: Task): void {
+    const th = this.th;
+    const list = this.w.threadTasks[t];
+    let wake = Infinity;
+    for (const id of list) if (!this.finished[id] && this.wakeAt[id] > th.clock[t] && this.wakeAt[id] < wake) wake = this.wakeAt[id];
+    this.tr.acc = 0;
+    this.tr.switchTask(t, prev, null);
+    this.tr.idle(t, true);
+    const cost = this.tr.acc;
+    th.clock[t] += cost;
+    this.charge(prev.id, EK['context-switch'], cost);
+    this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
+    if (!this.finished[prev.id] && this.waitFrom[prev.id] < 0) this.waitFrom[prev.id] = Math.max(th.clock[t], this.wakeAt[prev.id]); // on the run queue from its wake-up
+    this.releaseSibling(t, th.clock[t]);
+    if (wake > th.clock[t]) th.clock[t] = wake;
+    this.tracer?.span(t, SP_IDLE);
+    th.pending[t] = PH_WAKE;
+    th.evKind[t] = -1;
+  }
+
+  /** Core scheduling: the slice of a forced-idle task ends with another task to run: the CPU leaves idle for it. */
+  private leaveForcedIdle(t: number): void {
+    if (this.th.needSwitchIn[t] === 0) return;
+    this.th.needSwitchIn[t] = 0;
+    this.tr.idle(t, false);
+  }
+
+  /** The end of idleUntilWake(): the CPU leaves idle and the first runnable task is switched in. */
+  private wake(t: number): void {
+    const th = this.th;
+    this.tr.acc = 0;
+    this.tr.idle(t, false);
+    th.clock[t] += this.tr.acc;
+    const cur = th.cur[t];
+    const next = this.nextTask(t, cur);
+    if (next === NONE_RUNNABLE) { this.idleUntilWake(t, this.w.tasks[cur]); return; }
+    if (next < 0) { th.done[t] = 1; return; }
+    this.switchIn(t, null, this.w.tasks[next], true);
   }
 
   /** schedule() to `next`; with `footprint`, the context-switch footprint runs (not at boot). */
@@ -346,10 +448,10 @@ export class Engine {
     // puts it back (its own), so each task's rows add up to its elapsed time.
     if (this.waitFrom[next.id] >= 0) {
       const waited = th.clock[t] - this.waitFrom[next.id];
-      if (waited > 0) this.charge(next.id, EK['sched-wait'], waited);
+      if (waited > 0) { this.charge(next.id, EK['sched-wait'], waited); this.lateBy[next.id] += waited; }
       this.waitFrom[next.id] = -1;
     }
-    if (prev !== null && prev !== next) this.waitFrom[prev.id] = th.clock[t];
+    if (prev !== null && prev !== next) this.waitFrom[prev.id] = Math.max(th.clock[t], this.wakeAt[prev.id]); // a blocked task waits from its wake-up
     cost = this.smt.wall(t, cost);
     th.cur[t] = next.id;
     th.switchAt[t] = th.clock[t] + cost + this.quantum;
@@ -365,12 +467,33 @@ export class Engine {
   private ownsCore(t: number, task: Task): boolean {
     const th = this.th;
     const sib = th.sibling[t];
-    if (sib < 0 || !th.online[sib] || th.done[sib] || th.cur[sib] < 0) return true;
+    // A sibling with nothing to run (its CPU idle) holds no cookie: kernel/sched/core.c pick_next_task()
+    // takes the highest-priority pick of the core's threads, and an idle thread's pick is its idle task.
+    if (sib < 0 || !th.online[sib] || th.done[sib] || th.cur[sib] < 0 || th.pending[sib] === PH_WAKE || this.w.machine.threads[sib].idle) return true;
     const mine = task.tenant.index;
     const other = this.w.tasks[th.cur[sib]].tenant.index;
     if (mine === other) return true;
     const k = Math.floor(th.clock[t] / this.quantum);
     return ((k & 1) === 0 ? Math.min(mine, other) : Math.max(mine, other)) === mine;
+  }
+
+  /**
+   * Core scheduling: thread t's CPU goes idle at cycle `at`. A sibling forced idle by t's cookie
+   * may run from then: schedule() on t redoes the core-wide pick, which now has only the
+   * sibling's task (kernel/sched/core.c pick_next_task(); the sibling is sent a resched IPI), so
+   * its wait ends at `at` instead of at its window's end.
+   */
+  private releaseSibling(t: number, at: number): void {
+    if (!(this.w.state.schedCore && this.w.state.smtActive)) return;
+    const th = this.th;
+    const sib = th.sibling[t];
+    if (sib < 0 || th.needSwitchIn[sib] === 0 || th.pending[sib] !== PH_NONE || th.clock[sib] <= at || !this.heap.has(sib)) return;
+    const back = th.clock[sib] - at;
+    const cur = th.cur[sib];
+    this.charge(cur, EK['forced-idle'], -back); // forcedIdle() charged the wait to its window's end
+    this.lateBy[cur] -= back;
+    th.clock[sib] = at;
+    this.heap.decrease(sib);
   }
 
   /** Core scheduling: thread t is forced idle (or takes an interrupt from idle). */
@@ -394,6 +517,7 @@ export class Engine {
       if (th.irqNext[t] < end) {
         if (th.irqNext[t] > th.clock[t]) {
           this.charge(task.id, EK['forced-idle'], th.irqNext[t] - th.clock[t]);
+          this.lateBy[task.id] += th.irqNext[t] - th.clock[t];
           th.clock[t] = th.irqNext[t];
           this.tracer?.span(t, SP_IDLE, this.tracer.lbl('forced idle'));
         }
@@ -407,6 +531,7 @@ export class Engine {
       }
     }
     this.charge(task.id, EK['forced-idle'], end - th.clock[t]);
+    this.lateBy[task.id] += end - th.clock[t];
     th.clock[t] = end;
     this.tracer?.span(t, SP_IDLE, this.tracer.lbl('forced idle'));
     return true;
@@ -417,8 +542,22 @@ export class Engine {
     const th = this.th;
     const it = this.items[task.id][j];
     const tr = this.tr;
+    const locks = this.locks;
+    if (locks !== null && !fromIdle) {
+      if (locks.release(task)) this.wakeWaiters(task);
+      if (it.kind === EK['guest-run']) {
+        const h = locks.heldBy(task);
+        if (h >= 0 && !this.onCpu(h)) {
+          if (locks.blocks[task.tenant.index] === 1) this.haltOnLock(t, task, j); else this.spinOnLock(t, task, j, h);
+          return;
+        }
+      }
+    }
     tr.acc = 0;
-    let cost = it.base + it.cycles;
+    // A timer idle is shorter by the time the task ran late (it waited for a CPU); never below 0.
+    const own = it.timer ? Math.max(0, it.cycles - this.lateBy[task.id]) : it.cycles;
+    if (it.timer) this.lateBy[task.id] = 0;
+    let cost = it.base + own;
     let pending = PH_NONE;
     if (fromIdle) { // the CPU idles on the task's mm (lazy TLB): it wakes, runs the handler, and goes back to idle
       th.irqFlag[t] = 1; // kvm_set_cpu_l1tf_flush_l1d()
@@ -430,25 +569,108 @@ export class Engine {
         if (ws !== null) cost += this.tenantCode.run(t, ws, it.cycles, task.rng);
         break;
       }
-      case EK.idle: pending = PH_IDLE_END; break;
+      case EK.idle: if (this.shared[t] === 0) pending = PH_IDLE_END; break; // on a shared thread it blocks (below)
       case EK['context-switch']: tr.switchTask(t, task, task); pending = it.vm ? PH_VMENTER : PH_RET_USER; break;
       default:
         if (it.vm) { tr.vmExit(t, task, it.how); pending = PH_VMENTER; } else { tr.kernelEntry(t, task, it.how); pending = PH_RET_USER; }
     }
     if (it.plan !== null) cost += this.toucher.run(t, it.plan, fromIdle ? this.irqRng[t] : task.rng, task.id);
     if (it.plan !== null && it.plan.fp.tlbFlushPages > 0) cost += this.invlpg(t, it.plan.fp.tlbFlushPages);
-    if (it.kind === EK.idle) tr.idle(t, true);
+    const blocks = it.kind === EK.idle && this.shared[t] === 1 && !fromIdle;
+    if (it.kind === EK.idle && !blocks) { tr.idle(t, true); this.releaseSibling(t, th.clock[t] + cost - own + tr.acc); }
     cost += tr.acc;
     if (it.kind !== EK.idle) cost = this.smt.wall(t, cost); // idle time is wall time, not work
+    if (blocks) { // the idle time is the task's own, off the CPU: it wakes when it ends
+      cost -= own;
+      this.wakeAt[task.id] = th.clock[t] + cost + own;
+      this.charge(task.id, it.kind, own);
+    }
     th.clock[t] += cost;
     this.tracer?.event(t, task.id, j, it.kind, fromIdle);
     this.charge(task.id, it.kind, cost);
     if (it.kind === EK['page-fault']) this.meter.counts.pageFaults++;
+    if (locks !== null && it.kind === EK['guest-run'] && !fromIdle) locks.endSlice(task);
     if (!fromIdle) this.meter.eventsDone[task.id]++; // an interrupt from idle is not one of the task's events
     this.meter.counts.events++;
     th.pending[t] = pending;
     th.evKind[t] = it.kind;
     th.evItem[t] = it.how;
+  }
+
+  /** Is task `id` running on its thread now (not switched out, blocked, or forced idle)? */
+  private onCpu(id: number): boolean {
+    const th = this.th;
+    const ht = this.w.tasks[id].thread;
+    return th.cur[ht] === id && th.needSwitchIn[ht] === 0 && th.pending[ht] !== PH_WAKE && this.wakeAt[id] <= th.clock[ht];
+  }
+
+  /**
+   * Task `task` would run guest code while vCPU `holder` of its VM holds the lock off its CPU
+   * (sim/guest-lock.ts): it spins for ple_window cycles, takes the PLE exit, and
+   * kvm_vcpu_on_spin() yields to the holder: the holder's thread switches to it at its next step,
+   * this thread to another task. Event `j` is retried when the spinner next runs.
+   */
+  private spinOnLock(t: number, task: Task, j: number, holder: number): void {
+    const th = this.th;
+    const tr = this.tr;
+    tr.acc = 0;
+    tr.vmExit(t, task, 0); // EXIT_REASON_PAUSE_INSTRUCTION → handle_pause()
+    const cost = this.smt.wall(t, PLE_WINDOW + this.w.costs.params.vmExitEntry.cycles + tr.acc);
+    th.clock[t] += cost;
+    this.charge(task.id, EK['lock-spin'], cost);
+    this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
+    this.locks!.spins++;
+    this.pendItem[task.id] = j;
+    const ht = this.w.tasks[holder].thread;
+    this.buddy[ht] = holder; // yield_to(): the holder is its run queue's next buddy ...
+    if (th.switchAt[ht] > th.clock[ht]) th.switchAt[ht] = th.clock[ht]; // ... and what runs there is preempted
+    if (ht !== t) th.switchAt[t] = th.clock[t]; // the spinner gives up its CPU (skip buddy)
+    th.pending[t] = PH_VMENTER;
+    th.evKind[t] = EK['lock-spin'];
+    th.evItem[t] = 0;
+  }
+
+  /**
+   * Task `task` would run guest code while a descheduled vCPU of its VM holds a sleeping lock
+   * (sim/guest-lock.ts 'block'): the guest thread sleeps on it and the vCPU halts (a HLT exit,
+   * kvm_vcpu_block()) until the holder's release wakes it; event `j` is retried then.
+   */
+  private haltOnLock(t: number, task: Task, j: number): void {
+    const th = this.th;
+    const tr = this.tr;
+    const locks = this.locks!;
+    tr.acc = 0;
+    tr.vmExit(t, task, VX_HLT);
+    const cost = this.smt.wall(t, this.w.costs.params.vmExitEntry.cycles + tr.acc);
+    th.clock[t] += cost;
+    this.charge(task.id, EK['lock-wait'], cost);
+    this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
+    locks.waits++;
+    locks.waitsOn[task.id] = task.tenant.index;
+    locks.blockedAt[task.id] = th.clock[t];
+    this.wakeAt[task.id] = Infinity;
+    this.pendItem[task.id] = j;
+    th.switchAt[t] = th.clock[t];
+    th.pending[t] = PH_NONE;
+    th.evKind[t] = EK['lock-wait'];
+  }
+
+  /** `holder` freed its VM's lock: every vCPU halted on it is runnable now; a halted CPU of theirs wakes (the kick's IPI). */
+  private wakeWaiters(holder: Task): void {
+    const th = this.th;
+    const locks = this.locks!;
+    const now = th.clock[holder.thread];
+    for (const id of locks.tasksOf[holder.tenant.index]) {
+      if (locks.waitsOn[id] < 0) continue;
+      locks.waitsOn[id] = -1;
+      const at = Math.max(now, locks.blockedAt[id]);
+      this.charge(id, EK['lock-wait'], at - locks.blockedAt[id]);
+      this.lateBy[id] += at - locks.blockedAt[id];
+      this.wakeAt[id] = at;
+      if (this.waitFrom[id] === Infinity) this.waitFrom[id] = at; // switched out while halted: on the run queue from now
+      const wt = this.w.tasks[id].thread;
+      if (th.pending[wt] === PH_WAKE && th.clock[wt] > at && this.heap.has(wt)) { th.clock[wt] = at; this.heap.decrease(wt); }
+    }
   }
 
   /** munmap()/mprotect() flush single pages (flush_tlb_mm_range → INVLPG): on the tenant's user range. */

@@ -5,7 +5,8 @@
  *
  * Storage: `ids` (Int32Array) is the heap array; `pos` (Int32Array) the index of each id in it
  * (-1 = not in the heap); the keys are read from the caller's clock array, which must not
- * change while the id is in the heap (pop, change the clock, push again). No allocation after
+ * change while the id is in the heap (pop, change the clock, push again), except downwards with
+ * decrease() (a halted CPU woken early). No allocation after
  * construction.
  */
 export class ThreadHeap {
@@ -36,6 +37,22 @@ export class ThreadHeap {
   push(id: number): void {
     if (this.pos[id] >= 0) throw new RangeError(`heap: thread ${id} is already queued`);
     let i = this.n++;
+    const ids = this.ids;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(id, ids[p])) break;
+      ids[i] = ids[p];
+      this.pos[ids[i]] = i;
+      i = p;
+    }
+    ids[i] = id;
+    this.pos[id] = i;
+  }
+
+  /** Thread `id` (queued) had its clock lowered: move it up to its place. */
+  decrease(id: number): void {
+    let i = this.pos[id];
+    if (i < 0) throw new RangeError(`heap: thread ${id} is not queued`);
     const ids = this.ids;
     while (i > 0) {
       const p = (i - 1) >> 1;

@@ -134,12 +134,12 @@ function matrixOf(world: World, engine: Engine): LeakCell[] {
 
 function resultOf(world: World, engine: Engine, baseCycles: number): MitigationResult {
   const m = engine.meter;
-  const work = world.tasks.filter((t) => t.attacker === null);
+  const work = world.tasks.filter((t) => t.attacker === null && !t.background); // background tasks are the scenery, not the work
   let cycles = 0;
   for (const t of work) cycles += m.finish[t.id];
   const byKind: Record<string, number> = {};
   for (let k = 0; k < N_EK; k++) {
-    const v = m.kindTotal(k, (i) => world.tasks[i].attacker === null);
+    const v = m.kindTotal(k, (i) => world.tasks[i].attacker === null && !world.tasks[i].background);
     if (v > 0) byKind[EK_NAMES[k]] = Math.round(v);
   }
   const r = engine.reasons;

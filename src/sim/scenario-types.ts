@@ -109,6 +109,13 @@ export interface TenantSpec {
   readonly objects: readonly TenantObject[];
   /** vm and process tenants: what their own code touches. */
   readonly workingSet: WorkingSetSpec;
+  /**
+   * vm only (0 otherwise): the fraction of the guest's run time inside its hottest lock (a guest
+   * spinlock or a database mutex all its vCPUs take), sim/guest-lock.ts; 0: no guest-side waiting.
+   */
+  readonly lockFraction: number;
+  /** How its vCPUs wait for the lock: 'spin' (PAUSE loop, PLE exit, directed yield) or 'block' (halt until released). */
+  readonly lockWait: 'spin' | 'block';
 }
 
 export interface SecretSpec {
@@ -124,7 +131,14 @@ export type MixItem =
   | { readonly event: 'vm-exit'; readonly reason: string; readonly weight: number }
   | { readonly event: 'syscall'; readonly name: string; readonly weight: number; readonly bytes?: number }
   | { readonly event: 'page-fault' | 'timer-interrupt' | 'nmi' | 'context-switch'; readonly weight: number }
-  | { readonly event: 'idle' | 'guest-run' | 'user-compute'; readonly cycles: number; readonly weight: number };
+  | { readonly event: 'guest-run' | 'user-compute'; readonly cycles: number; readonly weight: number }
+  /**
+   * Time off the CPU. `wake` 'event' (default): the task wakes `cycles` after it went idle (it
+   * waited for something that took that long: a disk, a request). 'timer': the idle ends at a
+   * timer armed on the task's own timeline (a periodic task), so the time it lost waiting for a
+   * CPU since its last wake-up comes off this idle (hrtimer expiry does not move when the task runs late).
+   */
+  | { readonly event: 'idle'; readonly cycles: number; readonly weight: number; readonly wake?: 'event' | 'timer' };
 export type MixEvent = MixItem['event'];
 
 /** The footprint key (sim/footprints.ts) of a mix item, or null for guest-run/user-compute. */
@@ -137,10 +151,17 @@ export function mixFootprintKey(m: MixItem): string | null {
   }
 }
 
+/**
+ * One task of the workload: a host process's thread or a VM's vCPU, on hardware thread `thread`.
+ * Several entries may share a thread (more vCPUs than hardware threads: the host time-shares
+ * them, sim/engine.ts). A `background` task (a noise VM beside the measured one) runs for as
+ * long as a measured task has work left and is not part of the run's cycles.
+ */
 export interface WorkloadThread {
   readonly thread: number;
   readonly tenant: string;
   readonly mix: readonly MixItem[];
+  readonly background: boolean;
 }
 
 /**

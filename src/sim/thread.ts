@@ -27,11 +27,13 @@ export const PH_IDLE_END = 3;
 export const PH_ATTACK = 4;
 /** An interrupt taken while the thread idled returns to idle. */
 export const PH_IRQ_IDLE = 5;
+/** Every task of the thread was blocked: at this clock the first one wakes and is switched in. */
+export const PH_WAKE = 6;
 
 /** Event kinds the costs are split by. */
 export const EK = {
   syscall: 0, 'vm-exit': 1, 'page-fault': 2, 'timer-interrupt': 3, nmi: 4, 'context-switch': 5, idle: 6,
-  'guest-run': 7, 'user-compute': 8, 'stun-wait': 9, 'forced-idle': 10, 'sched-wait': 11,
+  'guest-run': 7, 'user-compute': 8, 'stun-wait': 9, 'forced-idle': 10, 'sched-wait': 11, 'lock-spin': 12, 'lock-wait': 13,
 } as const;
 export const EK_NAMES = Object.keys(EK) as (keyof typeof EK)[];
 export const N_EK = EK_NAMES.length;

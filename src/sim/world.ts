@@ -89,6 +89,8 @@ export interface Task {
   readonly thread: number;
   /** The vCPU index for VM tenants (0 otherwise). */
   readonly vcpu: number;
+  /** Runs while a measured task has work, outside the run's cycles (scenario `background: true`). */
+  readonly background: boolean;
   readonly rng: Xoshiro128;
 }
 
@@ -195,7 +197,7 @@ export function buildWorld(scenario: Scenario, isoIndex: number, times?: BuildTi
   const threadTasks: number[][] = Array.from({ length: n }, () => []);
   const tasks: Task[] = [];
   const vcpuNext = new Map<number, number>();
-  const addTask = (home: number, tenantName: string, mix: readonly MixItem[], attacker: AttackerSpec | null): void => {
+  const addTask = (home: number, tenantName: string, mix: readonly MixItem[], attacker: AttackerSpec | null, background: boolean): void => {
     const tenant = tenants.find((t) => t.spec.name === tenantName)!;
     const thread = online[home] ? home : home - (home % m.threadsPerCore);
     if (thread !== home) notes.push(`${attacker ? 'attacker' : 'workload'} of ${tenantName} on thread ${home} (offline: SMT off) moved to thread ${thread}, time-shared`);
@@ -203,12 +205,12 @@ export function buildWorld(scenario: Scenario, isoIndex: number, times?: BuildTi
     vcpuNext.set(tenant.index, vcpu + 1);
     const mm = tenant.process.ctx;
     if (mm === null) throw new Error(`tenant ${tenantName}: its process has no mm context`);
-    const task: Task = { id: tasks.length, attacker, mix, tenant, mm, home, thread, vcpu: tenant.vm ? Math.min(vcpu, tenant.vm.vcpus.length - 1) : 0, rng: new Xoshiro128(rng.nextU32()) };
+    const task: Task = { id: tasks.length, attacker, mix, tenant, mm, home, thread, vcpu: tenant.vm ? Math.min(vcpu, tenant.vm.vcpus.length - 1) : 0, background, rng: new Xoshiro128(rng.nextU32()) };
     tasks.push(task);
     threadTasks[thread].push(task.id);
   };
-  for (const w of scenario.workload) addTask(w.thread, w.tenant, w.mix, null);
-  for (const a of scenario.attackers) addTask(a.thread, a.tenant, [], a);
+  for (const w of scenario.workload) addTask(w.thread, w.tenant, w.mix, null, w.background);
+  for (const a of scenario.attackers) addTask(a.thread, a.tenant, [], a, false);
 
   const globals = globalObjects(sys);
   const percpu = sys.kernel.perCpuPa.map((pa, c) => ref(`per-CPU area ${c}`, 'percpu', sys.directMapVa(Number(pa)), Number(percpuUnit(sys)), 0, ''));

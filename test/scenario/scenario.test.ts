@@ -164,7 +164,7 @@ describe('errors: one line, FILE:LINE:COLUMN: field PATH: expected â€¦, found â€
     ['machine:\n  ram: 4GB\n', 'f.yaml:2:8: field machine.ram: expected a size such as 4096, 4KiB, 2MiB or 1GiB (units B, KiB, MiB, GiB, TiB), found string "4GB"'],
     // unknown fields (the position is the key's)
     ['machine:\n  cpu: skylake-sp\n  colour: red\n', 'f.yaml:3:3: field machine.colour: expected one of the fields cpu, cores, threads_per_core, ram, paging_levels, found unknown field "colour"'],
-    ['tenants:\n  - { name: a, kind: vm, disk: 3 }\n', 'f.yaml:2:26: field tenants[0].disk: expected one of the fields name, pin, objects, kind, vcpus, memory, working_set, found unknown field "disk"'],
+    ['tenants:\n  - { name: a, kind: vm, disk: 3 }\n', 'f.yaml:2:26: field tenants[0].disk: expected one of the fields name, pin, objects, kind, vcpus, memory, working_set, lock_fraction, lock_wait, found unknown field "disk"'],
     ['nmae: x\n', 'f.yaml:1:1: field nmae: expected one of the fields name, seed, duration, events, machine'],
     ['workload:\n  - thread: 0\n    tenant: a\n    mix:\n      - { event: syscal }\n', 'f.yaml:5:18: field workload[0].mix[0].event: expected one of "vm-exit", "syscall"'],
     // impossible machines
