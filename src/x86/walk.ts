@@ -152,19 +152,38 @@ export function walkPfn(mem: PhysMemory, cpu: CpuState, rootPfn: number, vaLo: n
   let hi = 0;
   let idx = 0;
 
-  // PML5E (LA57) and PML4E: index bits 56:48 and 47:39; never a leaf, PS is reserved (SDM 4.5).
-  for (let level = cpu.levels; level >= 4; level--) {
-    idx = (vaHi >>> (9 * level - 29)) & 511;
-    e[level] = tHi * 4294967296 + ((tLo | (idx << 3)) >>> 0);
-    if (memo[level << 2] !== tLo || memo[(level << 2) + 1] !== tHi) {
-      if (mem.walkTable(level, tLo, tHi) < 0) return pageFault(cpu, out, level, access, 0); // unbacked memory reads as zero: P=0
+  // PML5E (LA57): index bits 56:48; never a leaf, PS is reserved (SDM 4.5).
+  if (cpu.levels === 5) {
+    idx = (vaHi >>> 16) & 511;
+    e[5] = tHi * 4294967296 + ((tLo | (idx << 3)) >>> 0);
+    if (memo[20] !== tLo || memo[21] !== tHi) {
+      if (mem.walkTable(5, tLo, tHi) < 0) return pageFault(cpu, out, 5, access, 0); // unbacked memory reads as zero: P=0
     }
-    words = memoWords[level];
-    w = memo[(level << 2) + 2] + idx * 2;
+    words = memoWords[5];
+    w = memo[22] + idx * 2;
     lo = words[w];
     hi = words[w + 1];
-    if ((lo & 0x1) === 0) return pageFault(cpu, out, level, access, 0);
-    if ((hi & rsvdHi) !== 0 || (lo & 0x80) !== 0) return pageFault(cpu, out, level, access, 0x1 | 0x8);
+    if ((lo & 0x1) === 0) return pageFault(cpu, out, 5, access, 0);
+    if ((hi & rsvdHi) !== 0 || (lo & 0x80) !== 0) return pageFault(cpu, out, 5, access, 0x1 | 0x8);
+    fold &= lo;
+    xd |= hi;
+    if ((lo & 0x20) === 0) words[w] = (lo | 0x20) >>> 0;
+    tHi = hi & 0xfffff;
+    tLo = lo & 0xfffff000;
+  }
+  // PML4E: index bits 47:39; never a leaf, PS is reserved (SDM 4.5).
+  {
+    idx = (vaHi >>> 7) & 511;
+    e[4] = tHi * 4294967296 + ((tLo | (idx << 3)) >>> 0);
+    if (memo[16] !== tLo || memo[17] !== tHi) {
+      if (mem.walkTable(4, tLo, tHi) < 0) return pageFault(cpu, out, 4, access, 0); // unbacked memory reads as zero: P=0
+    }
+    words = memoWords[4];
+    w = memo[18] + idx * 2;
+    lo = words[w];
+    hi = words[w + 1];
+    if ((lo & 0x1) === 0) return pageFault(cpu, out, 4, access, 0);
+    if ((hi & rsvdHi) !== 0 || (lo & 0x80) !== 0) return pageFault(cpu, out, 4, access, 0x1 | 0x8);
     fold &= lo;
     xd |= hi;
     if ((lo & 0x20) === 0) words[w] = (lo | 0x20) >>> 0;
