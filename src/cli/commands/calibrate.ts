@@ -3,13 +3,14 @@
  * DIR (default examples/calibration) through the engine, predicted against published (sim/calibrate.ts).
  * --fit moves the global prices it may (FIT_PARAMS) to minimise the error and prints the fitted
  * factors beside the old prices and which figures moved each; nothing is written. --leave-one-out
- * (implies the fit) predicts each figure from a fit on the others. --markdown prints README.md's
+ * (implies the fit) predicts each figure from a fit on the others, and from a fit on the figures of
+ * other publications only (leave-source-out). --markdown prints README.md's
  * calibration table (implies --leave-one-out).
  */
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { writeOutput } from './mappings.ts';
-import { fit, judge, leaveOneOut, Predictor, type CalibrationResult } from '../../sim/calibrate.ts';
+import { fit, judge, leaveOneOut, leaveSourceOut, Predictor, sourceKey, type CalibrationResult } from '../../sim/calibrate.ts';
 import { loadCalibrations } from '../../scenario/calibrations.ts';
 import { getCostModel } from '../../sim/costs.ts';
 
@@ -31,12 +32,12 @@ function table(head: string[], rows: string[][]): string {
 const num = (r: CalibrationResult, v: number) => (r.metric === 'overhead_pct' ? `${+v.toFixed(1)}%` : `${+v.toFixed(3)}${r.metric === 'throughput_ratio' ? '×' : ' ns'}`);
 const cell = (r: CalibrationResult) => `${num(r, r.predicted)} (${r.error_pct > 0 ? '+' : ''}${r.error_pct}%)${r.within ? '' : ' ✗'}`;
 
-/** The README's table: figure, published, predicted at the default prices, in-sample fit, leave-one-out (errors in brackets, ✗ outside tolerance or band). */
-function markdown(base: CalibrationResult[], fitted: CalibrationResult[], loo: CalibrationResult[], factors: object): string {
-  const out = ['| figure | published | predicted (default prices) | in-sample fit | leave-one-out | status |', '|---|---|---|---|---|---|'];
+/** The README's table: figure, published, predicted at the default prices, in-sample fit, leave-one-out, leave-source-out (errors in brackets, ✗ outside tolerance or band). */
+function markdown(base: CalibrationResult[], fitted: CalibrationResult[], loo: CalibrationResult[], lso: CalibrationResult[], factors: object): string {
+  const out = ['| figure | published | predicted (default prices) | in-sample fit | leave-one-out | leave-source-out | status |', '|---|---|---|---|---|---|---|'];
   base.forEach((r, i) => {
     const pub = r.band !== null ? `${num(r, r.band[0])}..${num(r, r.band[1])}` : `${num(r, r.published)} ±${r.tolerance_pct}%`;
-    out.push(`| ${r.figure} | ${pub} | ${cell(r)} | ${cell(fitted[i])} | ${cell(loo[i])} | ${r.status} |`);
+    out.push(`| ${r.figure} | ${pub} | ${cell(r)} | ${cell(fitted[i])} | ${cell(loo[i])} | ${cell(lso[i])} | ${r.status} |`);
   });
   out.push('', `In-sample fit factors: \`${JSON.stringify(factors)}\`.`);
   return out.join('\n') + '\n';
@@ -49,12 +50,14 @@ export function calibrateReport(o: Opts): string {
   const fitted = o.fit || o.leaveOneOut || o.markdown ? fit(pr) : null;
   const inSample = fitted ? scenarios.map((s, i) => judge(s, pr.predict(i, fitted.factors))) : null;
   const loo = o.leaveOneOut || o.markdown ? leaveOneOut(pr) : null;
-  if (o.markdown) return markdown(results, inSample!, loo!.map((x) => x.result), fitted!.factors);
+  const lso = o.leaveOneOut || o.markdown ? leaveSourceOut(pr) : null;
+  if (o.markdown) return markdown(results, inSample!, loo!.map((x) => x.result), lso!.map((x) => x.result), fitted!.factors);
   if (o.json) {
     return JSON.stringify({
       figures: results,
       ...(fitted ? { fit: { factors: fitted.factors, objective: fitted.objective, moved_by: fitted.movedBy, evaluations: fitted.evaluations, engine_runs: pr.runs, figures: inSample } } : {}),
       ...(loo ? { leave_one_out: loo.map((x) => ({ ...x.result, factors: x.factors })) } : {}),
+      ...(lso ? { leave_source_out: lso.map((x, i) => ({ ...x.result, source_key: sourceKey(scenarios[i]), factors: x.factors })) } : {}),
     }, null, 2) + '\n';
   }
   const out = [`kasi calibrate: ${scenarios.length} figures (${o.dir ?? 'examples/calibration'})`, ''];
@@ -75,6 +78,10 @@ export function calibrateReport(o: Opts): string {
     out.push('', 'Leave-one-out (each figure predicted by a fit on the others):');
     out.push(table(['figure', 'metric', 'published', 'predicted', 'error', 'within', 'factors'], loo.map((x) => row(x.result, JSON.stringify(x.factors)))));
   }
+  if (lso) {
+    out.push('', 'Leave-source-out (each figure predicted by a fit on the figures of other publications only):');
+    out.push(table(['figure', 'metric', 'published', 'predicted', 'error', 'within', 'factors'], lso.map((x) => row(x.result, JSON.stringify(x.factors)))));
+  }
   return out.join('\n') + '\n';
 }
 
@@ -85,7 +92,7 @@ export function registerCalibrate(program: Command): void {
     .option('--dir <dir>', 'calibration scenarios (default: examples/calibration)')
     .option('--json', 'one JSON object: figures [{figure, source, published, predicted, error_pct, ...}], fit, leave_one_out')
     .option('--fit', 'fit the global prices kasi may move, print the fitted values (writes nothing)')
-    .option('--leave-one-out', 'for each figure: fit on the others and predict it (implies --fit)')
+    .option('--leave-one-out', 'for each figure: fit on the others, and on other publications only, and predict it (implies --fit)')
     .option('--markdown', "the README's table: published, predicted, in-sample fit and leave-one-out per figure (implies --leave-one-out)")
     .action((o: Opts) => { writeOutput(calibrateReport(o)); });
 }
