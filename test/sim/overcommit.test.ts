@@ -1,0 +1,149 @@
+/**
+ * More vCPUs than hardware threads (sim/engine.ts scheduling, sim/guest-lock.ts): the host
+ * time-shares a thread among its tasks, a halted task gives its CPU away, a timer idle ends on
+ * the task's own timeline, a VM's lock can be held by a descheduled vCPU, and under core
+ * scheduling an idle sibling holds no cookie. Each case checks a conservation law or a bound the
+ * mechanism must keep, computed from the run's own per-task rows, not a number typed in.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseScenario } from '../../src/scenario/load.ts';
+import { runEntry } from '../../src/sim/run.ts';
+import { EK, N_EK } from '../../src/sim/thread.ts';
+import { PLE_WINDOW } from '../../src/sim/guest-lock.ts';
+import type { Engine } from '../../src/sim/engine.ts';
+
+const ON_CPU = ['vm-exit', 'context-switch', 'guest-run', 'lock-spin', 'stun-wait'] as const;
+
+function run(yaml: string, iso = 0) {
+  const s = parseScenario(yaml, 'overcommit.yaml');
+  const { world, engine } = runEntry(s, iso, null);
+  const row = (task: number, kind: keyof typeof EK) => engine.meter.byKind[task * N_EK + EK[kind]];
+  const onCpu = (task: number) => ON_CPU.reduce((a, k) => a + row(task, k), 0);
+  return { world, engine, row, onCpu, finish: (task: number) => engine.meter.finish[task] };
+}
+
+const cpuBound = '[{ event: guest-run, cycles: 40000, weight: 1 }]';
+
+describe('a thread shared by several tasks', () => {
+  it('is never idle while a task can run: a halted vCPU gives its CPU away', () => {
+    // A is always runnable; B (background) runs 10% and halts 90%. If B's idle held the CPU,
+    // A would finish its work later by B's idle time; it finishes at the sum of what ran.
+    const r = run(`
+events: 300
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
+tenants: [{ name: a, kind: vm, memory: 16MiB }, { name: b, kind: vm, memory: 16MiB }]
+workload:
+  - { thread: 0, tenant: a, mix: ${cpuBound} }
+  - { thread: 0, tenant: b, background: true, mix: [{ event: guest-run, cycles: 40000, weight: 1 }, { event: idle, cycles: 360000, weight: 1 }] }
+isolation: [{ name: off, cmdline: "" }]
+`);
+    const busy = r.onCpu(0) + r.onCpu(1);
+    expect(r.row(1, 'idle')).toBeGreaterThan(r.finish(0) / 2); // B was halted most of the run
+    expect(Math.abs(r.finish(0) - busy) / r.finish(0)).toBeLessThan(0.02);
+  });
+
+  it('with no guest lock, overcommit loses only the time slices: the work of both, their switches, nothing waited on', () => {
+    const r = run(`
+events: 300
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
+tenants: [{ name: v, kind: vm, vcpus: 2, memory: 16MiB }]
+workload:
+  - { thread: 0, tenant: v, mix: ${cpuBound} }
+  - { thread: 0, tenant: v, mix: ${cpuBound} }
+isolation: [{ name: off, cmdline: "" }]
+`);
+    const last = Math.max(r.finish(0), r.finish(1));
+    expect(r.row(0, 'lock-spin') + r.row(1, 'lock-spin') + r.row(0, 'lock-wait') + r.row(1, 'lock-wait')).toBe(0);
+    expect(r.engine.meter.counts.contextSwitches).toBeGreaterThan(10); // they did time-share
+    expect(Math.abs(last - (r.onCpu(0) + r.onCpu(1))) / last).toBeLessThan(0.02);
+    // each task's rows add up to its elapsed time (running, or waiting for the other's slice)
+    for (const t of [0, 1]) expect(Math.abs(r.onCpu(t) + r.row(t, 'sched-wait') - r.finish(t)) / r.finish(t)).toBeLessThan(0.02);
+  });
+
+  it('a timer idle is shortened by the time the task waited for a CPU; an event idle is not', () => {
+    const yaml = (wake: string) => `
+events: 200
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
+tenants: [{ name: p, kind: vm, memory: 16MiB }, { name: hog, kind: vm, memory: 16MiB }]
+workload:
+  - { thread: 0, tenant: p, mix: [{ event: guest-run, cycles: 40000, weight: 1 }, { event: idle, cycles: 900000, weight: 1, wake: ${wake} }] }
+  - { thread: 0, tenant: hog, background: true, mix: ${cpuBound} }
+isolation: [{ name: off, cmdline: "" }]
+`;
+    const ev = run(yaml('event'));
+    const tm = run(yaml('timer'));
+    // the same events (the same draws): the event idles add up to their nominal cycles ...
+    expect(tm.engine.meter.eventsDone[0]).toBe(ev.engine.meter.eventsDone[0]);
+    const nominal = ev.row(0, 'idle');
+    // ... and the timer ones to those less the task's waits (none of its waits here outlasts an idle)
+    expect(tm.row(0, 'sched-wait')).toBeGreaterThan(nominal * 0.1); // it did wait, enough to tell the two apart
+    expect(Math.abs(tm.row(0, 'idle') + tm.row(0, 'sched-wait') - nominal) / nominal).toBeLessThan(0.05);
+    expect(tm.finish(0)).toBeLessThan(ev.finish(0));
+  });
+});
+
+describe('guest locks (lock-holder preemption)', () => {
+  // thread 1 starts with its noise task: the two vCPUs run in opposite slices, so one runs while the other is out
+  const yaml = (fraction: number, wait: string) => `
+events: 300
+machine: { cpu: skylake-sp, cores: 2, threads_per_core: 1, ram: 1GiB }
+tenants:
+  - { name: v, kind: vm, vcpus: 2, memory: 16MiB, lock_fraction: ${fraction}, lock_wait: ${wait} }
+  - { name: n0, kind: vm, memory: 16MiB }
+  - { name: n1, kind: vm, memory: 16MiB }
+workload:
+  - { thread: 0, tenant: v, mix: ${cpuBound} }
+  - { thread: 1, tenant: n1, background: true, mix: ${cpuBound} }
+  - { thread: 1, tenant: v, mix: ${cpuBound} }
+  - { thread: 0, tenant: n0, background: true, mix: ${cpuBound} }
+isolation: [{ name: off, cmdline: "" }]
+`;
+  const locks = (e: Engine) => e.locks!;
+  const V = [0, 2]; // the VM's two vCPUs (tasks in workload order)
+  it('a vCPU reaching the lock of a switched-out holder halts until the holder runs and frees it (block)', () => {
+    const free = run(yaml(0, 'block'));
+    const held = run(yaml(0.5, 'block'));
+    expect(free.engine.locks).toBeNull();
+    expect(locks(held.engine).waits).toBeGreaterThan(0);
+    expect(V.map((t) => held.world.tasks[t].tenant.spec.name)).toEqual(['v', 'v']);
+    const waited = V.reduce((a, t) => a + held.row(t, 'lock-wait'), 0);
+    expect(waited).toBeGreaterThan(0);
+    // the waits are time the VM lost: it finishes later than without the lock ...
+    const fin = (r: typeof free) => V.reduce((a, t) => a + r.finish(t), 0);
+    expect(fin(held)).toBeGreaterThan(fin(free));
+    // ... and each vCPU's rows still add up to its elapsed time (running, waiting for its turn, halted on the lock)
+    for (const t of V) expect(Math.abs(held.onCpu(t) + held.row(t, 'sched-wait') + held.row(t, 'lock-wait') - held.finish(t)) / held.finish(t)).toBeLessThan(0.02);
+  });
+  it('a spinning vCPU takes PLE exits of at least ple_window cycles each (spin)', () => {
+    const r = run(yaml(0.5, 'spin'));
+    const l = locks(r.engine);
+    expect(l.spins).toBeGreaterThan(0);
+    const spun = V.reduce((a, t) => a + r.row(t, 'lock-spin'), 0);
+    expect(spun).toBeGreaterThanOrEqual(l.spins * PLE_WINDOW);
+    // the spins are the VM's time lost: it finishes later than without the lock
+    const free = run(yaml(0, 'spin'));
+    const fin = (x: typeof r) => V.reduce((a, t) => a + x.finish(t), 0);
+    expect(fin(r)).toBeGreaterThan(fin(free));
+  });
+});
+
+describe('core scheduling with idle siblings', () => {
+  it('a sibling forced idle runs as soon as the owning thread idles (an idle sibling holds no cookie)', () => {
+    // A (thread 0) runs 10% of the time; B (thread 1, another cookie) always. Windows alternate
+    // between the two cookies, but while A idles its window is B's too: B is forced idle only
+    // about while A runs, not half the time.
+    const r = run(`
+events: 300
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
+tenants: [{ name: a, kind: vm, memory: 16MiB }, { name: b, kind: vm, memory: 16MiB }]
+workload:
+  - { thread: 0, tenant: a, background: true, mix: [{ event: guest-run, cycles: 40000, weight: 1 }, { event: idle, cycles: 360000, weight: 1 }] }
+  - { thread: 1, tenant: b, mix: ${cpuBound} }
+isolation: [{ name: cs, cmdline: "sched_core=1" }]
+`);
+    const forced = r.row(1, 'forced-idle');
+    const aRuns = r.onCpu(0) / (r.onCpu(0) + r.row(0, 'idle'));
+    expect(forced).toBeGreaterThan(0); // A's windows did force B out
+    expect(forced / r.finish(1)).toBeLessThan(aRuns * 2);
+  });
+});
