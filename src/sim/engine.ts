@@ -42,7 +42,8 @@ import { WorkingSetRunner } from './working-set.ts';
 import { sizedFootprint } from './sized.ts';
 import { withNativeBase } from './event-base.ts';
 import { SmtShare } from './smt.ts';
-import { GuestLocks, PLE_WINDOW } from './guest-lock.ts';
+import { GuestLocks, haltOnLock, onCpu, spinOnLock, wakeWaiters } from './guest-lock.ts';
+import { forcedIdle, ownsCore, releaseSibling } from './core-sched.ts';
 import { EngineTracer, SP_IDLE, SP_KERNEL_FULL, SP_KERNEL_IN, SP_USER, type TraceSink } from './engine-trace.ts';
 
 /** Time slice of round-robin and core-scheduling windows (assumption: short enough to switch within a run of milliseconds). */
@@ -80,39 +81,39 @@ export class Engine {
   readonly reasons = new Reasons();
   readonly samples = new Samples(256, 1 << 16);
   readonly tr: Transitions;
-  private readonly th: ThreadState;
-  private readonly heap: ThreadHeap;
+  readonly th: ThreadState;
+  readonly heap: ThreadHeap;
   readonly toucher: Toucher;
   readonly tenantCode: WorkingSetRunner;
   private readonly items: Item[][];
   private readonly cumw: Float64Array[];
   private readonly switchPlans = new Map<string, Plan>();
   private readonly table: FootprintTable;
-  private readonly quantum: number;
-  private readonly pendItem: Int32Array;
+  readonly quantum: number;
+  readonly pendItem: Int32Array;
   /** Per task: the cycle it was switched out at and waits on the run queue from (-1: not waiting). */
-  private readonly waitFrom: Float64Array;
+  readonly waitFrom: Float64Array;
   /** Per task: blocked (idle on a shared thread) until this cycle; runnable when <= the thread's clock. */
-  private readonly wakeAt: Float64Array;
+  readonly wakeAt: Float64Array;
   /** Per thread: its tasks share it (more than one), so an idle task blocks instead of holding the CPU. */
   private readonly shared: Uint8Array;
   /** Per task: cycles it waited for a CPU (run queue, forced idle) since its last timer idle. */
-  private readonly lateBy: Float64Array;
+  readonly lateBy: Float64Array;
   /** Per thread: the task a directed yield boosted (yield_to's next buddy), picked first; -1 none. */
-  private readonly buddy: Int32Array;
+  readonly buddy: Int32Array;
   /** Guest locks of VMs with a lock_fraction (sim/guest-lock.ts); null when no VM has one. */
   readonly locks: GuestLocks | null;
   private readonly finished: Uint8Array;
   private readonly attackerOf: (AttackerRt | null)[];
   /** Per task: its interrupt items, their cumulative weights and mean spacing (cycles); null without any. */
-  private readonly irqOf: ({ items: Int32Array; cum: Float64Array; interval: number } | null)[];
-  private readonly irqRng: Xoshiro128[];
+  readonly irqOf: ({ items: Int32Array; cum: Float64Array; interval: number } | null)[];
+  readonly irqRng: Xoshiro128[];
   private remaining = 0;
   private readonly spin: number;
   private readonly switchBase: number;
   /** Both threads of a core busy: each runs slower (sim/smt.ts). */
-  private readonly smt: SmtShare;
-  private readonly tracer: EngineTracer | null;
+  readonly smt: SmtShare;
+  readonly tracer: EngineTracer | null;
 
   constructor(readonly w: World, readonly opts: EngineOptions) {
     this.th = w.threads;
@@ -249,7 +250,7 @@ export class Engine {
     return this;
   }
 
-  private charge(task: number, kind: number, cycles: number): void {
+  charge(task: number, kind: number, cycles: number): void {
     if (task >= 0) this.meter.charge(task, kind, cycles);
   }
 
@@ -279,7 +280,7 @@ export class Engine {
       this.wake(t);
       return;
     }
-    if (th.pending[t] === PH_ATTACK && coreSched && !this.ownsCore(t, w.tasks[cur])) th.pending[t] = PH_NONE; // its slice ended first
+    if (th.pending[t] === PH_ATTACK && coreSched && !ownsCore(this, t, w.tasks[cur])) th.pending[t] = PH_NONE; // its slice ended first
     if (th.pending[t] !== PH_NONE) { this.finish(t); return; }
     if (this.remaining === 0) { th.done[t] = 1; return; }
     const list = w.threadTasks[t];
@@ -311,7 +312,7 @@ export class Engine {
       if (next >= 0 && next !== cur) { this.leaveForcedIdle(t); this.switchIn(t, task, w.tasks[next], true); return; }
       th.switchAt[t] = th.clock[t] + this.quantum;
     }
-    if (coreSched && !this.ownsCore(t, task) && this.forcedIdle(t, task)) return;
+    if (coreSched && !ownsCore(this, t, task) && forcedIdle(this, t, task)) return;
     if (th.needSwitchIn[t]) {
       th.needSwitchIn[t] = 0;
       this.tr.idle(t, false);
@@ -351,7 +352,7 @@ export class Engine {
     if (this.finished[task.id]) return;
     this.finished[task.id] = 1;
     this.meter.finish[task.id] = clock;
-    if (this.locks?.release(task)) this.wakeWaiters(task); // a vCPU that stops leaves no lock behind
+    if (this.locks?.release(task)) wakeWaiters(this, task); // a vCPU that stops leaves no lock behind
     if (this.waitFrom[task.id] >= 0 && clock > this.waitFrom[task.id]) this.charge(task.id, EK['sched-wait'], clock - this.waitFrom[task.id]); // it ends waiting
     this.remaining--;
   }
@@ -400,7 +401,7 @@ export class Engine {
     this.charge(prev.id, EK['context-switch'], cost);
     this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
     if (!this.finished[prev.id] && this.waitFrom[prev.id] < 0) this.waitFrom[prev.id] = Math.max(th.clock[t], this.wakeAt[prev.id]); // on the run queue from its wake-up
-    this.releaseSibling(t, th.clock[t]);
+    releaseSibling(this, t, th.clock[t]);
     if (wake > th.clock[t]) th.clock[t] = wake;
     this.tracer?.span(t, SP_IDLE);
     th.pending[t] = PH_WAKE;
@@ -463,92 +464,18 @@ export class Engine {
     th.evItem[t] = next.tenant.vm ? 0 : ENTRY_SYSCALL;
   }
 
-  /** Core scheduling: may thread t's task run now? Windows of QUANTUM alternate between the two cookies of a core. */
-  private ownsCore(t: number, task: Task): boolean {
-    const th = this.th;
-    const sib = th.sibling[t];
-    // A sibling with nothing to run (its CPU idle) holds no cookie: kernel/sched/core.c pick_next_task()
-    // takes the highest-priority pick of the core's threads, and an idle thread's pick is its idle task.
-    if (sib < 0 || !th.online[sib] || th.done[sib] || th.cur[sib] < 0 || th.pending[sib] === PH_WAKE || this.w.machine.threads[sib].idle) return true;
-    const mine = task.tenant.index;
-    const other = this.w.tasks[th.cur[sib]].tenant.index;
-    if (mine === other) return true;
-    const k = Math.floor(th.clock[t] / this.quantum);
-    return ((k & 1) === 0 ? Math.min(mine, other) : Math.max(mine, other)) === mine;
-  }
-
-  /**
-   * Core scheduling: thread t's CPU goes idle at cycle `at`. A sibling forced idle by t's cookie
-   * may run from then: schedule() on t redoes the core-wide pick, which now has only the
-   * sibling's task (kernel/sched/core.c pick_next_task(); the sibling is sent a resched IPI), so
-   * its wait ends at `at` instead of at its window's end.
-   */
-  private releaseSibling(t: number, at: number): void {
-    if (!(this.w.state.schedCore && this.w.state.smtActive)) return;
-    const th = this.th;
-    const sib = th.sibling[t];
-    if (sib < 0 || th.needSwitchIn[sib] === 0 || th.pending[sib] !== PH_NONE || th.clock[sib] <= at || !this.heap.has(sib)) return;
-    const back = th.clock[sib] - at;
-    const cur = th.cur[sib];
-    this.charge(cur, EK['forced-idle'], -back); // forcedIdle() charged the wait to its window's end
-    this.lateBy[cur] -= back;
-    th.clock[sib] = at;
-    this.heap.decrease(sib);
-  }
-
-  /** Core scheduling: thread t is forced idle (or takes an interrupt from idle). */
-  private forcedIdle(t: number, task: Task): boolean {
-    const th = this.th;
-    const k = Math.floor(th.clock[t] / this.quantum);
-    if (!th.needSwitchIn[t]) { // schedule() picks the idle task: forced idle
-      this.tr.acc = 0;
-      this.tr.switchTask(t, task, null);
-      this.tr.idle(t, true);
-      th.clock[t] += this.tr.acc;
-      this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
-      this.charge(task.id, EK['forced-idle'], this.tr.acc); // schedule() to the idle task, on the task's account
-      th.needSwitchIn[t] = 1;
-    }
-    const end = (k + 1) * this.quantum;
-    // Interrupts keep arriving at the rate the task's mix implies: kernel contexts next to the other cookie.
-    const irq = this.irqOf[task.id];
-    if (irq !== null) {
-      if (th.irqNext[t] <= 0) th.irqNext[t] = th.clock[t] + irq.interval;
-      if (th.irqNext[t] < end) {
-        if (th.irqNext[t] > th.clock[t]) {
-          this.charge(task.id, EK['forced-idle'], th.irqNext[t] - th.clock[t]);
-          this.lateBy[task.id] += th.irqNext[t] - th.clock[t];
-          th.clock[t] = th.irqNext[t];
-          this.tracer?.span(t, SP_IDLE, this.tracer.lbl('forced idle'));
-        }
-        const rng = this.irqRng[t];
-        const r = (rng.nextU32() / 4294967296) * irq.cum[irq.cum.length - 1];
-        let i = 0;
-        while (i < irq.cum.length - 1 && r >= irq.cum[i]) i++;
-        this.begin(t, task, irq.items[i], true);
-        th.irqNext[t] = th.clock[t] + irq.interval;
-        return true;
-      }
-    }
-    this.charge(task.id, EK['forced-idle'], end - th.clock[t]);
-    this.lateBy[task.id] += end - th.clock[t];
-    th.clock[t] = end;
-    this.tracer?.span(t, SP_IDLE, this.tracer.lbl('forced idle'));
-    return true;
-  }
-
   /** Phase 1 of event `j` of `task` on thread t. */
-  private begin(t: number, task: Task, j: number, fromIdle = false): void {
+  begin(t: number, task: Task, j: number, fromIdle = false): void {
     const th = this.th;
     const it = this.items[task.id][j];
     const tr = this.tr;
     const locks = this.locks;
     if (locks !== null && !fromIdle) {
-      if (locks.release(task)) this.wakeWaiters(task);
+      if (locks.release(task)) wakeWaiters(this, task);
       if (it.kind === EK['guest-run']) {
         const h = locks.heldBy(task);
-        if (h >= 0 && !this.onCpu(h)) {
-          if (locks.blocks[task.tenant.index] === 1) this.haltOnLock(t, task, j); else this.spinOnLock(t, task, j, h);
+        if (h >= 0 && !onCpu(this, h)) {
+          if (locks.blocks[task.tenant.index] === 1) haltOnLock(this, t, task, j); else spinOnLock(this, t, task, j, h);
           return;
         }
       }
@@ -577,7 +504,7 @@ export class Engine {
     if (it.plan !== null) cost += this.toucher.run(t, it.plan, fromIdle ? this.irqRng[t] : task.rng, task.id);
     if (it.plan !== null && it.plan.fp.tlbFlushPages > 0) cost += this.invlpg(t, it.plan.fp.tlbFlushPages);
     const blocks = it.kind === EK.idle && this.shared[t] === 1 && !fromIdle;
-    if (it.kind === EK.idle && !blocks) { tr.idle(t, true); this.releaseSibling(t, th.clock[t] + cost - own + tr.acc); }
+    if (it.kind === EK.idle && !blocks) { tr.idle(t, true); releaseSibling(this, t, th.clock[t] + cost - own + tr.acc); }
     cost += tr.acc;
     if (it.kind !== EK.idle) cost = this.smt.wall(t, cost); // idle time is wall time, not work
     if (blocks) { // the idle time is the task's own, off the CPU: it wakes when it ends
@@ -595,82 +522,6 @@ export class Engine {
     th.pending[t] = pending;
     th.evKind[t] = it.kind;
     th.evItem[t] = it.how;
-  }
-
-  /** Is task `id` running on its thread now (not switched out, blocked, or forced idle)? */
-  private onCpu(id: number): boolean {
-    const th = this.th;
-    const ht = this.w.tasks[id].thread;
-    return th.cur[ht] === id && th.needSwitchIn[ht] === 0 && th.pending[ht] !== PH_WAKE && this.wakeAt[id] <= th.clock[ht];
-  }
-
-  /**
-   * Task `task` would run guest code while vCPU `holder` of its VM holds the lock off its CPU
-   * (sim/guest-lock.ts): it spins for ple_window cycles, takes the PLE exit, and
-   * kvm_vcpu_on_spin() yields to the holder: the holder's thread switches to it at its next step,
-   * this thread to another task. Event `j` is retried when the spinner next runs.
-   */
-  private spinOnLock(t: number, task: Task, j: number, holder: number): void {
-    const th = this.th;
-    const tr = this.tr;
-    tr.acc = 0;
-    tr.vmExit(t, task, 0); // EXIT_REASON_PAUSE_INSTRUCTION → handle_pause()
-    const cost = this.smt.wall(t, PLE_WINDOW + this.w.costs.params.vmExitEntry.cycles + tr.acc);
-    th.clock[t] += cost;
-    this.charge(task.id, EK['lock-spin'], cost);
-    this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
-    this.locks!.spins++;
-    this.pendItem[task.id] = j;
-    const ht = this.w.tasks[holder].thread;
-    this.buddy[ht] = holder; // yield_to(): the holder is its run queue's next buddy ...
-    if (th.switchAt[ht] > th.clock[ht]) th.switchAt[ht] = th.clock[ht]; // ... and what runs there is preempted
-    if (ht !== t) th.switchAt[t] = th.clock[t]; // the spinner gives up its CPU (skip buddy)
-    th.pending[t] = PH_VMENTER;
-    th.evKind[t] = EK['lock-spin'];
-    th.evItem[t] = 0;
-  }
-
-  /**
-   * Task `task` would run guest code while a descheduled vCPU of its VM holds a sleeping lock
-   * (sim/guest-lock.ts 'block'): the guest thread sleeps on it and the vCPU halts (a HLT exit,
-   * kvm_vcpu_block()) until the holder's release wakes it; event `j` is retried then.
-   */
-  private haltOnLock(t: number, task: Task, j: number): void {
-    const th = this.th;
-    const tr = this.tr;
-    const locks = this.locks!;
-    tr.acc = 0;
-    tr.vmExit(t, task, VX_HLT);
-    const cost = this.smt.wall(t, this.w.costs.params.vmExitEntry.cycles + tr.acc);
-    th.clock[t] += cost;
-    this.charge(task.id, EK['lock-wait'], cost);
-    this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
-    locks.waits++;
-    locks.waitsOn[task.id] = task.tenant.index;
-    locks.blockedAt[task.id] = th.clock[t];
-    this.wakeAt[task.id] = Infinity;
-    this.pendItem[task.id] = j;
-    th.switchAt[t] = th.clock[t];
-    th.pending[t] = PH_NONE;
-    th.evKind[t] = EK['lock-wait'];
-  }
-
-  /** `holder` freed its VM's lock: every vCPU halted on it is runnable now; a halted CPU of theirs wakes (the kick's IPI). */
-  private wakeWaiters(holder: Task): void {
-    const th = this.th;
-    const locks = this.locks!;
-    const now = th.clock[holder.thread];
-    for (const id of locks.tasksOf[holder.tenant.index]) {
-      if (locks.waitsOn[id] < 0) continue;
-      locks.waitsOn[id] = -1;
-      const at = Math.max(now, locks.blockedAt[id]);
-      this.charge(id, EK['lock-wait'], at - locks.blockedAt[id]);
-      this.lateBy[id] += at - locks.blockedAt[id];
-      this.wakeAt[id] = at;
-      if (this.waitFrom[id] === Infinity) this.waitFrom[id] = at; // switched out while halted: on the run queue from now
-      const wt = this.w.tasks[id].thread;
-      if (th.pending[wt] === PH_WAKE && th.clock[wt] > at && this.heap.has(wt)) { th.clock[wt] = at; this.heap.decrease(wt); }
-    }
   }
 
   /** munmap()/mprotect() flush single pages (flush_tlb_mm_range → INVLPG): on the tenant's user range. */

@@ -27,6 +27,10 @@
  * With f = 0 nothing here runs and overcommit costs only the time slices (engine.ts).
  */
 import { Xoshiro128 } from '../linux/kaslr.ts';
+import { VX_HLT } from './mitigate.ts';
+import { EK, PH_NONE, PH_VMENTER, PH_WAKE } from './thread.ts';
+import { SP_KERNEL_IN } from './engine-trace.ts';
+import type { Engine } from './engine.ts';
 import type { Task, TenantRt } from './world.ts';
 
 /** KVM_VMX_DEFAULT_PLE_WINDOW (arch/x86/kvm/vmx/vmx.c): cycles of PAUSE loop before a PLE exit. */
@@ -85,5 +89,83 @@ export class GuestLocks {
   heldBy(task: Task): number {
     const h = this.holder[task.tenant.index];
     return h === task.id ? -1 : h;
+  }
+}
+
+// The engine's side (sim/engine.ts begin() and complete() call in).
+
+/** Is task `id` running on its thread now (not switched out, blocked, or forced idle)? */
+export function onCpu(e: Engine, id: number): boolean {
+  const th = e.th;
+  const ht = e.w.tasks[id].thread;
+  return th.cur[ht] === id && th.needSwitchIn[ht] === 0 && th.pending[ht] !== PH_WAKE && e.wakeAt[id] <= th.clock[ht];
+}
+
+/**
+ * Task `task` would run guest code while vCPU `holder` of its VM holds the lock off its CPU
+ * (sim/guest-lock.ts): it spins for ple_window cycles, takes the PLE exit, and
+ * kvm_vcpu_on_spin() yields to the holder: the holder's thread switches to it at its next step,
+ * this thread to another task. Event `j` is retried when the spinner next runs.
+ */
+export function spinOnLock(e: Engine, t: number, task: Task, j: number, holder: number): void {
+  const th = e.th;
+  const tr = e.tr;
+  tr.acc = 0;
+  tr.vmExit(t, task, 0); // EXIT_REASON_PAUSE_INSTRUCTION → handle_pause()
+  const cost = e.smt.wall(t, PLE_WINDOW + e.w.costs.params.vmExitEntry.cycles + tr.acc);
+  th.clock[t] += cost;
+  e.charge(task.id, EK['lock-spin'], cost);
+  e.tracer?.span(t, SP_KERNEL_IN, e.tracer.lbl('context-switch'));
+  e.locks!.spins++;
+  e.pendItem[task.id] = j;
+  const ht = e.w.tasks[holder].thread;
+  e.buddy[ht] = holder; // yield_to(): the holder is its run queue's next buddy ...
+  if (th.switchAt[ht] > th.clock[ht]) th.switchAt[ht] = th.clock[ht]; // ... and what runs there is preempted
+  if (ht !== t) th.switchAt[t] = th.clock[t]; // the spinner gives up its CPU (skip buddy)
+  th.pending[t] = PH_VMENTER;
+  th.evKind[t] = EK['lock-spin'];
+  th.evItem[t] = 0;
+}
+
+/**
+ * Task `task` would run guest code while a descheduled vCPU of its VM holds a sleeping lock
+ * (sim/guest-lock.ts 'block'): the guest thread sleeps on it and the vCPU halts (a HLT exit,
+ * kvm_vcpu_block()) until the holder's release wakes it; event `j` is retried then.
+ */
+export function haltOnLock(e: Engine, t: number, task: Task, j: number): void {
+  const th = e.th;
+  const tr = e.tr;
+  const locks = e.locks!;
+  tr.acc = 0;
+  tr.vmExit(t, task, VX_HLT);
+  const cost = e.smt.wall(t, e.w.costs.params.vmExitEntry.cycles + tr.acc);
+  th.clock[t] += cost;
+  e.charge(task.id, EK['lock-wait'], cost);
+  e.tracer?.span(t, SP_KERNEL_IN, e.tracer.lbl('context-switch'));
+  locks.waits++;
+  locks.waitsOn[task.id] = task.tenant.index;
+  locks.blockedAt[task.id] = th.clock[t];
+  e.wakeAt[task.id] = Infinity;
+  e.pendItem[task.id] = j;
+  th.switchAt[t] = th.clock[t];
+  th.pending[t] = PH_NONE;
+  th.evKind[t] = EK['lock-wait'];
+}
+
+/** `holder` freed its VM's lock: every vCPU halted on it is runnable now; a halted CPU of theirs wakes (the kick's IPI). */
+export function wakeWaiters(e: Engine, holder: Task): void {
+  const th = e.th;
+  const locks = e.locks!;
+  const now = th.clock[holder.thread];
+  for (const id of locks.tasksOf[holder.tenant.index]) {
+    if (locks.waitsOn[id] < 0) continue;
+    locks.waitsOn[id] = -1;
+    const at = Math.max(now, locks.blockedAt[id]);
+    e.charge(id, EK['lock-wait'], at - locks.blockedAt[id]);
+    e.lateBy[id] += at - locks.blockedAt[id];
+    e.wakeAt[id] = at;
+    if (e.waitFrom[id] === Infinity) e.waitFrom[id] = at; // switched out while halted: on the run queue from now
+    const wt = e.w.tasks[id].thread;
+    if (th.pending[wt] === PH_WAKE && th.clock[wt] > at && e.heap.has(wt)) { th.clock[wt] = at; e.heap.decrease(wt); }
   }
 }
