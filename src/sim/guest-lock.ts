@@ -157,7 +157,9 @@ export function wakeWaiters(e: Engine, holder: Task): void {
   const th = e.th;
   const locks = e.locks!;
   const now = th.clock[holder.thread];
-  for (const id of locks.tasksOf[holder.tenant.index]) {
+  const ids = locks.tasksOf[holder.tenant.index];
+  for (let k = 0; k < ids.length; k++) {
+    const id = ids[k];
     if (locks.waitsOn[id] < 0) continue;
     locks.waitsOn[id] = -1;
     const at = Math.max(now, locks.blockedAt[id]);
