@@ -3,11 +3,23 @@
 // set-associative TLB with the fast path turned off (the Mmu's slow path, checked against the
 // walker by mmu.test.ts). fast-check drives random accesses (every access kind, every page size,
 // addresses that collide in the fast path's slots), mode changes (CPL, CR0.WP, RFLAGS.AC, CR4
-// SMEP/SMAP/PKE/PKS/PGE, PKRU, PKRS), CR3 writes with and without NOFLUSH, INVLPG and INVPCID of
-// every type, and leaf-entry changes. Access by access the fast Mmu must give what both give
-// (result, PA, level, rights, #PF error code); in the end the memories hold the same A/D bits
-// and the two TLBs the same counters (hits, misses, fills, evictions: the fast path ages rows
-// as find() does).
+// SMEP/SMAP/PKE/PKS/PGE, IA32_EFER.NXE, PKRU, PKRS), CR3 writes with and without NOFLUSH (with
+// CR4.PCIDE=1 or 0, per run), INVLPG and INVPCID of every type (and an invalid one), and
+// leaf-entry changes. Access by access the fast Mmu must give what both give (result, PA, level,
+// rights, #PF error code) and leave the same A/D bits in the entries the walk uses; in the end
+// the memories are equal and the two TLBs have the same counters (hits, misses, fills,
+// evictions: the fast path ages rows as find() does).
+//
+// Hit or miss and walk or not are compared access by access too, so a fast path serving an entry
+// the TLB dropped fails at that access even when memory still agrees with it.
+//
+// Breaks it catches, each failing in 3 or 4 runs of 3 or 4 (tried, then restored): the fast
+// path's folded rights ignoring SMAP (rights.ts allowed[] built with CR4.SMAP=0: an implicit
+// supervisor read of a user page hits), the mode key ignoring EFER.NXE (rights.ts resolve),
+// INVLPG leaving a global entry another PCID filled (tlb.ts flushAddress), INVPCID type 0
+// leaving the fast-path slot of the entry it dropped (meta cleared, serial kept). INVPCID type 0
+// dropping global entries too (against SDM Vol. 2 INVPCID, "except global translations") is not
+// visible here — it only costs walks — and tlb.test.ts catches it.
 //
 // World 1 ("coherent"): every entry change is followed by invalidations that suffice under the
 // SDM (4.10.4), so the TLB never holds a stale entry and the walker is the truth for every
@@ -20,7 +32,7 @@ import { describe, expect, it } from 'vitest';
 import type { PhysMemory } from '../../src/phys/memory.ts';
 import {
   ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_READ, ACCESS_WRITE, CR0_WP, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_PKE,
-  CR4_PKS, CR4_SMAP, CR4_SMEP, RFLAGS_AC,
+  CR4_PKS, CR4_SMAP, CR4_SMEP, EFER_NXE, RFLAGS_AC,
 } from '../../src/x86/bits.ts';
 import { CpuState } from '../../src/x86/cpu.ts';
 import { Mmu } from '../../src/x86/mmu.ts';
@@ -28,6 +40,11 @@ import { SIZE_2M, SIZE_4K } from '../../src/x86/pgtable.ts';
 import { checkAccess, Translation, translate } from '../../src/x86/walk.ts';
 import { buildWorld, cloneMem, leafEntry, MAXPHYS, memDigest, PCIDS, type Page, type World, xorshift } from './fastpath-world.ts';
 
+/**
+ * changeLeaf's `inval` that makes invalidateFor pick, for a shared page, INVLPG then INVPCID type 0
+ * for the other PCIDs (7 % 4 = 3), and that the stale world does not skip (7 % 3 != 0).
+ */
+const INVAL_BY_INVLPG = 7;
 const KINDS = [ACCESS_READ, ACCESS_WRITE, ACCESS_FETCH, ACCESS_IMPLICIT, ACCESS_IMPLICIT | ACCESS_WRITE];
 const KEY_REGS = [0, 0x55555555, 0xaaaaaaaa, 0xffffffff, 0x0000000c, 0xc0000000];
 const GEOMETRIES = [
@@ -41,12 +58,14 @@ type Step =
   | { t: 'batch'; pages: number[]; off: number; kind: number }
   | { t: 'stray'; lo: number; hi: number; kind: number }
   | { t: 'cpl'; v: number }
-  | { t: 'wp' } | { t: 'ac' }
+  | { t: 'wp' } | { t: 'ac' } | { t: 'nxe' }
   | { t: 'cr4'; bit: number }
   | { t: 'pkru'; v: number } | { t: 'pkrs'; v: number }
   | { t: 'cr3'; root: number; noflush: boolean }
   | { t: 'invlpg'; page: number; off: number }
   | { t: 'invpcid'; type: number; pcid: number; page: number }
+  | { t: 'drop'; how: number; page: number; off: number; kind: number }
+  | { t: 'kpte'; page: number; xorLo: number; xorHi: number; off: number; kind: number }
   | { t: 'pte'; page: number; xorLo: number; xorHi: number; inval: number }
   | { t: 'split'; page: number; merge: boolean };
 
@@ -60,13 +79,22 @@ const stepArb = (stale: boolean): fc.Arbitrary<Step> => fc.oneof(
   { weight: 6, arbitrary: fc.record({ t: fc.constant('cpl' as const), v: fc.constantFrom(0, 0, 3) }) },
   { weight: 2, arbitrary: fc.constant({ t: 'wp' as const }) },
   { weight: 2, arbitrary: fc.constant({ t: 'ac' as const }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'nxe' as const }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('cr4' as const), bit: fc.constantFrom(CR4_SMEP, CR4_SMAP, CR4_PKE, CR4_PKS, CR4_PGE) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('pkru' as const), v: keyReg }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('pkrs' as const), v: keyReg }) },
   { weight: 6, arbitrary: fc.record({ t: fc.constant('cr3' as const), root: fc.nat(2), noflush: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('invlpg' as const), page: fc.nat(), off: u32 }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('invpcid' as const), type: fc.integer({ min: 0, max: 4 }), pcid: fc.nat(4), page: fc.nat() }) },
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('pte' as const), page: fc.nat(), xorLo: u32, xorHi: u32, inval: fc.nat() }) },
+  // Invalidations mostly of the hot pages, and INVPCID often of the current PCID (pcid -1), so
+  // that what they drop is what the next accesses would have hit.
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('invlpg' as const), page: fc.oneof(fc.nat(7), fc.nat()), off: u32 }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('invpcid' as const), type: fc.integer({ min: 0, max: 4 }), pcid: fc.oneof(fc.constant(-1), fc.nat(4)), page: fc.oneof(fc.nat(7), fc.nat()) }) },
+  // An invalidation of a hot page by the current PCID, then an access to it: the entry it dropped
+  // must not be served (INVPCID types 0, 1, 3 and INVLPG).
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('drop' as const), how: fc.nat(3), page: fc.nat(7), off: u32, kind: fc.nat(4) }) },
+  // A hot kernel page (shared by all roots, often global) changed and invalidated by INVLPG, which
+  // must drop its global entry whatever PCID filled it (SDM 4.10.4.1), then accessed.
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('kpte' as const), page: fc.nat(7), xorLo: u32, xorHi: u32, off: u32, kind: fc.nat(4) }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('pte' as const), page: fc.oneof(fc.nat(8), fc.nat()), xorLo: u32, xorHi: u32, inval: fc.nat() }) },
   ...(stale ? [{ weight: 2, arbitrary: fc.record({ t: fc.constant('split' as const), page: fc.nat(), merge: fc.boolean() }) }] : []),
 );
 
@@ -88,7 +116,11 @@ function fastWouldHit(m: Mmu, lo: number, hi: number, kind: number): boolean {
   return x.probe(lo, hi, kind) >= 0;
 }
 
-export const stats = { accesses: 0, fastHits: 0, fastHitsBySize: [0, 0, 0], batches: 0, staleSteps: 0 };
+export const stats = {
+  accesses: 0, fastHits: 0, fastHitsBySize: [0, 0, 0], batches: 0, staleSteps: 0, adChecked: 0,
+  // Accesses made with CR4.SMAP=1 (faults among them), with EFER.NXE=0, and INVPCID by type 0..4.
+  smap: 0, smapFaults: 0, noNxe: 0, invpcid: [0, 0, 0, 0, 0],
+};
 
 class Machine {
   readonly memA: PhysMemory;
@@ -142,10 +174,23 @@ class Machine {
     stats.accesses++;
     if (hit) { stats.fastHits++; if (got.startsWith('ok')) stats.fastHitsBySize[(this.fast.out.pageShift - 12) / 9]++; }
     if (got !== slow) this.fail(`${where}: fast ${got}${hit ? ' (fast hit)' : ''}, slow path ${slow}`);
-    if (!this.stale) {
+    // Hit or miss, and walk or not, access by access (a fast path serving a dropped entry shows here).
+    if (this.fast.walks !== this.slow.walks || this.fast.tlb.misses !== this.slow.tlb.misses) {
+      this.fail(`${where}: fast ${got}${hit ? ' (fast hit)' : ''}, TLB ${counters(this.fast)}; slow path ${counters(this.slow)}`);
+    }
+    const c0 = this.cpus[0];
+    if (c0.smap) { stats.smap++; if (!got.startsWith('ok')) stats.smapFaults++; }
+    if (!c0.nxe) stats.noNxe++;
+    if (this.stale) {
+      // A/D: the entries either Mmu walked for this access hold the same bits in both memories.
+      for (const m of [this.fast, this.slow]) this.sameEntries(m.out.entryAddr, [this.memA, this.memB], where);
+    } else {
       const ok = translate(this.memC, this.cpus[2], lo, hi, kind, this.ref);
       const want = summary(ok, this.ref);
       if (got !== want) this.fail(`${where}: fast ${got}${hit ? ' (fast hit)' : ''}, walker ${want}`);
+      // A/D (SDM 4.8), access by access: the entries of this VA's walk hold the same bits after
+      // the fast Mmu, the slow Mmu and the walker (a hit writes nothing; a walk sets A, D).
+      this.sameEntries(this.ref.entryAddr, [this.memA, this.memB, this.memC], where);
       // The walker and both Mmus read the rules from the mode's table (rights.ts); check the
       // verdict once more against the rules themselves, so a stale table cannot agree with itself.
       const r = this.ref;
@@ -153,6 +198,17 @@ class Machine {
         const rule = checkAccess(this.cpus[2], r.user, r.writable, r.executeDisable, r.pkey, kind);
         if (rule !== (ok ? 0 : r.errorCode)) this.fail(`${where}: walker ${want}, checkAccess() says ${rule}`);
       }
+    }
+  }
+
+  /** The paging-structure entries at `ea` (by level; -1 not reached) are equal in every memory of `mems`. */
+  sameEntries(ea: Float64Array, mems: PhysMemory[], where: string): void {
+    for (let l = 1; l <= 5; l++) {
+      const a = ea[l];
+      if (a < 0) continue;
+      stats.adChecked++;
+      const v = mems.map((m) => m.read32(a).toString(16));
+      if (v.some((x) => x !== v[0])) this.fail(`${where}: level-${l} entry at ${a.toString(16)} after the access: ${v.join(' / ')} (fast / slow${mems.length > 2 ? ' / walker' : ''}: A/D differ)`);
     }
   }
 
@@ -183,7 +239,8 @@ class Machine {
   }
 
   invpcid(type: number, pcid: number, lo: number, hi: number): void {
-    this.both((m) => m.invpcid(type, pcid, lo, hi), `invpcid ${type}`);
+    if (this.both((m) => m.invpcid(type, pcid, lo, hi), `invpcid ${type}`) === 0) stats.invpcid[type]++;
+    else stats.invpcid[4]++;
   }
 
   /** Invalidations that suffice (SDM 4.10.4) after changing the leaf of `p`; `k` picks one. */
@@ -276,6 +333,13 @@ class Machine {
       case 'cpl': for (const c of this.cpus) c.cpl = s.v; break;
       case 'wp': this.regs((c) => { c.cr0 ^= CR0_WP; }); break;
       case 'ac': this.regs((c) => { c.rflags ^= RFLAGS_AC; }); break;
+      case 'nxe':
+        // WRMSR IA32_EFER. No SDM invalidation comes with it, and TLB entries hold XD as folded
+        // under the old NXE (4.10.2.2): the coherent world then flushes (INVPCID type 2), the
+        // stale world keeps them (fast and slow path must still agree).
+        this.regs((c) => { c.efer ^= EFER_NXE; });
+        if (!this.stale) this.atCpl0(() => this.invpcid(2, 0, 0, 0));
+        break;
       case 'cr4': this.both((m) => m.writeCr4(m.cpu.cr4 ^ s.bit), `cr4 ^ ${s.bit.toString(16)}`); break;
       case 'pkru': for (const c of this.cpus) c.pkru = s.v >>> 0; break;
       case 'pkrs': for (const c of this.cpus) c.pkrs = s.v >>> 0; break;
@@ -287,7 +351,25 @@ class Machine {
       }
       case 'invpcid': {
         const p = this.page(s.page);
-        this.invpcid(s.type, s.pcid, p.lo, p.hi);
+        this.invpcid(s.type, s.pcid < 0 ? this.cpus[0].pcid : s.pcid, p.lo, p.hi);
+        break;
+      }
+      case 'drop': {
+        const p = this.page(s.page);
+        const { lo, hi } = this.addr(p, s.off);
+        const pcid = this.cpus[0].pcid;
+        this.atCpl0(() => {
+          if (s.how === 3) this.both((m) => m.invlpg(lo, hi), 'invlpg');
+          else this.invpcid([0, 1, 3][s.how], pcid, lo, hi);
+        });
+        this.access(lo, hi, KINDS[s.kind], `access after drop ${s.how} ${p.va.toString(16)}`);
+        break;
+      }
+      case 'kpte': {
+        const p = this.page(s.page);
+        this.changeLeaf(p, s.xorLo, s.xorHi, INVAL_BY_INVLPG);
+        const { lo, hi } = this.addr(p, s.off);
+        this.access(lo, hi, KINDS[s.kind], `access after kpte ${p.va.toString(16)}`);
         break;
       }
       case 'pte': this.changeLeaf(this.page(s.page), s.xorLo, s.xorHi, s.inval); break;
@@ -352,5 +434,13 @@ describe('TLB-hit fast path equals the walker and the slow path', () => {
   it('the fast path served every page size and the batch API ran', () => {
     for (const n of stats.fastHitsBySize) expect(n).toBeGreaterThan(20);
     expect(stats.batches).toBeGreaterThan(100);
+  });
+
+  it('the runs reached the modes and instructions they are meant to check', () => {
+    expect(stats.adChecked).toBeGreaterThan(stats.accesses); // entries compared after each access
+    expect(stats.smap).toBeGreaterThan(2000);
+    expect(stats.smapFaults).toBeGreaterThan(200);
+    expect(stats.noNxe).toBeGreaterThan(2000);
+    for (const n of stats.invpcid) expect(n).toBeGreaterThan(50); // types 0..3 done, and #GP for bad ones
   });
 });
