@@ -144,6 +144,7 @@ export class Engine {
     this.finished = new Uint8Array(w.tasks.length);
     for (const t of w.tasks) if (t.attacker === null && !t.background) this.remaining++;
     this.attackerOf = w.tasks.map((t) => w.attackers.find((a) => a.task === t) ?? null);
+    this.startAtPhase();
     this.irqOf = w.tasks.map((t) => {
       const its = this.items[t.id];
       const idx = its.map((x, i) => (x.irq ? i : -1)).filter((i) => i >= 0);
@@ -157,6 +158,27 @@ export class Engine {
     // A stream per thread for interrupts taken while forced idle (outside the tasks' own sequences).
     this.irqRng = Array.from({ length: this.th.n }, (_, t) => new Xoshiro128(w.scenario.seed, 0x1000 + t));
     this.tracer = opts.trace ? new EngineTracer(w, this.tr, this.meter.counts, opts.trace, this.reasons, this.samples) : null;
+  }
+
+  /**
+   * A periodic background task (one with timer idles) on a shared thread starts at a random point
+   * of its period, not at the top of a burst: the noise beside a measured task is at any phase when
+   * the measurement starts, and starting every one at cycle 0 would make them burst together. Its
+   * first wake-up is uniform over its mean period (the cycles of its mix between two timer
+   * idles), drawn from a stream of its own so every configuration starts it at the same phase.
+   */
+  private startAtPhase(): void {
+    const w = this.w;
+    for (const task of w.tasks) {
+      if (!task.background || this.shared[task.thread] === 0) continue; // a measured task starts the measurement
+      const its = this.items[task.id];
+      let cyc = 0, timerW = 0;
+      task.mix.forEach((m, i) => { cyc += m.weight * (its[i].base + its[i].cycles); if (its[i].timer) timerW += m.weight; });
+      if (timerW === 0) continue;
+      const r = new Xoshiro128(w.scenario.seed, 0x3000 + task.id).nextU32() / 4294967296;
+      this.wakeAt[task.id] = Math.floor(r * (cyc / timerW));
+      this.waitFrom[task.id] = this.wakeAt[task.id]; // it waits for a CPU from its first wake-up
+    }
   }
 
   private compile(task: Task, m: MixItem): Item {
@@ -286,6 +308,12 @@ export class Engine {
     const list = w.threadTasks[t];
     if (cur < 0) { // boot: the first task is switched in
       const first = this.nextTask(t, -1);
+      if (first === NONE_RUNNABLE) { // every task here starts off its CPU (a periodic task's phase): idle until the first is due
+        let due = Infinity;
+        for (const id of w.threadTasks[t]) if (this.wakeAt[id] < due) due = this.wakeAt[id];
+        th.clock[t] = due;
+        return;
+      }
       if (first < 0) { th.done[t] = 1; return; }
       this.switchIn(t, null, w.tasks[first], false);
       return;

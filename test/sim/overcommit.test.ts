@@ -10,7 +10,8 @@ import { parseScenario } from '../../src/scenario/load.ts';
 import { runEntry } from '../../src/sim/run.ts';
 import { EK, N_EK } from '../../src/sim/thread.ts';
 import { PLE_WINDOW } from '../../src/sim/guest-lock.ts';
-import type { Engine } from '../../src/sim/engine.ts';
+import { Engine } from '../../src/sim/engine.ts';
+import { buildWorld } from '../../src/sim/world.ts';
 
 const ON_CPU = ['vm-exit', 'context-switch', 'guest-run', 'lock-spin', 'stun-wait'] as const;
 
@@ -79,6 +80,31 @@ isolation: [{ name: off, cmdline: "" }]
     expect(tm.row(0, 'sched-wait')).toBeGreaterThan(nominal * 0.1); // it did wait, enough to tell the two apart
     expect(Math.abs(tm.row(0, 'idle') + tm.row(0, 'sched-wait') - nominal) / nominal).toBeLessThan(0.05);
     expect(tm.finish(0)).toBeLessThan(ev.finish(0));
+  });
+});
+
+describe('periodic background tasks', () => {
+  it('start at spread phases of their period, the same in every configuration', () => {
+    const period = 40000 + 360000; // one slice and one timer idle, drawn alike: the mean time between two timer idles
+    const s = parseScenario(`
+events: 10
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
+tenants: [{ name: m, kind: vm, memory: 16MiB }, { name: n, kind: vm, vcpus: 4, memory: 16MiB }]
+workload:
+  - { thread: 0, tenant: m, mix: ${cpuBound} }
+  - { thread: 0, tenant: n, background: true, mix: &p [{ event: guest-run, cycles: 40000, weight: 1 }, { event: idle, cycles: 360000, weight: 1, wake: timer }] }
+  - { thread: 0, tenant: n, background: true, mix: *p }
+  - { thread: 1, tenant: n, background: true, mix: *p }
+  - { thread: 1, tenant: n, background: true, mix: *p }
+isolation: [{ name: on, cmdline: "" }, { name: off, cmdline: "nosmt" }]
+`, 'phase.yaml');
+    const phases = (iso: number) => Array.from(new Engine(buildWorld(s, iso), { targets: null, endCycles: 1 }).wakeAt);
+    const a = phases(0);
+    expect(a[0]).toBe(0); // the measured task starts the measurement
+    const bg = a.slice(1);
+    expect(new Set(bg).size).toBe(bg.length); // spread, not all at a burst's start
+    for (const x of bg) { expect(x).toBeGreaterThan(0); expect(x).toBeLessThan(period * 1.1); }
+    expect(phases(1)).toEqual(a); // nosmt moved thread 1's tasks, not their phases
   });
 });
 
