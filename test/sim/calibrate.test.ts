@@ -54,7 +54,7 @@ describe('the fit', () => {
   it('a figure whose file gives its source\'s native base depends on no price of the base', () => {
     // kpti-getppid and kpti-lseek-*: the base is the source's measured latency (sim/event-base.ts),
     // so neither the instructions' price nor SYSCALL+SYSRET moves them; the NOFLUSH CR3 price still
-    // does with PCID, and without PCID no CR3 write has NOFLUSH (they are priced as cr3Write).
+    // does with PCID, and without PCID the CR3 writes are priced as cr3Write.
     const pr = new Predictor(scenarios, ['cr3WriteNoflush', 'kernelCyclesPerInsn', 'syscallEntryExit', 'cr3Write']);
     const deps = (fig: string) => pr.dependsOn(scenarios.findIndex((s) => s.calibration!.figure === fig));
     for (const fig of ['kpti-getppid', 'kpti-lseek-pcid', 'kpti-lseek-nopcid']) {
@@ -63,7 +63,9 @@ describe('the fit', () => {
     expect(deps('kpti-getppid')).toContain('cr3WriteNoflush');
     expect(deps('kpti-lseek-pcid')).toContain('cr3WriteNoflush');
     expect(deps('kpti-lseek-nopcid')).toContain('cr3Write');
-    expect(deps('kpti-lseek-nopcid')).not.toContain('cr3WriteNoflush');
+    // Without PCID no CR3 write has NOFLUSH; the fit still reaches them, as a factor on the
+    // NOFLUSH price moves the flushing one too (calibrate.ts TIED, test/sim/calibrate-fit.test.ts).
+    expect(deps('kpti-lseek-nopcid')).toContain('cr3WriteNoflush');
     const dd = scenarios.findIndex((s) => s.calibration!.figure === 'kpti-dd-1B');
     // dd has no published base: kasi's own path prices it.
     expect(pr.dependsOn(dd)).toEqual(expect.arrayContaining(['cr3WriteNoflush', 'kernelCyclesPerInsn', 'syscallEntryExit']));
