@@ -44,9 +44,10 @@ describe('boot cache', () => {
     useBootCache(true);
     runScenario(defaultScenario(), { seed: 3, duration: ms(0.2) });
     const MiB = 1 << 20;
-    // The default scenario's PTI-on kernel (world.ts kernelOptions for skylake-sp, 4 CPUs, 4 GiB).
+    // The default scenario's PTI kernel (world.ts kernelOptions for skylake-sp, 4 CPUs, 4 GiB; pti_mode
+    // auto, as the default command line boots it: PTI_FORCE_ON only for pti=on).
     const opts: KernelOptions = {
-      cpus: 4, levels: 4, seed: 7, ram: [{ start: 0x1000n, end: 0x9fc00n }, { start: BigInt(MiB), end: BigInt(4096 * MiB) }], kaslr: { seed: 7 }, pti: 'on',
+      cpus: 4, levels: 4, seed: 7, ram: [{ start: 0x1000n, end: 0x9fc00n }, { start: BigInt(MiB), end: BigInt(4096 * MiB) }], kaslr: { seed: 7 }, pti: 'auto',
       nonGlobalKernel: false, nonGlobalImage: false, highmapTail: 'keep',
       cpu: { vendor: 'intel', family: 6, pcid: true, la57: false, gbpages: true, nx: true, meltdown: true },
     };
