@@ -36,23 +36,18 @@ export class ThreadHeap {
 
   push(id: number): void {
     if (this.pos[id] >= 0) throw new RangeError(`heap: thread ${id} is already queued`);
-    let i = this.n++;
-    const ids = this.ids;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(id, ids[p])) break;
-      ids[i] = ids[p];
-      this.pos[ids[i]] = i;
-      i = p;
-    }
-    ids[i] = id;
-    this.pos[id] = i;
+    this.siftUp(id, this.n++);
   }
 
   /** Thread `id` (queued) had its clock lowered: move it up to its place. */
   decrease(id: number): void {
-    let i = this.pos[id];
+    const i = this.pos[id];
     if (i < 0) throw new RangeError(`heap: thread ${id} is not queued`);
+    this.siftUp(id, i);
+  }
+
+  /** Place `id`, starting from slot i, above every parent it comes before. */
+  private siftUp(id: number, i: number): void {
     const ids = this.ids;
     while (i > 0) {
       const p = (i - 1) >> 1;
