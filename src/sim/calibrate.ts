@@ -218,12 +218,24 @@ export function fit(pr: Predictor, use: readonly number[] = pr.scenarios.map((_,
   return { factors, objective: sum(cur), movedBy, evaluations, engineRuns: pr.runs - runs0 };
 }
 
-/** For each figure: fit on the others, predict it (an engine run). */
-export function leaveOneOut(pr: Predictor, rounds = 4): { figure: string; factors: Factors; result: CalibrationResult }[] {
+export interface HeldOut { figure: string; factors: Factors; result: CalibrationResult }
+
+/** For each figure: fit on the figures outside its group, predict it (an engine run); one fit per group. */
+function leaveGroupOut(pr: Predictor, group: readonly string[], rounds: number): HeldOut[] {
+  const fits = new Map<string, Factors>();
   return pr.scenarios.map((s, i) => {
-    const f = fit(pr, pr.scenarios.map((_, j) => j).filter((j) => j !== i), rounds).factors;
+    let f = fits.get(group[i]);
+    if (f === undefined) {
+      f = fit(pr, pr.scenarios.map((_, j) => j).filter((j) => group[j] !== group[i]), rounds).factors;
+      fits.set(group[i], f);
+    }
     return { figure: s.calibration!.figure, factors: f, result: judge(s, pr.predict(i, f)) };
   });
+}
+
+/** For each figure: fit on the others, predict it (an engine run). */
+export function leaveOneOut(pr: Predictor, rounds = 4): HeldOut[] {
+  return leaveGroupOut(pr, pr.scenarios.map((_, i) => String(i)), rounds);
 }
 
 /**
@@ -243,17 +255,8 @@ export function sourceKey(s: Scenario): string {
  * so leaving one out while its siblings stay in the fit overstates what kasi knows of a new
  * workload; this is the stricter error.
  */
-export function leaveSourceOut(pr: Predictor, rounds = 4): { figure: string; factors: Factors; result: CalibrationResult }[] {
-  const keys = pr.scenarios.map(sourceKey);
-  const fits = new Map<string, Factors>();
-  return pr.scenarios.map((s, i) => {
-    let f = fits.get(keys[i]);
-    if (f === undefined) {
-      f = fit(pr, pr.scenarios.map((_, j) => j).filter((j) => keys[j] !== keys[i]), rounds).factors;
-      fits.set(keys[i], f);
-    }
-    return { figure: s.calibration!.figure, factors: f, result: judge(s, pr.predict(i, f)) };
-  });
+export function leaveSourceOut(pr: Predictor, rounds = 4): HeldOut[] {
+  return leaveGroupOut(pr, pr.scenarios.map(sourceKey), rounds);
 }
 
 /** The text of a scenario file, for reports that show where a figure comes from. */
