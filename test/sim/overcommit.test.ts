@@ -24,6 +24,8 @@ function run(yaml: string, iso = 0) {
 }
 
 const cpuBound = '[{ event: guest-run, cycles: 40000, weight: 1 }]';
+/** Runs 10% of the time: 40,000 cycles of guest code, then 360,000 halted. */
+const tenPercent = '[{ event: guest-run, cycles: 40000, weight: 1 }, { event: idle, cycles: 360000, weight: 1 }]';
 
 describe('a thread shared by several tasks', () => {
   it('is never idle while a task can run: a halted vCPU gives its CPU away', () => {
@@ -35,7 +37,7 @@ machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
 tenants: [{ name: a, kind: vm, memory: 16MiB }, { name: b, kind: vm, memory: 16MiB }]
 workload:
   - { thread: 0, tenant: a, mix: ${cpuBound} }
-  - { thread: 0, tenant: b, background: true, mix: [{ event: guest-run, cycles: 40000, weight: 1 }, { event: idle, cycles: 360000, weight: 1 }] }
+  - { thread: 0, tenant: b, background: true, mix: ${tenPercent} }
 isolation: [{ name: off, cmdline: "" }]
 `);
     const busy = r.onCpu(0) + r.onCpu(1);
@@ -163,7 +165,7 @@ events: 300
 machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 1GiB }
 tenants: [{ name: a, kind: vm, memory: 16MiB }, { name: b, kind: vm, memory: 16MiB }]
 workload:
-  - { thread: 0, tenant: a, background: true, mix: [{ event: guest-run, cycles: 40000, weight: 1 }, { event: idle, cycles: 360000, weight: 1 }] }
+  - { thread: 0, tenant: a, background: true, mix: ${tenPercent} }
   - { thread: 1, tenant: b, mix: ${cpuBound} }
 isolation: [{ name: cs, cmdline: "sched_core=1" }]
 `);
