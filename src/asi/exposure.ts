@@ -74,7 +74,8 @@ export class Placement {
   constructor(private readonly sys: System, private readonly design: AsiDesign, private readonly ctx: AsiContext) {
     // A design that builds its space itself (KPTI's user copy) states no spec: only neighbours explain its pages.
     const spec: RestrictedSpec | null = design.build ? null : design.spec(sys, ctx);
-    this.whole = spec ? new AllowList(spec.ranges.filter((r) => !r.perAllocation).map((r) => [r.start, r.end] as const)) : null;
+    const ranges = spec ? [...spec.ranges, ...(design.globalSpec?.(sys).ranges ?? [])] : []; // the context's own and the shared kernel half's
+    this.whole = spec ? new AllowList(ranges.filter((r) => !r.perAllocation).map((r) => [r.start, r.end] as const)) : null;
     this.userHalf = spec?.userPgd !== undefined;
     const t = sys.kernel.imageTail;
     this.tail = { paStart: Number(t.paStart), paEnd: Number(t.paEnd) };

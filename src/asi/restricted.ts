@@ -75,19 +75,70 @@ export class AllowList {
  * A spec's directMap that also says where allow() is constant: `runEnd(pfn)` (> pfn) is the end
  * of a run of frames from `pfn` for which allow() answers as it does for `pfn`. Lets
  * allowList() skip free / never-materialised memory instead of asking about every frame.
+ * `byState`, when given, is allow() as a function of the frame's buddy class and owner alone
+ * (classOfPfn, ownerOfPfn): allowList() then decides once per run of equal state, over runs
+ * computed once per allocator state and shared by every context.
  */
 export interface DirectMapRuns {
   readonly allow: (pfn: number) => boolean;
   readonly why: string;
   readonly runEnd: (pfn: number) => number;
+  readonly byState?: (cls: number, owner: number) => boolean;
+}
+
+/** The direct map's frames as maximal runs of equal buddy state (class, owner). */
+interface StateRuns {
+  readonly start: number[];
+  readonly end: number[];
+  readonly cls: number[];
+  readonly owner: number[];
+  /** sys.buddy.changes when computed. */
+  readonly changes: number;
+}
+
+const stateRunsOf = new WeakMap<System, StateRuns>();
+
+function stateRuns(sys: System): StateRuns {
+  const have = stateRunsOf.get(sys);
+  if (have && have.changes === sys.buddy.changes) return have;
+  const buddy = sys.buddy;
+  const r: StateRuns = { start: [], end: [], cls: [], owner: [], changes: buddy.changes };
+  for (const [s, e] of sys.kernel.pfnMapped) {
+    const end = Number(e);
+    for (let pfn = Number(s); pfn < end;) {
+      const next = Math.min(Math.max(buddy.sameStateEnd(pfn), pfn + 1), end);
+      const cls = buddy.classOfPfn(pfn);
+      const owner = buddy.ownerOfPfn(pfn);
+      const n = r.end.length;
+      if (n > 0 && r.end[n - 1] === pfn && r.cls[n - 1] === cls && r.owner[n - 1] === owner) r.end[n - 1] = next;
+      else { r.start.push(pfn); r.end.push(next); r.cls.push(cls); r.owner.push(owner); }
+      pfn = next;
+    }
+  }
+  stateRunsOf.set(sys, r);
+  return r;
 }
 
 /** The allowed VA intervals of a spec: its ranges plus the direct-map aliases of allowed frames. */
 export function allowList(sys: System, spec: RestrictedSpec): AllowList {
   const out: Array<[bigint, bigint]> = spec.ranges.map((r) => [r.start, r.end]);
   const dm = spec.directMap;
-  if (dm) {
-    const base = sys.layout.addrs.page_offset_base;
+  const base = sys.layout.addrs.page_offset_base;
+  const push = (a: number, b: number) => out.push([base + BigInt(a) * 4096n, base + BigInt(b) * 4096n]);
+  const byState = (dm as Partial<DirectMapRuns> | undefined)?.byState;
+  if (dm && byState) {
+    const r = stateRuns(sys);
+    let run = -1;
+    let last = -1;
+    for (let i = 0; i < r.start.length; i++) {
+      const ok = byState(r.cls[i], r.owner[i]);
+      if (ok && run >= 0 && r.start[i] !== last) { push(run, last); run = -1; } // a gap between pfnMapped ranges
+      if (ok && run < 0) run = r.start[i];
+      if (!ok && run >= 0) { push(run, last); run = -1; }
+      last = r.end[i];
+    }
+    if (run >= 0) push(run, last);
+  } else if (dm) {
     const runEnd = (dm as Partial<DirectMapRuns>).runEnd;
     for (const [s, e] of sys.kernel.pfnMapped) {
       const end = Number(e);
@@ -96,10 +147,10 @@ export function allowList(sys: System, spec: RestrictedSpec): AllowList {
       while (pfn < end) {
         const ok = dm.allow(pfn);
         if (ok && run < 0) run = pfn;
-        if (!ok && run >= 0) { out.push([base + BigInt(run) * 4096n, base + BigInt(pfn) * 4096n]); run = -1; }
+        if (!ok && run >= 0) { push(run, pfn); run = -1; }
         pfn = runEnd ? Math.min(Math.max(runEnd(pfn), pfn + 1), end) : pfn + 1;
       }
-      if (run >= 0) out.push([base + BigInt(run) * 4096n, base + BigInt(end) * 4096n]);
+      if (run >= 0) push(run, end);
     }
   }
   return new AllowList(out);
@@ -112,11 +163,28 @@ export function buildSpace(sys: System, design: AsiDesign, ctx: AsiContext): Res
   return buildFromSpec(sys, design, ctx, spec);
 }
 
-export function buildFromSpec(sys: System, design: AsiDesign, ctx: AsiContext, spec: RestrictedSpec): RestrictedSpace {
-  const allow = allowList(sys, spec);
-  const b = new Builder(sys, allow);
+/**
+ * The spaces of several contexts of one design, every allow list taken from one allocator state
+ * before any table is allocated: one space's own tables are not in another's direct map, and the
+ * state-run scan (stateRuns) is done once for all of them.
+ */
+export function buildContextSpaces(sys: System, design: AsiDesign, ctxs: readonly AsiContext[]): RestrictedSpace[] {
+  if (design.build) return ctxs.map((c) => design.build!(sys, c));
+  const specs = ctxs.map((c) => design.spec(sys, c));
+  const allows = design.globalSpec ? null : specs.map((s) => allowList(sys, s));
+  return ctxs.map((c, i) => buildFromSpec(sys, design, c, specs[i], allows?.[i]));
+}
+
+export function buildFromSpec(sys: System, design: AsiDesign, ctx: AsiContext, spec: RestrictedSpec, allow?: AllowList): RestrictedSpace {
+  const half = design.globalSpec ? globalHalf(sys, design) : null;
+  if (half && spec.ranges.length + (spec.directMap ? 1 : 0) > 0) throw new Error(`${design.name}: a design with a global kernel half gives each context only its user half`);
+  const b = new Builder(sys, half ? EMPTY : allow ?? allowList(sys, spec));
   // The root: an order-1 PGD pair, as pgd_alloc() and asi_init() allocate (PGD_ALLOCATION_ORDER).
+  // The half stays current across it: a context's own root is not in the half's direct map (as a
+  // space built alone never held the root allocated after its allow list).
+  const before = sys.buddy.changes;
   const pair = b.allocPair();
+  if (half && half.changes === before) half.changes = sys.buddy.changes;
   const root = pair + (spec.rootOffset ?? 0);
   const levels = sys.levels;
   const top = BigInt(12 + 9 * (levels - 1));
@@ -131,12 +199,61 @@ export function buildFromSpec(sys: System, design: AsiDesign, ctx: AsiContext, s
       }
       continue;
     }
+    if (half) { b.write(root + i * 8, b.read(half.pgd + i * 8)); continue; } // asi_init(): set_pgd(asi->pgd + i, asi_global_nonsensitive_pgd[i])
     b.entry(ctx.fullRoot + i * 8, root + i * 8, levels, va);
   }
+  const stats = b.stats;
+  if (half) {
+    stats.sharedSubtrees += half.stats.sharedSubtrees;
+    stats.copiedLeaves += half.stats.copiedLeaves;
+    stats.splits.pud += half.stats.splits.pud;
+    stats.splits.pmd += half.stats.splits.pmd;
+    stats.sharedTablePages = half.stats.tablePages;
+  }
   return {
-    id: -1, design: design.name, context: ctx, root, fullRoot: ctx.fullRoot, tableFrames: b.frames, stats: b.stats,
+    id: -1, design: design.name, context: ctx, root, fullRoot: ctx.fullRoot, tableFrames: b.frames, stats,
     compareUserHalf: true, gen: 1,
   };
+}
+
+/** A design's global kernel half: the PGD page every context's root copies its kernel entries from. */
+interface GlobalHalf {
+  readonly pgd: number;
+  readonly stats: SpaceStats;
+  /** The buddy allocator's change count it is current for: a later alloc or free makes it stale. */
+  changes: number;
+}
+
+const EMPTY = new AllowList([]);
+const globalHalves = new WeakMap<System, Map<string, GlobalHalf>>();
+
+/**
+ * The global half of `design` on `sys`, built on first use and again once the allocator has
+ * changed (a space is a snapshot: spaces built before keep the half they were built with). It is
+ * walked from the kernel's own root (init_top_pgt): every process PGD copies its kernel half.
+ * The kernel keeps asi_global_nonsensitive_pgd in .bss; here its page comes from the buddy
+ * allocator like the rest of the half's tables.
+ */
+function globalHalf(sys: System, design: AsiDesign): GlobalHalf {
+  let byDesign = globalHalves.get(sys);
+  if (!byDesign) { byDesign = new Map(); globalHalves.set(sys, byDesign); }
+  const have = byDesign.get(design.name);
+  if (have && have.changes === sys.buddy.changes) return have;
+  const b = new Builder(sys, allowList(sys, design.globalSpec!(sys)));
+  const pgd = b.allocPage();
+  const levels = sys.levels;
+  const top = BigInt(12 + 9 * (levels - 1));
+  const fullRoot = sys.kernel.kernelRoot;
+  // asi_init() copies from KERNEL_PGD_BOUNDARY = pgd_index(PAGE_OFFSET) up; below it (the guard
+  // hole, the LDT remap) a process PGD has only what is its own.
+  const boundary = Number((BigInt.asUintN(64, sys.layout.addrs.page_offset_base) >> (levels === 5 ? 48n : 39n)) & 511n);
+  for (let i = boundary; i < 512; i++) {
+    const va = (BigInt(i) << top) | (levels === 5 ? 0xfe00000000000000n : 0xffff000000000000n);
+    b.entry(fullRoot + i * 8, pgd + i * 8, levels, va);
+  }
+  const half = { pgd, stats: b.stats, changes: sys.buddy.changes };
+  byDesign.set(design.name, half);
+  return half;
 }
 
 class Builder {
@@ -160,6 +277,10 @@ class Builder {
 
   allocPair(): number {
     return this.alloc(1);
+  }
+
+  allocPage(): number {
+    return this.alloc(0);
   }
 
   private alloc(order: number): number {

@@ -76,6 +76,8 @@ export interface SpaceStats {
   copiedLeaves: number;
   /** Large leaves split because the allowed set changes inside them. */
   splits: { pud: number; pmd: number };
+  /** Pages of a global kernel half (AsiDesign.globalSpec) the space's root points into, shared with every context. */
+  sharedTablePages?: number;
 }
 
 /** A built restricted address space. */
@@ -265,8 +267,16 @@ export interface AsiDesign {
   readonly conventional: ConventionalMitigations;
   /** One line per rule of what the restricted space holds (for reports). */
   readonly holds: readonly string[];
-  /** What the restricted space of `ctx` holds. */
+  /** What the restricted space of `ctx` holds (with globalSpec: only what is the context's own). */
   spec(sys: System, ctx: AsiContext): RestrictedSpec;
+  /**
+   * A design whose kernel half is one set of tables for every context: what that half holds.
+   * It is built once per system state (asi_global_nonsensitive_pgd, filled by asi_global_init())
+   * and each context's root copies its top-level kernel entries, as asi_init() does ("for (i =
+   * KERNEL_PGD_BOUNDARY; i < PTRS_PER_PGD; i++) set_pgd(asi->pgd + i,
+   * asi_global_nonsensitive_pgd[i])", ASI RFC 2024 and v2 arch/x86/mm/asi.c).
+   */
+  globalSpec?(sys: System): RestrictedSpec;
   /**
    * The design's rule, checked by verify.ts for every allocation a restricted leaf reaches:
    * may allocation `a` (the page at `pa` of it) be reachable through a mapping of kind `via`?

@@ -178,6 +178,8 @@ export class BuddyAllocator {
   /** Free blocks per order in materialised sections. */
   private readonly freeCount = new Float64Array(MAX_ORDER);
   private allocated = 0;
+  /** Bumped by every alloc() and free(): lets callers tell that a snapshot of the state is stale. */
+  changes = 0;
   // What frames are allocated as, by attribute id (Section.chunkAttr / attr); id 0 = free.
   private attrOwner: number[] = [0];
   private attrCls: number[] = [CLASS_FREE];
@@ -293,6 +295,7 @@ export class BuddyAllocator {
     s.setAttr(local, n, ATTR_FREE);
     s.state[local] = ST_TAIL;
     this.allocated -= n;
+    this.changes++;
     // __free_one_page(): merge while the buddy is a free block of the same order.
     let head = local;
     let o = order;
@@ -319,6 +322,7 @@ export class BuddyAllocator {
     const n = 1 << order;
     s.setAttr(local, n, this.attrId(owner, cls, use, -1));
     this.allocated += n;
+    this.changes++;
     return s.num * SECTION_PFNS + local;
   }
 

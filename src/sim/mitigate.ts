@@ -26,7 +26,7 @@
  *    user mode never runs on kernel tables while PTI is on.
  */
 import { getDesign } from '../asi/registry.ts';
-import { buildSpace } from '../asi/restricted.ts';
+import { buildContextSpaces } from '../asi/restricted.ts';
 import { AsiSession, type AsiThread } from '../asi/session.ts';
 import { kpti as kptiDesign } from '../asi/designs/kpti.ts';
 import {
@@ -79,10 +79,13 @@ export function buildSpaces(sys: System, iso: IsolationSpec, state: MitigationSt
   if (iso.design !== 'off' && iso.design !== 'kpti' && iso.design !== 'sci-2019') {
     design = getDesign(iso.design);
     asi = new AsiSession({ design, system: sys, threads: threadsOf, stun: iso.stun, onAction, features: { l1tf: state.bugs.has('l1tf') } });
+    const owning: TenantRt[] = [];
     for (const t of tenants) {
       if (!design.contextKinds.includes(t.spec.kind)) { notes.push(`${design.name} builds no restricted space for ${t.spec.kind} tenant ${t.spec.name}: it runs on the full kernel tables`); continue; }
-      asiSpace[t.index] = asi.addSpace(buildSpace(sys, design, contextOf(sys, t)));
+      owning.push(t);
     }
+    const built = buildContextSpaces(sys, design, owning.map((t) => contextOf(sys, t)));
+    owning.forEach((t, i) => { asiSpace[t.index] = asi!.addSpace(built[i]); });
     if (design.transition === 'static') for (const k of tasks) if (asiSpace[k.tenant.index] >= 0) asi.assignTask(k.id, asiSpace[k.tenant.index]);
   }
   let kpti: AsiSession | null = null;

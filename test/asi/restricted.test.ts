@@ -15,10 +15,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { designNames, getDesign, makeContext, systemFor } from '../../src/asi/registry.ts';
-import { buildSpace, Probe, probe } from '../../src/asi/restricted.ts';
+import { allowList, buildSpace, Probe, probe, type DirectMapRuns } from '../../src/asi/restricted.ts';
 import { compareRegions, verifySpace } from '../../src/asi/verify.ts';
 import { vaHalves } from '../../src/x86/walk.ts';
 import type { System } from '../../src/linux/system.ts';
+import { KERNEL_OWNER } from '../../src/linux/owners.ts';
+import { CLASS_GLOBAL_NONSENSITIVE } from '../../src/linux/sensitivity.ts';
 import type { AsiContext, RestrictedSpace } from '../../src/asi/types.ts';
 
 const PMD = 1n << 21n;
@@ -159,6 +161,48 @@ describe('what each design holds', () => {
     // A process context (ASI_CLASS_USERSPACE) has its user half.
     const p = spaces('google-asi-2025').find((x) => x.ctx.kind === 'process')!;
     expect(region(sys, p.space, 'user').restrictedBytes).toBe(p.ctx.process!.vmas.reduce((n, v) => n + Number(v.end - v.start), 0));
+  });
+
+  it('google-asi-2025: every context copies the kernel entries of one global half; a later allocation gives a new half', () => {
+    // asi_init(): set_pgd(asi->pgd + i, asi_global_nonsensitive_pgd[i]) from KERNEL_PGD_BOUNDARY up.
+    const sys = systemFor(getDesign('google-asi-2025'));
+    const d = getDesign('google-asi-2025');
+    const ctxs = [makeContext(sys, d, { vm: 0 }), makeContext(sys, d, { vm: 1 }), makeContext(sys, d, { process: 0 })];
+    const built = ctxs.map((c) => buildSpace(sys, d, c));
+    const boundary = Number((sys.layout.addrs.page_offset_base >> 39n) & 511n);
+    const dmIdx = boundary; // the direct map starts at PAGE_OFFSET
+    for (let i = boundary; i < 512; i++) {
+      const e = sys.mem.read64Big(built[0].root + i * 8);
+      for (const s of built.slice(1)) expect(sys.mem.read64Big(s.root + i * 8), `PGD ${i}`).toBe(e);
+    }
+    // The direct-map entry points at a table of the half, not at the full tables' own.
+    const dm = sys.mem.read64Big(built[0].root + dmIdx * 8);
+    expect(dm & 1n).toBe(1n);
+    expect(dm).not.toBe(sys.mem.read64Big(built[0].fullRoot + dmIdx * 8));
+    expect(built[0].stats.tablePages).toBe(2); // only the root pair is the context's own
+    expect(built[0].stats.sharedTablePages).toBeGreaterThan(0);
+    // A non-sensitive page allocated afterwards is in the direct map of a space built after it only.
+    const pfn = sys.buddy.alloc(0, KERNEL_OWNER, CLASS_GLOBAL_NONSENSITIVE);
+    const later = buildSpace(sys, d, ctxs[0]);
+    const va = sys.directMapVa(pfn * 4096);
+    expect(mapsVa(sys, later.root, va)).toBe(pfn * 4096);
+    expect(mapsVa(sys, built[0].root, va)).toBe(-1);
+    expect(sys.mem.read64Big(later.root + dmIdx * 8)).not.toBe(dm);
+    const v = verifySpace(sys, d, later);
+    expect(v.mismatches).toEqual([]);
+    expect(v.forbidden).toEqual([]);
+  });
+
+  it('google-asi-2022: the allow list decided per run of equal buddy state equals the one asked frame by frame', () => {
+    const d = getDesign('google-asi-2022');
+    const sys = world('google-asi-2022');
+    for (const sel of [{ vm: 0 }, { vm: 1 }]) {
+      const spec = d.spec(sys, makeContext(sys, d, sel));
+      const dm = spec.directMap as DirectMapRuns;
+      expect(dm.byState).toBeDefined();
+      const perFrame = allowList(sys, { ...spec, directMap: { allow: dm.allow, why: dm.why } });
+      expect(allowList(sys, spec).intervals()).toEqual(perFrame.intervals());
+    }
   });
 
   it('kvm-asi-2019: the whole image, the ASI root in the upper half of its 8 KiB pair', () => {

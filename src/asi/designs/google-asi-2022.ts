@@ -79,6 +79,7 @@ export const googleAsi2022: AsiDesign = {
         allow: (pfn) => sys.buddy.isAllocated(pfn) && allowedClass(ctx, sys.buddy.classOfPfn(pfn), sys.buddy.ownerOfPfn(pfn)),
         why: 'asi_map() of non-sensitive buddy allocations',
         runEnd: (pfn) => sys.buddy.sameStateEnd(pfn), // allow() reads only the frame's buddy state
+        byState: (cls, owner) => allowedClass(ctx, cls, owner), // free frames: CLASS_FREE, never allowed
       } satisfies DirectMapRuns,
       userPgd: ctx.process?.pgd,
     };

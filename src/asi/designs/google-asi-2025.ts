@@ -13,6 +13,8 @@
  * (18/29: "other than pages that are allocated for pcpu_{first,reserved}_chunk during early
  * boot … taken care by the following patch"). The KVM class maps no user addresses
  * (asi_maps_user_addr() is true only for ASI_CLASS_USERSPACE, the class of a process context).
+ * That kernel half is one set of tables (asi_global_nonsensitive_pgd) whose top-level entries
+ * every context's root copies (asi_init()): globalSpec() below, built once (restricted.ts).
  *
  * Transitions as the 2022 RFC (curr/target, exit on #PF, lazy interrupts, exit on context
  * switch). PCID kern_pcid | (class_id + 1) << 9 under PTI (06/29), never NOFLUSH. Taints
@@ -65,7 +67,11 @@ export const googleAsi2025: AsiDesign = {
   pcidValueOf(ctx: AsiContext) {
     return ctx.kind === 'process' ? ASI_CLASS_USERSPACE : ASI_CLASS_KVM;
   },
-  spec(sys: System, ctx: AsiContext) {
+  spec(_sys: System, ctx: AsiContext) {
+    // The kernel half is globalSpec()'s, shared; a context adds only its user half.
+    return { ranges: [], userPgd: ctx.kind === 'process' ? ctx.process?.pgd : undefined }; // asi_maps_user_addr(ASI_CLASS_USERSPACE)
+  },
+  globalSpec(sys: System) {
     const a = sys.layout.addrs;
     const percpu = new Set<number>();
     const edges: number[] = []; // the per-CPU units' first and end PFNs: where a run of equal answers may end
@@ -92,7 +98,6 @@ export const googleAsi2025: AsiDesign = {
         { start: a.vmalloc_base, end: 1n << 64n, why: 'asi_clone_range(VMALLOC_START, ULONG_MAX)' },
       ],
       directMap,
-      userPgd: ctx.kind === 'process' ? ctx.process?.pgd : undefined, // asi_maps_user_addr(ASI_CLASS_USERSPACE)
     };
   },
   permits(_sys, ctx, a, via) {

@@ -91,7 +91,7 @@ function spaceText(space: RestrictedSpace, rows: ReturnType<typeof compareRegion
     `  restricted root ${hex(space.root)}, full root ${hex(space.fullRoot)}; PCID: ${pcid}`,
     '  holds:',
     ...holds.map((h) => `    - ${h}`),
-    `  page tables of its own: ${s.tablePages} (${formatSize(s.tablePages * 4096)}); subtrees shared with the full tables: ${s.sharedSubtrees}; leaves copied: ${s.copiedLeaves}; large pages split: ${s.splits.pmd} PMD, ${s.splits.pud} PUD`,
+    `  page tables of its own: ${s.tablePages} (${formatSize(s.tablePages * 4096)})${s.sharedTablePages !== undefined ? `; of the kernel half every context shares (asi_global_nonsensitive_pgd): ${s.sharedTablePages} (${formatSize(s.sharedTablePages * 4096)})` : ''}; subtrees shared with the full tables: ${s.sharedSubtrees}; leaves copied: ${s.copiedLeaves}; large pages split: ${s.splits.pmd} PMD, ${s.splits.pud} PUD`,
     `  ${'region'.padEnd(16)} ${'full'.padStart(10)} ${'restricted'.padStart(12)}`,
   ];
   let full = 0;
