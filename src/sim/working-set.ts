@@ -98,7 +98,6 @@ export class WorkingSetRunner {
     const n = Math.round(cycles * ws.perCycle);
     if (n <= 0) return 0;
     const machine = this.machine;
-    const core = machine.threads[t].core;
     const mem = machine.memory;
     const c = this.counts;
     let misses = 0;
@@ -108,8 +107,8 @@ export class WorkingSetRunner {
         const page = line >>> 6;
         const pa = ws.pageLo[page] + (line & 63) * 64;
         if (rng.nextU32() < ws.writeCut) {
-          machine.store(t, pa, mem.read32(pa), mem.read32(pa + 4)); // the value memory holds: planted bytes stay
-          if (!core.l1d.lastHit) misses++;
+          // The value memory holds (planted bytes stay): nothing to write through (Machine.storeHeld).
+          if (!machine.storeHeld(t, pa, mem.read32(pa), mem.read32(pa + 4))) misses++;
         } else if (!machine.load(t, pa)) misses++;
       }
     } else {
@@ -129,8 +128,7 @@ export class WorkingSetRunner {
         if (!mmu.translate(lo | 0, hi, write ? ACCESS_WRITE : ACCESS_READ)) { c.unmapped++; continue; }
         const pa = mmu.out.pa;
         if (write) {
-          machine.store(t, pa, mem.read32(pa), mem.read32(pa + 4));
-          if (!core.l1d.lastHit) misses++;
+          if (!machine.storeHeld(t, pa, mem.read32(pa), mem.read32(pa + 4))) misses++;
         } else if (!machine.load(t, pa)) misses++;
       }
       cpu.cpl = cpl;
