@@ -51,11 +51,13 @@ export class L1dCache {
   /**
    * The machine's sharer masks (Machine: a store invalidates other cores' copies): per hash of a
    * line number (line & cohMask), `cohWords` words of one bit per core, set while that core's
-   * L1D holds a line of that hash; `cohLocal` counts this cache's lines per hash. null on a
-   * 1-core machine. Every change of `tags` keeps both exact (lineIn / lineOut).
+   * L1D holds a line of that hash. null on a 1-core machine. Every change of `tags` keeps them
+   * exact (lineIn / lineOut). The hash keeps a line's set bits (cohMask >= setMask), so all of
+   * this cache's lines of one hash lie in one set: whether another is left is a scan of that
+   * set's ways, not a per-hash count (which was a table as large as the masks per core: 32 MiB
+   * of host memory touched at random on a 64-core machine).
    */
   cohMasks: Uint32Array | null = null;
-  cohLocal: Uint16Array | null = null;
   cohMask = 0;
   cohWords = 0;
   /** This core's word and bit in a mask. */
@@ -153,7 +155,7 @@ export class L1dCache {
       victim = base;
       for (let w = 1; w < ways; w++) if (stamp[base + w] < stamp[victim]) victim = base + w;
       this.evictions++;
-      if (this.cohMasks !== null) this.lineOut(tags[victim]);
+      if (this.cohMasks !== null) this.lineOut(tags[victim], victim);
     }
     const lineAddr = pa - (pa % 64);
     tags[victim] = lineAddr / 64;
@@ -200,7 +202,7 @@ export class L1dCache {
   invalidateLine(pa: number): boolean {
     const slot = this.lookup(pa);
     if (slot < 0) return false;
-    if (this.cohMasks !== null) this.lineOut(this.tags[slot]);
+    if (this.cohMasks !== null) this.lineOut(this.tags[slot], slot);
     this.tags[slot] = -1;
     this.data.fill(0, slot * LINE_BYTES, slot * LINE_BYTES + LINE_BYTES);
     return true;
@@ -225,23 +227,34 @@ export class L1dCache {
     this.data.fill(0);
   }
 
-  /** Every valid line leaves the sharer counts (before the tags are cleared). */
+  /** Every valid line leaves (before the tags are cleared): this core's bit goes from their hashes. */
   private forgetSharers(): void {
-    if (this.cohMasks === null) return;
+    const masks = this.cohMasks;
+    if (masks === null) return;
     const tags = this.tags;
-    for (let i = 0; i < tags.length; i++) if (tags[i] >= 0) this.lineOut(tags[i]);
+    const off = this.cohWord;
+    const keep = ~this.cohBit;
+    const words = this.cohWords;
+    for (let i = 0; i < tags.length; i++) if (tags[i] >= 0) masks[(tags[i] & this.cohMask) * words + off] &= keep;
   }
 
-  /** Line number `line` enters this cache: the first of its hash sets this core's bit. */
+  /** Line number `line` enters this cache: this core's bit for its hash. */
   private lineIn(line: number): void {
-    const h = line & this.cohMask;
-    if (this.cohLocal![h]++ === 0) this.cohMasks![h * this.cohWords + this.cohWord] |= this.cohBit;
+    this.cohMasks![(line & this.cohMask) * this.cohWords + this.cohWord] |= this.cohBit;
   }
 
-  /** Line number `line` leaves this cache: the last of its hash clears this core's bit. */
-  private lineOut(line: number): void {
-    const h = line & this.cohMask;
-    if (--this.cohLocal![h] === 0) this.cohMasks![h * this.cohWords + this.cohWord] &= ~this.cohBit;
+  /** Line number `line` leaves slot `slot`: the bit goes unless another way of the set has its hash. */
+  private lineOut(line: number, slot: number): void {
+    const mask = this.cohMask;
+    const h = line & mask;
+    const ways = this.ways;
+    const base = (line & this.setMask) * ways;
+    const tags = this.tags;
+    for (let w = 0; w < ways; w++) {
+      const s = base + w;
+      if (s !== slot && tags[s] >= 0 && (tags[s] & mask) === h) return;
+    }
+    this.cohMasks![h * this.cohWords + this.cohWord] &= ~this.cohBit;
   }
 
   /** Number of valid lines. */

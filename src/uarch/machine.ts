@@ -64,8 +64,8 @@ export class Machine {
       const masks = new Uint32Array(size * words);
       for (const core of this.cores) {
         const c = core.l1d;
+        if (size <= c.setMask) throw new RangeError(`machine: sharer hash of ${size} is smaller than the L1D's ${c.sets} sets`);
         c.cohMasks = masks;
-        c.cohLocal = new Uint16Array(size);
         c.cohMask = size - 1;
         c.cohWords = words;
         c.cohWord = core.id >>> 5;
