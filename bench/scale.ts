@@ -17,9 +17,15 @@
  *
  * Axis cells build KPTI (pti=on) and google-asi-2025 and run 1 ms. `--quick` runs the RAM and
  * threads axes only; `--cell JSON` is the child's entry point.
+ *
+ * Then the host as a user runs it: its scenario written to a file and `kasi run FILE --seeds 1
+ * --force` through bin/kasi.js (the compiled CLI when built), on 1 worker and on 2 (the default
+ * on this 2-core machine), each a fresh process: wall time, CPU time (every thread) and peak RSS
+ * from /usr/bin/time when the machine has it, and whether the two reports are identical.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseScenario } from '../src/scenario/load.ts';
@@ -75,6 +81,30 @@ function runCell(cell: Cell): void {
   }));
 }
 
+interface HostRun { workers: number; wall_ms: number; cpu_ms: number | null; peak_rss_mib: number | null; report: string }
+
+/** `kasi run` of the host scenario on `workers` workers, in a fresh process. */
+function hostRun(file: string, workers: number, tmp: string): HostRun {
+  const bin = join(here, '../bin/kasi.js');
+  const args = [bin, 'run', file, '--json', '--no-store', '--seeds', '1', '--force', '--workers', String(workers)];
+  const time = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+  const usage = join(tmp, 'usage');
+  const t0 = performance.now();
+  const r = time === null
+    ? spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28 })
+    : spawnSync(time, ['-o', usage, '-f', '%U %S %M', process.execPath, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const wall = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`kasi run ${file} --workers ${workers}: exit ${r.status}\n${r.stderr}`);
+  let cpu: number | null = null;
+  let rss: number | null = null;
+  if (time !== null) {
+    const [u, sy, m] = readFileSync(usage, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+    cpu = Math.round((u + sy) * 1000);
+    rss = Math.round(m / 1024);
+  }
+  return { workers, wall_ms: Math.round(wall), cpu_ms: cpu, peak_rss_mib: rss, report: r.stdout };
+}
+
 function main(): void {
   const i = process.argv.indexOf('--cell');
   if (i >= 0) { runCell(JSON.parse(process.argv[i + 1]) as Cell); return; }
@@ -88,7 +118,22 @@ function main(): void {
     const e = (row.entries as { entry: string; boot_ms: number; tenants_ms: number; spaces_ms: number; run_ms: number }[] | undefined) ?? [];
     console.log(`${String(row.axis).padEnd(8)} ${String(cell.ramGiB).padStart(5)} GiB ${String(cell.threads).padStart(4)} thr ${String(cell.vms + cell.procs).padStart(4)} tenants  total ${String(row.total_ms ?? '-').padStart(7)} ms  rss ${String(row.peak_rss_mib ?? '-').padStart(5)} MiB  ${e.map((x) => `${x.entry}: boot ${x.boot_ms} tenants ${x.tenants_ms} spaces ${x.spaces_ms} run ${x.run_ms}`).join('; ')}${row.failed ? ` FAILED ${String(row.failed)}` : ''}`);
   }
-  writeFileSync(join(here, 'scale-results.json'), JSON.stringify({ cells: results, node: process.version, note: 'wall-clock ms on the shared 2-core machine (loaded): compare within one run' }, null, 2) + '\n');
+  let host: unknown = null;
+  if (!process.argv.includes('--quick')) {
+    const tmp = mkdtempSync(join(tmpdir(), 'kasi-bench-scale-'));
+    try {
+      const file = join(tmp, 'host.yaml');
+      writeFileSync(file, scaleScenarioYaml({ ramGiB: 1024, threads: 128, vms: 200, procs: 50, duration: '10ms' }));
+      const runs = [hostRun(file, 1, tmp), hostRun(file, 2, tmp)];
+      const same = runs[0].report === runs[1].report;
+      host = { scenario: '1 TiB, 128 threads, 200 VMs of 4 GiB + 50 processes, 7 entries, 10 ms, 1 seed', runs: runs.map(({ report: _r, ...x }) => x), identical_reports: same, speedup: Number((runs[0].wall_ms / runs[1].wall_ms).toFixed(2)) };
+      for (const x of runs) console.log(`kasi run host --workers ${x.workers}: ${(x.wall_ms / 1000).toFixed(1)} s wall, ${x.cpu_ms === null ? '-' : (x.cpu_ms / 1000).toFixed(1)} s CPU, peak RSS ${x.peak_rss_mib ?? '-'} MiB`);
+      console.log(`  reports identical: ${same}`);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  writeFileSync(join(here, 'scale-results.json'), JSON.stringify({ cells: results, host_kasi_run: host, node: process.version, note: 'wall-clock ms on the shared 2-core machine (loaded): compare within one run' }, null, 2) + '\n');
 }
 
 main();
