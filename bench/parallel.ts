@@ -8,9 +8,9 @@
  * KASI_BENCH_SEEDS changes the seed count. The ratio needs two idle CPUs: on a shared machine it
  * measures the load too (cpus_busy well below the workers' count shows it).
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { timedNode } from './timed-child.ts';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,33 +18,18 @@ const here = dirname(fileURLToPath(import.meta.url));
 const BIN = join(here, '../bin/kasi.js');
 const SEEDS = Number(process.env.KASI_BENCH_SEEDS ?? 8);
 const ROUNDS = Number(process.env.KASI_BENCH_ROUNDS ?? 3);
-const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
-const tmp = mkdtempSync(join(tmpdir(), 'kasi-bench-parallel-'));
 
 interface Run { ms: number; cpuMs: number | null; out: string }
 
 function kasiRun(workers: number): Run {
-  const args = [BIN, 'run', '--json', '--no-store', '--seeds', String(SEEDS), '--workers', String(workers)];
-  const cpuFile = join(tmp, 'cpu');
-  const t0 = performance.now();
-  const r = TIME === null
-    ? spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28 })
-    : spawnSync(TIME, ['-o', cpuFile, '-f', '%U %S', process.execPath, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`kasi run --workers ${workers}: exit ${r.status}\n${r.stderr}`);
-  let cpuMs: number | null = null;
-  if (TIME !== null) {
-    const [u, s] = readFileSync(cpuFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-    cpuMs = (u + s) * 1000;
-  }
-  return { ms, cpuMs, out: r.stdout };
+  const r = timedNode([BIN, 'run', '--json', '--no-store', '--seeds', String(SEEDS), '--workers', String(workers)], `kasi run --workers ${workers}`);
+  return { ms: r.ms, cpuMs: r.cpuMs, out: r.stdout };
 }
 
 const best = (runs: Run[]): Run => runs.reduce((a, b) => (b.ms < a.ms ? b : a));
 const ones: Run[] = [];
 const twos: Run[] = [];
 for (let k = 0; k < ROUNDS; k++) { ones.push(kasiRun(1)); twos.push(kasiRun(2)); }
-rmSync(tmp, { recursive: true, force: true });
 const one = best(ones);
 const two = best(twos);
 const round2 = (x: number): number => Math.round(x * 100) / 100;

@@ -24,7 +24,7 @@
  * from /usr/bin/time when the machine has it, and whether the two reports are identical.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ import { Engine } from '../src/sim/engine.ts';
 import { nsToCycles } from '../src/sim/costs.ts';
 import { buildWorld, type BuildTimes } from '../src/sim/world.ts';
 import { scaleScenarioYaml, vmBytes, type ScaleShape } from './scale-scenario.ts';
+import { timedNode } from './timed-child.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -84,25 +85,10 @@ function runCell(cell: Cell): void {
 interface HostRun { workers: number; wall_ms: number; cpu_ms: number | null; peak_rss_mib: number | null; report: string }
 
 /** `kasi run` of the host scenario on `workers` workers, in a fresh process. */
-function hostRun(file: string, workers: number, tmp: string): HostRun {
-  const bin = join(here, '../bin/kasi.js');
-  const args = [bin, 'run', file, '--json', '--no-store', '--seeds', '1', '--force', '--workers', String(workers)];
-  const time = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
-  const usage = join(tmp, 'usage');
-  const t0 = performance.now();
-  const r = time === null
-    ? spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28 })
-    : spawnSync(time, ['-o', usage, '-f', '%U %S %M', process.execPath, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  const wall = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`kasi run ${file} --workers ${workers}: exit ${r.status}\n${r.stderr}`);
-  let cpu: number | null = null;
-  let rss: number | null = null;
-  if (time !== null) {
-    const [u, sy, m] = readFileSync(usage, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-    cpu = Math.round((u + sy) * 1000);
-    rss = Math.round(m / 1024);
-  }
-  return { workers, wall_ms: Math.round(wall), cpu_ms: cpu, peak_rss_mib: rss, report: r.stdout };
+function hostRun(file: string, workers: number): HostRun {
+  const args = [join(here, '../bin/kasi.js'), 'run', file, '--json', '--no-store', '--seeds', '1', '--force', '--workers', String(workers)];
+  const r = timedNode(args, `kasi run ${file} --workers ${workers}`);
+  return { workers, wall_ms: Math.round(r.ms), cpu_ms: r.cpuMs === null ? null : Math.round(r.cpuMs), peak_rss_mib: r.peakRssMiB, report: r.stdout };
 }
 
 function main(): void {
@@ -124,7 +110,7 @@ function main(): void {
     try {
       const file = join(tmp, 'host.yaml');
       writeFileSync(file, scaleScenarioYaml({ ramGiB: 1024, threads: 128, vms: 200, procs: 50, duration: '10ms' }));
-      const runs = [hostRun(file, 1, tmp), hostRun(file, 2, tmp)];
+      const runs = [hostRun(file, 1), hostRun(file, 2)];
       const same = runs[0].report === runs[1].report;
       host = { scenario: '1 TiB, 128 threads, 200 VMs of 4 GiB + 50 processes, 7 entries, 10 ms, 1 seed', runs: runs.map(({ report: _r, ...x }) => x), identical_reports: same, speedup: Number((runs[0].wall_ms / runs[1].wall_ms).toFixed(2)) };
       for (const x of runs) console.log(`kasi run host --workers ${x.workers}: ${(x.wall_ms / 1000).toFixed(1)} s wall, ${x.cpu_ms === null ? '-' : (x.cpu_ms / 1000).toFixed(1)} s CPU, peak RSS ${x.peak_rss_mib ?? '-'} MiB`);
