@@ -6,7 +6,12 @@
  * entries that build KPTI and every ASI design's restricted spaces. A VM gets 4 GiB, or less
  * when that many VMs would not fit in three quarters of the RAM (2 MiB multiples, at least
  * 16 MiB); a process 16 MiB.
+ *
+ * Run directly it prints one: `npx tsx bench/scale-scenario.ts [RAM_GIB THREADS VMS PROCS DURATION]`
+ * (default the 1 TiB host: 1024 128 200 50 10ms), e.g. `… > host.yaml && kasi run host.yaml --seeds 1`.
  */
+import { pathToFileURL } from 'node:url';
+
 export interface ScaleShape {
   readonly ramGiB: number;
   readonly threads: number;
@@ -73,4 +78,9 @@ export function scaleScenarioYaml(s: ScaleShape): string {
     '  - { name: netns-asi, cmdline: "asi=netns-asi" }',
     '  - { name: sci-2019, cmdline: "pti=on asi=sci-2019" }');
   return L.join('\n') + '\n';
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [ram = '1024', threads = '128', vms = '200', procs = '50', duration = '10ms'] = process.argv.slice(2);
+  process.stdout.write(scaleScenarioYaml({ ramGiB: Number(ram), threads: Number(threads), vms: Number(vms), procs: Number(procs), duration }));
 }
