@@ -347,17 +347,11 @@ export class System {
   private recordUser(p: Process): void {
     for (const vma of p.vmas) {
       const bytes = 2 ** vma.pageShift;
-      // One record per run of pages contiguous in both halves (a 4 GiB guest's RAM is a few
-      // records, not 2048), each at most BIG_RANGE so that allocationAtPa() stays bucketed.
-      const most = Math.max(1, Math.floor(BIG_RANGE / bytes));
-      for (let i = 0; i < vma.pfns.length;) {
+      for (let i = 0; i < vma.pfns.length; i++) {
         const pfn = vma.pfns[i];
-        if (pfn === 0 || this.allocationAtPa(pfn * PAGE_SIZE)) { i++; continue; }
-        let n = 1;
-        while (n < most && i + n < vma.pfns.length && vma.pfns[i + n] === pfn + n * (bytes / PAGE_SIZE) && !this.allocationAtPa((pfn + n * (bytes / PAGE_SIZE)) * PAGE_SIZE)) n++;
+        if (pfn === 0 || this.allocationAtPa(pfn * PAGE_SIZE)) continue;
         const va = vma.start + BigInt(i * bytes);
-        this.add({ owner: vma.owner, kind: vma.kind, what: vma.name, cls: vma.cls, mapCls: vma.cls, ranges: [{ pa: pfn * PAGE_SIZE, bytes: n * bytes }], va: this.directMapVa(pfn * PAGE_SIZE), via: 'direct', user: { pid: p.pid, va } });
-        i += n;
+        this.add({ owner: vma.owner, kind: vma.kind, what: vma.name, cls: vma.cls, mapCls: vma.cls, ranges: [{ pa: pfn * PAGE_SIZE, bytes }], va: this.directMapVa(pfn * PAGE_SIZE), via: 'direct', user: { pid: p.pid, va } });
       }
     }
     // User page tables: every table reachable from the user half of the kernel copy of the PGD.
