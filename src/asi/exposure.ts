@@ -28,7 +28,7 @@
  * when it is sensitive data of no tenant of this context (the kernel's, or an owner the design
  * does not isolate).
  */
-import { AllowList } from './restricted.ts';
+import { AllowList, contextSpec } from './restricted.ts';
 import { CLASS_GLOBAL_NONSENSITIVE, CLASS_SENSITIVE, className } from '../linux/sensitivity.ts';
 import type { Allocation, System } from '../linux/system.ts';
 import type { AsiContext, AsiDesign, MapVia, RestrictedSpec } from './types.ts';
@@ -73,9 +73,8 @@ export class Placement {
 
   constructor(private readonly sys: System, private readonly design: AsiDesign, private readonly ctx: AsiContext) {
     // A design that builds its space itself (KPTI's user copy) states no spec: only neighbours explain its pages.
-    const spec: RestrictedSpec | null = design.build ? null : design.spec(sys, ctx);
-    const ranges = spec ? [...spec.ranges, ...(design.globalSpec?.(sys).ranges ?? [])] : []; // the context's own and the shared kernel half's
-    this.whole = spec ? new AllowList(ranges.filter((r) => !r.perAllocation).map((r) => [r.start, r.end] as const)) : null;
+    const spec: RestrictedSpec | null = design.build ? null : contextSpec(sys, design, ctx);
+    this.whole = spec ? new AllowList(spec.ranges.filter((r) => !r.perAllocation).map((r) => [r.start, r.end] as const)) : null;
     this.userHalf = spec?.userPgd !== undefined;
     const t = sys.kernel.imageTail;
     this.tail = { paStart: Number(t.paStart), paEnd: Number(t.paEnd) };

@@ -156,6 +156,18 @@ export function allowList(sys: System, spec: RestrictedSpec): AllowList {
   return new AllowList(out);
 }
 
+/**
+ * Everything the space of `ctx` holds as one spec: the context's own and, for a design with a
+ * global kernel half, the half's (ranges and direct map). For the readers that explain a space's
+ * mappings (exposure.ts, the web map); the builder keeps the two apart.
+ */
+export function contextSpec(sys: System, design: AsiDesign, ctx: AsiContext): RestrictedSpec {
+  const own = design.spec(sys, ctx);
+  const half = design.globalSpec?.(sys);
+  if (!half) return own;
+  return { ...own, ranges: [...own.ranges, ...half.ranges], directMap: own.directMap ?? half.directMap };
+}
+
 /** Build the restricted space a design gives `ctx` (or return the one it already has). */
 export function buildSpace(sys: System, design: AsiDesign, ctx: AsiContext): RestrictedSpace {
   if (design.build) return design.build(sys, ctx);

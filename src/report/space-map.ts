@@ -18,7 +18,7 @@
  * allocations behind them, and why the design maps that range (the `why` of its RestrictedSpec).
  */
 import { getDesign, makeContext, systemFor } from '../asi/registry.ts';
-import { buildSpace } from '../asi/restricted.ts';
+import { buildSpace, contextSpec } from '../asi/restricted.ts';
 import { buildSciSpace } from '../asi/sci-space.ts';
 import { sci2019 } from '../asi/designs/sci-2019.ts';
 import type { AsiContext, AsiDesign, RestrictedSpec } from '../asi/types.ts';
@@ -125,7 +125,7 @@ export class SpaceMapModel {
   }
 
   private add(id: string, title: string, d: AsiDesign, sys: System, ctx: AsiContext, root: number): void {
-    const spec = d.build ? null : d.spec(sys, ctx);
+    const spec = d.build ? null : contextSpec(sys, d, ctx);
     this.lanes.push({ id, title, design: d.name, sys, root, ctx, spec, why: d.holds.join('; '), leaves: collectLeaves(sys.mem, root, sys.levels) });
   }
 
@@ -268,7 +268,8 @@ export class SpaceMapModel {
 
   private whyAt(l: LaneSource, va: bigint): string[] {
     if (l.spec === null) return [l.why];
-    const out = l.spec.ranges.filter((r) => BigInt.asUintN(64, r.start) <= va && va < BigInt.asUintN(64, r.end)).map((r) => r.why);
+    // An end of 2^64 (asi_clone_range(…, ULONG_MAX)) stays 2^64: asUintN would make it 0.
+    const out = l.spec.ranges.filter((r) => BigInt.asUintN(64, r.start) <= va && va < (r.end >= 1n << 64n ? r.end : BigInt.asUintN(64, r.end))).map((r) => r.why);
     const a = l.sys.layout.addrs;
     if (l.spec.directMap && va >= a.page_offset_base && va < a.page_offset_base + (1n << 46n)) out.push(l.spec.directMap.why);
     if (l.spec.userPgd !== undefined && va < 1n << 47n) out.push('the user half: the PGD entries of the process, shared');
