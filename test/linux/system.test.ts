@@ -58,6 +58,24 @@ describe('a booted system with tenants', () => {
     expect(pages).toBeGreaterThan(10000);
   });
 
+  it('records each user page as an allocation of its own (one alloc_pages() each: a fault, or a huge page)', () => {
+    // verify.ts counts reached allocations and exposures per record: merging pages would undercount.
+    const seen = new Map<string, { n: number; want: number }>();
+    for (const a of sys.allocations()) {
+      if (!a.user) continue;
+      const p = sys.processes.byPid(a.user.pid)!;
+      const vma = p.vmas.find((v) => v.start <= a.user!.va && a.user!.va < v.end)!;
+      expect(a.ranges).toHaveLength(1);
+      expect(a.ranges[0].bytes).toBe(2 ** vma.pageShift);
+      const k = `${p.pid} ${vma.name}`;
+      const e = seen.get(k) ?? { n: 0, want: vma.pfns.filter((x) => x !== 0).length };
+      e.n++;
+      seen.set(k, e);
+    }
+    expect(seen.size).toBeGreaterThan(2);
+    for (const [k, e] of seen) expect(e.n, k).toBe(e.want);
+  });
+
   it('accounts for every allocated buddy frame', () => {
     expect(sys.census()).toEqual([]);
   });
