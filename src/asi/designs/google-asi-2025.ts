@@ -15,6 +15,10 @@
  * (asi_maps_user_addr() is true only for ASI_CLASS_USERSPACE, the class of a process context).
  * That kernel half is one set of tables (asi_global_nonsensitive_pgd) whose top-level entries
  * every context's root copies (asi_init()): globalSpec() below, built once (restricted.ts).
+ * asi_init() copies from KERNEL_PGD_BOUNDARY (pgd_index(PAGE_OFFSET)) up, and the LDT remap's
+ * PGD slot (LDT_PGD_ENTRY, -240 with 4 levels) lies below it, so the LDT range cloned into the
+ * global PGD never reaches a context's root; the model has no per-mm LDT either (not checked
+ * against a modify_ldt() user under the RFC).
  *
  * Transitions as the 2022 RFC (curr/target, exit on #PF, lazy interrupts, exit on context
  * switch). PCID kern_pcid | (class_id + 1) << 9 under PTI (06/29), never NOFLUSH. Taints
@@ -57,7 +61,7 @@ export const googleAsi2025: AsiDesign = {
     assumed: [],
   },
   holds: [
-    'everything from VMALLOC_START up (vmalloc, vmemmap, cpu_entry_area, ESPFIX, image, modules, fixmap) and the LDT remap area, shared',
+    'everything from VMALLOC_START up (vmalloc, vmemmap, cpu_entry_area, ESPFIX, image, modules, fixmap), shared (the LDT remap is cloned into the global PGD, below the boundary asi_init() copies from)',
     'in the direct map: buddy allocations without __GFP_SENSITIVE, and the per-CPU first chunk',
     'process contexts (ASI_CLASS_USERSPACE): the user half',
   ],
