@@ -9,10 +9,10 @@
  * measures the load too (cpus_busy well below the workers' count shows it).
  */
 import { writeFileSync } from 'node:fs';
-import { timedNode } from './timed-child.ts';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { timedNode } from './timed-child.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BIN = join(here, '../bin/kasi.js');

@@ -192,17 +192,14 @@ export function buildFromSpec(sys: System, design: AsiDesign, ctx: AsiContext, s
   if (half && spec.ranges.length + (spec.directMap ? 1 : 0) > 0) throw new Error(`${design.name}: a design with a global kernel half gives each context only its user half`);
   const b = new Builder(sys, half ? EMPTY : allow ?? allowList(sys, spec));
   // The root: an order-1 PGD pair, as pgd_alloc() and asi_init() allocate (PGD_ALLOCATION_ORDER).
-  // The half stays current across it: a context's own root is not in the half's direct map (as a
-  // space built alone never held the root allocated after its allow list).
-  const before = sys.buddy.changes;
+  // globalHalf() has just returned a half current for the allocator; it stays current across the
+  // pair: a context's own root is not in the half's direct map (as a space built alone never held
+  // the root allocated after its allow list).
   const pair = b.allocPair();
-  if (half && half.changes === before) half.changes = sys.buddy.changes;
+  if (half) half.changes = sys.buddy.changes;
   const root = pair + (spec.rootOffset ?? 0);
   const levels = sys.levels;
-  const top = BigInt(12 + 9 * (levels - 1));
   for (let i = 0; i < 512; i++) {
-    let va = BigInt(i) << top;
-    if (i >= 256) va |= levels === 5 ? 0xfe00000000000000n : 0xffff000000000000n; // sign extension
     if (i < 256) {
       // The user half: the context's user tables shared entry by entry (asi_clone_user_pgtbl()).
       if (spec.userPgd !== undefined) {
@@ -212,7 +209,7 @@ export function buildFromSpec(sys: System, design: AsiDesign, ctx: AsiContext, s
       continue;
     }
     if (half) { b.write(root + i * 8, b.read(half.pgd + i * 8)); continue; } // asi_init(): set_pgd(asi->pgd + i, asi_global_nonsensitive_pgd[i])
-    b.entry(ctx.fullRoot + i * 8, root + i * 8, levels, va);
+    b.entry(ctx.fullRoot + i * 8, root + i * 8, levels, kernelPgdVa(i, levels));
   }
   const stats = b.stats;
   if (half) {
@@ -237,6 +234,11 @@ interface GlobalHalf {
 }
 
 const EMPTY = new AllowList([]);
+
+/** The first address that kernel-half PGD entry `i` (256..511) maps, sign-extended. */
+function kernelPgdVa(i: number, levels: number): bigint {
+  return (BigInt(i) << BigInt(12 + 9 * (levels - 1))) | (levels === 5 ? 0xfe00000000000000n : 0xffff000000000000n);
+}
 const globalHalves = new WeakMap<System, Map<string, GlobalHalf>>();
 
 /**
@@ -253,16 +255,9 @@ function globalHalf(sys: System, design: AsiDesign): GlobalHalf {
   if (have && have.changes === sys.buddy.changes) return have;
   const b = new Builder(sys, allowList(sys, design.globalSpec!(sys)));
   const pgd = b.allocPage();
-  const levels = sys.levels;
-  const top = BigInt(12 + 9 * (levels - 1));
-  const fullRoot = sys.kernel.kernelRoot;
   // asi_init() copies from KERNEL_PGD_BOUNDARY = pgd_index(PAGE_OFFSET) up; below it (the guard
   // hole, the LDT remap) a process PGD has only what is its own.
-  const boundary = Number((BigInt.asUintN(64, sys.layout.addrs.page_offset_base) >> (levels === 5 ? 48n : 39n)) & 511n);
-  for (let i = boundary; i < 512; i++) {
-    const va = (BigInt(i) << top) | (levels === 5 ? 0xfe00000000000000n : 0xffff000000000000n);
-    b.entry(fullRoot + i * 8, pgd + i * 8, levels, va);
-  }
+  for (let i = sys.processes.kernelPgdBoundary; i < 512; i++) b.entry(sys.kernel.kernelRoot + i * 8, pgd + i * 8, sys.levels, kernelPgdVa(i, sys.levels));
   const half = { pgd, stats: b.stats, changes: sys.buddy.changes };
   byDesign.set(design.name, half);
   return half;
