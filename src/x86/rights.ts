@@ -104,6 +104,8 @@ export class ModeRights {
   private readonly keyPkrs = new Float64Array(MODES);
   private readonly ids = new Int32Array(MODES);
   private readonly used = new Float64Array(MODES);
+  /** install(): for each U and key, the first key with the same rights in the governing register. */
+  private readonly twin = new Int8Array(32);
   /** Tables built (modes installed), for tests and benchmarks. */
   builds = 0;
 
@@ -140,14 +142,38 @@ export class ModeRights {
     this.keyPkrs[m] = pkrs;
     this.ids[m] = this.nextId++;
     this.builds++;
+    // Keys with the same AD/WD bits in the register that governs the address (PKRU for user-mode
+    // addresses, IA32_PKRS for supervisor-mode ones; 0 when its CR4 bit is clear) get the same
+    // verdicts (SDM 4.6.2: a key's rights are its two bits there), so checkAccess() runs for the
+    // first key of each of at most four such classes and the others copy its rows.
+    const twin = this.twin;
+    for (let user = 0; user < 2; user++) {
+      const reg = user === 1 ? pkru : pkrs;
+      const first = [-1, -1, -1, -1];
+      for (let pkey = 0; pkey < 16; pkey++) {
+        const rights = (reg >>> (pkey * 2)) & 3;
+        if (first[rights] < 0) first[rights] = pkey;
+        twin[user * 16 + pkey] = first[rights];
+      }
+    }
     const t = this.table;
     const base = m << 11;
     for (let key = 0; key < 256; key++) {
+      const pkey = key >>> RIGHTS_PKEY_SHIFT;
+      const user = (key & RIGHTS_U) !== 0;
+      const like = twin[(user ? 16 : 0) + pkey];
+      // The row of the class's first key (a smaller key: pkey is the high bits), same U/W/XD/D.
+      const from = like === pkey ? -1 : (key & 15) | (like << RIGHTS_PKEY_SHIFT);
       let allowed = 0;
       for (let access = 0; access < 8; access++) {
-        const fault = checkAccess(cpu, (key & RIGHTS_U) !== 0, (key & RIGHTS_W) !== 0, (key & RIGHTS_XD) !== 0, key >>> RIGHTS_PKEY_SHIFT, access);
-        // SDM 4.8: a write through an entry whose D is not known set walks to set D.
-        const v = fault !== 0 ? fault : (access & ACCESS_WRITE) !== 0 && (key & RIGHTS_D) === 0 ? NEEDS_WALK : 0;
+        let v: number;
+        if (from >= 0) {
+          v = t[base | (access << 8) | from];
+        } else {
+          const fault = checkAccess(cpu, user, (key & RIGHTS_W) !== 0, (key & RIGHTS_XD) !== 0, pkey, access);
+          // SDM 4.8: a write through an entry whose D is not known set walks to set D.
+          v = fault !== 0 ? fault : (access & ACCESS_WRITE) !== 0 && (key & RIGHTS_D) === 0 ? NEEDS_WALK : 0;
+        }
         t[base | (access << 8) | key] = v;
         if (v === 0) allowed |= 1 << access;
       }
