@@ -14,7 +14,7 @@
 // package.json) through import.meta.url / dirname / filename. In a bundle those would name the
 // bundle, so the plugin below gives each module the URL its source file has in the package,
 // computed from the bundle's own URL at run time: the same files are found wherever the package is
-// installed. `KASI_COMPILED` (a define) tells the worker-path spots they run from dist/cli/.
+// installed. `KASI_COMPILED` (a define: the bundles' folder, dist/cli) tells the worker-path spots where their worker bundles are.
 import { build } from 'esbuild';
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, relative, resolve, sep } from 'node:path';
@@ -22,7 +22,12 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = resolve(ROOT, 'src') + sep;
-const OUT = resolve(ROOT, 'dist/cli');
+// KASI_BUILD_OUT: another folder of the package for the bundles (the tests build theirs into
+// dist/test-cli/, so `npm pack` rebuilding dist/cli/ in the pack test never pulls a bundle from
+// under a running test's child).
+const OUT_DIR = process.env.KASI_BUILD_OUT ?? 'dist/cli';
+const OUT = resolve(ROOT, OUT_DIR);
+if (!OUT.startsWith(resolve(ROOT, 'dist') + sep)) throw new Error(`KASI_BUILD_OUT: ${OUT_DIR} is not a folder under dist/`);
 
 const ENTRIES = {
   kasi: 'src/cli/main.ts',
@@ -83,7 +88,7 @@ const result = await build({
   target: 'node20',
   // Bundled CommonJS (commander, yaml) requires Node's modules; an ES module has no `require` of its own.
   banner: { js: "import { createRequire as __kasiRequire } from 'node:module'; const require = __kasiRequire(import.meta.url);" },
-  define: { KASI_COMPILED: 'true' },
+  define: { KASI_COMPILED: JSON.stringify(relative(ROOT, OUT).split(sep).join('/')) },
   sourcemap: 'linked', // for node --enable-source-maps; the sources themselves are not shipped
   sourcesContent: false,
   plugins: [externals, sourceLocation],

@@ -50,10 +50,10 @@ export function seedScenarios(input: Scenario, o: SeedsOptions): Scenario[] {
   return Array.from({ length: n }, (_, k) => ({ ...base, seed: first + k }));
 }
 
-/** true in the compiled CLI (scripts/build.mjs defines it); undeclared when running from src. */
-declare const KASI_COMPILED: boolean | undefined;
-/** The worker's entry: compiled, seed-worker.ts's own bundle in dist/cli/; from src, a JavaScript entry that registers tsx in the worker, then imports seed-worker.ts. */
-const WORKER_FILE = typeof KASI_COMPILED !== 'undefined' ? new URL('../../dist/cli/seed-worker.js', import.meta.url).href : new URL('./seed-worker-boot.mjs', import.meta.url).href;
+/** In the compiled CLI, the folder of its bundles in the package (scripts/build.mjs defines it: dist/cli); undeclared when running from src. */
+declare const KASI_COMPILED: string | undefined;
+/** The worker's entry: compiled, seed-worker.ts's own bundle beside the CLI's; from src, a JavaScript entry that registers tsx in the worker, then imports seed-worker.ts. */
+const WORKER_FILE = typeof KASI_COMPILED !== 'undefined' ? new URL(`../../${KASI_COMPILED}/seed-worker.js`, import.meta.url).href : new URL('./seed-worker-boot.mjs', import.meta.url).href;
 
 function rethrow(r: Extract<SeedTaskResult, { ok: false }>): never {
   const e = r.name === 'RangeError' ? new RangeError(r.message) : r.name === 'TypeError' ? new TypeError(r.message) : new Error(r.message);

@@ -7,7 +7,7 @@
  * refused with the project's InputError: anything else fails, with the input that caused it.
  * Inputs that failed once are kept in test/fixtures/hostile/ (test/scenario/hostile-corpus.test.ts).
  *
- * Cases: the default run spreads 20,000 cases over the targets (under a minute on the 2-core CI
+ * Cases: the default run spreads 17,000 cases over the targets (under a minute on the 2-core CI
  * machine, watchdog included) and boots 6 mutated capture folders. Set KASI_FUZZ_CASES=N to run
  * N cases of every target (the issue's full run: KASI_FUZZ_CASES=20000, a few minutes a target;
  * capture folders get N/500), and KASI_FUZZ_SEED=S for other inputs than the fixed default seeds.
@@ -15,9 +15,9 @@
 import { describe, expect, it } from 'vitest';
 import { runFuzz } from './run-fuzz.ts';
 
-/** The default share of the 20,000 cases (slower readers fewer: footprints parses 300 KB a case). */
+/** The default share of the 17,000 cases (slower readers fewer: footprints parses 300 KB a case). */
 const SHARE: Record<string, number> = {
-  scenario: 6000, capture: 3000, 'access-cases': 2500, kallsyms: 2000, iomem: 2000, kconfig: 1500, cmdline: 1500, footprints: 300, 'tool-outputs': 800, ptdump: 400,
+  scenario: 4000, capture: 2000, 'access-cases': 2500, kallsyms: 2000, iomem: 2000, kconfig: 1500, cmdline: 1500, footprints: 300, 'tool-outputs': 800, ptdump: 400,
 };
 const FULL = process.env.KASI_FUZZ_CASES === undefined ? null : Number(process.env.KASI_FUZZ_CASES);
 const SEED = process.env.KASI_FUZZ_SEED === undefined ? null : Number(process.env.KASI_FUZZ_SEED);

@@ -1,5 +1,6 @@
 /**
- * The kasi command as the tests run it: a child process (tsx src/cli/main.ts), awaited, never
+ * The kasi command as the tests run it: a child process running the CLI compiled from the sources
+ * at the start of the test run (test/build-cli.ts: dist/test-cli/kasi.js), awaited, never
  * spawnSync — a synchronous wait blocks vitest's worker, and a minute of that on a loaded machine
  * times out vitest's own RPC and fails the run although every test passed.
  */
@@ -11,6 +12,8 @@ import { expect } from 'vitest';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const TSX = join(ROOT, 'node_modules/.bin/tsx');
 export const MAIN = join(ROOT, 'src/cli/main.ts');
+/** The compiled CLI test/build-cli.ts wrote: `node CLI ARGS…` is `kasi ARGS…`. */
+export const CLI = join(ROOT, 'dist/test-cli/kasi.js');
 
 export interface CliResult {
   status: number | null;
@@ -34,7 +37,7 @@ export interface CliOptions {
 export function kasiRun(args: readonly string[], o: CliOptions = {}): Promise<CliResult> {
   const t = performance.now();
   return new Promise((done, fail) => {
-    const c = spawn(TSX, [MAIN, ...args], { cwd: o.cwd ?? ROOT, env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, [CLI, ...args], { cwd: o.cwd ?? ROOT, env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     c.stdout.on('data', (d: Buffer) => out.push(d));

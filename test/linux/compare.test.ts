@@ -12,6 +12,7 @@ import { compareKernels, markerRegions } from '../../src/linux/compare.ts';
 import { setMemoryRo, __PAGE_KERNEL } from '../../src/linux/cpa.ts';
 import { populate } from '../../src/linux/fixed.ts';
 import { modelFromCapture } from '../../src/linux/capture.ts';
+import { CLI } from '../helpers/kasi-cli.ts';
 import { InputError } from '../../src/x86/ptimage.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -145,7 +146,7 @@ describe('modelFromCapture() input errors', () => {
 
 function kasi(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const p = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['src/cli/main.ts', ...args], { cwd: ROOT });
+    const p = spawn(process.execPath, [CLI, ...args], { cwd: ROOT });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));

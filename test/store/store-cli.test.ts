@@ -16,13 +16,11 @@ import { registerHistory } from '../../src/cli/commands/history.ts';
 import { registerShow } from '../../src/cli/commands/show.ts';
 import { registerDiff } from '../../src/cli/commands/diff.ts';
 import { registerExport } from '../../src/cli/commands/export.ts';
-import { kasiRun, type CliOptions, type CliResult } from '../helpers/kasi-cli.ts';
+import { CLI, kasiRun, TSX, type CliOptions, type CliResult } from '../helpers/kasi-cli.ts';
 import { tinyScenario } from '../helpers/tiny-scenario.ts';
 import { spawn, spawnSync } from 'node:child_process';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-const MAIN = join(ROOT, 'src/cli/main.ts');
 const TMP = mkdtempSync(join(tmpdir(), 'kasi-store-cli-'));
 chmodSync(TMP, 0o755);
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
@@ -184,7 +182,7 @@ store.close();
       `mount -t tmpfs -o size=256k tmpfs ${mnt}`,
       `cp ${DB} ${mnt}/kasi.db`,
       prep,
-      `exec ${TSX} ${MAIN} ${RUN.join(' ')} --db ${mnt}/kasi.db`,
+      `exec ${process.execPath} ${CLI} ${RUN.join(' ')} --db ${mnt}/kasi.db`,
     ].join(' && ');
     const r = spawnSync('unshare', ['-m', 'sh', '-c', script], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { kasiRun, MAIN, ROOT } from '../helpers/kasi-cli.ts';
+import { CLI, kasiRun, ROOT } from '../helpers/kasi-cli.ts';
 import { mergeStores } from '../../src/store/merge.ts';
 import { tinyScenario } from '../helpers/tiny-scenario.ts';
 
@@ -88,8 +88,8 @@ describe('kasi sweep', () => {
     const file = sweepFile('long', [1, 2, 3, 4, 5], '300us');
     const db = join(TMP, 'killed.db');
     const args = ['sweep', file, '--seeds', '1', '--workers', '1', '--db', db];
-    // node itself (not the tsx wrapper, whose child would outlive the kill)
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    // node itself (no wrapper whose child would outlive the kill)
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     const exited = new Promise<NodeJS.Signals | null>((done) => child.on('exit', (_c, s) => done(s)));

@@ -11,10 +11,10 @@ import type { TraceTask } from './trace-worker.ts';
 
 /** Events kept in a timeline the browser draws (the CLI's default is 200,000, for Perfetto). */
 export const WEB_TRACE_LIMIT = 20_000;
-/** true in the compiled CLI (scripts/build.mjs defines it); undeclared when running from src. */
-declare const KASI_COMPILED: boolean | undefined;
-/** Compiled, trace-worker.ts's own bundle in dist/cli/; from src, a boot file that registers tsx in the thread first. */
-const WORKER = typeof KASI_COMPILED !== 'undefined' ? new URL('../../../dist/cli/trace-worker.js', import.meta.url).href : new URL('./trace-worker-boot.mjs', import.meta.url).href;
+/** In the compiled CLI, the folder of its bundles in the package (scripts/build.mjs defines it: dist/cli); undeclared when running from src. */
+declare const KASI_COMPILED: string | undefined;
+/** Compiled, trace-worker.ts's own bundle beside the CLI's; from src, a boot file that registers tsx in the thread first. */
+const WORKER = typeof KASI_COMPILED !== 'undefined' ? new URL(`../../../${KASI_COMPILED}/trace-worker.js`, import.meta.url).href : new URL('./trace-worker-boot.mjs', import.meta.url).href;
 
 export class TraceJobs {
   private pool: Piscina<TraceTask, string> | null = null;
