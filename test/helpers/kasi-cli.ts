@@ -1,6 +1,6 @@
 /**
  * The kasi command as the tests run it: a child process running the CLI compiled from the sources
- * at the start of the test run (test/build-cli.ts: dist/test-cli/kasi.js), awaited, never
+ * at the start of the test run (test/build-cli.ts: dist/test-cli/PID/kasi.js), awaited, never
  * spawnSync — a synchronous wait blocks vitest's worker, and a minute of that on a loaded machine
  * times out vitest's own RPC and fails the run although every test passed.
  */
@@ -12,8 +12,8 @@ import { expect } from 'vitest';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const TSX = join(ROOT, 'node_modules/.bin/tsx');
 export const MAIN = join(ROOT, 'src/cli/main.ts');
-/** The compiled CLI test/build-cli.ts wrote: `node CLI ARGS…` is `kasi ARGS…`. */
-export const CLI = join(ROOT, 'dist/test-cli/kasi.js');
+/** The compiled CLI test/build-cli.ts wrote for this run: `node CLI ARGS…` is `kasi ARGS…`. */
+export const CLI = process.env.KASI_TEST_CLI ?? ((): never => { throw new Error('KASI_TEST_CLI is not set: run the tests with vitest.config.ts, whose globalSetup test/build-cli.ts compiles the CLI'); })();
 
 export interface CliResult {
   status: number | null;
