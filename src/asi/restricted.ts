@@ -26,7 +26,7 @@ import { classify } from '../linux/sensitivity.ts';
 import { PAGE_SIZE, USE_PAGE_TABLE } from '../linux/buddy.ts';
 import type { Allocation, System } from '../linux/system.ts';
 import type { PhysMemory } from '../phys/memory.ts';
-import type { AsiContext, AsiDesign, MapVia, RestrictedSpace, RestrictedSpec, SpaceStats, VaRange } from './types.ts';
+import type { AsiContext, AsiDesign, DirectMapSpec, MapVia, RestrictedSpace, RestrictedSpec, SpaceStats, VaRange } from './types.ts';
 
 const ADDR_MASK = 0x000ffffffffff000n;
 const PS = 0x80n;
@@ -79,11 +79,8 @@ export class AllowList {
  * (classOfPfn, ownerOfPfn): allowList() then decides once per run of equal state, over runs
  * computed once per allocator state and shared by every context.
  */
-export interface DirectMapRuns {
-  readonly allow: (pfn: number) => boolean;
-  readonly why: string;
+export interface DirectMapRuns extends DirectMapSpec {
   readonly runEnd: (pfn: number) => number;
-  readonly byState?: (cls: number, owner: number) => boolean;
 }
 
 /** The direct map's frames as maximal runs of equal buddy state (class, owner). */
@@ -125,7 +122,7 @@ export function allowList(sys: System, spec: RestrictedSpec): AllowList {
   const dm = spec.directMap;
   const base = sys.layout.addrs.page_offset_base;
   const push = (a: number, b: number) => out.push([base + BigInt(a) * 4096n, base + BigInt(b) * 4096n]);
-  const byState = (dm as Partial<DirectMapRuns> | undefined)?.byState;
+  const byState = dm?.byState;
   if (dm && byState) {
     const r = stateRuns(sys);
     let run = -1;
@@ -139,7 +136,7 @@ export function allowList(sys: System, spec: RestrictedSpec): AllowList {
     }
     if (run >= 0) push(run, last);
   } else if (dm) {
-    const runEnd = (dm as Partial<DirectMapRuns>).runEnd;
+    const runEnd = dm.runEnd;
     for (const [s, e] of sys.kernel.pfnMapped) {
       const end = Number(e);
       let run = -1;

@@ -52,11 +52,24 @@ export interface VaRange {
   readonly perAllocation?: boolean;
 }
 
+/**
+ * A spec's direct-map rule: allow(pfn) decides each frame. `runEnd(pfn)` (> pfn), when given, is
+ * the end of the run of frames from pfn that allow() answers alike (allowList() then skips free
+ * or never-materialised memory); `byState`, when given, is allow() as a function of the frame's
+ * buddy class and owner alone, decided once per run of equal allocator state (restricted.ts).
+ */
+export interface DirectMapSpec {
+  readonly allow: (pfn: number) => boolean;
+  readonly why: string;
+  readonly runEnd?: (pfn: number) => number;
+  readonly byState?: (cls: number, owner: number) => boolean;
+}
+
 /** What a design puts in the restricted space of a context; restricted.ts builds tables from it. */
 export interface RestrictedSpec {
   readonly ranges: readonly VaRange[];
   /** Direct-map frames mapped (their alias at page_offset_base + pa), decided per PFN. */
-  readonly directMap?: { readonly allow: (pfn: number) => boolean; readonly why: string };
+  readonly directMap?: DirectMapSpec;
   /** Copy the user-half top-level entries of this PGD (physical address), sharing its user tables. */
   readonly userPgd?: number;
   /**
