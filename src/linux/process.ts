@@ -257,6 +257,14 @@ export class ProcessTable {
     const order = vma.pageShift - 12;
     const flags = leafFlags(vma.prot, this.opts.nx ?? true);
     const size = vma.pageShift === 21 ? SIZE_2M : SIZE_4K;
+    // 4 KiB pages: one walk (PageTables.entryAddr, which creates, splits or widens the tables on
+    // the way) per page table, then the next PTEs of that table in place — the same tables,
+    // allocated at the same moments, as a walk per page; the top-level entry can change only on a
+    // walk, so it is synced after each. The PTE is written as u32 halves (no BigInt per page).
+    const small = size === SIZE_4K;
+    const flagsLo = Number(flags & 0xffffffffn);
+    const flagsHi = Number(flags >> 32n);
+    let ea = -1;
     for (let i = 0; i < vma.pfns.length; i++) {
       const pfn = buddy.alloc(order, vma.owner, vma.cls, 'normal', USE_USER);
       buddy.setTag(pfn, order, vma.id);
@@ -265,8 +273,17 @@ export class ProcessTable {
       this.mem.zeroFrames(pfn, 1 << order);
       vma.pfns[i] = pfn;
       const va = vma.start + BigInt(i) * size;
-      p.pt.mapPage(va, BigInt(pfn * PAGE_SIZE), size, flags, USER_TABLE);
-      this.syncTopLevel(p, va);
+      if (!small) {
+        p.pt.mapPage(va, BigInt(pfn * PAGE_SIZE), size, flags, USER_TABLE);
+        this.syncTopLevel(p, va);
+        continue;
+      }
+      if (ea < 0 || ((ea + 8) & 4095) === 0) { // the first page, or the next PTE is in another table
+        ea = Number(p.pt.entryAddr(va, 1, USER_TABLE));
+        this.syncTopLevel(p, va);
+      } else ea += 8;
+      // pfn < 2^40: bits 31:12 of the address are pfn's low 20 bits, bits 51:32 its high ones.
+      this.mem.write64(ea, ((pfn % 1048576) * PAGE_SIZE | flagsLo) >>> 0, (Math.floor(pfn / 1048576) | flagsHi) >>> 0);
     }
   }
 
