@@ -33,6 +33,18 @@ import { PageTables } from '../x86/pgtable.ts';
 import type { PhysMemory } from '../phys/memory.ts';
 import type { LinuxLayout } from './layout.ts';
 
+type PaRange = { start: number; end: number; rec: Allocation };
+
+/** Of `best` and the ranges of `list` holding `pa`, the lowest start, then the earliest record (allocationAtPa's order). */
+function betterOf(best: PaRange | null, list: readonly PaRange[] | undefined, pa: number): PaRange | null {
+  if (list === undefined) return best;
+  for (let i = 0; i < list.length; i++) {
+    const x = list[i];
+    if (x.start <= pa && pa < x.end && (best === null || x.start < best.start || (x.start === best.start && x.rec.id < best.rec.id))) best = x;
+  }
+  return best;
+}
+
 /** allocationAtPa()'s buckets: 2 MiB of physical address each; a longer range is kept apart. */
 const BUCKET = 2 * 1024 * 1024;
 const BIG_RANGE = 64 * BUCKET;
@@ -107,6 +119,12 @@ export class System {
    * after every add made recordUser() quadratic in the pages of all tenants (bench/scale.ts).
    */
   private readonly buckets = new Map<number, Array<{ start: number; end: number; rec: Allocation }>>();
+  /**
+   * Ranges inside one 4 KiB frame (most records: a user page, a slab page, a table), by frame:
+   * allocationAtPa() then scans a frame's few ranges, not a 2 MiB bucket's hundreds (recordUser()
+   * asks once per user page). The buckets keep the longer ranges.
+   */
+  private readonly frameRanges = new Map<number, Array<{ start: number; end: number; rec: Allocation }>>();
   private readonly big: Array<{ start: number; end: number; rec: Allocation }> = [];
   // The records by what the ASI designs select them on, each in record order (a design's spec()
   // per context scanning every record was quadratic in tenants: bench/scale.ts).
@@ -243,12 +261,8 @@ export class System {
    * allocationsIn()'s order (lowest start, then the earliest record).
    */
   allocationAtPa(pa: number): Allocation | null {
-    let best: { start: number; end: number; rec: Allocation } | null = null;
-    const better = (x: { start: number; end: number; rec: Allocation }) => x.start <= pa && pa < x.end && (best === null || x.start < best.start || (x.start === best.start && x.rec.id < best.rec.id));
-    const b = this.buckets.get(Math.floor(pa / BUCKET));
-    if (b !== undefined) for (const x of b) if (better(x)) best = x;
-    for (const x of this.big) if (better(x)) best = x;
-    return best === null ? null : (best as { rec: Allocation }).rec;
+    const best = betterOf(betterOf(betterOf(null, this.frameRanges.get(Math.floor(pa / PAGE_SIZE)), pa), this.buckets.get(Math.floor(pa / BUCKET)), pa), this.big, pa);
+    return best === null ? null : best.rec;
   }
 
   /** The allocation a kernel VA reaches: direct map, vmalloc area or kernel image; null elsewhere. */
@@ -295,6 +309,13 @@ export class System {
     for (const r of rec.ranges) {
       const x = { start: r.pa, end: r.pa + r.bytes, rec };
       if (r.bytes > BIG_RANGE) { this.big.push(x); continue; }
+      const frame = Math.floor(x.start / PAGE_SIZE);
+      if (x.end > x.start && Math.floor((x.end - 1) / PAGE_SIZE) === frame) {
+        const l = this.frameRanges.get(frame);
+        if (l === undefined) this.frameRanges.set(frame, [x]);
+        else l.push(x);
+        continue;
+      }
       for (let k = Math.floor(x.start / BUCKET), last = Math.floor((x.end - 1) / BUCKET); k <= last; k++) {
         const l = this.buckets.get(k);
         if (l === undefined) this.buckets.set(k, [x]);
