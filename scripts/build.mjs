@@ -22,9 +22,9 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = resolve(ROOT, 'src') + sep;
-// KASI_BUILD_OUT: another folder of the package for the bundles (the tests build theirs into
-// dist/test-cli/, so `npm pack` rebuilding dist/cli/ in the pack test never pulls a bundle from
-// under a running test's child).
+// KASI_BUILD_OUT: another folder under dist/ for the bundles (test/build-cli.ts builds the tests'
+// into dist/test-cli/PID/, so `npm pack` rebuilding dist/cli/ in the pack test never pulls a bundle
+// from under a running test's child).
 const OUT_DIR = process.env.KASI_BUILD_OUT ?? 'dist/cli';
 const OUT = resolve(ROOT, OUT_DIR);
 if (!OUT.startsWith(resolve(ROOT, 'dist') + sep)) throw new Error(`KASI_BUILD_OUT: ${OUT_DIR} is not a folder under dist/`);

@@ -33,6 +33,7 @@ import { PageTables } from '../x86/pgtable.ts';
 import type { PhysMemory } from '../phys/memory.ts';
 import type { LinuxLayout } from './layout.ts';
 
+/** A physical range of an allocation record, as allocationAtPa() and allocationsIn() index them. */
 type PaRange = { start: number; end: number; rec: Allocation };
 
 /** Of `best` and the ranges of `list` holding `pa`, the lowest start, then the earliest record (allocationAtPa's order). */
@@ -112,20 +113,20 @@ export class System {
   /** Kernel stack of each process, by pid. */
   readonly stacks = new Map<number, VmArea>();
   private readonly recs: Allocation[] = [];
-  private sorted: Array<{ start: number; end: number; rec: Allocation }> | null = null;
+  private sorted: PaRange[] | null = null;
   /**
    * allocationAtPa()'s index, kept up to date by add(): the ranges by 2 MiB bucket of physical
    * address (a range of more than BIG_RANGE bytes in `big` instead). Rebuilding the sorted index
    * after every add made recordUser() quadratic in the pages of all tenants (bench/scale.ts).
    */
-  private readonly buckets = new Map<number, Array<{ start: number; end: number; rec: Allocation }>>();
+  private readonly buckets = new Map<number, PaRange[]>();
   /**
    * Ranges inside one 4 KiB frame (most records: a user page, a slab page, a table), by frame:
    * allocationAtPa() then scans a frame's few ranges, not a 2 MiB bucket's hundreds (recordUser()
    * asks once per user page). The buckets keep the longer ranges.
    */
-  private readonly frameRanges = new Map<number, Array<{ start: number; end: number; rec: Allocation }>>();
-  private readonly big: Array<{ start: number; end: number; rec: Allocation }> = [];
+  private readonly frameRanges = new Map<number, PaRange[]>();
+  private readonly big: PaRange[] = [];
   // The records by what the ASI designs select them on, each in record order (a design's spec()
   // per context scanning every record was quadratic in tenants: bench/scale.ts).
   private readonly bootRecs: Allocation[] = [];
@@ -326,9 +327,9 @@ export class System {
     return rec;
   }
 
-  private index(): Array<{ start: number; end: number; rec: Allocation }> {
+  private index(): PaRange[] {
     if (this.sorted) return this.sorted;
-    const s: Array<{ start: number; end: number; rec: Allocation }> = [];
+    const s: PaRange[] = [];
     for (const rec of this.recs) for (const r of rec.ranges) s.push({ start: r.pa, end: r.pa + r.bytes, rec });
     s.sort((x, y) => x.start - y.start);
     this.sorted = s;

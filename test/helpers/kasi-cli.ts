@@ -11,7 +11,6 @@ import { expect } from 'vitest';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const TSX = join(ROOT, 'node_modules/.bin/tsx');
-export const MAIN = join(ROOT, 'src/cli/main.ts');
 /** The compiled CLI test/build-cli.ts wrote for this run: `node CLI ARGS…` is `kasi ARGS…`. */
 export const CLI = process.env.KASI_TEST_CLI ?? ((): never => { throw new Error('KASI_TEST_CLI is not set: run the tests with vitest.config.ts, whose globalSetup test/build-cli.ts compiles the CLI'); })();
 
