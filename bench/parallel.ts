@@ -6,12 +6,15 @@
  * Runs alternate, best of ROUNDS each. CPU time (every thread: workers, V8's compiler and GC
  * threads) comes from /usr/bin/time when the machine has it. Writes bench/parallel-results.json.
  * KASI_BENCH_SEEDS changes the seed count. The ratio needs two idle CPUs: on a shared machine it
- * measures the load too (cpus_busy well below the workers' count shows it).
+ * measures the load too (cpus_busy well below the workers' count shows it). So each round also
+ * measures what the machine gives two threads on a loop of the engine's kind (machine-parallel.ts),
+ * and `of_machine` is kasi's speed-up over the median of those: 1 is all a pool can get here.
  */
 import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { machineSpeedup, medianSpeedup, type MachineParallel } from './machine-parallel.ts';
 import { timedNode } from './timed-child.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -29,7 +32,8 @@ function kasiRun(workers: number): Run {
 const best = (runs: Run[]): Run => runs.reduce((a, b) => (b.ms < a.ms ? b : a));
 const ones: Run[] = [];
 const twos: Run[] = [];
-for (let k = 0; k < ROUNDS; k++) { ones.push(kasiRun(1)); twos.push(kasiRun(2)); }
+const machine: MachineParallel[] = [];
+for (let k = 0; k < ROUNDS; k++) { machine.push(await machineSpeedup()); ones.push(kasiRun(1)); twos.push(kasiRun(2)); }
 const one = best(ones);
 const two = best(twos);
 const round2 = (x: number): number => Math.round(x * 100) / 100;
@@ -39,6 +43,8 @@ const results = {
   workers_1_ms: Math.round(one.ms), workers_2_ms: Math.round(two.ms), speedup_2_workers: round2(one.ms / two.ms),
   workers_1_cpu_ms: one.cpuMs === null ? null : Math.round(one.cpuMs), workers_2_cpu_ms: two.cpuMs === null ? null : Math.round(two.cpuMs),
   workers_1_cpus_busy: busy(one), workers_2_cpus_busy: busy(two),
+  machine_speedup_2_threads: medianSpeedup(machine), of_machine: round2(one.ms / two.ms / medianSpeedup(machine)),
+  machine_rounds: machine,
   identical_output: [...ones, ...twos].every((r) => r.out === one.out),
   cpus: availableParallelism(), node: process.version,
 };

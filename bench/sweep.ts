@@ -4,7 +4,9 @@
  * (6 points × 5 sets, 4 seeds each) through sweep/run.ts without a store, first with one worker
  * (everything in this thread), then with a pool of two; checks that both give the same reports and
  * writes the wall times and their ratio to bench/sweep-results.json. The ratio needs two idle
- * CPUs: on a shared machine it measures the load too.
+ * CPUs: on a shared machine it measures the load too, so what the machine gives two threads is
+ * measured before, between and after (machine-parallel.ts) and `of_machine` is the sweep's
+ * speed-up over the median of those: 1 is all a pool can get here.
  */
 import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { formatRunJson } from '../src/report/run-json.ts';
 import { loadGrid } from '../src/sweep/grid.ts';
 import { runSweep } from '../src/sweep/run.ts';
+import { machineSpeedup, medianSpeedup } from './machine-parallel.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const grid = loadGrid(join(here, '../examples/sweep-asi-exit-rate.yaml'));
@@ -30,8 +33,11 @@ async function timed(workers: number): Promise<{ ms: number; cpuMs: number; repo
 }
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
+const machine = [await machineSpeedup()];
 const one = await timed(1);
+machine.push(await machineSpeedup());
 const two = await timed(2);
+machine.push(await machineSpeedup());
 const same = one.reports.every((r, i) => r === two.reports[i]);
 const results = {
   sweep: 'examples/sweep-asi-exit-rate.yaml', points: grid.size, seeds: SEEDS,
@@ -42,6 +48,8 @@ const results = {
   workers_1_cpu_ms: Math.round(one.cpuMs), workers_2_cpu_ms: Math.round(two.cpuMs),
   workers_1_cpus_busy: round2(one.cpuMs / one.ms), workers_2_cpus_busy: round2(two.cpuMs / two.ms),
   cpu_2_over_1: round2(two.cpuMs / one.cpuMs),
+  machine_speedup_2_threads: medianSpeedup(machine), of_machine: round2(one.ms / two.ms / medianSpeedup(machine)),
+  machine_rounds: machine,
   same_reports: same, cpus: availableParallelism(), node: process.version,
 };
 writeFileSync(join(here, 'sweep-results.json'), JSON.stringify(results, null, 2) + '\n');
