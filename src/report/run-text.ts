@@ -5,12 +5,13 @@
  * resolve to one configuration (sim/same-state.ts).
  *
  * One seed: a cell is bytes leaked / bytes planted. N seeds (sim/seeds.ts): a cell is the seeds
- * that leaked / N and the median bytes recovered in those, `~` marking an unstable cell (leaked
- * in fewer than half of the seeds, sim/seeds.ts verdictOf); a second matrix gives the median time to first leak; the costs are
- * medians with their min..max. Deterministic: the same report gives the same text.
+ * that leaked / N and the median bytes recovered in those (any seed that leaked makes the verdict
+ * `leaks`, sim/seeds.ts verdictOf; `~` marks only an `unstable` cell of a run stored before that
+ * rule); a second matrix gives the median time to first leak; the costs are medians with their
+ * min..max. Deterministic: the same report gives the same text.
  */
 import type { CellStats, SeedsReport, SetStats } from '../sim/seeds.ts';
-import { sameStateLines } from '../sim/seeds.ts';
+import { sameStateLines, wilson95 } from '../sim/seeds.ts';
 
 function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
@@ -31,7 +32,7 @@ export function formatNs(ns: number): string {
   return `${sig(ns / 1e9)}s`;
 }
 
-/** Matrix cell text: one seed `32/32` or `-`; N seeds `8/8 32B`, `~3/8 32B` (unstable) or `-`. */
+/** Matrix cell text: one seed `32/32` or `-`; N seeds `8/8 32B`, `3/8 32B` or `-` (`~3/8` for a stored `unstable` cell). */
 export function cellText(c: CellStats | undefined): string {
   if (c === undefined) return '';
   if (c.seeds_leaked === 0) return '-';
@@ -90,7 +91,8 @@ export function formatRunText(r: SeedsReport): string {
   } else {
     out.push(
       `Leaks over ${n} seeds: seeds that leaked/${n} and the median bytes they recovered`,
-      `(verdict: k/${n} = leaks, in at least half of the seeds; ~k/${n} = unstable, in fewer than half; - = no leak, in no seed)`,
+      `(verdict: k/${n} = leaks: leaked in k of the ${n} seeds, so the set does not stop this attack; - = no leak in any seed:`,
+      ` the chance that a run this long leaks is then below ${Math.round(100 * wilson95(0, n)[1])}% at 95% confidence; --json gives every cell's interval)`,
       ...table(head, leakRows(ms, cellText, true)),
       '',
       'Time to first leak (median over the seeds that leaked, simulated time)',

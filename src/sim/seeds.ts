@@ -7,12 +7,17 @@
  * verdict; per mitigation set, the median and the spread (min, quartiles, max) of its cycles and
  * overhead. Pure and order-preserving: the same per-seed reports give the same summary.
  *
- * Verdicts: `leaks` = leaked in at least half of the seeds, `no leak` = in none, `unstable` = in
- * some but fewer than half (a rare leak at this run length: whether a run shows it depends on the
- * seed, so run more seeds or a longer duration before trusting either answer). The threshold is
- * at half, not at "every seed", because a mechanism that leaks in most runs is a leak, and an
- * all-or-nothing rule flips with the seed set for every cell that leaks with a probability
- * below 1 (the MDS cells of the default scenario leak in 5–8 of 8 seeds; examples/README.md).
+ * Verdicts: `leaks` = leaked in at least one seed, `no leak` = in none. A seed that leaked is a
+ * demonstrated leak (each seed's run is deterministic: `--seed S --seeds 1` replays it), so the
+ * mitigation set does not stop that attack; how often a run of this length shows it is the
+ * fraction k/N, with its 95% interval (`leak_rate_ci95`, Wilson score). The boundary between the
+ * two verdicts is the one that holds across seed sets: a cell that leaks with chance p per run
+ * reads `no leak` in N seeds with probability (1 - p)^N (8 seeds, p = 0.7: 7e-5), where a
+ * threshold at half of the seeds flipped for the default scenario's MFBDS cells (p 0.70-0.81 over
+ * seeds 42..105; seeds 100..107 gave l1d-always mfbds × guest-key 3/8 where 42..49 gave 5/8).
+ * A rare leak (p well below 1/N) can still read either way in two seed sets; its interval says
+ * how rare. `unstable` (in some seeds, fewer than half) is the verdict of runs stored before
+ * this rule; nothing computes it now.
  */
 import type { MitigationResult, RunReport } from './run.ts';
 import { sameAs } from './same-state.ts';
@@ -20,6 +25,7 @@ import { sameAs } from './same-state.ts';
 /** The default N: verdicts per cell agree between two disjoint seed sets (examples/README.md). */
 export const DEFAULT_SEEDS = 8;
 
+/** `unstable` only in runs stored before the any-seed rule (the store keeps them as they were). */
 export type Verdict = 'leaks' | 'no leak' | 'unstable';
 
 export interface CellStats {
@@ -31,6 +37,11 @@ export interface CellStats {
   readonly seeds: number;
   readonly seeds_leaked: number;
   readonly verdict: Verdict;
+  /**
+   * The 95% Wilson score interval of the chance that a run of this length leaks, from
+   * seeds_leaked of seeds (rounded to 3 decimals): with none of 8, [0, 0.324].
+   */
+  readonly leak_rate_ci95: readonly [number, number];
   /** Median bytes recovered over the seeds that leaked (null: none leaked). */
   readonly bytes_median: number | null;
   /** Median time of the first counted byte over the seeds that leaked, ns (null: none leaked). */
@@ -138,8 +149,25 @@ export function spread(xs: readonly number[]): Spread {
   return { min: Math.min(...xs), q1: round2(quantile(xs, 0.25)), median: round2(median(xs)), q3: round2(quantile(xs, 0.75)), max: Math.max(...xs) };
 }
 
-export function verdictOf(leaked: number, seeds: number): Verdict {
-  return leaked === 0 ? 'no leak' : 2 * leaked >= seeds ? 'leaks' : 'unstable';
+export function verdictOf(leaked: number): Verdict {
+  return leaked === 0 ? 'no leak' : 'leaks';
+}
+
+/** z of a two-sided 95% interval (the normal quantile 0.975). */
+const Z95 = 1.959963984540054;
+
+/**
+ * The Wilson score interval (Wilson 1927) of a binomial proportion, k successes of n trials, at
+ * 95%: (k + z²/2 ± z √(k(n-k)/n + z²/4)) / (n + z²). Unlike k/n ± the normal approximation it
+ * stays inside [0, 1] and is not empty at k = 0 or k = n.
+ */
+export function wilson95(k: number, n: number): [number, number] {
+  if (!Number.isInteger(n) || n < 1 || !Number.isInteger(k) || k < 0 || k > n) throw new RangeError(`wilson95: ${k} of ${n}`);
+  const z2 = Z95 * Z95;
+  const mid = k + z2 / 2;
+  const half = Z95 * Math.sqrt((k * (n - k)) / n + z2 / 4);
+  const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+  return [r3(Math.max(0, (mid - half) / (n + z2))), r3(Math.min(1, (mid + half) / (n + z2)))];
 }
 
 /** One cell over the seeds; `cells[k]` is seed k's cell (undefined: that seed had no such cell), `ghz[k]` its clock. */
@@ -156,7 +184,7 @@ export function cellStats(cells: readonly ({ attack: string; secret: string; own
   const tMed = times.length === 0 ? null : Math.round(median(times));
   return {
     attack: any.attack, secret: any.secret, owner: any.owner, of: any.of,
-    seeds: cells.length, seeds_leaked: n, verdict: verdictOf(n, cells.length),
+    seeds: cells.length, seeds_leaked: n, verdict: verdictOf(n), leak_rate_ci95: wilson95(n, cells.length),
     bytes_median: bMed, first_leak_ns_median: tMed,
     bytes: bMed ?? 0, when: cyc.length === 0 ? -1 : Math.round(median(cyc)),
     bytes_by_seed: bytes, first_leak_ns_by_seed: whenNs,

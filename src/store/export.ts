@@ -87,7 +87,7 @@ export function exportMarkdown(r: StoredRun): string {
     '',
     n === 1
       ? '### Leaks (bytes of each planted secret recovered by each attack; – = none)'
-      : `### Leaks (seeds that leaked / ${n}, median bytes recovered; ~ = unstable, in fewer than half of the seeds; – = in none)`,
+      : `### Leaks (seeds that leaked / ${n}, median bytes recovered; – = in none; ~ = unstable, the verdict of runs stored before the any-seed rule)`,
     '',
     ...leakTable(rep),
     '',

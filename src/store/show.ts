@@ -18,7 +18,7 @@ export function formatHistory(runs: readonly RunSummary[], path: string): string
     `${r.kasi_version} ${shortCommit(r.git_commit)}`,
   ]);
   const lines = textTable(['id', 'stored (UTC)', 'scenario', 'seeds', 'sets', 'leaks', 'max overhead', 'kasi'], rows, '', 'rlllrrrl');
-  lines.push('', 'leaks: attack × secret cells that leak in at least half of the seeds, over all sets (+k~ = unstable cells)');
+  lines.push('', 'leaks: attack × secret cells that leaked in at least one seed, over all sets (+k~ = cells a run stored before the any-seed verdict called unstable)');
   return lines.join('\n') + '\n';
 }
 

@@ -39,9 +39,12 @@ describe('kasi run --seeds', () => {
     const none = j.mitigations[0];
     expect(none.matrix).toHaveLength(1);
     for (const c of none.matrix) {
-      for (const k of ['seeds', 'seeds_leaked', 'bytes_median', 'first_leak_ns_median', 'verdict', 'bytes', 'of', 'when']) expect(c).toHaveProperty(k);
+      for (const k of ['seeds', 'seeds_leaked', 'bytes_median', 'first_leak_ns_median', 'verdict', 'leak_rate_ci95', 'bytes', 'of', 'when']) expect(c).toHaveProperty(k);
       expect(c.seeds).toBe(4);
-      expect(['leaks', 'no leak', 'unstable']).toContain(c.verdict);
+      expect(c.verdict).toBe(c.seeds_leaked > 0 ? 'leaks' : 'no leak');
+      const [lo, hi] = c.leak_rate_ci95;
+      expect(lo).toBeLessThanOrEqual(c.seeds_leaked / 4);
+      expect(hi).toBeGreaterThanOrEqual(c.seeds_leaked / 4);
     }
     for (const c of none.leaks) expect(c.seeds_leaked).toBeGreaterThan(0);
     for (const m of j.mitigations) {
@@ -71,12 +74,14 @@ describe('kasi run --seeds', () => {
 
 describe('matrix cells', () => {
   const c = (bytes: number) => ({ attack: 'a', secret: 's', owner: 'o', bytes, of: 32, when: bytes > 0 ? 2500 : -1 });
-  it('one seed: bytes/planted or -; N seeds: k/N and median bytes, ~ when unstable (fewer than half)', async () => {
+  it('one seed: bytes/planted or -; N seeds: k/N and median bytes, ~ only for a stored unstable cell', async () => {
     expect(cellText(cellStats([c(32)], [2.5]))).toBe('32/32');
     expect(cellText(cellStats([c(0)], [2.5]))).toBe('-');
     expect(cellText(cellStats([c(32), c(32), c(16)], [2.5, 2.5, 2.5]))).toBe('3/3 32B');
     expect(cellText(cellStats([c(32), c(0), c(16)], [2.5, 2.5, 2.5]))).toBe('2/3 24B');
-    expect(cellText(cellStats([c(32), c(0), c(0)], [2.5, 2.5, 2.5]))).toBe('~1/3 32B');
+    expect(cellText(cellStats([c(32), c(0), c(0)], [2.5, 2.5, 2.5]))).toBe('1/3 32B');
+    // A run stored before the any-seed rule keeps its verdict and is shown as it was.
+    expect(cellText({ ...cellStats([c(32), c(0), c(0)], [2.5, 2.5, 2.5]), verdict: 'unstable' })).toBe('~1/3 32B');
     expect(cellText(cellStats([c(0), c(0)], [2.5, 2.5]))).toBe('-');
   });
   it('times: ns, us, ms, s with three significant digits', async () => {

@@ -1,14 +1,14 @@
 /**
  * Leaks and costs as statistics over seeds (sim/seeds.ts, sim/pool.ts): the statistics on
  * synthetic per-seed results, a cell of a small scenario that leaks in one seed and not the
- * next (so `unstable`), the summary against each seed run on its own, and byte-identical
+ * next (so `leaks` in 1 of 3, with its rate's interval), the summary against each seed run on its own, and byte-identical
  * reports whatever the number of worker threads.
  */
 import { describe, expect, it } from 'vitest';
 import { parseScenario } from '../../src/scenario/load.ts';
 import { runScenario, type MitigationResult, type RunReport } from '../../src/sim/run.ts';
 import { runSeeds, seedScenarios } from '../../src/sim/pool.ts';
-import { cellStats, median, quantile, summarize, verdictOf } from '../../src/sim/seeds.ts';
+import { cellStats, median, quantile, summarize, verdictOf, wilson95 } from '../../src/sim/seeds.ts';
 import { formatRunJson } from '../../src/report/run-json.ts';
 import { formatRunText } from '../../src/report/run-text.ts';
 
@@ -21,15 +21,23 @@ describe('statistics', () => {
     expect(Number.isNaN(median([]))).toBe(true);
   });
 
-  it('verdict: leaks in at least half of the seeds, none, or fewer than half (unstable)', () => {
-    expect(verdictOf(8, 8)).toBe('leaks');
-    expect(verdictOf(5, 8)).toBe('leaks');
-    expect(verdictOf(4, 8)).toBe('leaks');
-    expect(verdictOf(0, 8)).toBe('no leak');
-    expect(verdictOf(3, 8)).toBe('unstable');
-    expect(verdictOf(1, 8)).toBe('unstable');
-    expect(verdictOf(1, 3)).toBe('unstable');
-    expect(verdictOf(1, 1)).toBe('leaks');
+  it('verdict: leaks when any seed leaked, no leak when none (the boundary that holds across seed sets)', () => {
+    expect(verdictOf(8)).toBe('leaks');
+    expect(verdictOf(3)).toBe('leaks');
+    expect(verdictOf(1)).toBe('leaks');
+    expect(verdictOf(0)).toBe('no leak');
+  });
+
+  it('the leak rate\'s 95% interval is the Wilson score interval', () => {
+    // Expected values computed outside kasi from the textbook form of the interval,
+    // (p + z²/2n ± z √(p(1-p)/n + z²/4n²)) / (1 + z²/n), z = 1.959964 (wilson95 uses the k, n form).
+    expect(wilson95(0, 10)).toEqual([0, 0.278]);
+    expect(wilson95(1, 10)).toEqual([0.018, 0.404]);
+    expect(wilson95(0, 8)).toEqual([0, 0.324]);
+    expect(wilson95(5, 8)).toEqual([0.306, 0.863]);
+    expect(wilson95(8, 8)).toEqual([0.676, 1]);
+    expect(wilson95(1, 1)).toEqual([0.207, 1]);
+    expect(() => wilson95(3, 2)).toThrow(RangeError);
   });
 
   it('a cell: fraction of seeds leaked, medians over the seeds that leaked, ns from each seed clock', () => {
@@ -39,11 +47,11 @@ describe('statistics', () => {
     expect(s).toMatchObject({ seeds: 4, seeds_leaked: 2, verdict: 'leaks', bytes_median: 16, first_leak_ns_median: 1000, bytes: 16, when: 2000 });
     expect(s.bytes_by_seed).toEqual([8, 0, 24, 0]);
     expect(s.first_leak_ns_by_seed).toEqual([500, null, 1500, null]);
-    expect(cellStats([c(8, 1000), c(0, -1), c(0, -1)], [2, 2, 2])).toMatchObject({ seeds_leaked: 1, verdict: 'unstable' });
+    expect(cellStats([c(8, 1000), c(0, -1), c(0, -1)], [2, 2, 2])).toMatchObject({ seeds_leaked: 1, verdict: 'leaks', leak_rate_ci95: wilson95(1, 3) });
     const none = cellStats([c(0, -1), c(0, -1)], [2, 2]);
-    expect(none).toMatchObject({ seeds_leaked: 0, verdict: 'no leak', bytes_median: null, first_leak_ns_median: null, bytes: 0, when: -1 });
+    expect(none).toMatchObject({ seeds_leaked: 0, verdict: 'no leak', leak_rate_ci95: [0, 0.658], bytes_median: null, first_leak_ns_median: null, bytes: 0, when: -1 });
     // A seed that has no such cell counts as not leaked.
-    expect(cellStats([c(32, 10), undefined, undefined], [1, 1, 1])).toMatchObject({ seeds: 3, seeds_leaked: 1, verdict: 'unstable' });
+    expect(cellStats([c(32, 10), undefined, undefined], [1, 1, 1])).toMatchObject({ seeds: 3, seeds_leaked: 1, verdict: 'leaks' });
   });
 
   it('summarize: costs as medians with min/quartiles/max, counts as medians, notes once each', () => {
@@ -100,7 +108,7 @@ describe('seeds end to end', () => {
     expect(() => seedScenarios(scenario, { seed: 0xffffffff, seeds: 2 })).toThrow(RangeError);
   });
 
-  it('a cell that leaks in one of three consecutive seeds is unstable; the summary agrees with each seed run alone', async () => {
+  it('a cell that leaks in one of three consecutive seeds leaks (1/3, rate interval from 1 of 3); the summary agrees with each seed run alone', async () => {
     // Find three consecutive seeds where l1tf-guest × key under `none` leaks in exactly one.
     const alone = new Map<number, RunReport>();
     const one = (seed: number): RunReport => alone.get(seed) ?? alone.set(seed, runScenario(scenario, { seed })).get(seed)!;
@@ -114,14 +122,15 @@ describe('seeds end to end', () => {
     const c = cellOf(r.mitigations[0], 'l1tf-guest');
     const cells = seeds.map((a) => cellOf(a.mitigations[0], 'l1tf-guest'));
     const leaked = cells.find((x) => x.bytes > 0)!;
-    expect(c).toMatchObject({ seeds: 3, seeds_leaked: 1, verdict: 'unstable', bytes_median: leaked.bytes, first_leak_ns_median: Math.round(leaked.when / seeds[0].ghz) });
+    expect(c).toMatchObject({ seeds: 3, seeds_leaked: 1, verdict: 'leaks', leak_rate_ci95: [0.061, 0.792], bytes_median: leaked.bytes, first_leak_ns_median: Math.round(leaked.when / seeds[0].ghz) });
     expect(c.bytes_by_seed).toEqual(cells.map((x) => x.bytes));
     expect(r.mitigations[0].leaks.map((x) => x.attack)).toContain('l1tf-guest');
     // nosmt: the attacker has no sibling, in no seed.
     expect(cellOf(r.mitigations[1], 'l1tf-guest')).toMatchObject({ seeds_leaked: 0, verdict: 'no leak' });
     // Costs: the per-seed cycles are each seed's own run.
     expect(r.mitigations[1].costs.cycles_by_seed).toEqual(seeds.map((a) => a.mitigations[1].costs.cycles));
-    expect(formatRunText(r)).toMatch(/~1\/3 \d+B/);
+    expect(formatRunText(r)).toMatch(/ 1\/3 \d+B/);
+    expect(formatRunText(r)).toMatch(/below 56% at 95% confidence/); // wilson95(0, 3) = [0, 0.561]
   }, 60_000);
 
   it('the same scenario, seed and N give byte-identical text and JSON with 1 or 2 worker threads', async () => {

@@ -21,7 +21,7 @@ export function LeaksView({ open, onRun }: { open: OpenReport | null; onRun: () 
   return (
     <div>
       <h2>Leaks — {r.scenario}</h2>
-      <p className="note">{r.seeds} seeds from {r.seed}; CPU {r.cpu}; {r.stop}; baseline {r.baseline}. A cell: seeds that leaked / seeds; red = leaks (at least half), amber = unstable, green = no leak.</p>
+      <p className="note">{r.seeds} seeds from {r.seed}; CPU {r.cpu}; {r.stop}; baseline {r.baseline}. A cell: seeds that leaked / seeds; red = leaks (in at least one seed; darker, more seeds), green = no leak (amber: unstable, in runs stored before the any-seed verdict).</p>
       <div className="split">
         <div className="panel" style={{ overflowX: 'auto' }}>
           <table className="heat" data-testid="heatmap">
@@ -61,6 +61,7 @@ function CellDetail({ set, c, seed0 }: { set: SetStats; c: CellStats; seed0: num
       <h3>{c.secret} under {set.name}</h3>
       <table className="kv"><tbody>
         <tr><td>verdict</td><td data-testid="detail-verdict">{c.verdict} ({c.seeds_leaked} of {c.seeds} seeds)</td></tr>
+        {c.leak_rate_ci95 === undefined ? null : <tr><td>leak rate per run</td><td data-testid="detail-rate">{Math.round(100 * c.leak_rate_ci95[0])}–{Math.round(100 * c.leak_rate_ci95[1])}% (95% interval, Wilson)</td></tr>}
         <tr><td>mechanism</td><td>{c.attack}</td></tr>
         <tr><td>secret</td><td>{c.secret} of {c.owner}, {c.of} bytes{secret ? <span className="note mono"> at {secret.pa.join(', ')}</span> : null}</td></tr>
         <tr><td>bytes recovered</td><td>{c.bytes_median === null ? 'none' : `${fmtNum(c.bytes_median)} of ${c.of} (median over the seeds that leaked)`}</td></tr>
