@@ -6,9 +6,10 @@
  * compares K consecutive pairs of sets (seeds S … S+2KN-1), as a rule must hold for any seeds.
  *
  *   npx tsx bench/seed-stability.ts [--seeds N[,N…]] [--workers W] [--duration T] [FILE…]
- * Without files: the built-in scenario and every examples/*.yaml but default.yaml (the same).
+ * Without files: the built-in scenario and every examples/*.yaml but default.yaml (the same) and
+ * the sweep files.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultScenario, loadScenario, parseTime } from '../src/scenario/load.ts';
@@ -30,7 +31,9 @@ const workers = Number(opt('--workers') ?? defaultWorkers());
 const d = opt('--duration');
 const duration = d === undefined ? undefined : (parseTime(d) as SimTime);
 const examples = join(dirname(fileURLToPath(import.meta.url)), '..', 'examples');
-const files = args.length > 0 ? args : readdirSync(examples).filter((f) => f.endsWith('.yaml') && f !== 'default.yaml').map((f) => join(examples, f));
+// A sweep file is a grid of scenarios (kasi sweep), not one: left out.
+const files = args.length > 0 ? args : readdirSync(examples).filter((f) => f.endsWith('.yaml') && f !== 'default.yaml').map((f) => join(examples, f))
+  .filter((f) => !/^sweep:/m.test(readFileSync(f, 'utf8')));
 const scenarios: [string, Scenario][] = [...(args.length > 0 ? [] : [['built-in default', defaultScenario()] as [string, Scenario]]), ...files.map((f) => [basename(f), loadScenario(f)] as [string, Scenario])];
 
 const verdicts = (r: SeedsReport): Map<string, string> => {
