@@ -13,6 +13,8 @@
 import type { CellStats, SeedsReport, SetStats } from '../sim/seeds.ts';
 import { sameStateLines, wilson95 } from '../sim/seeds.ts';
 
+const pct = (x: number): string => `${Math.round(100 * x)}%`;
+
 function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const line = (r: string[]) => r.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  ').trimEnd();
@@ -98,6 +100,8 @@ export function formatRunText(r: SeedsReport): string {
       'Time to first leak (median over the seeds that leaked, simulated time)',
       ...table(head, leakRows(ms, (c) => (c === undefined ? '' : c.first_leak_ns_median === null ? '-' : formatNs(c.first_leak_ns_median)), false)),
     );
+    const rare = ms.flatMap((m) => m.matrix.filter((c) => c.rare).map((c) => `  ${m.name}: ${c.attack} × ${c.secret} ${c.seeds_leaked}/${n}, rate ${pct(c.leak_rate_ci95[0])}–${pct(c.leak_rate_ci95[1])} (95%)`));
+    if (rare.length > 0) out.push('', `Rare leaks: another ${n} seeds could well show none of these (--seeds ${4 * n} to decide them)`, ...rare);
   }
   out.push('', `Costs (the same workload under each mitigation set${n > 1 ? `; medians over ${n} seeds` : ''})`, ...table(head, costRows(ms, n)));
   for (const m of ms) {

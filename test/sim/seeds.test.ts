@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parseScenario } from '../../src/scenario/load.ts';
 import { runScenario, type MitigationResult, type RunReport } from '../../src/sim/run.ts';
 import { runSeeds, seedScenarios } from '../../src/sim/pool.ts';
-import { cellStats, median, quantile, summarize, verdictOf, wilson95 } from '../../src/sim/seeds.ts';
+import { cellStats, median, quantile, rareLeak, summarize, verdictOf, wilson95 } from '../../src/sim/seeds.ts';
 import { formatRunJson } from '../../src/report/run-json.ts';
 import { formatRunText } from '../../src/report/run-text.ts';
 
@@ -26,6 +26,13 @@ describe('statistics', () => {
     expect(verdictOf(3)).toBe('leaks');
     expect(verdictOf(1)).toBe('leaks');
     expect(verdictOf(0)).toBe('no leak');
+  });
+
+  it('a rare leak: n fresh seeds would show none with a chance above 5% at the rate seen', () => {
+    // (1 - k/n)^n: 1/8 0.344, 2/8 0.100, 3/8 0.023; 1/32 0.362, 3/32 0.047.
+    expect([0, 1, 2, 3, 8].map((k) => rareLeak(k, 8))).toEqual([false, true, true, false, false]);
+    expect([1, 2, 3].map((k) => rareLeak(k, 32))).toEqual([true, true, false]);
+    expect(rareLeak(1, 1)).toBe(false);
   });
 
   it('the leak rate\'s 95% interval is the Wilson score interval', () => {
@@ -131,6 +138,10 @@ describe('seeds end to end', () => {
     expect(r.mitigations[1].costs.cycles_by_seed).toEqual(seeds.map((a) => a.mitigations[1].costs.cycles));
     expect(formatRunText(r)).toMatch(/ 1\/3 \d+B/);
     expect(formatRunText(r)).toMatch(/below 56% at 95% confidence/); // wilson95(0, 3) = [0, 0.561]
+    // 1 of 3 is rare ((2/3)^3 = 0.30): listed with its interval; the nosmt cell (none) is not.
+    expect(c.rare).toBe(true);
+    expect(formatRunText(r)).toMatch(/Rare leaks: another 3 seeds could well show none of these \(--seeds 12 to decide them\)\n  none: l1tf-guest × key 1\/3, rate 6%–79% \(95%\)/);
+    expect(formatRunText(r)).not.toMatch(/nosmt: l1tf-guest × key/);
   }, 60_000);
 
   it('the same scenario, seed and N give byte-identical text and JSON with 1 or 2 worker threads', async () => {

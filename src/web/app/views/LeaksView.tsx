@@ -62,6 +62,7 @@ function CellDetail({ set, c, seed0 }: { set: SetStats; c: CellStats; seed0: num
       <table className="kv"><tbody>
         <tr><td>verdict</td><td data-testid="detail-verdict">{c.verdict} ({c.seeds_leaked} of {c.seeds} seeds)</td></tr>
         {c.leak_rate_ci95 === undefined ? null : <tr><td>leak rate per run</td><td data-testid="detail-rate">{Math.round(100 * c.leak_rate_ci95[0])}–{Math.round(100 * c.leak_rate_ci95[1])}% (95% interval, Wilson)</td></tr>}
+        {c.rare ? <tr><td>rare</td><td data-testid="detail-rare">another {c.seeds} seeds could well show no leak: run more to decide it</td></tr> : null}
         <tr><td>mechanism</td><td>{c.attack}</td></tr>
         <tr><td>secret</td><td>{c.secret} of {c.owner}, {c.of} bytes{secret ? <span className="note mono"> at {secret.pa.join(', ')}</span> : null}</td></tr>
         <tr><td>bytes recovered</td><td>{c.bytes_median === null ? 'none' : `${fmtNum(c.bytes_median)} of ${c.of} (median over the seeds that leaked)`}</td></tr>
