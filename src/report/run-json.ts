@@ -6,7 +6,7 @@
  *                     "leaks": [cells with seeds_leaked > 0],
  *                     "matrix": [every attack × secret cell:
  *                        {"attack", "secret", "owner", "of", "seeds", "seeds_leaked", "verdict",
- *                         "bytes_median", "first_leak_ns_median", "bytes", "when",
+ *                         "leak_rate_ci95", "rare", "bytes_median", "first_leak_ns_median", "bytes", "when",
  *                         "bytes_by_seed", "first_leak_ns_by_seed"}],
  *                     "costs": {"cycles", "overhead_pct" (medians),
  *                               "spread": {"cycles", "overhead_pct": {"min", "q1", "median", "q3", "max"}},

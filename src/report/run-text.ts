@@ -11,9 +11,11 @@
  * min..max. Deterministic: the same report gives the same text.
  */
 import type { CellStats, SeedsReport, SetStats } from '../sim/seeds.ts';
-import { sameStateLines, wilson95 } from '../sim/seeds.ts';
+import { rareLeak, sameStateLines, wilson95 } from '../sim/seeds.ts';
 
-const pct = (x: number): string => `${Math.round(100 * x)}%`;
+/** An interval's bounds as whole percents, rounded outward. */
+const pctLo = (x: number): string => `${Math.floor(100 * x + 1e-9)}%`;
+const pctHi = (x: number): string => `${Math.ceil(100 * x - 1e-9)}%`;
 
 function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
@@ -94,13 +96,18 @@ export function formatRunText(r: SeedsReport): string {
     out.push(
       `Leaks over ${n} seeds: seeds that leaked/${n} and the median bytes they recovered`,
       `(verdict: k/${n} = leaks: leaked in k of the ${n} seeds, so the set does not stop this attack; - = no leak in any seed:`,
-      ` the chance that a run this long leaks is then below ${Math.round(100 * wilson95(0, n)[1])}% at 95% confidence; --json gives every cell's interval)`,
+      ` the chance that a run this long leaks is then below ${pctHi(wilson95(0, n)[1])} at 95% confidence; --json gives every cell's interval)`,
+      ...(ms.some((m) => m.matrix.some((c) => c.verdict === 'unstable')) ? ['(~k/N: unstable, the verdict of a run stored before the any-seed rule: leaked in fewer than half of the seeds)'] : []),
       ...table(head, leakRows(ms, cellText, true)),
       '',
       'Time to first leak (median over the seeds that leaked, simulated time)',
       ...table(head, leakRows(ms, (c) => (c === undefined ? '' : c.first_leak_ns_median === null ? '-' : formatNs(c.first_leak_ns_median)), false)),
     );
-    const rare = ms.flatMap((m) => m.matrix.filter((c) => c.rare).map((c) => `  ${m.name}: ${c.attack} × ${c.secret} ${c.seeds_leaked}/${n}, rate ${pct(c.leak_rate_ci95[0])}–${pct(c.leak_rate_ci95[1])} (95%)`));
+    // From k and N, so a run stored before these fields existed lists its rare cells too.
+    const rare = ms.flatMap((m) => m.matrix.filter((c) => rareLeak(c.seeds_leaked, c.seeds)).map((c) => {
+      const [lo, hi] = wilson95(c.seeds_leaked, c.seeds);
+      return `  ${m.name}: ${c.attack} × ${c.secret} ${c.seeds_leaked}/${c.seeds}, rate ${pctLo(lo)}–${pctHi(hi)} (95%)`;
+    }));
     if (rare.length > 0) out.push('', `Rare leaks: another ${n} seeds could well show none of these (--seeds ${4 * n} to decide them)`, ...rare);
   }
   out.push('', `Costs (the same workload under each mitigation set${n > 1 ? `; medians over ${n} seeds` : ''})`, ...table(head, costRows(ms, n)));

@@ -24,7 +24,7 @@ import { sameAs } from './same-state.ts';
 
 /**
  * The default N: every cell of the built-in scenario has the same verdict in disjoint seed sets;
- * rare leaks (rareLeak) of some examples do not, and the report lists them (examples/README.md).
+ * rare leaks of some examples do not, and the report lists most of them (rareLeak; examples/README.md).
  */
 export const DEFAULT_SEEDS = 8;
 
@@ -42,11 +42,12 @@ export interface CellStats {
   readonly verdict: Verdict;
   /**
    * The 95% Wilson score interval of the chance that a run of this length leaks, from
-   * seeds_leaked of seeds (rounded to 3 decimals): with none of 8, [0, 0.324].
+   * seeds_leaked of seeds (rounded outward to 3 decimals): with none of 8, [0, 0.325]. Absent in
+   * runs stored before it existed (wilson95(seeds_leaked, seeds) gives it).
    */
-  readonly leak_rate_ci95: readonly [number, number];
-  /** A rare leak (rareLeak): another as many seeds could well show none. */
-  readonly rare: boolean;
+  readonly leak_rate_ci95?: readonly [number, number];
+  /** A rare leak (rareLeak): another as many seeds could well show none. Absent in runs stored before it existed. */
+  readonly rare?: boolean;
   /** Median bytes recovered over the seeds that leaked (null: none leaked). */
   readonly bytes_median: number | null;
   /** Median time of the first counted byte over the seeds that leaked, ns (null: none leaked). */
@@ -180,8 +181,8 @@ export function wilson95(k: number, n: number): [number, number] {
   const z2 = Z95 * Z95;
   const mid = k + z2 / 2;
   const half = Z95 * Math.sqrt((k * (n - k)) / n + z2 / 4);
-  const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-  return [r3(Math.max(0, (mid - half) / (n + z2))), r3(Math.min(1, (mid + half) / (n + z2)))];
+  // Rounded outward, so the interval printed still holds the exact one.
+  return [Math.max(0, Math.floor(((mid - half) / (n + z2)) * 1000) / 1000), Math.min(1, Math.ceil(((mid + half) / (n + z2)) * 1000) / 1000)];
 }
 
 /** One cell over the seeds; `cells[k]` is seed k's cell (undefined: that seed had no such cell), `ghz[k]` its clock. */

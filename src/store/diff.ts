@@ -2,11 +2,14 @@
  * `kasi diff A B`: two stored runs side by side — what differs in their scenarios (as run: field
  * paths, list items that have a `name` keyed by it, so inserting an isolation entry does not shift
  * every later one), the mitigation sets only one has, the leak cells gained and lost from A to B
- * (a cell leaks when its verdict is 'leaks' or 'unstable', sim/seeds.ts), the cells whose verdict
- * changed otherwise, and for the sets both have, overhead and cycle deltas and every count that
- * differs. Sets are matched by name, cells by attack × secret.
+ * (a cell leaks when any seed leaked: its verdict is 'leaks', or 'unstable' in a run stored before
+ * the any-seed rule, sim/seeds.ts), the cells that leak in both at rates that differ (their 95%
+ * intervals of k of N are disjoint, or the cell is rare in one only: recomputed from k and N, so a
+ * legacy 'unstable' against 'leaks' at the same k is no change), and for the sets both have,
+ * overhead and cycle deltas and every count that differs. Sets are matched by name, cells by
+ * attack × secret.
  */
-import type { CellStats, SetStats, Verdict } from '../sim/seeds.ts';
+import { rareLeak, wilson95, type CellStats, type SetStats, type Verdict } from '../sim/seeds.ts';
 import type { StoredRun } from './query.ts';
 import { scenarioAsRun } from './record.ts';
 import { num, shortCommit, signed, textTable, when } from './table.ts';
@@ -39,7 +42,8 @@ export interface RunDiff {
   readonly sets_only_in_b: readonly string[];
   readonly leaks_gained: readonly CellChange[];
   readonly leaks_lost: readonly CellChange[];
-  readonly verdict_changed: readonly CellChange[];
+  /** Cells leaking in both runs whose leak rates differ (disjoint 95% intervals, or rare in one only). */
+  readonly rate_changed: readonly CellChange[];
   readonly costs: readonly CostChange[];
   readonly counts: readonly CountChange[];
 }
@@ -114,6 +118,13 @@ export function scenarioChanges(a: StoredRun, b: StoredRun): ScenarioChange[] {
 }
 
 const leaking = (v: Verdict | undefined): boolean => v === 'leaks' || v === 'unstable';
+
+/** Two leaking cells' rates differ: their 95% intervals do not meet, or one is rare and the other not. */
+function rateChanged(a: CellStats, b: CellStats): boolean {
+  const [alo, ahi] = wilson95(a.seeds_leaked, a.seeds);
+  const [blo, bhi] = wilson95(b.seeds_leaked, b.seeds);
+  return ahi < blo || bhi < alo || rareLeak(a.seeds_leaked, a.seeds) !== rareLeak(b.seeds_leaked, b.seeds);
+}
 const cellOf = (c: CellStats | undefined): CellChange['a'] => (c === undefined ? null : { verdict: c.verdict, seeds_leaked: c.seeds_leaked, seeds: c.seeds, bytes_median: c.bytes_median });
 
 export function diffRuns(a: StoredRun, b: StoredRun): RunDiff {
@@ -138,7 +149,7 @@ export function diffRuns(a: StoredRun, b: StoredRun): RunDiff {
       const ch: CellChange = { set: sb.name, attack, secret, owner: (cb ?? ca)!.owner, a: cellOf(ca), b: cellOf(cb) };
       if (!leaking(ca?.verdict) && leaking(cb?.verdict)) gained.push(ch);
       else if (leaking(ca?.verdict) && !leaking(cb?.verdict)) lost.push(ch);
-      else if (ca !== undefined && cb !== undefined && ca.verdict !== cb.verdict) changed.push(ch);
+      else if (ca !== undefined && cb !== undefined && leaking(ca.verdict) && leaking(cb.verdict) && rateChanged(ca, cb)) changed.push(ch);
     }
     costs.push({
       set: sb.name,
@@ -158,7 +169,7 @@ export function diffRuns(a: StoredRun, b: StoredRun): RunDiff {
     scenario: scenarioChanges(a, b),
     sets_only_in_a: ma.filter((m) => !nb.has(m.name)).map((m) => m.name),
     sets_only_in_b: mb.filter((m) => !na.has(m.name)).map((m) => m.name),
-    leaks_gained: gained, leaks_lost: lost, verdict_changed: changed, costs, counts,
+    leaks_gained: gained, leaks_lost: lost, rate_changed: changed, costs, counts,
   };
 }
 
@@ -187,7 +198,7 @@ export function formatDiff(d: RunDiff, a: StoredRun, b: StoredRun): string {
   const cellHead = ['set', 'attack × secret (owner)', A, B];
   out.push('', `Leaks gained in ${B} (leak in ${B}, none in ${A})`, ...(d.leaks_gained.length === 0 ? ['  none'] : textTable(cellHead, cellRows(d.leaks_gained), '  ', 'llrr')));
   out.push('', `Leaks lost in ${B} (leak in ${A}, none in ${B})`, ...(d.leaks_lost.length === 0 ? ['  none'] : textTable(cellHead, cellRows(d.leaks_lost), '  ', 'llrr')));
-  if (d.verdict_changed.length > 0) out.push('', 'Verdicts changed (leaks ↔ unstable)', ...textTable(cellHead, cellRows(d.verdict_changed), '  ', 'llrr'));
+  if (d.rate_changed.length > 0) out.push('', 'Leak rates changed (leaking in both; 95% intervals apart, or rare in one only)', ...textTable(cellHead, cellRows(d.rate_changed), '  ', 'llrr'));
   out.push('', 'Costs of the sets in both (medians)', ...textTable(
     ['set', `overhead % ${A}`, `overhead % ${B}`, 'Δ', `cycles ${A}`, `cycles ${B}`, 'Δ cycles'],
     d.costs.map((c) => [c.set, c.overhead_pct.a.toFixed(2), c.overhead_pct.b.toFixed(2), signed(c.overhead_pct.delta), num(c.cycles.a), num(c.cycles.b), c.cycles.delta > 0 ? `+${num(c.cycles.delta)}` : num(c.cycles.delta)]),

@@ -9,7 +9,7 @@
  *         that reproduces the run.
  */
 import { basename } from 'node:path';
-import type { CellStats, SeedsReport, SetStats } from '../sim/seeds.ts';
+import { rareLeak, type CellStats, type SeedsReport, type SetStats } from '../sim/seeds.ts';
 import type { StoredRun } from './query.ts';
 import { mdTable, num, shortCommit, when } from './table.ts';
 
@@ -27,18 +27,20 @@ function union(ms: readonly SetStats[], pick: (m: SetStats) => Readonly<Record<s
   return keys;
 }
 
-const cellShort = (c: CellStats): string => `${c.attack}×${c.secret} ${c.seeds_leaked}/${c.seeds}${c.verdict === 'unstable' ? '~' : ''}`;
+const cellShort = (c: CellStats): string => `${c.attack}×${c.secret} ${c.seeds_leaked}/${c.seeds}${c.verdict === 'unstable' ? '~' : ''}${rareLeak(c.seeds_leaked, c.seeds) ? ' rare' : ''}`;
 
 export function exportCsv(r: StoredRun): string {
   const ms = r.report.mitigations;
   const counts = union(ms, (m) => m.costs.counts);
   const kinds = union(ms, (m) => m.costs.by_kind);
   const header = ['run', 'set', 'cmdline', 'design', 'stun', 'same_as', 'cycles', 'overhead_pct', 'overhead_pct_min', 'overhead_pct_q1', 'overhead_pct_q3', 'overhead_pct_max',
-    'cells_leaks', 'cells_unstable', 'leaked_cells', ...counts, ...kinds.map((k) => `cycles:${k}`)];
+    'cells_leaks', 'cells_unstable', 'cells_rare', 'leaked_cells', ...counts, ...kinds.map((k) => `cycles:${k}`)];
   const rows = ms.map((m) => {
     const o = m.costs.spread.overhead_pct;
     return [r.id, m.name, m.cmdline, m.design, m.stun, m.same_as, m.costs.cycles, m.costs.overhead_pct, o.min, o.q1, o.q3, o.max,
-      m.matrix.filter((c) => c.verdict === 'leaks').length, m.matrix.filter((c) => c.verdict === 'unstable').length,
+      // cells_leaks: leaked in any seed (the verdict now; in older runs it also counts their 'unstable' cells, listed apart).
+      m.matrix.filter((c) => c.seeds_leaked > 0).length, m.matrix.filter((c) => c.verdict === 'unstable').length,
+      m.matrix.filter((c) => rareLeak(c.seeds_leaked, c.seeds)).length,
       m.matrix.filter((c) => c.seeds_leaked > 0).map(cellShort).join('; '),
       ...counts.map((k) => m.costs.counts[k] ?? 0), ...kinds.map((k) => m.costs.by_kind[k] ?? 0)];
   });
@@ -49,7 +51,7 @@ function mdCell(c: CellStats | undefined, seeds: number): string {
   if (c === undefined) return '';
   if (c.seeds_leaked === 0) return '–';
   if (seeds === 1) return `${c.bytes}/${c.of}B`;
-  return `${c.verdict === 'unstable' ? '~' : ''}${c.seeds_leaked}/${c.seeds} ${c.bytes_median}B`;
+  return `${c.verdict === 'unstable' ? '~' : ''}${c.seeds_leaked}/${c.seeds} ${c.bytes_median}B${rareLeak(c.seeds_leaked, c.seeds) ? ' (rare)' : ''}`;
 }
 
 function leakTable(rep: SeedsReport): string[] {
@@ -87,7 +89,7 @@ export function exportMarkdown(r: StoredRun): string {
     '',
     n === 1
       ? '### Leaks (bytes of each planted secret recovered by each attack; – = none)'
-      : `### Leaks (seeds that leaked / ${n}, median bytes recovered; – = in none; ~ = unstable, the verdict of runs stored before the any-seed rule)`,
+      : `### Leaks (seeds that leaked / ${n}, median bytes recovered; – = in none; (rare) = so few that another ${n} seeds could well show none; ~ = unstable, the verdict of runs stored before the any-seed rule)`,
     '',
     ...leakTable(rep),
     '',

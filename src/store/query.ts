@@ -18,8 +18,9 @@ export interface RunSummary {
   readonly git_commit: string | null;
   /** Mitigation sets, in the scenario's order. */
   readonly sets: readonly string[];
-  /** Cells whose verdict is 'leaks' / 'unstable', over all sets. */
+  /** Cells that leaked in at least one seed, over all sets (what the any-seed verdict calls leaks, in runs of either rule). */
   readonly leaks: number;
+  /** Of those, the cells a run stored before the any-seed rule called 'unstable' (0 for later runs). */
   readonly unstable: number;
   /** The largest median overhead of any set, %. */
   readonly max_overhead_pct: number | null;
@@ -42,7 +43,7 @@ interface RunRow {
 
 const SUMMARY = `SELECT r.id, r.created_at, r.scenario_name, r.scenario_file, r.scenario_hash, r.seed, r.seeds, r.cpu, r.kasi_version, r.git_commit,
     (SELECT json_group_array(name) FROM (SELECT name FROM sets WHERE run_id = r.id ORDER BY idx)) AS sets,
-    (SELECT count(*) FROM cells WHERE run_id = r.id AND verdict = 'leaks') AS leaks,
+    (SELECT count(*) FROM cells WHERE run_id = r.id AND seeds_leaked > 0) AS leaks,
     (SELECT count(*) FROM cells WHERE run_id = r.id AND verdict = 'unstable') AS unstable,
     (SELECT max(overhead_pct) FROM sets WHERE run_id = r.id) AS max_overhead_pct
   FROM runs AS r`;

@@ -13,12 +13,12 @@ export function formatHistory(runs: readonly RunSummary[], path: string): string
   if (runs.length === 0) return `no runs in ${path} yet (kasi run stores each run there)\n`;
   const rows = runs.map((r) => [
     String(r.id), when(r.created_at), r.scenario, seedRange(r), String(r.sets.length),
-    `${r.leaks}${r.unstable > 0 ? ` +${r.unstable}~` : ''}`,
+    `${r.leaks}${r.unstable > 0 ? ` (${r.unstable}~)` : ''}`,
     r.max_overhead_pct === null ? '' : `${r.max_overhead_pct.toFixed(2)}%`,
     `${r.kasi_version} ${shortCommit(r.git_commit)}`,
   ]);
   const lines = textTable(['id', 'stored (UTC)', 'scenario', 'seeds', 'sets', 'leaks', 'max overhead', 'kasi'], rows, '', 'rlllrrrl');
-  lines.push('', 'leaks: attack × secret cells that leaked in at least one seed, over all sets (+k~ = cells a run stored before the any-seed verdict called unstable)');
+  lines.push('', 'leaks: attack × secret cells that leaked in at least one seed, over all sets ((k~): of those, the cells a run stored before the any-seed verdict called unstable)');
   return lines.join('\n') + '\n';
 }
 

@@ -197,6 +197,26 @@ describe('store', () => {
     db.close();
   });
 
+  it('diff: a leak whose rate moved (8/8 -> 1/8) is a rate change; overlapping rates and a stored unstable 3/8 against leaks 3/8 are not', () => {
+    const withCell = (k: number, verdict: string): SeedsReport => {
+      const r = JSON.parse(formatRunJson(report)) as { mitigations: { matrix: Record<string, unknown>[] }[] };
+      Object.assign(r.mitigations[1].matrix[0], { seeds: 8, seeds_leaked: k, verdict, bytes_median: 8 });
+      return r as unknown as SeedsReport;
+    };
+    const path = fresh();
+    const db = openStore(path, { create: true });
+    const [all, one, legacy3, new3] = ([[8, 'leaks'], [1, 'leaks'], [3, 'unstable'], [3, 'leaks']] as const).map(([k, v]) => getRun(db, saveRun(db, record(withCell(k, v))), path));
+    // 8 of 8 is [0.676, 1], 1 of 8 [0.022, 0.471]: apart, and 1 of 8 is rare.
+    expect(diffRuns(all, one).rate_changed.map((c) => [c.set, c.a?.seeds_leaked, c.b?.seeds_leaked])).toEqual([['nosmt', 8, 1]]);
+    expect(formatDiff(diffRuns(all, one), all, one)).toMatch(/Leak rates changed \(leaking in both; 95% intervals apart, or rare in one only\)\n[^\n]*\n[^\n]*\n\s+nosmt\s+l1tf-guest × key \(victim\)\s+8\/8 8B\s+1\/8 8B/);
+    // 3 of 8 is [0.137, 0.694]: it meets 8 of 8's interval, and neither is rare.
+    expect(diffRuns(all, new3).rate_changed).toEqual([]);
+    // The rule changed, not the run: the same k is no change.
+    expect(diffRuns(legacy3, new3).rate_changed).toEqual([]);
+    expect(diffRuns(legacy3, new3).leaks_gained).toEqual([]);
+    db.close();
+  });
+
   it('export: the JSON report byte for byte, a CSV row per set, Markdown tables of leaks and costs', () => {
     const path = fresh();
     const db = openStore(path, { create: true });

@@ -131,7 +131,7 @@ describe.skipIf(!existsSync(CHROMIUM))('kasi serve in chromium', () => {
     await expect.poll(async () => page.getByTestId('detail-verdict').textContent()).toBe(`${cell.verdict} (${cell.seeds_leaked} of ${cell.seeds} seeds)`);
     const [lo, hi] = cell.leak_rate_ci95 as [number, number];
     expect(lo).toBeLessThanOrEqual(cell.seeds_leaked / cell.seeds);
-    expect(await page.getByTestId('detail-rate').textContent()).toBe(`${Math.round(100 * lo)}–${Math.round(100 * hi)}% (95% interval, Wilson)`);
+    expect(await page.getByTestId('detail-rate').textContent()).toBe(`${Math.floor(100 * lo + 1e-9)}–${Math.ceil(100 * hi - 1e-9)}% (95% interval, Wilson)`);
     await shot('leak-cell');
   });
 

@@ -27,7 +27,7 @@ export function HistoryView({ onOpen }: { onOpen: (o: OpenReport) => void }) {
               <tr key={r.id}>
                 <td><input type="checkbox" checked={pick.includes(r.id)} onChange={() => toggle(r.id)} /></td>
                 <td>{r.id}</td><td>{r.created_at.replace('T', ' ').replace(/\.\d+Z$/, '')}</td><td>{r.scenario}</td>
-                <td className="num">{r.seeds}</td><td className="num">{r.leaks}{r.unstable ? ` (+${r.unstable} unstable)` : ''}</td>
+                <td className="num">{r.seeds}</td><td className="num">{r.leaks}{r.unstable ? ` (${r.unstable} stored as unstable)` : ''}</td>
                 <td className="num">{fmtPct(r.max_overhead_pct)}</td><td className="note">{r.kasi_version} {r.git_commit?.slice(0, 12) ?? ''}</td>
                 <td><button onClick={() => open(r.id)} data-testid={`open-${r.id}`}>Open</button></td>
               </tr>

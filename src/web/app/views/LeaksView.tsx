@@ -61,7 +61,7 @@ function CellDetail({ set, c, seed0 }: { set: SetStats; c: CellStats; seed0: num
       <h3>{c.secret} under {set.name}</h3>
       <table className="kv"><tbody>
         <tr><td>verdict</td><td data-testid="detail-verdict">{c.verdict} ({c.seeds_leaked} of {c.seeds} seeds)</td></tr>
-        {c.leak_rate_ci95 === undefined ? null : <tr><td>leak rate per run</td><td data-testid="detail-rate">{Math.round(100 * c.leak_rate_ci95[0])}–{Math.round(100 * c.leak_rate_ci95[1])}% (95% interval, Wilson)</td></tr>}
+        {c.leak_rate_ci95 === undefined ? null : <tr><td>leak rate per run</td><td data-testid="detail-rate">{Math.floor(100 * c.leak_rate_ci95[0] + 1e-9)}–{Math.ceil(100 * c.leak_rate_ci95[1] - 1e-9)}% (95% interval, Wilson)</td></tr>}
         {c.rare ? <tr><td>rare</td><td data-testid="detail-rare">another {c.seeds} seeds could well show no leak: run more to decide it</td></tr> : null}
         <tr><td>mechanism</td><td>{c.attack}</td></tr>
         <tr><td>secret</td><td>{c.secret} of {c.owner}, {c.of} bytes{secret ? <span className="note mono"> at {secret.pa.join(', ')}</span> : null}</td></tr>
