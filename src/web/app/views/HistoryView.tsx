@@ -49,6 +49,11 @@ function DiffPanel({ d }: { d: RunDiff }) {
       {d.scenario.length === 0 ? <p className="note">Same scenario.</p> : <table><tbody>{d.scenario.slice(0, 30).map((c) => <tr key={c.path}><td className="mono">{c.path}</td><td className="mono">{c.a ?? '—'}</td><td className="mono">{c.b ?? '—'}</td></tr>)}</tbody></table>}
       <h3>Leaks gained ({d.leaks_gained.length}) and lost ({d.leaks_lost.length})</h3>
       <ul>{d.leaks_gained.map((c) => <li key={'g' + cell(c)}>+ {cell(c)}</li>)}{d.leaks_lost.map((c) => <li key={'l' + cell(c)}>− {cell(c)}</li>)}</ul>
+      {d.rate_changed.length > 0 ? <>
+        <h3>Leak rates changed ({d.rate_changed.length})</h3>
+        <p className="note">Leaking in both runs; their 95% intervals apart, or rare in one only.</p>
+        <ul data-testid="diff-rates">{d.rate_changed.map((c) => <li key={'r' + cell(c)}>{cell(c)}</li>)}</ul>
+      </> : null}
       <h3>Overhead</h3>
       <table><thead><tr><th>set</th><th className="num">a</th><th className="num">b</th><th className="num">Δ</th></tr></thead>
         <tbody>{d.costs.map((c) => <tr key={c.set}><td>{c.set}</td><td className="num">{fmtPct(c.overhead_pct.a)}</td><td className="num">{fmtPct(c.overhead_pct.b)}</td><td className="num">{fmtPct(c.overhead_pct.delta)}</td></tr>)}</tbody></table>
