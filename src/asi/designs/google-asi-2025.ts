@@ -17,8 +17,12 @@
  * every context's root copies (asi_init()): globalSpec() below, built once (restricted.ts).
  * asi_init() copies from KERNEL_PGD_BOUNDARY (pgd_index(PAGE_OFFSET)) up, and the LDT remap's
  * PGD slot (LDT_PGD_ENTRY, -240 with 4 levels) lies below it, so the LDT range cloned into the
- * global PGD never reaches a context's root; the model has no per-mm LDT either (not checked
- * against a modify_ldt() user under the RFC).
+ * global PGD never reaches a context's root. That leaves no hole: ASI turns PTI off (RFC v2
+ * 28/29), and without PTI map_ldt_struct() maps nothing there (arch/x86/kernel/ldt.c returns
+ * early without X86_FEATURE_PTI); a modify_ldt() LDT is then used through ldt->entries, memory
+ * from get_zeroed_page()/__vmalloc(GFP_KERNEL_ACCOUNT), not __GFP_SENSITIVE, so it is mapped in
+ * the restricted space like other non-sensitive kernel memory (14/29, 17/29). The clone copies
+ * from init_mm, which has no LDT mapping, so it copies nothing. The model has no per-mm LDT.
  *
  * Transitions as the 2022 RFC (curr/target, exit on #PF, lazy interrupts, exit on context
  * switch). PCID kern_pcid | (class_id + 1) << 9 under PTI (06/29), never NOFLUSH. Taints
