@@ -157,6 +157,10 @@ describe('seeds end to end', () => {
     expect(c.rare).toBe(true);
     expect(formatRunText(r)).toMatch(/Rare leaks: another 3 seeds could well show none of these \(--seeds 12 to decide them\)\n  none: l1tf-guest × key 1\/3, rate 6%–80% \(95%\)/);
     expect(formatRunText(r)).not.toMatch(/nosmt: l1tf-guest × key/);
+    // A run stored before the any-seed rule, shown again (kasi show): its ~k/N cells are explained.
+    expect(formatRunText(r)).not.toMatch(/~k\/N: unstable/);
+    const legacy = { ...r, mitigations: r.mitigations.map((m) => ({ ...m, matrix: m.matrix.map((x) => (x.seeds_leaked === 1 ? { ...x, verdict: 'unstable' as const } : x)) })) };
+    expect(formatRunText(legacy)).toMatch(/~1\/3 \d+B[\s\S]*~k\/N: unstable, the verdict of a run stored before the any-seed rule|~k\/N: unstable, the verdict of a run stored before the any-seed rule[\s\S]*~1\/3 \d+B/);
   }, 60_000);
 
   it('the same scenario, seed and N give byte-identical text and JSON with 1 or 2 worker threads', async () => {
