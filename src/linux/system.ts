@@ -299,7 +299,12 @@ export class System {
   // -- internals --------------------------------------------------------------------------------
 
   private add(a: NewAllocation): Allocation {
-    const rec: Allocation = { ...a, id: this.recs.length, boot: a.boot ?? false };
+    // Every field in one order, absent ones undefined: one object shape for all records (a spread
+    // of the caller's literal gave each call site's shape, and cost a copy loop per record).
+    const rec: Allocation = {
+      id: this.recs.length, owner: a.owner, kind: a.kind, what: a.what, cls: a.cls, mapCls: a.mapCls, ranges: a.ranges, va: a.va, via: a.via,
+      boot: a.boot ?? false, user: a.user, slabId: a.slabId, areaId: a.areaId,
+    };
     this.recs.push(rec);
     this.sorted = null;
     if (rec.boot) this.bootRecs.push(rec);
