@@ -38,9 +38,10 @@ const files = args.length > 0 ? args : readdirSync(examples).filter((f) => f.end
   .filter((f) => !/^sweep:/m.test(readFileSync(f, 'utf8')));
 const scenarios: [string, Scenario][] = [...(args.length > 0 ? [] : [['built-in default', defaultScenario()] as [string, Scenario]]), ...files.map((f) => [basename(f), loadScenario(f)] as [string, Scenario])];
 
-const verdicts = (r: SeedsReport): Map<string, string> => {
-  const out = new Map<string, string>();
-  for (const m of r.mitigations) for (const c of m.matrix) out.set(`${m.name}: ${c.attack} × ${c.secret}`, `${c.verdict} (${c.seeds_leaked}/${c.seeds})`);
+interface Cell { verdict: string; leaked: number }
+const verdicts = (r: SeedsReport): Map<string, Cell> => {
+  const out = new Map<string, Cell>();
+  for (const m of r.mitigations) for (const c of m.matrix) out.set(`${m.name}: ${c.attack} × ${c.secret}`, { verdict: c.verdict, leaked: c.seeds_leaked });
   return out;
 };
 
@@ -52,15 +53,16 @@ for (const n of ns) {
       const a = verdicts(summarize(await runSeeds(s, { seed: s0, seeds: n, workers, duration })));
       const b = verdicts(summarize(await runSeeds(s, { seed: s0 + n, seeds: n, workers, duration })));
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
-      const differ = [...a.keys()].filter((k) => a.get(k)!.split(' ')[0] !== b.get(k)?.split(' ')[0]);
+      const shown = (c: Cell | undefined): string => (c === undefined ? '(no cell)' : `${c.verdict} (${c.leaked}/${n})`);
+      const differ = [...a.keys()].filter((k) => a.get(k)!.verdict !== b.get(k)?.verdict);
       // The half rule, judged on the same cells: leaks at k >= N/2, unstable below, no leak at 0.
-      const half = (v: string | undefined): string => { const k = Number(/\((\d+)\//.exec(v ?? '')?.[1] ?? 0); return k === 0 ? 'no leak' : 2 * k >= n ? 'leaks' : 'unstable'; };
+      const half = (c: Cell | undefined): string => { const k = c?.leaked ?? 0; return k === 0 ? 'no leak' : 2 * k >= n ? 'leaks' : 'unstable'; };
       const differHalf = [...a.keys()].filter((k) => half(a.get(k)) !== half(b.get(k)));
-      const mixed = (v: string | undefined): boolean => v !== undefined && !v.includes(`(0/`) && !v.includes(`(${n}/`);
+      const mixed = (c: Cell | undefined): boolean => c !== undefined && c.leaked > 0 && c.leaked < n;
       const partial = [...a.keys()].filter((k) => mixed(a.get(k)) || mixed(b.get(k)));
       console.log(`N=${n} ${name}: seeds ${s0}..${s0 + n - 1} vs ${s0 + n}..${s0 + 2 * n - 1}: ${a.size} cells, ${differ.length} verdicts differ (${differHalf.length} with the half rule), ${partial.length} leak in some seeds only (${secs}s)`);
-      for (const k of differ) console.log(`    differs  ${k}: ${a.get(k)} vs ${b.get(k)}`);
-      for (const k of partial) if (!differ.includes(k)) console.log(`    partial  ${k}: ${a.get(k)} vs ${b.get(k)}`);
+      for (const k of differ) console.log(`    differs  ${k}: ${shown(a.get(k))} vs ${shown(b.get(k))}`);
+      for (const k of partial) if (!differ.includes(k)) console.log(`    partial  ${k}: ${shown(a.get(k))} vs ${shown(b.get(k))}`);
     }
   }
 }
