@@ -129,7 +129,7 @@ const tenantSchema = z.discriminatedUnion('kind', [
   strict({ ...common, kind: z.literal('process'), memory: size.default(16 * 1024 ** 2), working_set: workingSetSchema }),
   strict({ ...common, kind: z.literal('netns') }),
 ]);
-const withCycles = <E extends string>(event: E) => strict({ event: z.literal(event), cycles: upTo(z.number().int().min(1), SL.mixCycles), weight });
+const withCycles = <E extends string>(event: E) => strict({ event: z.literal(event), cycles: upTo(z.number().int().min(1), SL.mixCycles), weight, code_bytes: size.refine((v) => v <= SL.codeBytes.max, { error: SL.codeBytes.why }).optional() });
 const mixSchema = z.discriminatedUnion('event', [
   strict({ event: z.literal('vm-exit'), reason: z.string(), weight }),
   strict({ event: z.literal('syscall'), name: z.string(), weight, bytes: z.number().int().min(1).max(1 << 24).optional() }),
@@ -529,6 +529,10 @@ function build(ctx: Ctx, r: Raw): Scenario {
           const opts = [...known].filter((k) => k.startsWith(`${m.event}:`)).map((k) => k.slice(m.event.length + 1));
           ctx.fail(at(field), `a ${m.event} ${field} in the footprint table (${opts.join(', ')}) or footprints.override`, describe(detail));
         }
+      }
+      if ((m.event === 'guest-run' || m.event === 'user-compute') && 'code_bytes' in m && m.code_bytes !== undefined) {
+        const { code_bytes: codeBytes, ...rest } = m;
+        return { ...rest, codeBytes } as MixItem;
       }
       return m as MixItem;
     });

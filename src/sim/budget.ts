@@ -66,7 +66,7 @@ export interface WorkPrediction {
 
 function itemCost(m: MixItem, fp: Footprint | undefined, costs: CostModel, vm: boolean): number {
   const p = costs.params;
-  let base = fp ? fp.insns.count * p.kernelCyclesPerInsn.cycles : 0;
+  let base = fp ? fp.insns.count * p.kernelCyclesPerInsn.cycles + fp.loopCycles : 0; // cold code: an upper bound on an event's cost
   switch (m.event) {
     case 'vm-exit': base += p.vmExitEntry.cycles; break;
     case 'syscall': base += p.syscallEntryExit.cycles; break;

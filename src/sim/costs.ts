@@ -5,7 +5,9 @@
  *
  * How the engine is meant to add these up (docs/DESIGN.md "Costs are sums of what happened"):
  *   event cost = transition (syscallEntryExit | interruptEntryExit | vmExitEntry)
- *              + footprint insns × kernelCyclesPerInsn          (sim/footprints.ts)
+ *              + footprint insns × kernelCyclesPerInsn (cold) or kernelCyclesPerInsnWarm
+ *                (the path's code still in the core's L1I, trained: sim/code-warmth.ts)
+ *              + loop cycles of a sized copy or clear                  (sim/sized.ts)
  *              + tlbMissWalk per TLB miss (+ tlbMissWalkLa57Extra with 5-level paging)
  *              + cr3Write / cr3WriteNoflush per CR3 write, invlpg / invpcid* per flush
  *              + l1dFlushMsr (or l1dFlushSoftware) + verw + ipiSend/ipiReceive
@@ -28,7 +30,7 @@ export const COST_PARAMS = [
   'cr3Write', 'cr3WriteNoflush', 'tlbMissWalk', 'tlbMissWalkLa57Extra', 'invlpg',
   'invpcidAddress', 'invpcidSingleContext', 'invpcidAllIncludingGlobal', 'invpcidAllNonGlobal',
   'l1dFlushMsr', 'l1dFlushSoftware', 'verw', 'ipiSend', 'ipiReceive', 'stunSpinPerCycle',
-  'vmExitEntry', 'syscallEntryExit', 'interruptEntryExit', 'contextSwitch', 'kernelCyclesPerInsn',
+  'vmExitEntry', 'syscallEntryExit', 'interruptEntryExit', 'contextSwitch', 'kernelCyclesPerInsn', 'kernelCyclesPerInsnWarm',
   'l2Hit', 'l3Hit', 'ibpb', 'rsbFill',
 ] as const;
 export type CostParam = (typeof COST_PARAMS)[number];
@@ -89,7 +91,8 @@ const SKYLAKE_SP: Spec = {
   syscallEntryExit: [100, 'assumption: the SYSCALL and SYSRET instructions alone (the entry code is counted in each footprint\'s measured insns); chosen so that getppid = 100 + 329 insns × 1 CPI = 429 cycles = 172 ns at 2.5 GHz, the order of published Linux null-syscall times'],
   interruptEntryExit: [250, 'assumption: IDT delivery (IDT, TSS/IST reads, 5-word frame push) + IRET, taken as 2.5× SYSCALL+SYSRET because IRET is microcoded and serialising'],
   contextSwitch: [400, 'assumption: the state switch proper on top of the scheduler\'s instructions: XSAVES of the outgoing and XRSTORS of the incoming FPU/AVX-512 state plus FS/GS base reloads (arch/x86/kernel/process_64.c __switch_to), ~200 cycles each way'],
-  kernelCyclesPerInsn: [1, 'assumption: 1 cycle per kernel instruction; Gregg\'s c5.9xlarge tlbstat shows IPC 1.04 for a syscall-heavy MySQL load'],
+  kernelCyclesPerInsn: [1, 'assumption: 1 cycle per kernel instruction of cold code (not in the core\'s L1I, or its branches untrained since an IBPB: uarch/code-cache.ts); Gregg\'s c5.9xlarge tlbstat shows IPC 1.04 for a syscall-heavy MySQL load, whose own code keeps the kernel\'s cold'],
+  kernelCyclesPerInsnWarm: [0.35, 'calibrated: cycles per kernel instruction of warm code (the path ran on this core since its lines were evicted and since the last IBPB: uarch/code-cache.ts). No published IPC of a hot syscall path; the kpti-dd curve pins it: its 1 B and 4 KiB blocks differ only by clearing 4 KiB (512 one-cycle iterations of __clear_user), so with PTI\'s ~400 cycles a syscall the 1 B block costs ~516 cycles, of which two SYSCALL+SYSRET and dd\'s loop leave ~0.35 cycles for each of 4.14\'s 741 instructions (IPC ~2.9 on a 4-wide Skylake core)'],
   l2Hit: [14, OPT_SKX],
   l3Hit: [60, `${OPT_SKX} (midpoint)`],
   ibpb: [4000, 'assumption: no published cycle count for IBPB (a WRMSR of PRED_CMD that discards the indirect branch predictors); taken as several thousand cycles on Skylake, the order the "IBPB is very expensive" remarks on LKML suggest; kasi calibrate moves it (the Aug 2025 ASI kernel build: +7.6% with an IBPB on every asi_exit, +5.0% without, lore 20250812173109.295750-1)'],
@@ -137,7 +140,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
     spec: derive(SKYLAKE_SP, SKX, {
       l2Hit: [16, 'assumption: Golden Cove 2 MiB L2 at ~15-16 cycles'],
       l3Hit: [100, 'assumption: Sapphire Rapids mesh L3 ~100 cycles'],
-      ibpb: [4500, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.297 against 0.30 at 4500) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 7.6%), each predicted within 17% by a fit on the others (kasi calibrate --leave-one-out: FIO -16%, kernel build -3%); was 1500, an assumption'],
+      ibpb: [3500, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.271 against 0.30 at 3500) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 7.2%); the price is what the barrier itself costs, the cold code after it is charged as such (uarch/code-cache.ts: an IBPB untrains the core\'s predictors, so the next kernel path runs at kernelCyclesPerInsn). Was 1500 (an assumption), then 4500 while every path was priced cold'],
     }),
   },
   {
@@ -177,7 +180,7 @@ const CALIBRATION: Partial<Record<CostParam, string>> = {
   syscallEntryExit: 'kpti-dd-* (the dd curve wants a smaller base) and asi-2025-*; kpti-getppid and kpti-lseek-* take their sources\' native bases instead',
   interruptEntryExit: 'asi-2024-kvm-host (in band), asi-2025-fio-randread (reproduced), asi-2025-kernel-build',
   contextSwitch: 'asi-2025-kernel-build, coresched-tpcc-*',
-  kernelCyclesPerInsn: 'every figure but kpti-getppid and kpti-lseek-* (their sources\' native bases); the FIO and KVM figures are reproduced at 1, the kpti-dd curve wants ~0.35 for its hot loop (its files say why that is not taken: at 0.35 asi-2025-fio-randread falls to 0.18)',
+  kernelCyclesPerInsn: 'every figure whose kernel paths run after an application\'s or a guest\'s code or an IBPB (asi-2025-*, coresched-tpcc-*, asi-2024-kvm-host, the l1d-flush figures); not kpti-getppid and kpti-lseek-* (their sources\' native bases), and the dd curve only through its first call',
   ibpb: 'asi-2024-kvm-host (skylake-sp, inside its band); the Sapphire Rapids price is calibrated by asi-2025-fio-randread and asi-2025-kernel-build (its source says how)',
   rsbFill: 'asi-2025-fio-randread, asi-2025-kernel-build, asi-2024-kvm-host (a few cycles of them)',
 };

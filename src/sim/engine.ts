@@ -42,6 +42,7 @@ import { WorkingSetRunner } from './working-set.ts';
 import { sizedFootprint } from './sized.ts';
 import { withNativeBase } from './event-base.ts';
 import { SmtShare } from './smt.ts';
+import { CodeWarmth } from './code-warmth.ts';
 import { GuestLocks, haltOnLock, onCpu, spinOnLock, wakeWaiters } from './guest-lock.ts';
 import { forcedIdle, ownsCore, releaseSibling } from './core-sched.ts';
 import { EngineTracer, SP_IDLE, SP_KERNEL_FULL, SP_KERNEL_IN, SP_USER, type TraceSink } from './engine-trace.ts';
@@ -62,7 +63,13 @@ interface Item {
   kind: number;
   how: number;
   vm: boolean;
+  /** Transition (or native base) + loop cycles; the instructions are priced when the event runs (code). */
   base: number;
+  /** Kernel instructions, priced by how warm their code is (sim/code-warmth.ts); 0 under a native base. */
+  insns: number;
+  /** Code region and its L1I lines (-1 and 0: none, e.g. idle). */
+  region: number;
+  lines: number;
   cycles: number;
   plan: Plan | null;
   irq: boolean;
@@ -111,6 +118,11 @@ export class Engine {
   private remaining = 0;
   private readonly spin: number;
   private readonly switchBase: number;
+  private readonly switchInsns: number;
+  private readonly switchRegion: number;
+  private readonly switchLines: number;
+  /** What each kernel path's instructions cost given what ran before on the core. */
+  readonly code: CodeWarmth;
   /** Both threads of a core busy: each runs slower (sim/smt.ts). */
   readonly smt: SmtShare;
   readonly tracer: EngineTracer | null;
@@ -130,7 +142,12 @@ export class Engine {
     this.spin = p.stunSpinPerCycle.cycles;
     this.smt = new SmtShare(w.machine, this.th, w.profile.smtSpeedup, w.profile.smt);
     const cs = this.table.entries.get('context-switch')!;
-    this.switchBase = p.contextSwitch.cycles + cs.insns.count * p.kernelCyclesPerInsn.cycles;
+    this.code = new CodeWarmth(this.th.n, w.machine.threadsPerCore, w.profile.l1iSizeBytes, w.costs);
+    this.tr.onIbpb = (t) => this.code.ibpb(t);
+    this.switchBase = p.contextSwitch.cycles;
+    this.switchInsns = cs.insns.count;
+    this.switchRegion = this.code.region(cs.key);
+    this.switchLines = CodeWarmth.kernelLines(cs.insns.count);
     this.items = w.tasks.map((t) => t.mix.map((m) => this.compile(t, m)));
     this.noteUntouchedSecrets();
     this.cumw = w.tasks.map((t) => { let s = 0; return Float64Array.from(t.mix, (m) => (s += m.weight)); });
@@ -150,7 +167,7 @@ export class Engine {
       const idx = its.map((x, i) => (x.irq ? i : -1)).filter((i) => i >= 0);
       if (idx.length === 0) return null;
       const wsum = t.mix.reduce((a, m) => a + m.weight, 0);
-      const mean = t.mix.reduce((a, m, i) => a + m.weight * (its[i].base + its[i].cycles), 0) / wsum;
+      const mean = t.mix.reduce((a, m, i) => a + m.weight * this.nominal(its[i]), 0) / wsum;
       let c = 0;
       const cum = Float64Array.from(idx, (i) => (c += t.mix[i].weight));
       return { items: Int32Array.from(idx), cum, interval: Math.max(1, Math.round((mean * wsum) / c)) };
@@ -173,7 +190,7 @@ export class Engine {
       if (!task.background || this.shared[task.thread] === 0) continue; // a measured task starts the measurement
       const its = this.items[task.id];
       let cyc = 0, timerW = 0;
-      task.mix.forEach((m, i) => { cyc += m.weight * (its[i].base + its[i].cycles); if (its[i].timer) timerW += m.weight; });
+      task.mix.forEach((m, i) => { cyc += m.weight * this.nominal(its[i]); if (its[i].timer) timerW += m.weight; });
       if (timerW === 0) continue;
       const r = new Xoshiro128(w.scenario.seed, 0x3000 + task.id).nextU32() / 4294967296;
       this.wakeAt[task.id] = Math.floor(r * (cyc / timerW));
@@ -189,10 +206,9 @@ export class Engine {
     if (key !== null && tableFp === undefined) throw new RangeError(`no footprint for ${key}`);
     const fp = tableFp !== undefined && m.event === 'syscall' && m.bytes !== undefined ? sizedFootprint(tableFp, m.bytes) : tableFp;
     const plan = fp ? buildPlan(this.w, fp, task.tenant, task.tenant, task.thread, this.reasons) : null;
-    const insns = fp ? fp.insns.count * p.kernelCyclesPerInsn.cycles : 0;
     const cycles = 'cycles' in m ? m.cycles : 0;
     let how = 0;
-    let base = insns;
+    let base = fp ? fp.loopCycles : 0;
     const irq = m.event === 'timer-interrupt' || m.event === 'nmi';
     switch (m.event) {
       case 'vm-exit':
@@ -210,7 +226,16 @@ export class Engine {
       default:
     }
     base = withNativeBase(fp, base, this.w.costs); // a source's measured native base replaces transition + insns (sim/event-base.ts)
-    return { kind: EK[m.event], how, vm, base, cycles, plan, irq, timer: m.event === 'idle' && m.wake === 'timer' };
+    const insns = fp !== undefined && fp.base === null ? fp.insns.count : 0;
+    let region = -1, lines = 0;
+    if (fp !== undefined) { region = this.code.region(fp.key); lines = CodeWarmth.kernelLines(fp.insns.count); }
+    else if (m.event === 'guest-run' || m.event === 'user-compute') { region = this.code.region(`tenant:${task.tenant.index}`); lines = CodeWarmth.tenantLines(m.codeBytes); }
+    return { kind: EK[m.event], how, vm, base, insns, region, lines, cycles, plan, irq, timer: m.event === 'idle' && m.wake === 'timer' };
+  }
+
+  /** An item's cost with its instructions cold and no mitigation: what interrupt spacing and phases are drawn from. */
+  private nominal(it: Item): number {
+    return it.base + it.insns * this.w.costs.params.kernelCyclesPerInsn.cycles + it.cycles;
   }
 
   /**
@@ -470,7 +495,7 @@ export class Engine {
         this.switchPlans.set(key, plan);
       }
       this.tr.acc = 0;
-      cost += this.switchBase + this.toucher.run(t, plan, next.rng) + this.tr.acc;
+      cost += this.switchBase + this.code.run(t, this.switchRegion, this.switchLines, this.switchInsns) + this.toucher.run(t, plan, next.rng) + this.tr.acc;
     }
     // Time on the run queue is the waiting task's own row ('sched-wait'): from the start of the switch
     // that takes it off the CPU (the switch is the next task's cost) to the start of the one that
@@ -513,6 +538,7 @@ export class Engine {
     const own = it.timer ? Math.max(0, it.cycles - this.lateBy[task.id]) : it.cycles;
     if (it.timer) this.lateBy[task.id] = 0;
     let cost = it.base + own;
+    if (it.lines > 0) cost += this.code.run(t, it.region, it.lines, it.insns);
     let pending = PH_NONE;
     if (fromIdle) { // the CPU idles on the task's mm (lazy TLB): it wakes, runs the handler, and goes back to idle
       th.irqFlag[t] = 1; // kvm_set_cpu_l1tf_flush_l1d()

@@ -2,7 +2,7 @@
  * An event's base cost: what it costs before its touches and the mitigation's actions.
  *
  * By default that is the transition's fixed price (costs.ts syscallEntryExit, interruptEntryExit,
- * vmExitEntry, contextSwitch) + the footprint's instructions × kernelCyclesPerInsn — Linux's
+ * vmExitEntry, contextSwitch) + the footprint's instructions at a warm or cold price (sim/code-warmth.ts) — Linux's
  * measured path (sim/footprints.ts). A footprint override may instead carry `base: { ns, source }`:
  * the native latency the figure's own source measured for the event, without the mitigation
  * (e.g. FreeBSD review D13985's getppid, 339 ns: FreeBSD's syscall path is not Linux's, so

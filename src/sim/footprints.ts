@@ -93,6 +93,8 @@ export interface Footprint {
   readonly insns: { readonly count: number; readonly source: string };
   readonly data: readonly DataTouch[];
   readonly tlbFlushPages: number;
+  /** Cycles of a copy or clear loop (sim/sized.ts), priced by its throughput, not per instruction; 0 for most. */
+  readonly loopCycles: number;
   /** A measured native latency replacing transition + insns (FootprintOverride.base); null: priced from insns. */
   readonly base: NativeBase | null;
   /** One line: where the entry as a whole comes from (and what overrode it). */
@@ -331,7 +333,7 @@ function resolve(fp: Footprints, s: FootprintSpec): Footprint {
   return {
     key: s.key, event, detail, transition: TRANSITION_OF[event],
     text: { pages, modulePages: s.text.modulePages, source: s.text.source },
-    insns: s.insns, data: s.data, tlbFlushPages: s.tlbFlushPages ?? 0, base: null,
+    insns: s.insns, data: s.data, tlbFlushPages: s.tlbFlushPages ?? 0, loopCycles: 0, base: null,
     source: s.text.source.startsWith('measured') ? `text and insns measured (${FJ}); data modelled` : 'modelled (see text, insns and data sources)',
   };
 }
@@ -356,6 +358,7 @@ function applyOverride(fp: Footprints, key: string, base: Footprint | undefined,
     insns: o.insns !== undefined ? { count: o.insns, source: src } : base!.insns,
     data: o.data !== undefined ? o.data.map((d) => ({ ...d, source: src })) : base!.data,
     tlbFlushPages: o.tlbFlushPages ?? base?.tlbFlushPages ?? 0,
+    loopCycles: base?.loopCycles ?? 0,
     base: o.base ?? base?.base ?? null,
     source: base === undefined ? src : `${base.source}; ${src} (${Object.keys(o).filter((k) => k !== 'source').join(', ')})`,
   };

@@ -127,6 +127,8 @@ export const VX_EMULATE = 16;
 /** Applies the mitigation set's actions; every cycle they cost goes to `acc`. */
 export class Transitions {
   acc = 0;
+  /** Told of every IBPB (the engine's code warmth: the barrier untrains the core's predictors). */
+  onIbpb: ((t: number) => void) | null = null;
   readonly vcpuFlag: Uint8Array;
   private readonly w: World;
   private readonly c: Counts;
@@ -185,7 +187,7 @@ export class Transitions {
       case ACT_IPI: this.c.ipis++; this.acc += this.cost.ipiSend; this.th.owed[arg] += this.cost.ipiRecv; break;
       case ACT_STUN: this.c.stuns++; break;
       case ACT_KILL: this.c.kills++; break;
-      case ACT_IBPB: this.c.ibpbs++; this.acc += this.cost.ibpb; break;
+      case ACT_IBPB: this.c.ibpbs++; this.acc += this.cost.ibpb; if (this.onIbpb !== null) this.onIbpb(t); break;
       case ACT_RSB_FILL: this.acc += this.cost.rsbFill; break;
       default:
     }

@@ -131,7 +131,11 @@ export type MixItem =
   | { readonly event: 'vm-exit'; readonly reason: string; readonly weight: number }
   | { readonly event: 'syscall'; readonly name: string; readonly weight: number; readonly bytes?: number }
   | { readonly event: 'page-fault' | 'timer-interrupt' | 'nmi' | 'context-switch'; readonly weight: number }
-  | { readonly event: 'guest-run' | 'user-compute'; readonly cycles: number; readonly weight: number }
+  /**
+   * `codeBytes`: the hot code the tenant runs in it, which passes the core's L1I and evicts the
+   * kernel's (uarch/code-cache.ts); absent: DEFAULT_TENANT_CODE_BYTES.
+   */
+  | { readonly event: 'guest-run' | 'user-compute'; readonly cycles: number; readonly weight: number; readonly codeBytes?: number }
   /**
    * Time off the CPU. `wake` 'event' (default): the task wakes `cycles` after it went idle (it
    * waited for something that took that long: a disk, a request). 'timer': the idle ends at a

@@ -26,6 +26,8 @@ export interface ProfileSpec {
   stepping: Src<number>;
   l1dSizeBytes: Src<number>;
   l1dWays: Src<number>;
+  /** L1 instruction cache, shared by a core's hardware threads (sim/code-warmth.ts). */
+  l1iSizeBytes: Src<number>;
   lfbEntries: Src<number>;
   loadPorts: Src<number>;
   storeBufferEntries: Src<number>;
@@ -45,6 +47,8 @@ export interface CpuProfile {
   model: number;
   stepping: number;
   l1d: CacheGeometry;
+  /** L1 instruction cache size (bytes), shared by the core's threads. */
+  l1iSizeBytes: number;
   lfbEntries: number;
   loadPorts: number;
   storeBufferEntries: number;
@@ -91,6 +95,7 @@ export function buildProfile(spec: ProfileSpec): CpuProfile {
     model: take('model', spec.model),
     stepping: take('stepping', spec.stepping),
     l1d: { sizeBytes: take('l1d.sizeBytes', spec.l1dSizeBytes), ways: take('l1d.ways', spec.l1dWays) },
+    l1iSizeBytes: take('l1iSizeBytes', spec.l1iSizeBytes),
     lfbEntries: take('lfbEntries', spec.lfbEntries),
     loadPorts: take('loadPorts', spec.loadPorts),
     storeBufferEntries: take('storeBufferEntries', spec.storeBufferEntries),
@@ -189,6 +194,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     stepping: [4, 'Intel Xeon Scalable specification update: stepping 4 (H0/M0/U0)'],
     l1dSizeBytes: [32 * 1024, `${INTEL_OPT}, Skylake server: 32 KiB L1D`],
     l1dWays: [8, `${INTEL_OPT}, Skylake server: 8-way L1D`],
+    l1iSizeBytes: [32 * 1024, `${INTEL_OPT}, Skylake server: 32 KiB L1I`],
     lfbEntries: [12, ASSUME_LFB_INTEL],
     loadPorts: [2, `${INTEL_OPT}, Skylake: two load ports (2 and 3)`],
     storeBufferEntries: [56, `${INTEL_OPT}, Skylake: 56-entry store buffer`],
@@ -209,6 +215,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     stepping: [7, 'Intel Xeon Scalable 2nd gen specification update: stepping 7 (B1)'],
     l1dSizeBytes: [32 * 1024, `${INTEL_OPT}, Skylake server core (Cascade Lake is the same core): 32 KiB`],
     l1dWays: [8, `${INTEL_OPT}, Skylake server core: 8-way`],
+    l1iSizeBytes: [32 * 1024, `${INTEL_OPT}, Skylake server core (Cascade Lake is the same core): 32 KiB L1I`],
     lfbEntries: [12, ASSUME_LFB_INTEL],
     loadPorts: [2, `${INTEL_OPT}, Skylake core: two load ports`],
     storeBufferEntries: [56, `${INTEL_OPT}, Skylake core: 56-entry store buffer`],
@@ -230,6 +237,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     stepping: [6, 'Intel Xeon Scalable 3rd gen specification update: stepping 6 (D2)'],
     l1dSizeBytes: [48 * 1024, `${INTEL_OPT}, Sunny Cove: 48 KiB L1D`],
     l1dWays: [12, `${INTEL_OPT}, Sunny Cove: 12-way L1D`],
+    l1iSizeBytes: [32 * 1024, `${INTEL_OPT}, Sunny Cove: 32 KiB L1I`],
     lfbEntries: [12, 'assumption: fill-buffer count not published for Sunny Cove; kept at 12'],
     loadPorts: [2, `${INTEL_OPT}, Sunny Cove: two loads per cycle`],
     storeBufferEntries: [72, `${INTEL_OPT}, Sunny Cove: 72-entry store buffer`],
@@ -252,6 +260,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     stepping: [8, 'Intel Xeon Scalable 4th gen specification update: stepping 8 (E5)'],
     l1dSizeBytes: [48 * 1024, `${INTEL_OPT}, Golden Cove: 48 KiB L1D`],
     l1dWays: [12, `${INTEL_OPT}, Golden Cove: 12-way L1D`],
+    l1iSizeBytes: [32 * 1024, `${INTEL_OPT}, Golden Cove: 32 KiB L1I`],
     lfbEntries: [16, 'assumption: 16 fill buffers for Golden Cove as presented at Intel Architecture Day 2021'],
     loadPorts: [3, `${INTEL_OPT}, Golden Cove: three load ports`],
     storeBufferEntries: [114, 'Intel Architecture Day 2021, Golden Cove: 114-entry store buffer'],
@@ -273,6 +282,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     stepping: [1, 'AMD Revision Guide 56683: B1 = stepping 1'],
     l1dSizeBytes: [32 * 1024, `${AMD_SOG19}: 32 KiB L1D`],
     l1dWays: [8, `${AMD_SOG19}: 8-way L1D`],
+    l1iSizeBytes: [32 * 1024, `${AMD_SOG19}: 32 KiB L1I`],
     lfbEntries: [24, 'assumption: 24 outstanding L1D misses per core (AMD miss-address buffers)'],
     loadPorts: [3, `${AMD_SOG19}: up to three loads per cycle`],
     storeBufferEntries: [64, `${AMD_SOG19}: 64-entry store queue`],
@@ -291,6 +301,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     stepping: [1, 'AMD Revision Guide 57095: B1 = stepping 1'],
     l1dSizeBytes: [32 * 1024, `${AMD_SOG19} (Zen 4): 32 KiB L1D`],
     l1dWays: [8, `${AMD_SOG19} (Zen 4): 8-way L1D`],
+    l1iSizeBytes: [32 * 1024, `${AMD_SOG19} (Zen 4): 32 KiB L1I`],
     lfbEntries: [24, 'assumption: 24 outstanding L1D misses per core (AMD miss-address buffers)'],
     loadPorts: [3, `${AMD_SOG19} (Zen 4): up to three loads per cycle`],
     storeBufferEntries: [64, `${AMD_SOG19} (Zen 4): 64-entry store queue`],
@@ -312,6 +323,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     stepping: [1, 'captures cpuinfo.txt stepping'],
     l1dSizeBytes: [64 * 1024, 'assumption: QEMU target/i386/cpu.c legacy AMD L1D descriptor (64 KiB)'],
     l1dWays: [2, 'assumption: QEMU target/i386/cpu.c legacy AMD L1D descriptor (2-way)'],
+    l1iSizeBytes: [64 * 1024, 'assumption: QEMU target/i386/cpu.c legacy AMD L1I descriptor (64 KiB); TCG models no instruction cache'],
     lfbEntries: [10, 'assumption: TCG models no fill buffers; 10 chosen'],
     loadPorts: [2, 'assumption: TCG models no load ports; 2 chosen'],
     storeBufferEntries: [56, 'assumption: TCG models no store buffer; 56 chosen'],

@@ -1,0 +1,61 @@
+/**
+ * The L1I warmth model (src/uarch/code-cache.ts): least recently used regions, a core's cache
+ * shared by its threads, an IBPB untraining what stays resident.
+ */
+import { describe, expect, it } from 'vitest';
+import { CodeCache } from '../../src/uarch/code-cache.ts';
+
+const KIB32 = 32 * 1024; // 512 lines
+
+describe('CodeCache', () => {
+  it('a path is cold the first time and warm the next', () => {
+    const c = new CodeCache(1, KIB32);
+    expect(c.capacity).toBe(512);
+    expect(c.run(0, 7, 30)).toBe(0);
+    expect(c.run(0, 7, 30)).toBe(1);
+  });
+
+  it('code that does not fit beside it evicts the least recently used path, whole', () => {
+    const c = new CodeCache(1, KIB32);
+    c.run(0, 1, 300);
+    c.run(0, 2, 100);
+    c.run(0, 1, 300); // 1 is now the most recent: 2 goes first
+    c.run(0, 3, 200); // 300 + 100 + 200 > 512: evicts 2 (the oldest), then 300 + 200 fit
+    expect(c.residentLines(0, 2)).toBe(0);
+    expect(c.residentLines(0, 1)).toBe(300);
+    expect(c.run(0, 2, 100)).toBe(0);
+  });
+
+  it('a region larger than the cache keeps what fits, and evicts everything else', () => {
+    const c = new CodeCache(1, KIB32);
+    c.run(0, 1, 20);
+    expect(c.run(0, 9, 1024)).toBe(0);
+    expect(c.residentLines(0, 1)).toBe(0);
+    expect(c.run(0, 9, 1024)).toBe(0.5);
+  });
+
+  it('an IBPB leaves the lines but untrains them: the next run is cold, the one after warm', () => {
+    const c = new CodeCache(2, KIB32);
+    c.run(0, 1, 30);
+    c.run(1, 1, 30);
+    c.flushPredictors(0);
+    expect(c.residentLines(0, 1)).toBe(30);
+    expect(c.run(0, 1, 30)).toBe(0);
+    expect(c.run(0, 1, 30)).toBe(1);
+    expect(c.run(1, 1, 30)).toBe(1); // the other core kept its predictors
+  });
+
+  it('cores do not share code', () => {
+    const c = new CodeCache(2, KIB32);
+    c.run(0, 1, 30);
+    expect(c.run(1, 1, 30)).toBe(0);
+  });
+
+  it('more regions than it remembers forgets the oldest, never a recent one', () => {
+    const c = new CodeCache(1, KIB32);
+    for (let r = 0; r < 40; r++) c.run(0, r, 1);
+    expect(c.residentLines(0, 39)).toBe(1);
+    expect(c.residentLines(0, 0)).toBe(0);
+    expect(c.run(0, 39, 1)).toBe(1);
+  });
+});
