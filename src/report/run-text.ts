@@ -12,6 +12,7 @@
  */
 import type { CellStats, SeedsReport, SetStats } from '../sim/seeds.ts';
 import { rareLeak, sameStateLines, wilson95 } from '../sim/seeds.ts';
+import { seedCount } from './cell-text.ts';
 
 /** An interval's bounds as whole percents, rounded outward. */
 const pctLo = (x: number): string => `${Math.floor(100 * x + 1e-9)}%`;
@@ -41,7 +42,7 @@ export function cellText(c: CellStats | undefined): string {
   if (c === undefined) return '';
   if (c.seeds_leaked === 0) return '-';
   if (c.seeds === 1) return `${c.bytes}/${c.of}`;
-  return `${c.verdict === 'unstable' ? '~' : ''}${c.seeds_leaked}/${c.seeds} ${c.bytes_median}B`;
+  return `${seedCount(c)} ${c.bytes_median}B`;
 }
 
 function cellKeys(ms: readonly SetStats[]): [string, string][] {

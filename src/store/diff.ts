@@ -13,6 +13,7 @@ import { rareLeak, wilson95, type CellStats, type SetStats, type Verdict } from 
 import type { StoredRun } from './query.ts';
 import { scenarioAsRun } from './record.ts';
 import { num, shortCommit, signed, textTable, when } from './table.ts';
+import { seedCount } from '../report/cell-text.ts';
 
 export interface ScenarioChange { readonly path: string; readonly a: string | null; readonly b: string | null }
 
@@ -176,7 +177,7 @@ export function diffRuns(a: StoredRun, b: StoredRun): RunDiff {
 const cellText = (c: CellChange['a']): string => {
   if (c === null) return '(no cell)';
   if (c.seeds_leaked === 0) return 'no leak';
-  return `${c.verdict === 'unstable' ? '~' : ''}${c.seeds_leaked}/${c.seeds}${c.bytes_median !== null ? ` ${c.bytes_median}B` : ''}`;
+  return `${seedCount(c)}${c.bytes_median !== null ? ` ${c.bytes_median}B` : ''}`;
 };
 
 /** A value cut to 60 characters for the text table (--json has it whole). */

@@ -12,6 +12,7 @@ import { basename } from 'node:path';
 import { rareLeak, type CellStats, type SeedsReport, type SetStats } from '../sim/seeds.ts';
 import type { StoredRun } from './query.ts';
 import { mdTable, num, shortCommit, when } from './table.ts';
+import { seedCount } from '../report/cell-text.ts';
 
 export const EXPORT_FORMATS = ['json', 'csv', 'md'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -27,7 +28,7 @@ function union(ms: readonly SetStats[], pick: (m: SetStats) => Readonly<Record<s
   return keys;
 }
 
-const cellShort = (c: CellStats): string => `${c.attack}×${c.secret} ${c.seeds_leaked}/${c.seeds}${c.verdict === 'unstable' ? '~' : ''}${rareLeak(c.seeds_leaked, c.seeds) ? ' rare' : ''}`;
+const cellShort = (c: CellStats): string => `${c.attack}×${c.secret} ${seedCount(c)}${rareLeak(c.seeds_leaked, c.seeds) ? ' rare' : ''}`;
 
 export function exportCsv(r: StoredRun): string {
   const ms = r.report.mitigations;
@@ -51,7 +52,7 @@ function mdCell(c: CellStats | undefined, seeds: number): string {
   if (c === undefined) return '';
   if (c.seeds_leaked === 0) return '–';
   if (seeds === 1) return `${c.bytes}/${c.of}B`;
-  return `${c.verdict === 'unstable' ? '~' : ''}${c.seeds_leaked}/${c.seeds} ${c.bytes_median}B${rareLeak(c.seeds_leaked, c.seeds) ? ' (rare)' : ''}`;
+  return `${seedCount(c)} ${c.bytes_median}B${rareLeak(c.seeds_leaked, c.seeds) ? ' (rare)' : ''}`;
 }
 
 function leakTable(rep: SeedsReport): string[] {
