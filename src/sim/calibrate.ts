@@ -79,7 +79,7 @@ function metricOf(s: Scenario, m: Measured): number {
   switch (s.calibration!.metric) {
     case 'overhead_pct': return (m.kase / m.base - 1) * 100;
     case 'throughput_ratio': return m.base / m.kase;
-    default: return m.kase / m.events / getCostModel(s.machine.cpu).clock.ghz;
+    default: return m.kase / m.events / (s.costOverrides.clock?.ghz ?? getCostModel(s.machine.cpu).clock.ghz); // at the scenario's clock when it gives one
   }
 }
 
