@@ -17,7 +17,8 @@
  *               pin = [], objects = [{ name, kind, cold = false }],
  *               working_set = { bytes = 64KiB, writes = 0.3, lines_per_kcycle = 10 } (vm, process) }]
  *   secrets: [{ name, in: tenant/object, bytes >= 8, offset = 0 }]
- *   workload: [{ thread, tenant, background = false, mix: [{ event, reason|name|cycles, weight = 1 }] }]
+ *   workload: [{ thread, tenant, background = false, mix: [{ event, reason|name|cycles, weight = 1,
+ *               bytes (sized syscalls), code_bytes = 64KiB (guest-run, user-compute: sim/code-warmth.ts) }] }]
  *   attackers: [{ thread, tenant, attacks: [...], every = 10us,
  *                 spectre_v1 = { gadget = unaudited | usercopy | swapgs, window = entry | after-exit } }]
  *   isolation: [{ name, cmdline = "", stun = (as the design posted: no), what_if = [] }]  (= one entry "default")
@@ -129,7 +130,7 @@ const tenantSchema = z.discriminatedUnion('kind', [
   strict({ ...common, kind: z.literal('process'), memory: size.default(16 * 1024 ** 2), working_set: workingSetSchema }),
   strict({ ...common, kind: z.literal('netns') }),
 ]);
-const withCycles = <E extends string>(event: E) => strict({ event: z.literal(event), cycles: upTo(z.number().int().min(1), SL.mixCycles), weight, code_bytes: size.refine((v) => v <= SL.codeBytes.max, { error: SL.codeBytes.why }).optional() });
+const withCycles = <E extends string>(event: E) => strict({ event: z.literal(event), cycles: upTo(z.number().int().min(1), SL.mixCycles), weight, code_bytes: size.refine((v) => v >= 1 && v <= SL.codeBytes.max, { error: SL.codeBytes.why }).optional() });
 const mixSchema = z.discriminatedUnion('event', [
   strict({ event: z.literal('vm-exit'), reason: z.string(), weight }),
   strict({ event: z.literal('syscall'), name: z.string(), weight, bytes: z.number().int().min(1).max(1 << 24).optional() }),

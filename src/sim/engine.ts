@@ -484,6 +484,9 @@ export class Engine {
   /** schedule() to `next`; with `footprint`, the context-switch footprint runs (not at boot). */
   private switchIn(t: number, prev: Task | null, next: Task, footprint: boolean): void {
     const th = this.th;
+    // The switch's code is priced before switchTask(): an IBPB it issues (an ASI exit) untrains
+    // what runs after it, not the path that issued it (as begin() prices an event before its transitions).
+    const code = footprint ? this.code.run(t, this.switchRegion, this.switchLines, this.switchInsns) : 0;
     this.tr.acc = 0;
     this.tr.switchTask(t, prev, next);
     let cost = this.tr.acc;
@@ -495,7 +498,7 @@ export class Engine {
         this.switchPlans.set(key, plan);
       }
       this.tr.acc = 0;
-      cost += this.switchBase + this.code.run(t, this.switchRegion, this.switchLines, this.switchInsns) + this.toucher.run(t, plan, next.rng) + this.tr.acc;
+      cost += this.switchBase + code + this.toucher.run(t, plan, next.rng) + this.tr.acc;
     }
     // Time on the run queue is the waiting task's own row ('sched-wait'): from the start of the switch
     // that takes it off the CPU (the switch is the next task's cost) to the start of the one that

@@ -20,7 +20,7 @@ export interface NativeBase {
   readonly source: string;
 }
 
-/** `modelled` (transition + insns × CPI), or the footprint's measured native base at the model's clock. */
+/** `modelled` (transition + loop cycles; the engine prices the instructions apart), or the footprint's measured native base at the model's clock. */
 export function withNativeBase(fp: { readonly base: NativeBase | null } | undefined, modelled: number, costs: CostModel): number {
   return fp !== undefined && fp.base !== null ? nsToCycles(fp.base.ns, costs) : modelled;
 }

@@ -90,7 +90,7 @@ export class CodeCache {
     const b = core * SLOTS;
     let o = -1;
     for (let i = b; i < b + SLOTS; i++) if (this.id[i] >= 0 && (o < 0 || this.stamp[i] < this.stamp[o])) o = i;
-    if (o < 0) { this.total[core] = 0; return; }
+    if (o < 0) throw new Error(`CodeCache: core ${core} counts ${this.total[core]} lines but holds no region (a bookkeeping bug)`);
     this.total[core] -= this.lines[o];
     this.id[o] = -1;
     this.lines[o] = 0;

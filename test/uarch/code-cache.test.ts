@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CodeCache } from '../../src/uarch/code-cache.ts';
+import { CodeWarmth } from '../../src/sim/code-warmth.ts';
+import { getCostModel } from '../../src/sim/costs.ts';
 
 const KIB32 = 32 * 1024; // 512 lines
 
@@ -57,5 +59,28 @@ describe('CodeCache', () => {
     expect(c.residentLines(0, 39)).toBe(1);
     expect(c.residentLines(0, 0)).toBe(0);
     expect(c.run(0, 39, 1)).toBe(1);
+    // every one of the 16 most recent is still there; the 24 before them are gone
+    for (let r = 24; r < 40; r++) expect([r, c.residentLines(0, r)]).toEqual([r, 1]);
+    for (let r = 0; r < 24; r++) expect([r, c.residentLines(0, r)]).toEqual([r, 0]);
+  });
+});
+
+describe('CodeWarmth', () => {
+  const m = getCostModel('skylake-sp');
+  const cold = m.params.kernelCyclesPerInsn.cycles, warm = m.params.kernelCyclesPerInsnWarm.cycles;
+  it('prices a partly warm path in proportion, threads of one core sharing it', () => {
+    const w = new CodeWarmth(4, 2, KIB32, m);
+    const r = w.region('syscall:big');
+    expect(w.run(0, r, 1024, 1000)).toBeCloseTo(1000 * cold, 9);
+    expect(w.run(1, r, 1024, 1000)).toBeCloseTo(1000 * (cold + (warm - cold) * 0.5), 9); // thread 1: core 0's L1I, half of it fits
+    expect(w.run(2, r, 1024, 1000)).toBeCloseTo(1000 * cold, 9); // core 1
+  });
+  it('an IBPB on one thread untrains its core: the sibling\'s next run is cold', () => {
+    const w = new CodeWarmth(2, 2, KIB32, m);
+    const r = w.region('syscall:getppid');
+    w.run(0, r, 21, 329);
+    w.ibpb(1);
+    expect(w.run(0, r, 21, 329)).toBeCloseTo(329 * cold, 9);
+    expect(w.run(0, r, 21, 329)).toBeCloseTo(329 * warm, 9);
   });
 });
