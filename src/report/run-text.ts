@@ -73,6 +73,10 @@ function costRows(ms: readonly SetStats[], seeds: number): string[][] {
   rows.push(['overhead %', ...ms.map((m) => m.costs.overhead_pct.toFixed(2))]);
   if (seeds > 1) rows.push(['overhead % min..max', ...ms.map((m) => `${m.costs.spread.overhead_pct.min.toFixed(2)}..${m.costs.spread.overhead_pct.max.toFixed(2)}`)]);
   for (const k of COUNTS) rows.push([k, ...ms.map((m) => num(m.costs.counts[k] ?? 0))]);
+  // How much of the kernel's code ran warm (sim/code-warmth.ts): why one workload's overhead differs from another's.
+  if (ms.some((m) => (m.costs.counts.kernel_insns ?? 0) > 0)) {
+    rows.push(['kernel insns warm %', ...ms.map((m) => { const n = m.costs.counts.kernel_insns ?? 0; return n > 0 ? ((100 * (m.costs.counts.kernel_insns_warm ?? 0)) / n).toFixed(1) : '-'; })]);
+  }
   // System Call Isolation's own counts, when any set has them.
   for (const k of OPTIONAL_COUNTS) if (ms.some((m) => (m.costs.counts[k] ?? 0) > 0)) rows.push([k, ...ms.map((m) => num(m.costs.counts[k] ?? 0))]);
   const kinds: string[] = [];

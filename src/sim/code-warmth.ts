@@ -11,6 +11,7 @@
  */
 import { CODE_LINE_BYTES, CodeCache } from '../uarch/code-cache.ts';
 import type { CostModel } from './costs.ts';
+import type { Counts } from './thread.ts';
 
 /** assumption: x86-64 kernel code averages ~4 bytes an instruction (prefixes, ModRM, displacements; no published figure for Linux's text). */
 export const BYTES_PER_INSN = 4;
@@ -29,7 +30,7 @@ export class CodeWarmth {
   private readonly cold: number;
   private readonly warm: number;
 
-  constructor(threads: number, threadsPerCore: number, l1iBytes: number, costs: CostModel) {
+  constructor(threads: number, threadsPerCore: number, l1iBytes: number, costs: CostModel, private readonly counts: Counts | null = null) {
     this.cache = new CodeCache(Math.ceil(threads / threadsPerCore), l1iBytes);
     this.coreOf = Int32Array.from({ length: threads }, (_, t) => Math.floor(t / threadsPerCore));
     this.cold = costs.params.kernelCyclesPerInsn.cycles;
@@ -55,6 +56,7 @@ export class CodeWarmth {
   /** Run region `region` of `lines` lines on thread t: the cycles of its `insns` kernel instructions. */
   run(t: number, region: number, lines: number, insns: number): number {
     const f = this.cache.run(this.coreOf[t], region, lines);
+    if (this.counts !== null) { this.counts.kernelInsns += insns; this.counts.kernelInsnsWarm += insns * f; }
     return insns * (this.cold + (this.warm - this.cold) * f);
   }
 

@@ -142,7 +142,7 @@ export class Engine {
     this.spin = p.stunSpinPerCycle.cycles;
     this.smt = new SmtShare(w.machine, this.th, w.profile.smtSpeedup, w.profile.smt);
     const cs = this.table.entries.get('context-switch')!;
-    this.code = new CodeWarmth(this.th.n, w.machine.threadsPerCore, w.profile.l1iSizeBytes, w.costs);
+    this.code = new CodeWarmth(this.th.n, w.machine.threadsPerCore, w.profile.l1iSizeBytes, w.costs, this.meter.counts);
     this.tr.onIbpb = (t) => this.code.ibpb(t);
     this.switchBase = p.contextSwitch.cycles;
     this.switchInsns = cs.insns.count;

@@ -118,6 +118,9 @@ export class Counts {
   unmapped = 0;
   contextSwitches = 0;
   attacks = 0;
+  /** Kernel instructions priced (sim/code-warmth.ts), and how many of them at the warm price (fractional for a partly warm path). */
+  kernelInsns = 0;
+  kernelInsnsWarm = 0;
 }
 
 /** Cycles per task and event kind, plus per-task completion clocks. */
