@@ -4,7 +4,7 @@
  * The kernel reads these parameters through three different mechanisms, and the differences
  * show on odd command lines, so each parameter is read through the one it really uses:
  *   - early_param() handlers (mitigations, nosmt, l1tf, mds, tsx_async_abort, mmio_stale_data,
- *     reg_file_data_sampling, nospectre_v1, l1d_flush, nopcid): parse_early_param() runs parse_args(),
+ *     reg_file_data_sampling, nospectre_v1, l1d_flush, nopcid, retbleed, spec_rstack_overflow): parse_early_param() runs parse_args(),
  *     which splits with next_arg(), compares names with parameq() ('-' == '_'), stops at a bare
  *     `--`, and calls the handler for EVERY occurrence in order — so the last value wins
  *     (kernel/params.c, init/main.c do_early_param());
@@ -58,6 +58,10 @@ export interface MitigationCmdline {
    * (Documentation/admin-guide/kernel-parameters.txt: "nopcid [X86-64] Disable the PCID cpu feature").
    */
   nopcid: boolean;
+  /** retbleed=: retbleed_parse_cmdline() (bugs.c), comma-separated; only `ibpb` changes what kasi runs. */
+  retbleed: 'off' | 'auto' | 'unret' | 'ibpb' | null;
+  /** spec_rstack_overflow=: srso_parse_cmdline() (bugs.c, 6.1.44+); only `ibpb` changes what kasi runs. */
+  srso: 'off' | 'microcode' | 'safe-ret' | 'ibpb' | 'ibpb-vmexit' | null;
 }
 
 /** A command-line value kasi does not accept: names the parameter and what was expected. */
@@ -115,6 +119,8 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
     schedCore: false,
     highmapTail: 'keep',
     nopcid: false,
+    retbleed: null,
+    srso: null,
   };
   const VERW: readonly VerwCmd[] = ['off', 'full', 'full,nosmt'];
 
@@ -145,6 +151,14 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
     else if (is('asi')) out.asi = oneOf(p, ASI_DESIGNS);
     else if (is('sched_core')) out.schedCore = oneOf(p, ['0', '1'] as const) === '1';
     else if (is('asi_highmap_tail')) out.highmapTail = oneOf(p, ['keep', 'unmap'] as const);
+    else if (is('retbleed')) {
+      // retbleed_parse_cmdline(): "off", "auto", "unret", "ibpb" and "nosmt", comma-separated, the last mode wins
+      if (p.value === null) throw new CmdlineError(p.name, 'retbleed needs a value (off, auto, unret, ibpb, nosmt)');
+      for (const o of p.value.split(',')) {
+        if (o === 'nosmt') continue; // retbleed_nosmt: with STIBP (every modelled part has it) it disables nothing
+        out.retbleed = oneOf({ ...p, value: o }, ['off', 'auto', 'unret', 'ibpb'] as const);
+      }
+    } else if (is('spec_rstack_overflow')) out.srso = oneOf(p, ['off', 'microcode', 'safe-ret', 'ibpb', 'ibpb-vmexit'] as const);
     else if (is('nopcid')) {
       // x86_nopcid_setup(): "nopcid doesn't accept parameters" (returns -EINVAL, the feature stays)
       if (p.value !== null) throw new CmdlineError(p.name, `${show(p)}: nopcid takes no value`);

@@ -77,6 +77,15 @@ export interface MitigationState {
   highmapTail: 'keep' | 'unmap';
   /** X86_FEATURE_PCID after the command line: the CPU has it and no nopcid (cpu/common.c x86_nopcid_setup()). */
   pcid: boolean;
+  /**
+   * X86_FEATURE_ENTRY_IBPB: an IBPB on every kernel entry from user space (UNTRAIN_RET in
+   * entry_64.S calls entry_ibpb). Set by retbleed=ibpb on a CPU with X86_BUG_RETBLEED
+   * (retbleed_select_mitigation(): RETBLEED_MITIGATION_IBPB) or spec_rstack_overflow=ibpb on one
+   * with X86_BUG_SRSO (srso_select_mitigation(): SRSO_MITIGATION_IBPB; kasi takes the microcode
+   * as present), never under mitigations=off. Their defaults (untrained return thunk, safe RET)
+   * are return thunks kasi does not price.
+   */
+  entryIbpb: boolean;
 }
 
 /** override_cache_bits(): models whose cache uses 44 address bits internally. */
@@ -251,5 +260,6 @@ export function selectMitigations(profile: CpuProfile, cmd: MitigationCmdline, o
     schedCore: cmd.schedCore,
     highmapTail: cmd.highmapTail,
     pcid: f.pcid && !cmd.nopcid,
+    entryIbpb: !off && ((bug('retbleed') && cmd.retbleed === 'ibpb') || (bug('srso') && cmd.srso === 'ibpb')),
   };
 }

@@ -7,7 +7,9 @@
  * path), each tenant's own code another (guest-run, user-compute: `code_bytes` of the mix item,
  * DEFAULT_TENANT_CODE_BYTES when absent). A tenant's code costs its given `cycles` whatever the
  * L1I holds; what it does here is evict the kernel's. An IBPB (mitigate.ts) untrains every region
- * of the core; the event that issued it keeps the price it was charged when it began.
+ * of the core. An event's path is priced after its entry's actions (an IBPB on entry runs before
+ * the handler) and before its touches (an ASI exit they fault into untrains what follows, not the
+ * path already charged); a context switch's before its mm switch (the scheduler's code runs first).
  */
 import { CODE_LINE_BYTES, CodeCache } from '../uarch/code-cache.ts';
 import type { CostModel } from './costs.ts';

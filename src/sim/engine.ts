@@ -541,7 +541,6 @@ export class Engine {
     const own = it.timer ? Math.max(0, it.cycles - this.lateBy[task.id]) : it.cycles;
     if (it.timer) this.lateBy[task.id] = 0;
     let cost = it.base + own;
-    if (it.lines > 0) cost += this.code.run(t, it.region, it.lines, it.insns);
     let pending = PH_NONE;
     if (fromIdle) { // the CPU idles on the task's mm (lazy TLB): it wakes, runs the handler, and goes back to idle
       th.irqFlag[t] = 1; // kvm_set_cpu_l1tf_flush_l1d()
@@ -558,6 +557,9 @@ export class Engine {
       default:
         if (it.vm) { tr.vmExit(t, task, it.how); pending = PH_VMENTER; } else { tr.kernelEntry(t, task, it.how); pending = PH_RET_USER; }
     }
+    // The path runs after its entry's actions (an IBPB on entry, an ASI exit the entry makes untrain
+    // it) and before its touches (an exit they cause untrains what follows).
+    if (it.lines > 0) cost += this.code.run(t, it.region, it.lines, it.insns);
     if (it.plan !== null) cost += this.toucher.run(t, it.plan, fromIdle ? this.irqRng[t] : task.rng, task.id);
     if (it.plan !== null && it.plan.fp.tlbFlushPages > 0) cost += this.invlpg(t, it.plan.fp.tlbFlushPages);
     const blocks = it.kind === EK.idle && this.shared[t] === 1 && !fromIdle;

@@ -215,6 +215,7 @@ export class Transitions {
 
   /** Kernel entry from user mode of a host task (syscall, interrupt, exception, NMI). */
   kernelEntry(t: number, task: Task, how: number): void {
+    if (this.w.state.entryIbpb) this.onAction(t, ACT_IBPB, -1); // UNTRAIN_RET → entry_ibpb (retbleed=ibpb, spec_rstack_overflow=ibpb)
     if (how === ENTRY_IRQ || how === ENTRY_NMI) this.th.irqFlag[t] = 1; // kvm_set_cpu_l1tf_flush_l1d() (asm/hardirq.h)
     if (this.asiOf(task) >= 0) { if (how !== ENTRY_SYSCALL) this.asi!.interruptBegin(t, INTR_OF[how]); return; }
     const k = this.kptiOf(task);
