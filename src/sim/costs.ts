@@ -149,6 +149,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
       l2Hit: [12, 'assumption: AMD Software Optimization Guide 19h (56665), L2 ~12 cycles'],
       l3Hit: [46, 'assumption: AMD Software Optimization Guide 19h (56665), L3 ~46 cycles average'],
       vmExitEntry: [1529, 'assumption: no published SVM VMRUN/#VMEXIT round trip for Zen 3; the Skylake-SP VMX figure is used'],
+      ibpb: [470, 'calibrated: the Inception artifact (comsec-group/inception ibpb-eval/raw/ee-tik-cn108, Ryzen 5 5600G, Linux 6.2): UnixBench System Call Overhead 2,413,941 -> 678,050 lps with an IBPB on every kernel entry (0.281); with the cold code after each barrier charged apart (uarch/code-cache.ts) kasi gives 0.258 at 470 (examples/calibration/ibpb-entry-zen3-syscall.yaml). Was 4000, the Skylake-SP assumption reused: ~8x too dear for this part'],
     }),
   },
   {
@@ -157,6 +158,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
       l2Hit: [14, 'assumption: AMD Software Optimization Guide 19h (Zen 4), 1 MiB L2 ~14 cycles'],
       l3Hit: [50, 'assumption: AMD Software Optimization Guide 19h (Zen 4), L3 ~50 cycles'],
       vmExitEntry: [1529, 'assumption: no published SVM VMRUN/#VMEXIT round trip for Zen 4; the Skylake-SP VMX figure is used'],
+      ibpb: [940, 'calibrated: the Inception artifact (comsec-group/inception ibpb-eval/raw/ee-tik-cn118, Ryzen 7 7700X, Linux 6.2): UnixBench System Call Overhead 3,813,540 -> 693,849 lps with an IBPB on every kernel entry (0.182); with the cold code after each barrier charged apart kasi gives 0.175 at 940 (examples/calibration/ibpb-entry-zen4-syscall.yaml). Was 4000, the Skylake-SP assumption reused'],
     }),
   },
   {
@@ -181,7 +183,7 @@ const CALIBRATION: Partial<Record<CostParam, string>> = {
   interruptEntryExit: 'asi-2024-kvm-host (in band), asi-2025-fio-randread (reproduced), asi-2025-kernel-build',
   contextSwitch: 'asi-2025-kernel-build, coresched-tpcc-*',
   kernelCyclesPerInsn: 'every figure whose kernel paths run after an application\'s or a guest\'s code or an IBPB (asi-2025-*, coresched-tpcc-*, asi-2024-kvm-host, the l1d-flush figures); not kpti-getppid and kpti-lseek-* (their sources\' native bases), and the dd curve only through its first call',
-  ibpb: 'asi-2024-kvm-host (skylake-sp, inside its band); the Sapphire Rapids price is calibrated by asi-2025-fio-randread and asi-2025-kernel-build (its source says how)',
+  ibpb: 'asi-2024-kvm-host (skylake-sp, inside its band); the Sapphire Rapids price is calibrated by asi-2025-fio-randread and asi-2025-kernel-build (its source says how), the Zen 3 and Zen 4 prices by ibpb-entry-zen3-syscall and ibpb-entry-zen4-syscall',
   rsbFill: 'asi-2025-fio-randread, asi-2025-kernel-build, asi-2024-kvm-host (a few cycles of them)',
 };
 
