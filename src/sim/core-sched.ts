@@ -49,6 +49,7 @@ export function forcedIdle(e: Engine, t: number, task: Task): boolean {
   const k = Math.floor(th.clock[t] / e.quantum);
   if (!th.needSwitchIn[t]) { // schedule() picks the idle task: forced idle
     e.tr.acc = 0;
+    e.tr.leftUserMode(t, task); // the reschedule interrupt that forces it out
     e.tr.switchTask(t, task, null);
     e.tr.idle(t, true);
     th.clock[t] += e.tr.acc;

@@ -347,7 +347,7 @@ export class Engine {
     if (this.isDone(task, th.clock[t])) {
       this.complete(task, th.clock[t]);
       const next = this.nextTask(t, cur);
-      if (next === NONE_RUNNABLE) { this.idleUntilWake(t, task); return; }
+      if (next === NONE_RUNNABLE) { this.idleUntilWake(t, task, true); return; }
       if (next < 0) { th.done[t] = 1; return; }
       this.switchIn(t, task, w.tasks[next], true);
       return;
@@ -355,7 +355,7 @@ export class Engine {
     if (this.wakeAt[cur] > th.clock[t]) { // it blocked (idle on a shared thread): schedule() picks another task, or idle
       this.leaveForcedIdle(t);
       const next = this.nextTask(t, cur);
-      if (next === NONE_RUNNABLE) { this.idleUntilWake(t, task); return; }
+      if (next === NONE_RUNNABLE) { this.idleUntilWake(t, task, true); return; }
       if (next < 0) { th.done[t] = 1; return; }
       this.switchIn(t, task, w.tasks[next], true);
       return;
@@ -441,12 +441,13 @@ export class Engine {
    * task (its cost on prev's account) and the CPU idles until the first wake-up, where wake()
    * switches the woken task in (PH_WAKE: in two steps, so a sibling sees this thread idle meanwhile).
    */
-  private idleUntilWake(t: number, prev: Task): void {
+  private idleUntilWake(t: number, prev: Task, fromUser: boolean): void {
     const th = this.th;
     const list = this.w.threadTasks[t];
     let wake = Infinity;
     for (const id of list) if (!this.finished[id] && this.wakeAt[id] > th.clock[t] && this.wakeAt[id] < wake) wake = this.wakeAt[id];
     this.tr.acc = 0;
+    if (fromUser) this.tr.leftUserMode(t, prev); // it blocks or exits: a system call
     this.tr.switchTask(t, prev, null);
     this.tr.idle(t, true);
     const cost = this.tr.acc;
@@ -476,7 +477,7 @@ export class Engine {
     th.clock[t] += this.tr.acc;
     const cur = th.cur[t];
     const next = this.nextTask(t, cur);
-    if (next === NONE_RUNNABLE) { this.idleUntilWake(t, this.w.tasks[cur]); return; }
+    if (next === NONE_RUNNABLE) { this.idleUntilWake(t, this.w.tasks[cur], false); return; }
     if (next < 0) { th.done[t] = 1; return; }
     this.switchIn(t, null, this.w.tasks[next], true);
   }
@@ -484,12 +485,17 @@ export class Engine {
   /** schedule() to `next`; with `footprint`, the context-switch footprint runs (not at boot). */
   private switchIn(t: number, prev: Task | null, next: Task, footprint: boolean): void {
     const th = this.th;
+    // A switch from a task (not from idle or at boot) follows its entry to the kernel: a timer
+    // interrupt, or the call that blocks or exits; the entry's IBPB untrains the switch's code.
+    this.tr.acc = 0;
+    if (prev !== null && footprint) this.tr.leftUserMode(t, prev);
+    const entry = this.tr.acc;
     // The switch's code is priced before switchTask(): an IBPB it issues (an ASI exit) untrains
     // what runs after it, not the path that issued it (as begin() prices an event before its transitions).
     const code = footprint ? this.code.run(t, this.switchRegion, this.switchLines, this.switchInsns) : 0;
     this.tr.acc = 0;
     this.tr.switchTask(t, prev, next);
-    let cost = this.tr.acc;
+    let cost = entry + this.tr.acc;
     if (footprint) {
       const key = `${next.id}:${(prev ?? next).tenant.index}`;
       let plan = this.switchPlans.get(key);
@@ -545,6 +551,7 @@ export class Engine {
     if (fromIdle) { // the CPU idles on the task's mm (lazy TLB): it wakes, runs the handler, and goes back to idle
       th.irqFlag[t] = 1; // kvm_set_cpu_l1tf_flush_l1d()
       tr.idle(t, false);
+      if (it.vm ? (it.how & VX_NMI) !== 0 : it.how === ENTRY_NMI) tr.entryBarrier(t, false); // paranoid_entry untrains also from the kernel
       pending = PH_IRQ_IDLE;
     } else switch (it.kind) {
       case EK['guest-run']: case EK['user-compute']: {
@@ -553,7 +560,7 @@ export class Engine {
         break;
       }
       case EK.idle: if (this.shared[t] === 0) pending = PH_IDLE_END; break; // on a shared thread it blocks (below)
-      case EK['context-switch']: tr.switchTask(t, task, task); pending = it.vm ? PH_VMENTER : PH_RET_USER; break;
+      case EK['context-switch']: tr.leftUserMode(t, task); tr.switchTask(t, task, task); pending = it.vm ? PH_VMENTER : PH_RET_USER; break;
       default:
         if (it.vm) { tr.vmExit(t, task, it.how); pending = PH_VMENTER; } else { tr.kernelEntry(t, task, it.how); pending = PH_RET_USER; }
     }

@@ -213,9 +213,26 @@ export class Transitions {
     return this.kpti === null ? -1 : this.w.spaces.kptiSpace[task.tenant.index];
   }
 
+  /**
+   * The entry's UNTRAIN_RET with X86_FEATURE_ENTRY_IBPB (retbleed=ibpb, spec_rstack_overflow=ibpb):
+   * an IBPB on every entry from user space (entry_SYSCALL_64, error_entry's user path, the NMI's
+   * user path), and on every NMI also from the kernel (paranoid_entry: UNTRAIN_RET_FROM_CALL). An
+   * interrupt from kernel mode (error_entry's kernel path) has none, nor a VMX exit (vmx/vmenter.S
+   * has no UNTRAIN_RET). An SVM exit would (svm/vmenter.S, IBPB_ON_VMEXIT), but kasi's KVM is VMX
+   * only: a scenario refuses VMs on an AMD profile.
+   */
+  entryBarrier(t: number, fromGuest: boolean): void {
+    if (this.w.state.entryIbpb && !fromGuest) this.onAction(t, ACT_IBPB, -1);
+  }
+
+  /** A task left user (or guest) mode without an event of the mix: preempted by the timer, or entering schedule() to block or exit. */
+  leftUserMode(t: number, task: Task): void {
+    this.entryBarrier(t, task.tenant.vm !== null);
+  }
+
   /** Kernel entry from user mode of a host task (syscall, interrupt, exception, NMI). */
   kernelEntry(t: number, task: Task, how: number): void {
-    if (this.w.state.entryIbpb) this.onAction(t, ACT_IBPB, -1); // UNTRAIN_RET → entry_ibpb (retbleed=ibpb, spec_rstack_overflow=ibpb)
+    this.entryBarrier(t, false);
     if (how === ENTRY_IRQ || how === ENTRY_NMI) this.th.irqFlag[t] = 1; // kvm_set_cpu_l1tf_flush_l1d() (asm/hardirq.h)
     if (this.asiOf(task) >= 0) { if (how !== ENTRY_SYSCALL) this.asi!.interruptBegin(t, INTR_OF[how]); return; }
     const k = this.kptiOf(task);
@@ -242,6 +259,7 @@ export class Transitions {
 
   /** A VM exit reaches the host (the handler then runs its footprint). */
   vmExit(t: number, task: Task, flags: number): void {
+    this.entryBarrier(t, true);
     const asi = this.asiOf(task) >= 0 ? this.asi : null;
     if (flags & (VX_IRQ | VX_NMI)) {
       this.th.irqFlag[t] = 1; // the host's handler runs: kvm_set_cpu_l1tf_flush_l1d()

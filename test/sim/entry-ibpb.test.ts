@@ -11,6 +11,9 @@ import { selectMitigations } from '../../src/mitigations/select.ts';
 import { getProfile } from '../../src/uarch/profiles.ts';
 import { getCostModel } from '../../src/sim/costs.ts';
 import { loadFootprintTable } from '../../src/sim/footprints.ts';
+import { buildWorld } from '../../src/sim/world.ts';
+import { Engine } from '../../src/sim/engine.ts';
+import { EK } from '../../src/sim/thread.ts';
 
 const N = 300;
 const loop = (cpu: string, cmdlines: string[]) => runScenario(parseScenario(`
@@ -41,11 +44,87 @@ describe('IBPB on kernel entry', () => {
     expect(plain.costs.counts.ibpbs).toBe(0);
     expect(ibpb.costs.counts.ibpbs).toBe(N);
     expect(ibpb.costs.counts.kernel_insns_warm).toBe(0);
-    expect(plain.costs.counts.kernel_insns_warm).toBeGreaterThan(0);
     const p = getCostModel('zen3').params;
     const insns = loadFootprintTable().entries.get('syscall:getppid')!.insns.count;
+    expect(plain.costs.counts.kernel_insns_warm).toBe(insns * (N - 1)); // all but the first call warm
     const perCall = (ibpb.costs.cycles - plain.costs.cycles) / N;
     const expected = p.ibpb.cycles + insns * (p.kernelCyclesPerInsn.cycles - p.kernelCyclesPerInsnWarm.cycles) * (N - 1) / N;
     expect(Math.abs(perCall - expected)).toBeLessThan(2);
+  });
+
+  /**
+   * Every barrier is attributed to where the engine issued it: in an event of the mix (begin()),
+   * or at a switch away from a task that was in user mode (preemption, blocking, core scheduling's
+   * forced idle). An event from user space gets one whatever its kind; an interrupt taken from
+   * idle gets one only if it is an NMI (paranoid_entry), none for a timer (error_entry's kernel path).
+   */
+  const attributed = (cpu: string, cmdline: string, coreSched: boolean) => {
+    const scenario = parseScenario(`
+seed: 5
+machine: { cpu: ${cpu}, cores: 1, threads_per_core: ${coreSched ? 2 : 1}, ram: 1GiB }
+tenants: [{ name: a, kind: process }, { name: b, kind: process }]
+workload:
+  - { thread: 0, tenant: a, mix: [{ event: syscall, name: getppid, weight: 3 }, { event: page-fault }, { event: timer-interrupt }, { event: nmi }, { event: user-compute, cycles: 3000, weight: 3 }] }
+  - { thread: ${coreSched ? 1 : 0}, tenant: b, mix: [{ event: syscall, name: read, bytes: 4096 }, { event: user-compute, cycles: 20000, weight: 4 }, { event: context-switch }, { event: timer-interrupt }, { event: nmi }] }
+isolation: [{ name: s, cmdline: "${cmdline}" }]
+`, 'attributed.yaml');
+    const world = buildWorld(scenario, 0);
+    const e = new Engine(world, { targets: null, endCycles: 20_000_000 });
+    const byEvent: { kind: number; fromIdle: boolean; how: number; barriers: number }[] = [];
+    let barriers = 0;
+    const barrier = e.tr.entryBarrier.bind(e.tr);
+    e.tr.entryBarrier = (t: number, fromGuest: boolean) => { const n = e.meter.counts.ibpbs; barrier(t, fromGuest); barriers += e.meter.counts.ibpbs - n; };
+    const begin = e.begin.bind(e);
+    e.begin = (t, task, j, fromIdle = false) => {
+      const before = barriers;
+      begin(t, task, j, fromIdle);
+      const it = (e as unknown as { items: { kind: number; how: number }[][] }).items[task.id][j];
+      byEvent.push({ kind: it.kind, fromIdle, how: it.how, barriers: barriers - before });
+    };
+    e.run();
+    return { byEvent, barriers, ibpbs: e.meter.counts.ibpbs, switches: e.meter.counts.contextSwitches };
+  };
+
+  it('one barrier at every entry from user space (syscall, fault, interrupt, NMI, a yield, a preemption) under pti=on, none from user compute', () => {
+    const r = attributed('skylake-sp', 'retbleed=ibpb pti=on', false);
+    expect(r.ibpbs).toBe(r.barriers); // no IBPB but the entry's (no ASI, no IBPB on context switch here)
+    const user = (k: number) => k === EK['user-compute'];
+    for (const ev of r.byEvent) expect([ev.kind, ev.barriers]).toEqual([ev.kind, user(ev.kind) ? 0 : 1]);
+    const inEvents = r.byEvent.reduce((a, ev) => a + ev.barriers, 0);
+    // Two tasks share the thread: each switch but the first (at boot) and the yields (counted in
+    // their events) leaves a task in user mode.
+    const yields = r.byEvent.filter((ev) => ev.kind === EK['context-switch']).length;
+    expect(r.barriers - inEvents).toBe(r.switches - 1 - yields);
+    expect(r.switches - 1 - yields).toBeGreaterThan(3); // the quantum did preempt
+    const off = attributed('skylake-sp', 'retbleed=ibpb pti=on mitigations=off', false);
+    expect(off.ibpbs).toBe(0);
+  });
+
+  it('under core scheduling, an NMI taken while forced idle untrains (paranoid_entry) and a timer interrupt does not', () => {
+    const r = attributed('skylake-sp', 'retbleed=ibpb sched_core=1', true);
+    const fromIdle = r.byEvent.filter((ev) => ev.fromIdle);
+    const nmis = fromIdle.filter((ev) => ev.kind === EK.nmi);
+    const timers = fromIdle.filter((ev) => ev.kind === EK['timer-interrupt']);
+    expect(nmis.length).toBeGreaterThan(0);
+    expect(timers.length).toBeGreaterThan(0);
+    expect(nmis.every((ev) => ev.barriers === 1)).toBe(true);
+    expect(timers.every((ev) => ev.barriers === 0)).toBe(true);
+    for (const ev of r.byEvent.filter((x) => !x.fromIdle)) expect([ev.kind, ev.barriers]).toEqual([ev.kind, ev.kind === EK['user-compute'] ? 0 : 1]);
+  });
+
+  it('a VMX exit does not untrain (vmx/vmenter.S has no UNTRAIN_RET); the VMM\'s own system calls do', () => {
+    const vm = (cmdline: string) => runScenario(parseScenario(`
+events: ${N}
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
+tenants: [{ name: g, kind: vm, vcpus: 1, memory: 16MiB }, { name: vmm, kind: process }]
+workload:
+  - { thread: 0, tenant: g, mix: [{ event: vm-exit, reason: CPUID }, { event: guest-run, cycles: 5000 }] }
+  - { thread: 0, tenant: vmm, mix: [{ event: syscall, name: getppid }] }
+isolation: [{ name: s, cmdline: "${cmdline}" }]
+`, 'vm-ibpb.yaml')).mitigations[0].costs.counts;
+    const on = vm('retbleed=ibpb'), off = vm('');
+    expect(off.ibpbs).toBe(0);
+    expect(on.ibpbs).toBeGreaterThanOrEqual(N); // the process's N system calls at least
+    expect(on.ibpbs).toBeLessThan(N + on.context_switches); // and switches away from a task; no exit's
   });
 });
