@@ -1,13 +1,14 @@
 /**
  * What kernel instructions cost, given what ran before them on the core (uarch/code-cache.ts):
  * a path whose code is still in the L1I with trained predictors runs at kernelCyclesPerInsnWarm,
- * a cold one at kernelCyclesPerInsn, a partly warm one in proportion.
+ * one still in the L1I after an IBPB at kernelCyclesPerInsnUntrained, a cold one (its lines
+ * evicted) at kernelCyclesPerInsn, a partly warm one in proportion.
  *
  * Regions: each kernel footprint is one (its lines: instructions × BYTES_PER_INSN, a straight
  * path), each tenant's own code another (guest-run, user-compute: `code_bytes` of the mix item,
  * DEFAULT_TENANT_CODE_BYTES when absent). A tenant's code costs its given `cycles` whatever the
  * L1I holds; what it does here is evict the kernel's. An IBPB (mitigate.ts) untrains every region
- * of the core. An event's path is priced after its entry's actions (an IBPB on entry runs before
+ * of the core and evicts none. An event's path is priced after its entry's actions (an IBPB on entry runs before
  * the handler) and before its touches (an ASI exit they fault into untrains what follows, not the
  * path already charged); a context switch's before its mm switch (the scheduler's code runs first).
  */
@@ -31,12 +32,14 @@ export class CodeWarmth {
   private readonly regions = new Map<string, number>();
   private readonly cold: number;
   private readonly warm: number;
+  private readonly untrained: number;
 
   constructor(threads: number, threadsPerCore: number, l1iBytes: number, costs: CostModel, private readonly counts: Counts | null = null) {
     this.cache = new CodeCache(Math.ceil(threads / threadsPerCore), l1iBytes);
     this.coreOf = Int32Array.from({ length: threads }, (_, t) => Math.floor(t / threadsPerCore));
     this.cold = costs.params.kernelCyclesPerInsn.cycles;
     this.warm = costs.params.kernelCyclesPerInsnWarm.cycles;
+    this.untrained = costs.params.kernelCyclesPerInsnUntrained.cycles;
   }
 
   /** The region id of `name` (a footprint key, or "tenant:<index>"). */
@@ -58,8 +61,9 @@ export class CodeWarmth {
   /** Run region `region` of `lines` lines on thread t: the cycles of its `insns` kernel instructions. */
   run(t: number, region: number, lines: number, insns: number): number {
     const f = this.cache.run(this.coreOf[t], region, lines);
+    const u = this.cache.untrained;
     if (this.counts !== null) { this.counts.kernelInsns += insns; this.counts.kernelInsnsWarm += insns * f; }
-    return insns * (this.cold + (this.warm - this.cold) * f);
+    return insns * (this.cold + (this.warm - this.cold) * f + (this.untrained - this.cold) * u);
   }
 
   /** An IBPB on thread t. */

@@ -30,7 +30,7 @@ export const COST_PARAMS = [
   'cr3Write', 'cr3WriteNoflush', 'tlbMissWalk', 'tlbMissWalkLa57Extra', 'invlpg',
   'invpcidAddress', 'invpcidSingleContext', 'invpcidAllIncludingGlobal', 'invpcidAllNonGlobal',
   'l1dFlushMsr', 'l1dFlushSoftware', 'verw', 'ipiSend', 'ipiReceive', 'stunSpinPerCycle',
-  'vmExitEntry', 'syscallEntryExit', 'interruptEntryExit', 'contextSwitch', 'kernelCyclesPerInsn', 'kernelCyclesPerInsnWarm',
+  'vmExitEntry', 'syscallEntryExit', 'interruptEntryExit', 'contextSwitch', 'kernelCyclesPerInsn', 'kernelCyclesPerInsnWarm', 'kernelCyclesPerInsnUntrained',
   'l2Hit', 'l3Hit', 'ibpb', 'rsbFill',
 ] as const;
 export type CostParam = (typeof COST_PARAMS)[number];
@@ -91,8 +91,9 @@ const SKYLAKE_SP: Spec = {
   syscallEntryExit: [100, 'assumption: the SYSCALL and SYSRET instructions alone (the entry code is counted in each footprint\'s measured insns); chosen so that getppid = 100 + 329 insns × 1 CPI = 429 cycles = 172 ns at 2.5 GHz, the order of published Linux null-syscall times'],
   interruptEntryExit: [250, 'assumption: IDT delivery (IDT, TSS/IST reads, 5-word frame push) + IRET, taken as 2.5× SYSCALL+SYSRET because IRET is microcoded and serialising'],
   contextSwitch: [400, 'assumption: the state switch proper on top of the scheduler\'s instructions: XSAVES of the outgoing and XRSTORS of the incoming FPU/AVX-512 state plus FS/GS base reloads (arch/x86/kernel/process_64.c __switch_to), ~200 cycles each way'],
-  kernelCyclesPerInsn: [1, 'assumption: 1 cycle per kernel instruction of cold code (not in the core\'s L1I, or its branches untrained since an IBPB: uarch/code-cache.ts); Gregg\'s c5.9xlarge tlbstat shows IPC 1.04 for a syscall-heavy MySQL load, whose own code keeps the kernel\'s cold'],
+  kernelCyclesPerInsn: [1, 'assumption: 1 cycle per kernel instruction of cold code (not in the core\'s L1I: uarch/code-cache.ts); Gregg\'s c5.9xlarge tlbstat shows IPC 1.04 for a syscall-heavy MySQL load, whose own code keeps the kernel\'s cold'],
   kernelCyclesPerInsnWarm: [0.35, 'calibrated: cycles per kernel instruction of warm code (the path ran on this core since its lines were evicted and since the last IBPB: uarch/code-cache.ts). No published IPC of a hot syscall path; the kpti-dd curve pins it: its 1 B and 4 KiB blocks differ only by clearing 4 KiB (512 one-cycle iterations of __clear_user), so with PTI\'s ~400 cycles a syscall the 1 B block costs ~516 cycles, of which two SYSCALL+SYSRET and dd\'s loop leave ~0.35 cycles for each of 4.14\'s 741 instructions (IPC ~2.9 on a 4-wide Skylake core)'],
+  kernelCyclesPerInsnUntrained: [0.35, 'calibrated: cycles per kernel instruction of code still in the L1I but run after an IBPB discarded its predictions (uarch/code-cache.ts), taken as the warm price: the Inception artifact (comsec-group/inception ibpb-eval) shows an IBPB on every kernel entry adding the same time to a system call whatever the handler\'s length: on the Ryzen 5 5600G 212 ns a call in UnixBench System Call Overhead (handlers of ~300-480 instructions) and 209 ns in Pipe Throughput (the measured 1359- and 1099-instruction pipe write and read), on the Ryzen 7 7700X 236 and 237 ns. What retraining costs is common to every path (the entry code) and is in the ibpb price. Was kernelCyclesPerInsn (an IBPB priced as if it emptied the L1I), which predicted 0.305 for the 5600G pipe figure against 0.5125'],
   l2Hit: [14, OPT_SKX],
   l3Hit: [60, `${OPT_SKX} (midpoint)`],
   ibpb: [4000, 'assumption: no published cycle count for IBPB (a WRMSR of PRED_CMD that discards the indirect branch predictors); taken as several thousand cycles on Skylake, the order the "IBPB is very expensive" remarks on LKML suggest; kasi calibrate moves it (the Aug 2025 ASI kernel build: +7.6% with an IBPB on every asi_exit, +5.0% without, lore 20250812173109.295750-1)'],
@@ -140,7 +141,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
     spec: derive(SKYLAKE_SP, SKX, {
       l2Hit: [16, 'assumption: Golden Cove 2 MiB L2 at ~15-16 cycles'],
       l3Hit: [100, 'assumption: Sapphire Rapids mesh L3 ~100 cycles'],
-      ibpb: [3500, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.271 against 0.30 at 3500) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 7.2%); the price is what the barrier itself costs, the cold code after it is charged as such (uarch/code-cache.ts: an IBPB untrains the core\'s predictors, so the next kernel path runs at kernelCyclesPerInsn). Was 1500 (an assumption), then 4500 while every path was priced cold'],
+      ibpb: [4000, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.27 against 0.30 at 4000) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 7.0%); the price is what the barrier costs, the code after it staying in the L1I (uarch/code-cache.ts: untrained, at kernelCyclesPerInsnUntrained). Was 1500 (an assumption), then 4500 while every path was priced cold, then 3500 while an IBPB was taken to leave the next path cold'],
     }),
   },
   {
@@ -149,7 +150,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
       l2Hit: [12, 'assumption: AMD Software Optimization Guide 19h (56665), L2 ~12 cycles'],
       l3Hit: [46, 'assumption: AMD Software Optimization Guide 19h (56665), L3 ~46 cycles average'],
       vmExitEntry: [1529, 'assumption: no published SVM VMRUN/#VMEXIT round trip for Zen 3; the Skylake-SP VMX figure is used'],
-      ibpb: [470, 'calibrated: the Inception artifact (comsec-group/inception ibpb-eval/raw/ee-tik-cn108, Ryzen 5 5600G, Linux 6.2): UnixBench System Call Overhead 2,413,941 -> 678,050 lps with an IBPB on every kernel entry (0.281); with the cold code after each barrier charged apart (uarch/code-cache.ts) kasi gives 0.258 at 470 (examples/calibration/ibpb-entry-zen3-syscall.yaml). Was 4000, the Skylake-SP assumption reused: ~8x too dear for this part'],
+      ibpb: [580, 'calibrated: the Inception artifact (comsec-group/inception ibpb-eval/raw/ee-tik-cn108, Ryzen 5 5600G, Linux 6.2), with an IBPB on every kernel entry: UnixBench System Call Overhead 2,413,941 -> 678,050 lps (0.281; kasi 0.301 at 580) and Pipe Throughput 2,275,318 -> 1,166,094 (0.5125; kasi 0.49), examples/calibration/ibpb-entry-zen3-*.yaml; the two want 640 and 530. Was 4000, the Skylake-SP assumption reused (~7x too dear for this part), then 470 while an IBPB was taken to leave the next path cold'],
     }),
   },
   {
@@ -158,7 +159,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
       l2Hit: [14, 'assumption: AMD Software Optimization Guide 19h (Zen 4), 1 MiB L2 ~14 cycles'],
       l3Hit: [50, 'assumption: AMD Software Optimization Guide 19h (Zen 4), L3 ~50 cycles'],
       vmExitEntry: [1529, 'assumption: no published SVM VMRUN/#VMEXIT round trip for Zen 4; the Skylake-SP VMX figure is used'],
-      ibpb: [940, 'calibrated: the Inception artifact (comsec-group/inception ibpb-eval/raw/ee-tik-cn118, Ryzen 7 7700X, Linux 6.2): UnixBench System Call Overhead 3,813,540 -> 693,849 lps with an IBPB on every kernel entry (0.182); with the cold code after each barrier charged apart kasi gives 0.175 at 940 (examples/calibration/ibpb-entry-zen4-syscall.yaml). Was 4000, the Skylake-SP assumption reused'],
+      ibpb: [1050, 'calibrated: the Inception artifact (comsec-group/inception ibpb-eval/raw/ee-tik-cn118, Ryzen 7 7700X, Linux 6.2), with an IBPB on every kernel entry: UnixBench System Call Overhead 3,813,540 -> 693,849 lps (0.182; kasi 0.194 at 1050) and Pipe Throughput 3,518,325 -> 1,318,719 (0.3748; kasi 0.348), examples/calibration/ibpb-entry-zen4-*.yaml; the two want 1130 and 930. Was 4000, the Skylake-SP assumption reused, then 940 while an IBPB was taken to leave the next path cold'],
     }),
   },
   {
@@ -182,8 +183,8 @@ const CALIBRATION: Partial<Record<CostParam, string>> = {
   syscallEntryExit: 'kpti-dd-* (the dd curve wants a smaller base) and asi-2025-*; kpti-getppid and kpti-lseek-* take their sources\' native bases instead',
   interruptEntryExit: 'asi-2024-kvm-host (in band), asi-2025-fio-randread (reproduced), asi-2025-kernel-build',
   contextSwitch: 'asi-2025-kernel-build, coresched-tpcc-*',
-  kernelCyclesPerInsn: 'every figure whose kernel paths run after an application\'s or a guest\'s code or an IBPB (asi-2025-*, coresched-tpcc-*, asi-2024-kvm-host, the l1d-flush figures); not kpti-getppid and kpti-lseek-* (their sources\' native bases), and the dd curve only through its first call',
-  ibpb: 'asi-2024-kvm-host (skylake-sp, inside its band); the Sapphire Rapids price is calibrated by asi-2025-fio-randread and asi-2025-kernel-build (its source says how), the Zen 3 and Zen 4 prices by ibpb-entry-zen3-syscall and ibpb-entry-zen4-syscall',
+  kernelCyclesPerInsn: 'every figure whose kernel paths run after an application\'s or a guest\'s code (asi-2025-*, coresched-tpcc-*, asi-2024-kvm-host, the l1d-flush figures); not kpti-getppid and kpti-lseek-* (their sources\' native bases), and the dd curve only through its first call',
+  ibpb: 'asi-2024-kvm-host (skylake-sp, inside its band); the Sapphire Rapids price is calibrated by asi-2025-fio-randread and asi-2025-kernel-build (its source says how), the Zen 3 and Zen 4 prices by ibpb-entry-zen3-* and ibpb-entry-zen4-* (a System Call Overhead and a Pipe Throughput figure each)',
   rsbFill: 'asi-2025-fio-randread, asi-2025-kernel-build, asi-2024-kvm-host (a few cycles of them)',
 };
 

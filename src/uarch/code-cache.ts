@@ -16,8 +16,10 @@
  * cache keeps what fits: the share of its lines a random fetch finds. Running a region returns
  * the share of it that was warm — resident, and trained since the core's last IBPB (the barrier
  * discards the indirect branch predictions the code relied on: Intel "Speculative Execution Side
- * Channel Mitigations", IBPB) — and then makes it resident and trained. The cost of the warm and
- * the cold share are the caller's (engine: kernelCyclesPerInsnWarm, kernelCyclesPerInsn).
+ * Channel Mitigations", IBPB) — and the share that was resident but untrained (an IBPB leaves
+ * the L1I's lines where they are), and then makes it resident and trained. The cost of the warm,
+ * the untrained and the cold share are the caller's (engine: kernelCyclesPerInsnWarm,
+ * kernelCyclesPerInsnUntrained, kernelCyclesPerInsn).
  *
  * Limits: no sets or ways (full associativity), no sharing of lines between paths (the entry
  * code common to all syscalls is counted once per path), no partial eviction; the predictor state
@@ -35,6 +37,8 @@ export class CodeCache {
   private readonly trained: Uint8Array;
   private readonly total: Int32Array;
   private clock = 0;
+  /** The share of the last run() that was resident but untrained (an IBPB since it last ran). */
+  untrained = 0;
   /** Lines of the cache. */
   readonly capacity: number;
 
@@ -49,16 +53,19 @@ export class CodeCache {
 
   /**
    * Run `lines` lines of region `region` (>= 0) on `core`: the share of them that was warm, in
-   * [0, 1]; afterwards the region is resident (as much as fits) and trained.
+   * [0, 1] (and in `untrained` the share that was resident but run after an IBPB); afterwards the
+   * region is resident (as much as fits) and trained.
    */
   run(core: number, region: number, lines: number): number {
+    this.untrained = 0;
     if (lines <= 0) return 1;
     const b = core * SLOTS;
     let s = -1;
     for (let i = b; i < b + SLOTS; i++) if (this.id[i] === region) { s = i; break; }
     let warm = 0;
     if (s >= 0) {
-      if (this.trained[s] === 1) warm = this.lines[s] / lines;
+      const share = this.lines[s] >= lines ? 1 : this.lines[s] / lines;
+      if (this.trained[s] === 1) warm = share; else this.untrained = share;
       this.total[core] -= this.lines[s];
       this.id[s] = -1;
       this.lines[s] = 0;
@@ -71,10 +78,10 @@ export class CodeCache {
     this.stamp[s] = ++this.clock;
     this.trained[s] = 1;
     this.total[core] += need;
-    return warm > 1 ? 1 : warm;
+    return warm;
   }
 
-  /** An IBPB on `core`: every resident region runs with untrained predictors next time. */
+  /** An IBPB on `core`: every resident region runs with untrained predictors next time (its lines stay in the L1I). */
   flushPredictors(core: number): void {
     this.trained.fill(0, core * SLOTS, core * SLOTS + SLOTS);
   }

@@ -36,15 +36,23 @@ describe('CodeCache', () => {
     expect(c.run(0, 9, 1024)).toBe(0.5);
   });
 
-  it('an IBPB leaves the lines but untrains them: the next run is cold, the one after warm', () => {
+  it('an IBPB leaves the lines but untrains them: the next run is resident and untrained, the one after warm', () => {
     const c = new CodeCache(2, KIB32);
     c.run(0, 1, 30);
     c.run(1, 1, 30);
     c.flushPredictors(0);
     expect(c.residentLines(0, 1)).toBe(30);
-    expect(c.run(0, 1, 30)).toBe(0);
-    expect(c.run(0, 1, 30)).toBe(1);
-    expect(c.run(1, 1, 30)).toBe(1); // the other core kept its predictors
+    expect([c.run(0, 1, 30), c.untrained]).toEqual([0, 1]);
+    expect([c.run(0, 1, 30), c.untrained]).toEqual([1, 0]);
+    expect([c.run(1, 1, 30), c.untrained]).toEqual([1, 0]); // the other core kept its predictors
+    expect([c.run(0, 2, 30), c.untrained]).toEqual([0, 0]); // never run: cold, not untrained
+  });
+
+  it('after an IBPB a region larger than the cache is untrained for what stayed and cold for the rest', () => {
+    const c = new CodeCache(1, KIB32); // 512 lines
+    c.run(0, 9, 1024);
+    c.flushPredictors(0);
+    expect([c.run(0, 9, 1024), c.untrained]).toEqual([0, 0.5]);
   });
 
   it('cores do not share code', () => {
@@ -75,12 +83,14 @@ describe('CodeWarmth', () => {
     expect(w.run(1, r, 1024, 1000)).toBeCloseTo(1000 * (cold + (warm - cold) * 0.5), 9); // thread 1: core 0's L1I, half of it fits
     expect(w.run(2, r, 1024, 1000)).toBeCloseTo(1000 * cold, 9); // core 1
   });
-  it('an IBPB on one thread untrains its core: the sibling\'s next run is cold', () => {
-    const w = new CodeWarmth(2, 2, KIB32, m);
+  it('an IBPB on one thread untrains its core: the sibling\'s next run is at the untrained price, then warm', () => {
+    // A price of its own here (the default equals the warm one), so that the three cannot be confused.
+    const p = { ...m.params, kernelCyclesPerInsnUntrained: { cycles: 0.6, source: 'test' } };
+    const w = new CodeWarmth(2, 2, KIB32, { ...m, params: p });
     const r = w.region('syscall:getppid');
-    w.run(0, r, 21, 329);
-    w.ibpb(1);
     expect(w.run(0, r, 21, 329)).toBeCloseTo(329 * cold, 9);
+    w.ibpb(1);
+    expect(w.run(0, r, 21, 329)).toBeCloseTo(329 * 0.6, 9);
     expect(w.run(0, r, 21, 329)).toBeCloseTo(329 * warm, 9);
   });
 });
