@@ -75,7 +75,10 @@ function costRows(ms: readonly SetStats[], seeds: number): string[][] {
   for (const k of COUNTS) rows.push([k, ...ms.map((m) => num(m.costs.counts[k] ?? 0))]);
   // How much of the kernel's code ran warm (sim/code-warmth.ts): why one workload's overhead differs from another's.
   if (ms.some((m) => (m.costs.counts.kernel_insns ?? 0) > 0)) {
-    rows.push(['kernel insns warm %', ...ms.map((m) => { const n = m.costs.counts.kernel_insns ?? 0; return n > 0 ? ((100 * (m.costs.counts.kernel_insns_warm ?? 0)) / n).toFixed(1) : '-'; })]);
+    const share = (k: string) => (m: SetStats): string => { const n = m.costs.counts.kernel_insns ?? 0; return n > 0 ? ((100 * (m.costs.counts[k] ?? 0)) / n).toFixed(1) : '-'; };
+    rows.push(['kernel insns warm %', ...ms.map(share('kernel_insns_warm'))]);
+    // After an IBPB: still in the L1I, predictions discarded (uarch/code-cache.ts); runs stored before have no count.
+    if (ms.some((m) => (m.costs.counts.kernel_insns_untrained ?? 0) > 0)) rows.push(['kernel insns untrained %', ...ms.map(share('kernel_insns_untrained'))]);
   }
   // System Call Isolation's own counts, when any set has them.
   for (const k of OPTIONAL_COUNTS) if (ms.some((m) => (m.costs.counts[k] ?? 0) > 0)) rows.push([k, ...ms.map((m) => num(m.costs.counts[k] ?? 0))]);

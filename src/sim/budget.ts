@@ -4,8 +4,8 @@
  * refused up front with the numbers instead of running for hours.
  *
  * The prediction follows the engine's own arithmetic (sim/engine.ts Engine.compile()): an item
- * costs its transition + footprint insns × kernelCyclesPerInsnWarm (the cheapest price the engine
- * charges them: sim/code-warmth.ts; so no run makes more events than predicted) + loop cycles + its `cycles`, and touches its
+ * costs its transition + footprint insns × the cheapest of the warm, untrained and cold prices
+ * (sim/code-warmth.ts; so no run makes more events than predicted) + loop cycles + its `cycles`, and touches its
  * footprint's text pages and data lines (sim/touch.ts), plus, for guest-run and user-compute,
  * lines_per_kcycle × cycles / 1000 lines of the tenant's working set (sim/working-set.ts). A task
  * in duration mode draws duration / (mean item cycles) events; in events mode its count. Each
@@ -67,7 +67,7 @@ export interface WorkPrediction {
 
 function itemCost(m: MixItem, fp: Footprint | undefined, costs: CostModel, vm: boolean): number {
   const p = costs.params;
-  let base = fp ? fp.insns.count * Math.min(p.kernelCyclesPerInsnWarm.cycles, p.kernelCyclesPerInsnUntrained.cycles) + fp.loopCycles : 0; // warm code: a lower bound on an event's cost
+  let base = fp ? fp.insns.count * Math.min(p.kernelCyclesPerInsnWarm.cycles, p.kernelCyclesPerInsnUntrained.cycles, p.kernelCyclesPerInsn.cycles) + fp.loopCycles : 0; // warm code: a lower bound on an event's cost
   switch (m.event) {
     case 'vm-exit': base += p.vmExitEntry.cycles; break;
     case 'syscall': base += p.syscallEntryExit.cycles; break;

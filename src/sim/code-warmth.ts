@@ -62,7 +62,7 @@ export class CodeWarmth {
   run(t: number, region: number, lines: number, insns: number): number {
     const f = this.cache.run(this.coreOf[t], region, lines);
     const u = this.cache.untrained;
-    if (this.counts !== null) { this.counts.kernelInsns += insns; this.counts.kernelInsnsWarm += insns * f; }
+    if (this.counts !== null) { this.counts.kernelInsns += insns; this.counts.kernelInsnsWarm += insns * f; this.counts.kernelInsnsUntrained += insns * u; }
     return insns * (this.cold + (this.warm - this.cold) * f + (this.untrained - this.cold) * u);
   }
 

@@ -5,8 +5,9 @@
  *
  * How the engine is meant to add these up (docs/DESIGN.md "Costs are sums of what happened"):
  *   event cost = transition (syscallEntryExit | interruptEntryExit | vmExitEntry)
- *              + footprint insns × kernelCyclesPerInsn (cold) or kernelCyclesPerInsnWarm
- *                (the path's code still in the core's L1I, trained: sim/code-warmth.ts)
+ *              + footprint insns × kernelCyclesPerInsn (cold), kernelCyclesPerInsnWarm (the
+ *                path's code still in the core's L1I, trained) or kernelCyclesPerInsnUntrained
+ *                (still in the L1I, run after an IBPB): sim/code-warmth.ts
  *              + loop cycles of a sized copy or clear                  (sim/sized.ts)
  *              + tlbMissWalk per TLB miss (+ tlbMissWalkLa57Extra with 5-level paging)
  *              + cr3Write / cr3WriteNoflush per CR3 write, invlpg / invpcid* per flush
@@ -93,7 +94,7 @@ const SKYLAKE_SP: Spec = {
   contextSwitch: [400, 'assumption: the state switch proper on top of the scheduler\'s instructions: XSAVES of the outgoing and XRSTORS of the incoming FPU/AVX-512 state plus FS/GS base reloads (arch/x86/kernel/process_64.c __switch_to), ~200 cycles each way'],
   kernelCyclesPerInsn: [1, 'assumption: 1 cycle per kernel instruction of cold code (not in the core\'s L1I: uarch/code-cache.ts); Gregg\'s c5.9xlarge tlbstat shows IPC 1.04 for a syscall-heavy MySQL load, whose own code keeps the kernel\'s cold'],
   kernelCyclesPerInsnWarm: [0.35, 'calibrated: cycles per kernel instruction of warm code (the path ran on this core since its lines were evicted and since the last IBPB: uarch/code-cache.ts). No published IPC of a hot syscall path; the kpti-dd curve pins it: its 1 B and 4 KiB blocks differ only by clearing 4 KiB (512 one-cycle iterations of __clear_user), so with PTI\'s ~400 cycles a syscall the 1 B block costs ~516 cycles, of which two SYSCALL+SYSRET and dd\'s loop leave ~0.35 cycles for each of 4.14\'s 741 instructions (IPC ~2.9 on a 4-wide Skylake core)'],
-  kernelCyclesPerInsnUntrained: [0.35, 'calibrated: cycles per kernel instruction of code still in the L1I but run after an IBPB discarded its predictions (uarch/code-cache.ts), taken as the warm price: the Inception artifact (comsec-group/inception ibpb-eval) shows an IBPB on every kernel entry adding the same time to a system call whatever the handler\'s length: on the Ryzen 5 5600G 212 ns a call in UnixBench System Call Overhead (handlers of ~300-480 instructions) and 209 ns in Pipe Throughput (the measured 1359- and 1099-instruction pipe write and read), on the Ryzen 7 7700X 236 and 237 ns. What retraining costs is common to every path (the entry code) and is in the ibpb price. Was kernelCyclesPerInsn (an IBPB priced as if it emptied the L1I), which predicted 0.305 for the 5600G pipe figure against 0.5125'],
+  kernelCyclesPerInsnUntrained: [0.35, 'calibrated: cycles per kernel instruction of code still in the L1I but run after an IBPB discarded its predictions (uarch/code-cache.ts), taken as the warm price: the Inception artifact (comsec-group/inception ibpb-eval) shows an IBPB on every kernel entry adding the same time to a system call whatever the handler\'s length: on the Ryzen 5 5600G 212 ns a call in UnixBench System Call Overhead (handlers of ~300-480 instructions) and 209 ns in Pipe Throughput (the measured 1359- and 1099-instruction pipe write and read), on the Ryzen 7 7700X 236 and 237 ns. What retraining costs is common to every path (the entry code) and is in the ibpb price. The evidence is Zen 3/4 on 6.2, whose kernel indirect branches are retpolines (not predicted in any case); for an Intel profile with eIBRS, where they are, the same price is an assumption. Was kernelCyclesPerInsn (an IBPB priced as if it emptied the L1I), which predicted 0.305 for the 5600G pipe figure against 0.5125'],
   l2Hit: [14, OPT_SKX],
   l3Hit: [60, `${OPT_SKX} (midpoint)`],
   ibpb: [4000, 'assumption: no published cycle count for IBPB (a WRMSR of PRED_CMD that discards the indirect branch predictors); taken as several thousand cycles on Skylake, the order the "IBPB is very expensive" remarks on LKML suggest; kasi calibrate moves it (the Aug 2025 ASI kernel build: +7.6% with an IBPB on every asi_exit, +5.0% without, lore 20250812173109.295750-1)'],
@@ -150,7 +151,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
       l2Hit: [12, 'assumption: AMD Software Optimization Guide 19h (56665), L2 ~12 cycles'],
       l3Hit: [46, 'assumption: AMD Software Optimization Guide 19h (56665), L3 ~46 cycles average'],
       vmExitEntry: [1529, 'assumption: no published SVM VMRUN/#VMEXIT round trip for Zen 3; the Skylake-SP VMX figure is used'],
-      ibpb: [580, 'calibrated: the Inception artifact (comsec-group/inception ibpb-eval/raw/ee-tik-cn108, Ryzen 5 5600G, Linux 6.2), with an IBPB on every kernel entry: UnixBench System Call Overhead 2,413,941 -> 678,050 lps (0.281; kasi 0.301 at 580) and Pipe Throughput 2,275,318 -> 1,166,094 (0.5125; kasi 0.49), examples/calibration/ibpb-entry-zen3-*.yaml; the two want 640 and 530. Was 4000, the Skylake-SP assumption reused (~7x too dear for this part), then 470 while an IBPB was taken to leave the next path cold'],
+      ibpb: [580, 'calibrated: the Inception artifact (comsec-group/inception ibpb-eval/raw/ee-tik-cn108, Ryzen 5 5600G, Linux 6.2), with an IBPB on every kernel entry: UnixBench System Call Overhead 2,413,941 -> 678,050 lps (0.281; kasi 0.301 at 580) and Pipe Throughput 2,275,318 -> 1,166,094 (0.5125; kasi 0.49), examples/calibration/ibpb-entry-zen3-*.yaml; the two want 640 and 530. A ratio price: the source\'s barrier adds 815-930 cycles a call, but kasi\'s base loops are 23-42% cheaper than the source\'s, so a scenario whose base is right would under-price the barrier here. Was 4000, the Skylake-SP assumption reused (~7x too dear for this part), then 470 while an IBPB was taken to leave the next path cold'],
     }),
   },
   {
@@ -159,7 +160,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
       l2Hit: [14, 'assumption: AMD Software Optimization Guide 19h (Zen 4), 1 MiB L2 ~14 cycles'],
       l3Hit: [50, 'assumption: AMD Software Optimization Guide 19h (Zen 4), L3 ~50 cycles'],
       vmExitEntry: [1529, 'assumption: no published SVM VMRUN/#VMEXIT round trip for Zen 4; the Skylake-SP VMX figure is used'],
-      ibpb: [1050, 'calibrated: the Inception artifact (comsec-group/inception ibpb-eval/raw/ee-tik-cn118, Ryzen 7 7700X, Linux 6.2), with an IBPB on every kernel entry: UnixBench System Call Overhead 3,813,540 -> 693,849 lps (0.182; kasi 0.194 at 1050) and Pipe Throughput 3,518,325 -> 1,318,719 (0.3748; kasi 0.348), examples/calibration/ibpb-entry-zen4-*.yaml; the two want 1130 and 930. Was 4000, the Skylake-SP assumption reused, then 940 while an IBPB was taken to leave the next path cold'],
+      ibpb: [1050, 'calibrated: the Inception artifact (comsec-group/inception ibpb-eval/raw/ee-tik-cn118, Ryzen 7 7700X, Linux 6.2), with an IBPB on every kernel entry: UnixBench System Call Overhead 3,813,540 -> 693,849 lps (0.182; kasi 0.194 at 1050) and Pipe Throughput 3,518,325 -> 1,318,719 (0.3748; kasi 0.348), examples/calibration/ibpb-entry-zen4-*.yaml; the two want 1130 and 930. A ratio price: the source\'s barrier adds 1060-1280 cycles a call, kasi\'s base loops being up to 27% cheaper than the source\'s. Was 4000, the Skylake-SP assumption reused, then 940 while an IBPB was taken to leave the next path cold'],
     }),
   },
   {

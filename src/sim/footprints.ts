@@ -15,8 +15,8 @@
  *   - base:  (overrides only) the source's own measured native latency of the event, which then
  *            replaces transition + instructions (sim/event-base.ts);
  *   - loopCycles: (sized syscalls) the copy's or clear's loop, priced by its throughput (sim/sized.ts).
- * The instructions cost kernelCyclesPerInsnWarm or kernelCyclesPerInsn by how warm the path's code
- * is on the core when it runs (sim/code-warmth.ts).
+ * The instructions cost kernelCyclesPerInsnWarm, kernelCyclesPerInsnUntrained or kernelCyclesPerInsn
+ * by the state of the path's code on the core when it runs (sim/code-warmth.ts).
  * Every part says where it comes from: "measured: footprints.json <test> parts[i]",
  * "modelled: <kernel path / what it borrows>", or "assumption: …".
  *

@@ -218,8 +218,9 @@ export class Transitions {
    * an IBPB on every entry from user space (entry_SYSCALL_64, error_entry's user path, the NMI's
    * user path), and on every NMI also from the kernel (paranoid_entry: UNTRAIN_RET_FROM_CALL). An
    * interrupt from kernel mode (error_entry's kernel path) has none, nor a VMX exit (vmx/vmenter.S
-   * has no UNTRAIN_RET). An SVM exit would (svm/vmenter.S, IBPB_ON_VMEXIT), but kasi's KVM is VMX
-   * only: a scenario refuses VMs on an AMD profile.
+   * has no UNTRAIN_RET). An SVM exit would (6.2 svm/vmenter.S: UNTRAIN_RET after #VMEXIT under
+   * ENTRY_IBPB; IBPB_ON_VMEXIT from 6.5), but kasi's KVM is VMX only: a scenario refuses VMs on an
+   * AMD profile.
    */
   entryBarrier(t: number, fromGuest: boolean): void {
     if (this.w.state.entryIbpb && !fromGuest) this.onAction(t, ACT_IBPB, -1);

@@ -118,9 +118,10 @@ export class Counts {
   unmapped = 0;
   contextSwitches = 0;
   attacks = 0;
-  /** Kernel instructions priced (sim/code-warmth.ts), and how many of them at the warm price (fractional for a partly warm path). */
+  /** Kernel instructions priced (sim/code-warmth.ts), and how many of them warm and untrained (run after an IBPB, still in the L1I); fractional for a partly warm path. */
   kernelInsns = 0;
   kernelInsnsWarm = 0;
+  kernelInsnsUntrained = 0;
 }
 
 /** Cycles per task and event kind, plus per-task completion clocks. */

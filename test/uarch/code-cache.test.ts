@@ -93,4 +93,12 @@ describe('CodeWarmth', () => {
     expect(w.run(0, r, 21, 329)).toBeCloseTo(329 * 0.6, 9);
     expect(w.run(0, r, 21, 329)).toBeCloseTo(329 * warm, 9);
   });
+  it('after an IBPB a path larger than the L1I is untrained for the half that stayed and cold for the rest', () => {
+    const p = { ...m.params, kernelCyclesPerInsnUntrained: { cycles: 0.6, source: 'test' } };
+    const w = new CodeWarmth(2, 2, KIB32, { ...m, params: p }); // 512 lines
+    const r = w.region('syscall:big');
+    w.run(0, r, 1024, 1000);
+    w.ibpb(0);
+    expect(w.run(1, r, 1024, 1000)).toBeCloseTo(1000 * (0.5 * 0.6 + 0.5 * cold), 9);
+  });
 });
