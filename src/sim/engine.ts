@@ -141,6 +141,10 @@ export class Engine {
     this.quantum = nsToCycles(QUANTUM_NS, w.costs);
     this.spin = p.stunSpinPerCycle.cycles;
     this.smt = new SmtShare(w.machine, this.th, w.profile.smtSpeedup, w.profile.smt);
+    if (w.state.schedCore && w.state.smtActive) {
+      const th = this.th;
+      this.smt.crossCookie = (t) => th.cur[t] >= 0 && w.tasks[th.cur[t]].tenant.index !== w.tasks[th.cur[th.sibling[t]]].tenant.index;
+    }
     const cs = this.table.entries.get('context-switch')!;
     this.code = new CodeWarmth(this.th.n, w.machine.threadsPerCore, w.profile.l1iSizeBytes, w.costs, this.meter.counts);
     this.tr.onIbpb = (t) => this.code.ibpb(t);
@@ -515,8 +519,8 @@ export class Engine {
       this.waitFrom[next.id] = -1;
     }
     if (prev !== null && prev !== next) this.waitFrom[prev.id] = Math.max(th.clock[t], this.wakeAt[prev.id]); // a blocked task waits from its wake-up
+    th.cur[t] = next.id; // before wall(): the switch runs for next's cookie
     cost = this.smt.wall(t, cost);
-    th.cur[t] = next.id;
     th.switchAt[t] = th.clock[t] + cost + this.quantum;
     th.clock[t] += cost;
     this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));

@@ -31,8 +31,21 @@ export class SmtShare {
     return s >= 0 && th.online[s] === 1 && th.done[s] === 0 && th.cur[s] >= 0 && !this.machine.threads[s].idle;
   }
 
+  /**
+   * Core scheduling (set by the engine): does thread t's sibling run another cookie's task? Such a
+   * sibling is only finishing work it began before the window turned (an attacker's slice, an
+   * event that ran over); it is forced idle when that ends, at its clock.
+   */
+  crossCookie: ((t: number) => boolean) | null = null;
+
   /** The cycles `cycles` of work (priced alone) take on thread t now. */
   wall(t: number, cycles: number): number {
-    return this.stretch === 1 || cycles <= 0 || !this.siblingBusy(t) ? cycles : cycles * this.stretch;
+    if (this.stretch === 1 || cycles <= 0 || !this.siblingBusy(t)) return cycles;
+    const full = cycles * this.stretch;
+    if (this.crossCookie === null || !this.crossCookie(t)) return full;
+    // shared only until the other cookie's in-flight work ends, alone after it
+    const d = this.th.clock[this.th.sibling[t]] - this.th.clock[t];
+    if (d <= 0) return cycles;
+    return full <= d ? full : d + (cycles - d / this.stretch);
   }
 }
