@@ -178,6 +178,7 @@ const scenarioSchema = strict({
     metric: z.enum(['overhead_pct', 'throughput_ratio', 'ns_per_op']), between: z.tuple([name, name]),
     tolerance_pct: z.number().positive().default(25), band: z.tuple([z.number(), z.number()]).optional(), note: z.string().optional(),
     status: z.enum(['reproduced', 'missed']).default('reproduced'),
+    seeds: uint.min(1).max(16).default(1),
   }).optional(),
 });
 type Raw = z.output<typeof scenarioSchema>;
@@ -615,7 +616,7 @@ function buildCalibration(ctx: Ctx, r: Raw): CalibrationSpec | null {
   if (c.band !== undefined && !(c.band[0] <= c.published && c.published <= c.band[1])) ctx.fail(['calibration', 'band'], `a band [low, high] that holds published (${c.published})`, JSON.stringify(c.band));
   if (r.events === undefined) ctx.fail(['calibration'], 'a calibration scenario with `events: N` (every configuration runs the same events)', 'a duration');
   if (c.status === 'missed' && (c.note ?? '').length < 20) ctx.fail(['calibration', 'note'], 'a note that says why the model misses this figure (status: missed)', describe(c.note));
-  return { figure: c.figure, source: c.source, published: c.published, metric: c.metric, between: c.between, tolerancePct: c.tolerance_pct, band: c.band ?? null, note: c.note ?? '', status: c.status };
+  return { figure: c.figure, source: c.source, published: c.published, metric: c.metric, between: c.between, tolerancePct: c.tolerance_pct, band: c.band ?? null, note: c.note ?? '', status: c.status, seeds: c.seeds };
 }
 
 /** The built-in scenario (sim/default-scenario.ts), used when `kasi run` gets no file. */

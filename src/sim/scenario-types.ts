@@ -243,6 +243,12 @@ export interface CalibrationSpec {
   readonly note: string;
   /** What the project knows of its own model here: 'missed' figures say why in `note` (kasi calibrate prints both). */
   readonly status: 'reproduced' | 'missed';
+  /**
+   * Seeds the prediction runs (seed .. seed + seeds - 1): the metric is taken between the two
+   * configurations' cycles summed over them. For a figure whose event order depends on timing
+   * (siblings, core-scheduling windows, noise tasks' phases), where one seed is not an answer.
+   */
+  readonly seeds: number;
 }
 
 export interface SourcePos {
