@@ -67,7 +67,7 @@ export interface WorkPrediction {
 
 function itemCost(m: MixItem, fp: Footprint | undefined, costs: CostModel, vm: boolean): number {
   const p = costs.params;
-  let base = fp ? fp.insns.count * Math.min(p.kernelCyclesPerInsnWarm.cycles, p.kernelCyclesPerInsnUntrained.cycles, p.kernelCyclesPerInsn.cycles) + fp.loopCycles : 0; // warm code: a lower bound on an event's cost
+  let base = fp ? fp.insns.count * Math.min(p.kernelCyclesPerInsnWarm.cycles, p.kernelCyclesPerInsnUntrained.cycles, p.kernelCyclesPerInsn.cycles) + fp.loopCycles : 0; // the cheapest price: a lower bound on an event's cost
   switch (m.event) {
     case 'vm-exit': base += p.vmExitEntry.cycles; break;
     case 'syscall': base += p.syscallEntryExit.cycles; break;

@@ -10,6 +10,18 @@ import { SP_IDLE, SP_KERNEL_IN } from './engine-trace.ts';
 import type { Engine } from './engine.ts';
 import type { Task } from './world.ts';
 
+/** A task's core-scheduling cookie: its tenant's. */
+function cookie(task: Task): number {
+  return task.tenant.index;
+}
+
+/** Does thread t run a task of another cookie than its sibling's (both with a task)? sim/smt.ts asks, for the overlap it stretches. */
+export function crossCookie(e: Engine, t: number): boolean {
+  const th = e.th;
+  const s = th.sibling[t];
+  return th.cur[t] >= 0 && s >= 0 && th.cur[s] >= 0 && cookie(e.w.tasks[th.cur[t]]) !== cookie(e.w.tasks[th.cur[s]]);
+}
+
 /** Core scheduling: may thread t's task run now? Windows of QUANTUM alternate between the two cookies of a core. */
 export function ownsCore(e: Engine, t: number, task: Task): boolean {
   const th = e.th;
@@ -17,8 +29,8 @@ export function ownsCore(e: Engine, t: number, task: Task): boolean {
   // A sibling with nothing to run (its CPU idle) holds no cookie: kernel/sched/core.c pick_next_task()
   // takes the highest-priority pick of the core's threads, and an idle thread's pick is its idle task.
   if (sib < 0 || !th.online[sib] || th.done[sib] || th.cur[sib] < 0 || th.pending[sib] === PH_WAKE || e.w.machine.threads[sib].idle) return true;
-  const mine = task.tenant.index;
-  const other = e.w.tasks[th.cur[sib]].tenant.index;
+  const mine = cookie(task);
+  const other = cookie(e.w.tasks[th.cur[sib]]);
   if (mine === other) return true;
   const k = Math.floor(th.clock[t] / e.quantum);
   return ((k & 1) === 0 ? Math.min(mine, other) : Math.max(mine, other)) === mine;

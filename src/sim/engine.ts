@@ -44,7 +44,7 @@ import { withNativeBase } from './event-base.ts';
 import { SmtShare } from './smt.ts';
 import { CodeWarmth } from './code-warmth.ts';
 import { GuestLocks, haltOnLock, onCpu, spinOnLock, wakeWaiters } from './guest-lock.ts';
-import { forcedIdle, ownsCore, releaseSibling } from './core-sched.ts';
+import { crossCookie, forcedIdle, ownsCore, releaseSibling } from './core-sched.ts';
 import { EngineTracer, SP_IDLE, SP_KERNEL_FULL, SP_KERNEL_IN, SP_USER, type TraceSink } from './engine-trace.ts';
 
 /** Time slice of round-robin and core-scheduling windows (assumption: short enough to switch within a run of milliseconds). */
@@ -141,10 +141,7 @@ export class Engine {
     this.quantum = nsToCycles(QUANTUM_NS, w.costs);
     this.spin = p.stunSpinPerCycle.cycles;
     this.smt = new SmtShare(w.machine, this.th, w.profile.smtSpeedup, w.profile.smt);
-    if (w.state.schedCore && w.state.smtActive) {
-      const th = this.th;
-      this.smt.crossCookie = (t) => th.cur[t] >= 0 && w.tasks[th.cur[t]].tenant.index !== w.tasks[th.cur[th.sibling[t]]].tenant.index;
-    }
+    if (w.state.schedCore && w.state.smtActive) this.smt.crossCookie = (t) => crossCookie(this, t);
     const cs = this.table.entries.get('context-switch')!;
     this.code = new CodeWarmth(this.th.n, w.machine.threadsPerCore, w.profile.l1iSizeBytes, w.costs, this.meter.counts);
     this.tr.onIbpb = (t) => this.code.ibpb(t);
