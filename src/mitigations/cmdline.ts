@@ -8,7 +8,7 @@
  *     which splits with next_arg(), compares names with parameq() ('-' == '_'), stops at a bare
  *     `--`, and calls the handler for EVERY occurrence in order — so the last value wins
  *     (kernel/params.c, init/main.c do_early_param());
- *   - cmdline_find_option()/cmdline_find_option_bool() (pti, nopti, tsx): a plain scan of the
+ *   - cmdline_find_option()/cmdline_find_option_bool() (pti, nopti, tsx, clearcpuid): a plain scan of the
  *     whole string with exact names, `--` included; "if this option is repeated, this returns
  *     the last instance" (arch/x86/lib/cmdline.c);
  *   - module parameters of kvm_intel (kvm-intel.vmentry_l1d_flush, kvm-intel.ept): applied in
@@ -62,7 +62,18 @@ export interface MitigationCmdline {
   retbleed: 'off' | 'auto' | 'unret' | 'ibpb' | null;
   /** spec_rstack_overflow=: srso_parse_cmdline() (bugs.c, 6.1.44+); only `ibpb` changes what kasi runs. */
   srso: 'off' | 'microcode' | 'safe-ret' | 'ibpb' | 'ibpb-vmexit' | null;
+  /**
+   * clearcpuid=: the feature names cpu_parse_early_param() clears (arch/x86/kernel/cpu/common.c:
+   * cmdline_find_option(), the last instance, comma-separated; setup_clear_cpu_cap()). kasi models
+   * `ibpb` (X86_FEATURE_IBPB: no IBPB anywhere, the way the Aug 2025 ASI posting turned its
+   * hard-coded asi_exit() IBPB off, lore DC83J9RSZZ0E.3VKGEVIDMSA2R@google.com) and refuses others.
+   */
+  clearCpuid: readonly ClearableFeature[];
 }
+
+/** The CPU features clearcpuid= may name in kasi (/proc/cpuinfo names, x86_cap_flags[]). */
+export const CLEARABLE_FEATURES = ['ibpb'] as const;
+export type ClearableFeature = (typeof CLEARABLE_FEATURES)[number];
 
 /** A command-line value kasi does not accept: names the parameter and what was expected. */
 export class CmdlineError extends RangeError {
@@ -121,6 +132,7 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
     nopcid: false,
     retbleed: null,
     srso: null,
+    clearCpuid: [],
   };
   const VERW: readonly VerwCmd[] = ['off', 'full', 'full,nosmt'];
 
@@ -173,6 +185,10 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
       out.pti = oneOf(p, ['on', 'off', 'auto'] as const);
     } else if (p.name === 'nopti' && p.value === null) out.nopti = true;
     else if (p.name === 'tsx' && p.value !== null) out.tsx = oneOf(p, ['on', 'off', 'auto'] as const);
+    else if (p.name === 'clearcpuid') {
+      if (p.value === null || p.value === '') throw new CmdlineError(p.name, `clearcpuid needs a value (a comma-separated list of: ${CLEARABLE_FEATURES.join(', ')})`);
+      out.clearCpuid = p.value.split(',').map((name) => oneOf({ ...p, value: name }, CLEARABLE_FEATURES));
+    }
   }
   return out;
 }

@@ -83,9 +83,16 @@ export interface MitigationState {
    * (retbleed_select_mitigation(): RETBLEED_MITIGATION_IBPB) or spec_rstack_overflow=ibpb on one
    * with X86_BUG_SRSO (srso_select_mitigation(): SRSO_MITIGATION_IBPB; kasi takes the microcode
    * as present), never under mitigations=off. Their defaults (untrained return thunk, safe RET)
-   * are return thunks kasi does not price.
+   * are return thunks kasi does not price. Needs X86_FEATURE_IBPB: retbleed=ibpb without it
+   * warns "CPU does not support IBPB" and takes the default (retbleed_select_mitigation()).
    */
   entryIbpb: boolean;
+  /**
+   * X86_FEATURE_IBPB after the command line: every modelled part has the barrier (CPUID.7.0:EDX[26]
+   * on Intel, 0x80000008:EBX[12] on AMD) unless clearcpuid=ibpb clears it; then no mitigation issues
+   * one (ASI's control-taint flush, entry IBPB).
+   */
+  ibpb: boolean;
 }
 
 /** override_cache_bits(): models whose cache uses 44 address bits internally. */
@@ -222,6 +229,8 @@ export function selectMitigations(profile: CpuProfile, cmd: MitigationCmdline, o
   // kvm_intel: vmx_init() -> vmx_setup_l1d_flush(vmentry_l1d_flush_param)
   const kvmLoaded = (opts.kvm ?? true) && f.vmx;
   const ept = kvmLoaded && cmd.kvmIntel.ept && f.ept;
+  const ibpb = !cmd.clearCpuid.includes('ibpb'); // clearcpuid=ibpb: setup_clear_cpu_cap(X86_FEATURE_IBPB)
+
   let vmentryL1dFlush: VmxL1dFlush = 'auto';
   if (kvmLoaded) {
     if (!bug('l1tf')) vmentryL1dFlush = 'not-required';
@@ -260,6 +269,7 @@ export function selectMitigations(profile: CpuProfile, cmd: MitigationCmdline, o
     schedCore: cmd.schedCore,
     highmapTail: cmd.highmapTail,
     pcid: f.pcid && !cmd.nopcid,
-    entryIbpb: !off && ((bug('retbleed') && cmd.retbleed === 'ibpb') || (bug('srso') && cmd.srso === 'ibpb')),
+    entryIbpb: !off && ibpb && ((bug('retbleed') && cmd.retbleed === 'ibpb') || (bug('srso') && cmd.srso === 'ibpb')),
+    ibpb,
   };
 }

@@ -15,7 +15,8 @@
  *   kernel:  { kaslr = true, kaslr_seed = seed, pti = auto, capture = null }
  *   tenants: [{ name, kind: vm|process|netns, vcpus = 1 (vm), memory = 64MiB (vm) | 16MiB (process),
  *               pin = [], objects = [{ name, kind, cold = false }],
- *               working_set = { bytes = 64KiB, writes = 0.3, lines_per_kcycle = 10 } (vm, process) }]
+ *               working_set = { bytes = 64KiB, writes = 0.3, lines_per_kcycle = 10 } (vm, process),
+ *               thp = true (process: its anonymous memory in 2 MiB pages when 2 MiB aligned) }]
  *   secrets: [{ name, in: tenant/object, bytes >= 8, offset = 0 }]
  *   workload: [{ thread, tenant, background = false, mix: [{ event, reason|name|cycles, weight = 1,
  *               bytes (sized syscalls), code_bytes = 64KiB (guest-run, user-compute: sim/code-warmth.ts) }] }]
@@ -127,7 +128,7 @@ const workingSetSchema = strict({
 const common = { name, pin: z.array(uint).default([]), objects: z.array(objectSchema).max(SL.objects.max, { error: SL.objects.why }).default([]) };
 const tenantSchema = z.discriminatedUnion('kind', [
   strict({ ...common, kind: z.literal('vm'), vcpus: upTo(z.number().int().min(1), SL.vcpus).default(1), memory: size.default(64 * 1024 ** 2), working_set: workingSetSchema, lock_fraction: z.number().min(0).max(1).default(0), lock_wait: z.enum(['spin', 'block']).default('spin') }),
-  strict({ ...common, kind: z.literal('process'), memory: size.default(16 * 1024 ** 2), working_set: workingSetSchema }),
+  strict({ ...common, kind: z.literal('process'), memory: size.default(16 * 1024 ** 2), working_set: workingSetSchema, thp: z.boolean().default(true) }),
   strict({ ...common, kind: z.literal('netns') }),
 ]);
 const withCycles = <E extends string>(event: E) => strict({ event: z.literal(event), cycles: upTo(z.number().int().min(1), SL.mixCycles), weight, code_bytes: size.refine((v) => v >= 1 && v <= SL.codeBytes.max, { error: SL.codeBytes.why }).optional() });
@@ -341,7 +342,7 @@ function buildTenants(ctx: Ctx, raw: Raw['tenants'], machine: MachineSpec): Tena
     const ws = 'working_set' in t ? t.working_set : null;
     if (ws !== null && (ws.bytes % 64 !== 0 || ws.bytes > memory)) ctx.fail(at('working_set', 'bytes'), `a multiple of 64 bytes, at most the tenant's memory (${memory} bytes)`, `${ws.bytes} bytes`);
     return {
-      name: t.name, kind: t.kind, vcpus: t.kind === 'vm' ? t.vcpus : 0, memoryBytes: memory, pin: t.pin, lockFraction: t.kind === 'vm' ? t.lock_fraction : 0, lockWait: t.kind === 'vm' ? t.lock_wait : 'spin',
+      name: t.name, kind: t.kind, vcpus: t.kind === 'vm' ? t.vcpus : 0, memoryBytes: memory, pin: t.pin, lockFraction: t.kind === 'vm' ? t.lock_fraction : 0, lockWait: t.kind === 'vm' ? t.lock_wait : 'spin', thp: t.kind === 'process' ? t.thp : false,
       objects: t.objects.map((o) => ({ name: o.name, kind: o.kind as keyof typeof OBJECT_KINDS, cold: o.cold })),
       workingSet: ws === null ? { bytes: 0, writes: 0, linesPerKcycle: 0 } : { bytes: ws.bytes, writes: ws.writes, linesPerKcycle: ws.lines_per_kcycle },
     };

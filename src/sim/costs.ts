@@ -142,7 +142,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
     spec: derive(SKYLAKE_SP, SKX, {
       l2Hit: [16, 'assumption: Golden Cove 2 MiB L2 at ~15-16 cycles'],
       l3Hit: [100, 'assumption: Sapphire Rapids mesh L3 ~100 cycles'],
-      ibpb: [4000, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.27 against 0.30 at 4000) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 7.0%); the price is what the barrier costs, the code after it staying in the L1I (uarch/code-cache.ts: untrained, at kernelCyclesPerInsnUntrained). Was 1500 (an assumption), then 4500 while every path was priced cold, then 3500 while an IBPB was taken to leave the next path cold'],
+      ibpb: [4000, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.27 against 0.30 at 4000) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 7.8%); its twin with clearcpuid=ibpb (+5.0%: asi-2025-kernel-build-noibpb, kasi 2.1%, a known miss) says the barrier is only 2.6 of those 7.6 points, so this price also carries transition costs kasi does not model; the price is what the barrier costs, the code after it staying in the L1I (uarch/code-cache.ts: untrained, at kernelCyclesPerInsnUntrained). Was 1500 (an assumption), then 4500 while every path was priced cold, then 3500 while an IBPB was taken to leave the next path cold'],
     }),
   },
   {

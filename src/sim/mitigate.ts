@@ -78,7 +78,7 @@ export function buildSpaces(sys: System, iso: IsolationSpec, state: MitigationSt
   let asi: AsiSession | null = null;
   if (iso.design !== 'off' && iso.design !== 'kpti' && iso.design !== 'sci-2019') {
     design = getDesign(iso.design);
-    asi = new AsiSession({ design, system: sys, threads: threadsOf, stun: iso.stun, onAction, features: { l1tf: state.bugs.has('l1tf') } });
+    asi = new AsiSession({ design, system: sys, threads: threadsOf, stun: iso.stun, onAction, features: { l1tf: state.bugs.has('l1tf'), ibpb: state.ibpb } });
     const owning: TenantRt[] = [];
     for (const t of tenants) {
       if (!design.contextKinds.includes(t.spec.kind)) { notes.push(`${design.name} builds no restricted space for ${t.spec.kind} tenant ${t.spec.name}: it runs on the full kernel tables`); continue; }
@@ -166,9 +166,10 @@ export class Transitions {
     }
     w.spaces.holder.sink = (t, a, arg) => this.onAction(t, a, arg);
     // what_if ibpb-on-exit: the Aug 2025 posting's asi_exit() issues an IBPB on every exit ("in the
-    // code I've posted the IBPB is hard-coded", lore DC83J9RSZZ0E.3VKGEVIDMSA2R@google.com).
+    // code I've posted the IBPB is hard-coded", lore DC83J9RSZZ0E.3VKGEVIDMSA2R@google.com), which
+    // clearcpuid=ibpb turns off ("to disable it I'm setting clearcpuid=ibpb", the same message).
     const asi = this.asi;
-    if (asi !== null && w.iso.whatIf.includes('ibpb-on-exit')) {
+    if (asi !== null && w.state.ibpb && w.iso.whatIf.includes('ibpb-on-exit')) {
       const exit = asi.exit.bind(asi);
       // One IBPB per exit: none added when the exit's own taint flush (RFC v2 control taint) issued it.
       asi.exit = (t: number): boolean => {

@@ -116,6 +116,13 @@ export interface TenantSpec {
   readonly lockFraction: number;
   /** How its vCPUs wait for the lock: 'spin' (PAUSE loop, PLE exit, directed yield) or 'block' (halt until released). */
   readonly lockWait: 'spin' | 'block';
+  /**
+   * process only (false otherwise): its anonymous memory is backed by 2 MiB THPs when 2 MiB
+   * aligned (transparent_hugepage=always, do_huge_pmd_anonymous_page()); false: 4 KiB pages, as
+   * under CONFIG_TRANSPARENT_HUGEPAGE_MADVISE for a program that never calls madvise(MADV_HUGEPAGE)
+   * (glibc malloc does not), so its own code needs one TLB entry per 4 KiB it touches.
+   */
+  readonly thp: boolean;
 }
 
 export interface SecretSpec {

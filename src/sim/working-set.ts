@@ -20,8 +20,10 @@
  *  - user code: the user VA through the thread's Mmu at CPL 3 on whatever CR3 the thread has
  *    at that moment (the PTI user copy when PTI is on), so a mapping the mitigation removed
  *    would show up as an unmapped touch.
- * Each touch that misses the L1D costs an L2 hit (costs.l2Hit): the cost of refilling what a
- * flush evicted lands on the tenant's own time, where it is paid. Nothing here allocates per touch.
+ * Each touch that misses the L1D costs an L2 hit (costs.l2Hit), and each page walk of user code
+ * the walk price the kernel's touches pay (costs.tlbMissWalk, sim/touch.ts): the cost of refilling
+ * what a flush evicted (L1D lines, TLB entries after a CR3 write without NOFLUSH) lands on the
+ * tenant's own time, where it is paid. Nothing here allocates per touch.
  */
 import type { Xoshiro128 } from '../linux/kaslr.ts';
 import type { System } from '../linux/system.ts';
@@ -91,9 +93,10 @@ export class WorkingSetRunner {
     private readonly mmus: readonly Mmu[],
     private readonly counts: Counts,
     private readonly l1dMissCycles: number,
+    private readonly walkCycles: number,
   ) {}
 
-  /** `cycles` of the tenant's code on thread t: returns the cycles its L1D misses add. */
+  /** `cycles` of the tenant's code on thread t: returns the cycles its L1D misses and page walks add. */
   run(t: number, ws: WorkingSet, cycles: number, rng: Xoshiro128): number {
     const n = Math.round(cycles * ws.perCycle);
     if (n <= 0) return 0;
@@ -101,6 +104,7 @@ export class WorkingSetRunner {
     const mem = machine.memory;
     const c = this.counts;
     let misses = 0;
+    let walks = 0;
     if (ws.guest) {
       for (let i = 0; i < n; i++) {
         const line = rng.nextU32() % ws.lines;
@@ -132,10 +136,11 @@ export class WorkingSetRunner {
         } else if (!machine.load(t, pa)) misses++;
       }
       cpu.cpl = cpl;
-      c.walks += mmu.walks - walks0;
+      walks = mmu.walks - walks0;
+      c.walks += walks;
     }
     c.touches += n;
     c.l1dMisses += misses;
-    return misses * this.l1dMissCycles;
+    return misses * this.l1dMissCycles + walks * this.walkCycles;
   }
 }

@@ -248,8 +248,9 @@ function createTenant(sys: System, t: TenantSpec, index: number): TenantRt {
     return { index, spec: t, owner: netns.owner.id, process: p, vm: null, netns, objs, own, ws: null, sized: new Map() };
   }
   const p = sys.createProcess(t.name);
-  // The tenant's anonymous memory (assumption: one private mapping of `memory` bytes, THP-backed when 2 MiB aligned).
-  const thp = t.memoryBytes % (2 * MiB) === 0;
+  // The tenant's anonymous memory (assumption: one private mapping of `memory` bytes), THP-backed
+  // when 2 MiB aligned unless the scenario says `thp: false` (TenantSpec.thp).
+  const thp = t.thp && t.memoryBytes % (2 * MiB) === 0;
   p.mmap({ name: '[anon]', start: 0x7e0000000000n, size: t.memoryBytes, prot: 'rw-', pageShift: thp ? 21 : 12 });
   return { index, spec: t, owner: p.owner.id, process: p, vm: null, netns: null, objs, own, ws: null, sized: new Map() };
 }
