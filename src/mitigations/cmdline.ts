@@ -66,7 +66,8 @@ export interface MitigationCmdline {
    * clearcpuid=: the feature names cpu_parse_early_param() clears (arch/x86/kernel/cpu/common.c:
    * cmdline_find_option(), the last instance, comma-separated; setup_clear_cpu_cap()). kasi models
    * `ibpb` (X86_FEATURE_IBPB: no IBPB anywhere, the way the Aug 2025 ASI posting turned its
-   * hard-coded asi_exit() IBPB off, lore DC83J9RSZZ0E.3VKGEVIDMSA2R@google.com) and refuses others.
+   * hard-coded asi_exit() IBPB off, lore DC83J9RSZZ0E.3VKGEVIDMSA2R@google.com) and refuses other
+   * names and bit numbers (the kernel also takes 7*32+26), so a what-if never silently clears nothing.
    */
   clearCpuid: readonly ClearableFeature[];
 }
@@ -185,9 +186,9 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
       out.pti = oneOf(p, ['on', 'off', 'auto'] as const);
     } else if (p.name === 'nopti' && p.value === null) out.nopti = true;
     else if (p.name === 'tsx' && p.value !== null) out.tsx = oneOf(p, ['on', 'off', 'auto'] as const);
-    else if (p.name === 'clearcpuid') {
-      if (p.value === null || p.value === '') throw new CmdlineError(p.name, `clearcpuid needs a value (a comma-separated list of: ${CLEARABLE_FEATURES.join(', ')})`);
-      out.clearCpuid = p.value.split(',').map((name) => oneOf({ ...p, value: name }, CLEARABLE_FEATURES));
+    else if (p.name === 'clearcpuid' && p.value !== null) {
+      // "clearcpuid" without '=' is not the option; an empty value as the last instance clears nothing (arglen <= 0)
+      out.clearCpuid = p.value === '' ? [] : p.value.split(',').map((name) => oneOf({ ...p, value: name }, CLEARABLE_FEATURES));
     }
   }
   return out;

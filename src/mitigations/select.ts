@@ -83,14 +83,15 @@ export interface MitigationState {
    * (retbleed_select_mitigation(): RETBLEED_MITIGATION_IBPB) or spec_rstack_overflow=ibpb on one
    * with X86_BUG_SRSO (srso_select_mitigation(): SRSO_MITIGATION_IBPB; kasi takes the microcode
    * as present), never under mitigations=off. Their defaults (untrained return thunk, safe RET)
-   * are return thunks kasi does not price. Needs X86_FEATURE_IBPB: retbleed=ibpb without it
-   * warns "CPU does not support IBPB" and takes the default (retbleed_select_mitigation()).
+   * are return thunks kasi does not price. retbleed=ibpb needs X86_FEATURE_IBPB: without it it
+   * warns "CPU does not support IBPB" and takes the default (retbleed_select_mitigation());
+   * spec_rstack_overflow=ibpb does not ask (srso_select_mitigation() checks only the microcode).
    */
   entryIbpb: boolean;
   /**
    * X86_FEATURE_IBPB after the command line: every modelled part has the barrier (CPUID.7.0:EDX[26]
    * on Intel, 0x80000008:EBX[12] on AMD) unless clearcpuid=ibpb clears it; then no mitigation issues
-   * one (ASI's control-taint flush, entry IBPB).
+   * one (ASI's control-taint flush, retbleed=ibpb's entry barrier).
    */
   ibpb: boolean;
 }
@@ -269,7 +270,8 @@ export function selectMitigations(profile: CpuProfile, cmd: MitigationCmdline, o
     schedCore: cmd.schedCore,
     highmapTail: cmd.highmapTail,
     pcid: f.pcid && !cmd.nopcid,
-    entryIbpb: !off && ibpb && ((bug('retbleed') && cmd.retbleed === 'ibpb') || (bug('srso') && cmd.srso === 'ibpb')),
+    // srso_select_mitigation() (6.1.44+) forces ENTRY_IBPB with the microcode without asking for X86_FEATURE_IBPB (entry_ibpb writes PRED_CMD itself)
+    entryIbpb: !off && ((ibpb && bug('retbleed') && cmd.retbleed === 'ibpb') || (bug('srso') && cmd.srso === 'ibpb')),
     ibpb,
   };
 }
