@@ -65,8 +65,9 @@ export interface MitigationCmdline {
   /**
    * clearcpuid=: the feature names cpu_parse_early_param() clears (arch/x86/kernel/cpu/common.c:
    * cmdline_find_option(), the last instance, comma-separated; setup_clear_cpu_cap()). kasi models
-   * `ibpb` (X86_FEATURE_IBPB: no IBPB anywhere, the way the Aug 2025 ASI posting turned its
-   * hard-coded asi_exit() IBPB off, lore DC83J9RSZZ0E.3VKGEVIDMSA2R@google.com) and refuses other
+   * `ibpb` (X86_FEATURE_IBPB: no IBPB from the mitigations that ask for the feature, the way the Aug
+   * 2025 ASI posting turned its hard-coded asi_exit() IBPB off, lore
+   * DC83J9RSZZ0E.3VKGEVIDMSA2R@google.com; select.ts says which) and refuses other
    * names and bit numbers (the kernel also takes 7*32+26), so a what-if never silently clears nothing.
    */
   clearCpuid: readonly ClearableFeature[];

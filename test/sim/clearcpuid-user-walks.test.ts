@@ -2,8 +2,9 @@
  * Two mechanisms the Aug 2025 ASI kernel-build pair depends on (examples/calibration/asi-2025-
  * kernel-build*.yaml):
  *  - clearcpuid=ibpb clears X86_FEATURE_IBPB (arch/x86/kernel/cpu/common.c: cmdline_find_option(),
- *    the last instance), so no mitigation issues an IBPB: not ASI's control-taint flush, not the
- *    entry barrier retbleed=ibpb asks for (retbleed_select_mitigation(): "CPU does not support IBPB");
+ *    the last instance), so the mitigations that ask for the feature issue no IBPB: not ASI's
+ *    control-taint flush, not the entry barrier retbleed=ibpb asks for (retbleed_select_mitigation():
+ *    "CPU does not support IBPB"); spec_rstack_overflow=ibpb does not ask and keeps its barrier;
  *  - user code pays for the TLB refills a flushing CR3 write leaves (sim/working-set.ts), one walk
  *    per page it touches again, and a process with `thp: false` has one page per 4 KiB.
  */
