@@ -17,7 +17,7 @@
  *   word 1   VA bits 63:32
  *   word 2   ctx = PCID | mode index << 12: the PCID (SDM 4.10.1) and the mode (ModeRights.id)
  *            the slot was filled under; -1 empty. One compare checks both.
- *   word 3   the Tlb row's serial (FastTlb.serial): valid while the row still holds that serial
+ *   word 3   the Tlb row the slot caches (its LRU stamp is aged by a hit)
  *   word 4   the page frame's physical address bits 31:0 (int32)
  *   word 5   the page frame's physical address bits 51:32
  *   word 6   the Translation.info word of a hit on this slot (walk.ts: rights, level, page shift)
@@ -27,11 +27,16 @@
  *   2 MiB table: slots [1024, 1280), indexed by VA bits 28:21, for 2 MiB entries and for the
  *            2 MiB pieces of 1 GiB entries (tagged with the piece's VA bits 31:21, translated
  *            with the 1 GiB frame and mask): a 1 GiB page costs no third probe.
- *   serials: words [SERIAL_BASE, SERIAL_BASE + rows), one per Tlb row (`serial` is a view).
  *
  * Why a hit here is the entry Tlb.find() would return (the invariant the property tests check,
  * test/x86/fastpath.test.ts and fastpath-tlb.test.ts):
- *  - a row that is dropped or replaced loses its serial (Tlb.drop), so no slot outlives its entry;
+ *  - a row that is dropped, replaced or evicted empties the slots that name it (Tlb.drop, fill
+ *    -> FastTlb.dropRow; flushAll -> clear), so no slot outlives its entry. A 4 KiB or 2 MiB
+ *    row can only sit in the one slot its page number indexes; a 1 GiB row in any 2 MiB slot,
+ *    so dropping one scans that table (256 slots; 1 GiB entries are few and change rarely).
+ *    The hit path therefore checks no per-row state: before, every slot carried the row's
+ *    serial and a hit compared it with the row's current one, a dependent load that cost
+ *    ~14% of the batched hit rate (bench/run.ts: 140 -> 160 M/s without it);
  *  - find() prefers 4 KiB over 2 MiB over 1 GiB entries (tlb.ts), so a larger slot must not
  *    hide a smaller entry: filling a row clears the 2 MiB slot over its page (Tlb.fill ->
  *    forgetLarger), and a 2 MiB slot is only filled when no smaller valid entry overlaps the
@@ -40,8 +45,7 @@
  *    is found again, and its slot refilled, under another PCID: 4.10.2.4);
  *  - the mode id changes with anything checkAccess() reads (CpuState.modeVersion), so the folded
  *    rights are the current mode's;
- *  - mode ids start over only after ModeRights.wraps changes, and serials only after
- *    FastTlb.renumber(): both empty the tables first.
+ *  - mode ids start over only after ModeRights.wraps changes, which empties the tables first.
  */
 
 export const FAST_WORDS_PER_SLOT = 8;
@@ -49,8 +53,8 @@ export const FAST4_SLOTS = 1024;
 export const FAST2_SLOTS = 256;
 /** Word offset of the 2 MiB table. */
 export const FAST2_BASE = FAST4_SLOTS * FAST_WORDS_PER_SLOT;
-/** Word offset of the row serials. */
-export const SERIAL_BASE = FAST2_BASE + FAST2_SLOTS * FAST_WORDS_PER_SLOT;
+/** Words of both tables. */
+export const FAST_WORDS = FAST2_BASE + FAST2_SLOTS * FAST_WORDS_PER_SLOT;
 export const FAST_SIZE_SHIFT = 8;
 export const FAST_ALLOWED_MASK = 0xff;
 export const FAST_EMPTY = -1;
@@ -58,7 +62,7 @@ export const FAST_EMPTY = -1;
 export const FW_TAG = 0;
 export const FW_HI = 1;
 export const FW_CTX = 2;
-export const FW_SERIAL = 3;
+export const FW_ROW = 3;
 export const FW_FRAME_LO = 4;
 export const FW_FRAME_HI = 5;
 export const FW_INFO = 6;
@@ -73,67 +77,47 @@ export function fastSlot2(vaLo: number, vaHi: number): number {
   return FAST2_BASE + ((((vaLo >>> 21) | (vaHi << 11)) & (FAST2_SLOTS - 1)) << 3);
 }
 
-/** Serials of more rows than this would leave too few generations: no fast path then. */
-const MAX_ROW_BITS = 14;
 const TWO32 = 4294967296;
 
 export class FastTlb {
-  /** The two slot tables and the row serials (the header). */
-  readonly words: Int32Array;
+  /** The two slot tables. */
+  readonly words = new Int32Array(FAST_WORDS);
   /**
-   * Serial of each Tlb row: gen << rowBits | row, new at every fill, 0 while the row is invalid.
-   * With rowBits <= 14 there are >= 2^17 generations before renumber() starts them over. A view
-   * of `words` from SERIAL_BASE.
+   * False: slots are never filled. Tests turn it off to get the plain set-associative TLB as a
+   * reference (test/x86/fastpath.test.ts).
    */
-  readonly serial: Int32Array;
-  /** serial & rowMask is the row. */
-  readonly rowMask: number;
-  /**
-   * False for TLBs too large for serials (> 16383 rows): slots are never filled then. Tests
-   * turn it off to get the plain set-associative TLB as a reference (test/x86/fastpath.test.ts).
-   */
-  enabled: boolean;
-  private readonly rowBits: number;
-  private gen = 1;
+  enabled = true;
 
-  constructor(rows: number) {
-    this.words = new Int32Array(SERIAL_BASE + rows);
-    this.serial = this.words.subarray(SERIAL_BASE);
-    this.rowBits = 32 - Math.clz32(rows - 1);
-    this.rowMask = (1 << this.rowBits) - 1;
-    this.enabled = this.rowBits <= MAX_ROW_BITS;
+  constructor() {
     this.clear();
   }
 
   /**
-   * Row `row` (size class `k`) now holds the entry for `va`: a new serial, and the 2 MiB slot
-   * over the page emptied if it held a larger page, so it cannot hide the new entry.
+   * Row `row` of size class `k` (0 4 KiB, 1 2 MiB, 2 1 GiB) that held the page with tag
+   * (tagLo, tagHi) is dropped or about to be overwritten: empty the slots that name it.
    */
-  filled(row: number, k: number, vaLo: number, vaHi: number, meta: Uint32Array): void {
-    if (this.gen >= 1 << (31 - this.rowBits)) this.renumber(meta);
-    this.serial[row] = (this.gen++ << this.rowBits) | row;
-    this.forgetLarger(k, vaLo, vaHi);
-  }
-
-  /** Serials start over: every valid row gets a fresh one, and no slot keeps an old one. */
-  private renumber(meta: Uint32Array): void {
-    this.clear();
-    this.gen = 1;
-    for (let i = 0; i < meta.length; i++) this.serial[i] = meta[i] !== 0 ? (this.gen++ << this.rowBits) | i : 0;
+  dropRow(row: number, k: number, tagLo: number, tagHi: number): void {
+    const w = this.words;
+    if (k === 2) {
+      for (let s = FAST2_BASE; s < FAST_WORDS; s += FAST_WORDS_PER_SLOT) if (w[s + FW_ROW] === row) w[s + FW_CTX] = FAST_EMPTY;
+      return;
+    }
+    const s = k === 0 ? fastSlot4(tagLo) : fastSlot2(tagLo, tagHi);
+    if (w[s + FW_ROW] === row) w[s + FW_CTX] = FAST_EMPTY;
   }
 
   /**
    * Fill the slot for `va` from Tlb row state: size class `k` (0 4 KiB, 1 2 MiB, 2 1 GiB: its
-   * 2 MiB piece around `va`), the page frame, the folded `allowed` mask, ctx, the row's serial
-   * and the Translation.info of a hit.
+   * 2 MiB piece around `va`), the page frame, the folded `allowed` mask, ctx, the row and the
+   * Translation.info of a hit.
    */
-  put(k: number, vaLo: number, vaHi: number, frame: number, allowed: number, ctx: number, serial: number, info: number): void {
+  put(k: number, vaLo: number, vaHi: number, frame: number, allowed: number, ctx: number, row: number, info: number): void {
     const s = k === 0 ? fastSlot4(vaLo) : fastSlot2(vaLo, vaHi);
     const w = this.words;
     w[s + FW_TAG] = (vaLo & (k === 0 ? 0xfffff000 : 0xffe00000)) | (k << FAST_SIZE_SHIFT) | (allowed & FAST_ALLOWED_MASK);
     w[s + FW_HI] = vaHi | 0;
     w[s + FW_CTX] = ctx;
-    w[s + FW_SERIAL] = serial;
+    w[s + FW_ROW] = row;
     const lo = frame >>> 0; // bits 31:0 (exact below 2^53)
     w[s + FW_FRAME_LO] = lo | 0;
     w[s + FW_FRAME_HI] = (frame - lo) / TWO32;
@@ -152,9 +136,9 @@ export class FastTlb {
     if (((w[s + FW_TAG] >>> FAST_SIZE_SHIFT) & 3) > k) w[s + FW_CTX] = FAST_EMPTY;
   }
 
-  /** Empty every slot (the serials stay). */
+  /** Empty every slot. */
   clear(): void {
     const w = this.words;
-    for (let s = 0; s < SERIAL_BASE; s += FAST_WORDS_PER_SLOT) w[s + FW_CTX] = FAST_EMPTY;
+    for (let s = 0; s < FAST_WORDS; s += FAST_WORDS_PER_SLOT) w[s + FW_CTX] = FAST_EMPTY;
   }
 }

@@ -5,7 +5,7 @@
  *
  * translate() is the hot path. A hit is one probe of the TLB's fast path (fastpath.ts): its 4 KiB
  * and 2 MiB slots of one Int32Array side by side, tag = page, PCID and mode, rights already folded
- * for the mode, the row's serial still current; it ages the row and counts the hit exactly as
+ * for the mode (a slot lives only as long as its row's entry); it ages the row and counts the hit exactly as
  * Tlb.find() does, and stores two words of `out` (info and pa). Anything else takes the slow
  * path: the set-associative lookup (Tlb.find), the rights check as one load from the mode's
  * table (rights.ts: checkAccess, the walker's own rules), and on a miss a walk that fills the
@@ -47,14 +47,12 @@ export class Mmu extends TlbControl {
   private outWalked = 1;
   // The arrays the hit path reads, one load each from here (fastpath.ts, tlb.ts).
   private readonly fw: Int32Array;
-  private readonly fmask: number;
   private readonly tstamp: Float64Array;
   private readonly clk: number;
 
   constructor(cpu: CpuState, readonly mem: PhysMemory, geometry: Partial<TlbGeometry> = {}) {
     super(cpu, new Tlb(geometry));
     this.fw = this.tlb.fast.words;
-    this.fmask = this.tlb.fast.rowMask;
     this.tstamp = this.tlb.stamp;
     this.clk = this.tlb.clockIndex;
   }
@@ -68,7 +66,7 @@ export class Mmu extends TlbControl {
    * A hit (probe) ages the row and counts it exactly as Tlb.find() does (LRU clock in the stamp
    * array, tlb.ts), and stores the slot's info word and the physical address. Literals, not the
    * named constants: a module binding costs a load and a check per use in V8 (FAST2_BASE 8192,
-   * SERIAL_BASE 10240, 8 words a slot: FW_HI 1, FW_CTX 2, FW_SERIAL 3, FW_FRAME_LO 4, FW_FRAME_HI
+   * 8 words a slot: FW_HI 1, FW_CTX 2, FW_ROW 3, FW_FRAME_LO 4, FW_FRAME_HI
    * 5, FW_INFO 6, FW_MASK 7; test/x86/fastpath-tlb.test.ts checks them). translate() and probe()
    * stay under V8's inlining limits (460 bytes of bytecode each, 920 together), so callers inline
    * the hit path.
@@ -81,7 +79,7 @@ export class Mmu extends TlbControl {
     const st = this.tstamp;
     const c = st[this.clk] + 1;
     st[this.clk] = c;
-    st[f[s + 3] & this.fmask] = c;
+    st[f[s + 3]] = c;
     const out = this.out;
     out.info = f[s + 6];
     // The frame's halves and the offset within the page (< 2^30: the u32 is exact).
@@ -94,8 +92,8 @@ export class Mmu extends TlbControl {
    * The fast path's verdict for `va`: the word offset of the slot that makes this access a hit,
    * or -1. The 4 KiB and the 2 MiB slot are loaded side by side and the 4 KiB one is taken if its
    * tag matches (find() prefers the smaller page), else the 2 MiB one, without a branch: a chain
-   * of per-size branches mispredicted on a mix of page sizes. Then one test: a tag matched, the
-   * folded rights allow this access kind, the row still holds the entry. The mode must be synced
+   * of per-size branches mispredicted on a mix of page sizes. Then one test: a tag matched and the
+   * folded rights allow this access kind (a slot whose row lost its entry was emptied). The mode must be synced
    * (syncMode) first.
    */
   private probe(vaLo: number, vaHi: number, access: number): number {
@@ -109,9 +107,8 @@ export class Mmu extends TlbControl {
     // n4 = -1 when the 4 KiB slot missed (m4 != 0), else 0: then s is s2, else s4.
     const n4 = (m4 | -m4) >> 31;
     const s = s4 ^ ((s4 ^ s2) & n4);
-    const serial = f[s + 3];
-    // Both missed | the access kind's allowed bit is 0 | the row's serial moved on: not a hit.
-    return ((n4 & ((m2 | -m2) >> 31)) | (((f[s] >>> (access & 7)) & 1) - 1) | (f[10240 + (serial & this.fmask)] ^ serial)) === 0 ? s : -1;
+    // Both missed | the access kind's allowed bit is 0: not a hit.
+    return ((n4 & ((m2 | -m2) >> 31)) | (((f[s] >>> (access & 7)) & 1) - 1)) === 0 ? s : -1;
   }
 
   /**
@@ -152,7 +149,6 @@ export class Mmu extends TlbControl {
   private hitRun(lo: Int32Array, hi: Int32Array, access: Uint8Array, i: number, end: number, pa: Float64Array): number {
     const tlb = this.tlb;
     const f = this.fw;
-    const mask = this.fmask;
     const stamp = this.tstamp;
     const ctx = this.ctx;
     let clock = tlb.clock;
@@ -165,10 +161,8 @@ export class Mmu extends TlbControl {
       const m2 = ((f[s2] ^ vaLo) & 0xffe00000) | (f[s2 + 1] ^ vaHi) | (f[s2 + 2] ^ ctx);
       const n4 = (m4 | -m4) >> 31;
       const s = s4 ^ ((s4 ^ s2) & n4);
-      const serial = f[s + 3];
-      const row = serial & mask;
-      if (((n4 & ((m2 | -m2) >> 31)) | (((f[s] >>> (access[i] & 7)) & 1) - 1) | (f[10240 + row] ^ serial)) !== 0) break;
-      stamp[row] = ++clock;
+      if (((n4 & ((m2 | -m2) >> 31)) | (((f[s] >>> (access[i] & 7)) & 1) - 1)) !== 0) break;
+      stamp[f[s + 3]] = ++clock;
       pa[i] = f[s + 5] * 4294967296 + ((f[s + 4] | (vaLo & f[s + 7])) >>> 0);
     }
     tlb.clock = clock;
@@ -238,7 +232,7 @@ export class Mmu extends TlbControl {
     if (k > 0 && tlb.overlapsSmaller(k, vaLo, vaHi, cpu.pcid)) return;
     const r = cpu.rights;
     const allowed = r.allowed[(r.base >>> 3) | ((tlb.meta[row] >>> TLB_U_SHIFT) & 0xff)];
-    fast.put(k, vaLo, vaHi, tlb.frame[row], allowed, this.ctx, fast.serial[row], info);
+    fast.put(k, vaLo, vaHi, tlb.frame[row], allowed, this.ctx, row, info);
   }
 
   /** A TLB hit that faults, or a write through an entry whose D is not known set. */

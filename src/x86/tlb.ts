@@ -28,8 +28,8 @@
  * row, so they change speed, never results (see find()). Hits are not counted separately: the
  * LRU clock advances once per hit and once per fill.
  *
- * The TLB-hit fast path (fastpath.ts, `fast`) caches rows by serial: fill() gives the victim
- * a new one, and every drop clears it, so the fast path never outlives an entry.
+ * The TLB-hit fast path (fastpath.ts, `fast`) caches rows: every drop, and fill() of a valid
+ * victim, empties the slots that name the row, so the fast path never outlives an entry.
  *
  * The TLB knows nothing of the paging structures: the Mmu (mmu.ts) fills it from walks and
  * calls the invalidation operations below with the SDM semantics of each instruction.
@@ -130,7 +130,7 @@ export class Tlb {
     this.frame = new Float64Array(rows + 1);
     this.stamp = new Float64Array(rows + 2);
     this.clockIndex = rows + 1;
-    this.fast = new FastTlb(rows + 1);
+    this.fast = new FastTlb();
     this.hint4K.fill(rows);
     this.hint2M.fill(rows);
   }
@@ -255,10 +255,15 @@ export class Tlb {
     return false;
   }
 
-  /** Drop row `i` (not counted here). */
+  /** Drop row `i` (not counted here), and the fast-path slots that name it. */
   private drop(i: number): void {
     this.meta[i] = 0;
-    this.fast.serial[i] = 0;
+    this.fast.dropRow(i, this.sizeClassOf(i), this.tagLo[i], this.tagHi[i]);
+  }
+
+  /** Size class (SIZE_4K, SIZE_2M, SIZE_1G) of the array that holds row `i`. */
+  private sizeClassOf(i: number): number {
+    return i < this.b2M ? SIZE_4K : i < this.b1G ? SIZE_2M : SIZE_1G;
   }
 
   /**
@@ -296,13 +301,14 @@ export class Tlb {
     if (victim < 0) {
       victim = oldest;
       this.evictions++;
+      this.fast.dropRow(victim, k, this.tagLo[victim], this.tagHi[victim]);
     }
     this.tagLo[victim] = lo;
     this.tagHi[victim] = hi;
     this.meta[victim] = ((flags & ~(TLB_V | TLB_PCID_MASK)) | TLB_V | (pcid & TLB_PCID_MASK)) >>> 0;
     this.frame[victim] = frame;
     this.stamp[victim] = this.tick();
-    this.fast.filled(victim, k, vaLo, vaHi, this.meta);
+    this.fast.forgetLarger(k, vaLo, vaHi);
     this.fills++;
     if (k === SIZE_4K) this.hint4K[(vaLo >>> 12) & HINT4_MASK] = victim;
     else if (k === SIZE_2M) this.hint2M[(vaLo >>> 21) & HINT2_MASK] = victim;
@@ -322,7 +328,7 @@ export class Tlb {
     let n = 0;
     for (let i = 0; i < this.size; i++) if (this.meta[i] & TLB_V) n++;
     this.meta.fill(0);
-    this.fast.serial.fill(0);
+    this.fast.clear();
     this.invalidated += n;
     return n;
   }

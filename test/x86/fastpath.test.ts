@@ -17,7 +17,7 @@
 // path's folded rights ignoring SMAP (rights.ts allowed[] built with CR4.SMAP=0: an implicit
 // supervisor read of a user page hits), the mode key ignoring EFER.NXE (rights.ts resolve),
 // INVLPG leaving a global entry another PCID filled (tlb.ts flushAddress), INVPCID type 0
-// leaving the fast-path slot of the entry it dropped (meta cleared, serial kept). INVPCID type 0
+// leaving the fast-path slot of the entry it dropped (meta cleared, FastTlb.dropRow not called). INVPCID type 0
 // dropping global entries too (against SDM Vol. 2 INVPCID, "except global translations") is not
 // visible here — it only costs walks — and tlb.test.ts catches it.
 //
