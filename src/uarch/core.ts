@@ -72,11 +72,11 @@ export class Core {
     const c = this.l1d;
     const slot = c.access(pa);
     const hit = c.lastHit;
-    if (!hit) this.lfb.record(pa - (pa % LINE_BYTES), t, c.data32, slot * WORDS_PER_LINE);
+    if (!hit) this.lfb.record(pa - (pa & (LINE_BYTES - 1)), t, c.data32, slot * WORDS_PER_LINE);
     const i = slot * WORDS_PER_LINE + ((pa & (LINE_BYTES - 8)) >>> 2);
     this.lastLo = c.data32[i];
     this.lastHi = c.data32[i + 1];
-    this.loadPorts.record(pa - (pa % 8), this.lastLo, this.lastHi, t);
+    this.loadPorts.record(pa - (pa & 7), this.lastLo, this.lastHi, t);
     return hit;
   }
 
@@ -90,7 +90,7 @@ export class Core {
     const c = this.l1d;
     const slot = c.access(pa);
     if (c.lastHit) c.patch64(slot, pa & (LINE_BYTES - 1), lo, hi);
-    else this.lfb.record(pa - (pa % LINE_BYTES), t, c.data32, slot * WORDS_PER_LINE);
+    else this.lfb.record(pa - (pa & (LINE_BYTES - 1)), t, c.data32, slot * WORDS_PER_LINE);
   }
 
   /** VERW with MD_CLEAR: overwrite store buffer, fill buffers and load ports (mds.rst). */

@@ -130,7 +130,7 @@ export class Machine {
   /** Thread `id` stores 8 bytes (u32 halves) at 8-aligned `pa`. */
   store(id: number, pa: number, lo: number, hi: number): void {
     const t = this.threads[id];
-    if (pa % 8 !== 0) throw new RangeError(`machine: store at 0x${pa.toString(16)} is not 8-byte aligned`);
+    if ((pa & 7) !== 0) throw new RangeError(`machine: store at 0x${pa.toString(16)} is not 8-byte aligned`);
     this.memory.write32(pa, lo);
     this.memory.write32(pa + 4, hi);
     // The local store first: the line is then in this core's L1D, so invalidateOthers() can tell
