@@ -398,7 +398,11 @@ export class Toucher {
     this.acc = p.access[k];
   }
 
-  /** The lines of segment `s`, whose first line translated to `pa`. */
+  /**
+   * The lines of segment `s`, whose first line translated to `pa`: touchLine() for each, with
+   * the thread's core and, for stores, the page's words in PhysMemory looked up once (all the
+   * lines lie on that 4 KiB page).
+   */
   private segment(t: number, p: Plan, s: number, pa: number): void {
     this.select(p, this.segK[s]);
     const objLines = p.candLines[this.ci];
@@ -407,12 +411,46 @@ export class Toucher {
     const end = this.segJ1[s];
     let line0 = start + first;
     if (line0 >= objLines) line0 -= objLines;
+    const acc = this.acc;
+    const m = this.machine;
+    const base = pa - (pa & 7); // touchLine's rounding; pa < 2^52: & keeps its low bits
+    let misses = 0;
+    if (acc === A_READ) {
+      const th = m.threads[t];
+      const core = th.core;
+      const ti = th.index;
+      for (let j = first; j < end; j++) {
+        let line = start + j;
+        if (line >= objLines) line -= objLines;
+        // Same page as the first line: the same offset from it in physical memory.
+        if (!core.load(ti, base + (line - line0) * 64)) misses++;
+      }
+      this.misses += misses;
+      return;
+    }
+    // Stores: the page's words in PhysMemory, to read what memory holds (null: not backed).
+    const mem = this.mem;
+    const pfn = Math.floor(base / 4096);
+    const slot = mem.slot(pfn);
+    const words = slot < 0 ? null : mem.wordsOfSlot(slot);
+    const w0 = slot < 0 ? 0 : mem.wordBaseOfSlot(slot) - pfn * 1024;
+    const th = m.threads[t];
+    const core = th.core;
     for (let j = first; j < end; j++) {
       let line = start + j;
       if (line >= objLines) line -= objLines;
-      // Same page as the first line: the same offset from it in physical memory.
-      this.touchLine(t, pa + (line - line0) * 64);
+      const pw = base + (line - line0) * 64;
+      const w = w0 + pw / 4; // pw is 8-aligned: an exact word index
+      if (acc === A_WRITE) {
+        // A store of the value memory holds (Machine.storeHeld).
+        if (!m.storeHeld(t, pw, words === null ? 0 : words[w], words === null ? 0 : words[w + 1])) misses++;
+        continue;
+      }
+      // Read-modify-write: the loaded value stored back, through to memory (touchLine).
+      if (!core.load(th.index, pw)) misses++;
+      m.store(t, pw, core.lastLo, core.lastHi);
     }
+    this.misses += misses;
   }
 
   /**

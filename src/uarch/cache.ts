@@ -159,15 +159,18 @@ export class L1dCache {
     const ways = this.ways;
     const base = ((pa >>> 6) & this.setMask) * ways;
     const tags = this.tags;
+    // The first invalid way, else the least recently used one (the smallest stamp: stamps of a
+    // set are distinct), in one pass.
+    const stamp = this.stamp;
     let victim = -1;
+    let lru = base;
     for (let w = 0; w < ways; w++) {
-      if (tags[base + w] < 0) { victim = base + w; break; }
+      const i = base + w;
+      if (tags[i] < 0) { victim = i; break; }
+      if (stamp[i] < stamp[lru]) lru = i;
     }
     if (victim < 0) {
-      // The least recently used way: the smallest stamp (stamps of a set are distinct).
-      const stamp = this.stamp;
-      victim = base;
-      for (let w = 1; w < ways; w++) if (stamp[base + w] < stamp[victim]) victim = base + w;
+      victim = lru;
       this.evictions++;
       if (this.cohMasks !== null) this.lineOut(tags[victim], victim);
     }
