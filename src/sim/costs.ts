@@ -9,7 +9,8 @@
  *                path's code still in the core's L1I, trained) or kernelCyclesPerInsnUntrained
  *                (still in the L1I, run after an IBPB): sim/code-warmth.ts
  *              + loop cycles of a sized copy or clear                  (sim/sized.ts)
- *              + tlbMissWalk per TLB miss (+ tlbMissWalkLa57Extra with 5-level paging)
+ *              + tlbMissWalk per page walk (+ tlbMissWalkLa57Extra with 5-level paging), stlbHit per
+ *                first-level TLB miss the second level serves (x86/mmu.ts)
  *              + cr3Write / cr3WriteNoflush per CR3 write, invlpg / invpcid* per flush
  *              + l1dFlushMsr (or l1dFlushSoftware) + verw + ipiSend/ipiReceive
  *              + stunSpinPerCycle × cycles a stunned sibling waits
@@ -28,7 +29,7 @@ export interface CostValue {
 }
 
 export const COST_PARAMS = [
-  'cr3Write', 'cr3WriteNoflush', 'tlbMissWalk', 'tlbMissWalkLa57Extra', 'invlpg',
+  'cr3Write', 'cr3WriteNoflush', 'tlbMissWalk', 'tlbMissWalkLa57Extra', 'stlbHit', 'invlpg',
   'invpcidAddress', 'invpcidSingleContext', 'invpcidAllIncludingGlobal', 'invpcidAllNonGlobal',
   'l1dFlushMsr', 'l1dFlushSoftware', 'verw', 'ipiSend', 'ipiReceive', 'stunSpinPerCycle',
   'vmExitEntry', 'syscallEntryExit', 'interruptEntryExit', 'contextSwitch', 'kernelCyclesPerInsn', 'kernelCyclesPerInsnWarm', 'kernelCyclesPerInsnUntrained',
@@ -76,6 +77,7 @@ const SKYLAKE_SP: Spec = {
   cr3Write: [200, `${PTI_DELTAS} (a flushing write is taken at the NOFLUSH price: what it flushes is charged as the walks that follow)`],
   cr3WriteNoflush: [200, `${PTI_DELTAS}; with NOFLUSH the TLB keeps its entries, so a flush's real cost appears as the walks that follow a flushing write, charged per walk`],
   tlbMissWalk: [17, GREGG],
+  stlbHit: [8, 'assumption: a first-level DTLB miss that hits the STLB. RightMark Memory Analyzer on Haswell (news.mynavi.jp, 2013-06-21 Haswell review, D-TLB pages) reads ~12 cycles a load while the pages fit the L2 TLB against ~4 for an L1D hit, so ~8 added; the 2015 Skylake review (same tool) finds Skylake\'s L2 TLB no slower. A walk is priced at tlbMissWalk alone (Gregg\'s cycles per walk; the STLB lookup before it is not added)'],
   tlbMissWalkLa57Extra: [4, 'assumption: 5-level paging adds one paging-structure load per walk; the upper levels mostly hit the paging-structure caches (SDM Vol. 3A 4.10.3), so one L1D-hit load (~4 cycles) is added'],
   invlpg: [200, HANSEN],
   invpcidAddress: [350, `${HANSEN}: INVPCID type 0 = 550 - 200`],

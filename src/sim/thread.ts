@@ -14,6 +14,7 @@ import type { CpuProfile } from '../uarch/profiles.ts';
 import { CR4_LA57, CR4_PAE, CR4_PCIDE, CR4_PGE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE } from '../x86/bits.ts';
 import { CpuState } from '../x86/cpu.ts';
 import { Mmu } from '../x86/mmu.ts';
+import type { TlbGeometry } from '../x86/tlb.ts';
 
 /** What a thread does when it is next popped, before drawing a new event. */
 export const PH_NONE = 0;
@@ -82,9 +83,21 @@ export class ThreadState {
       const cr4 = CR4_PAE | CR4_PGE | (sys.asids.pcid ? CR4_PCIDE : 0) | (sys.levels === 5 ? CR4_LA57 : 0);
       cpu.load({ cr4, efer: EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE, cr3: sys.kernel.kernelRoot, cpl: 0 });
       this.cpus.push(cpu);
-      this.mmus.push(new Mmu(cpu, sys.mem));
+      this.mmus.push(new Mmu(cpu, sys.mem, {}, stlbGeometry(profile)));
     }
   }
+}
+
+/**
+ * The second-level TLB of a CPU profile as a Tlb geometry, or null for none. Its entries serve
+ * 4 KiB and 2 MiB pages alike on the real parts; here each size gets the whole capacity (an
+ * over-estimate only when a thread fills it with both sizes at once), and 16 entries for 1 GiB
+ * pages (4 sets of 4: Skylake's, Optimization Reference Manual Table 2-15; assumption for the others).
+ */
+export function stlbGeometry(p: CpuProfile): Partial<TlbGeometry> | null {
+  if (p.stlbEntries === 0) return null;
+  const sets = p.stlbEntries / p.stlbWays;
+  return { sets4K: sets, ways4K: p.stlbWays, sets2M: sets, ways2M: p.stlbWays, sets1G: 4, ways1G: 4 };
 }
 
 /** Counts a run reports (the JSON `counts`, plus extras). */
@@ -107,6 +120,8 @@ export class Counts {
   /** Mmu.translate() calls made for touches (a page's later lines reuse its translation). */
   translations = 0;
   walks = 0;
+  /** First-level TLB misses the second level served (no walk). */
+  stlbHits = 0;
   l1dMisses = 0;
   kills = 0;
   /** System Call Isolation: faults on a task's SCI tables, and the PTEs sci_verify_and_map() added. */

@@ -150,6 +150,8 @@ export function buildPlan(w: World, fp: Footprint, tenant: TenantRt, prev: Tenan
 
 export interface TouchCosts {
   walk: number;
+  /** A first-level TLB miss the second level serves. */
+  stlbHit: number;
   l1dMiss: number;
   /** #PF delivery + return, per fault the ASI design takes. */
   fault: number;
@@ -207,15 +209,18 @@ export class Toucher {
     if (this.sci !== null) this.sci.key = p.fp.key;
     const mmu = this.mmus[t];
     const walks0 = mmu.walks;
+    const stlb0 = mmu.stlbHits;
     this.cycles = 0;
     this.misses = 0;
     if (perTouchPath) this.runPerTouch(t, mmu, p, rng);
     else this.runBatched(t, mmu, p, rng);
     const c = this.counts;
     const walks = mmu.walks - walks0;
+    const stlbHits = mmu.stlbHits - stlb0;
     c.walks += walks;
+    c.stlbHits += stlbHits;
     c.l1dMisses += this.misses;
-    return this.cycles + walks * this.costs.walk + this.misses * this.costs.l1dMiss;
+    return this.cycles + walks * this.costs.walk + stlbHits * this.costs.stlbHit + this.misses * this.costs.l1dMiss;
   }
 
   /** Draw data touch k's candidate and first line (the task's PRNG, in plan order); returns its line count. */

@@ -21,7 +21,8 @@
  *    at that moment (the PTI user copy when PTI is on), so a mapping the mitigation removed
  *    would show up as an unmapped touch.
  * Each touch that misses the L1D costs an L2 hit (costs.l2Hit), and each page walk of user code
- * the walk price the kernel's touches pay (costs.tlbMissWalk, sim/touch.ts): the cost of refilling
+ * the walk price the kernel's touches pay (costs.tlbMissWalk, sim/touch.ts; a first-level miss the
+ * STLB serves costs.stlbHit): the cost of refilling
  * what a flush evicted (L1D lines, TLB entries after a CR3 write without NOFLUSH) lands on the
  * tenant's own time, where it is paid. Nothing here allocates per touch.
  */
@@ -94,6 +95,7 @@ export class WorkingSetRunner {
     private readonly counts: Counts,
     private readonly l1dMissCycles: number,
     private readonly walkCycles: number,
+    private readonly stlbHitCycles: number,
   ) {}
 
   /** `cycles` of the tenant's code on thread t: returns the cycles its L1D misses and page walks add. */
@@ -105,6 +107,7 @@ export class WorkingSetRunner {
     const c = this.counts;
     let misses = 0;
     let walks = 0;
+    let stlbHits = 0;
     if (ws.guest) {
       for (let i = 0; i < n; i++) {
         const line = rng.nextU32() % ws.lines;
@@ -121,6 +124,7 @@ export class WorkingSetRunner {
       const cpl = cpu.cpl;
       cpu.cpl = 3; // user code
       const walks0 = mmu.walks;
+      const stlb0 = mmu.stlbHits;
       for (let i = 0; i < n; i++) {
         const line = rng.nextU32() % ws.lines;
         const page = line >>> 6;
@@ -137,10 +141,12 @@ export class WorkingSetRunner {
       }
       cpu.cpl = cpl;
       walks = mmu.walks - walks0;
+      stlbHits = mmu.stlbHits - stlb0;
       c.walks += walks;
+      c.stlbHits += stlbHits;
     }
     c.touches += n;
     c.l1dMisses += misses;
-    return misses * this.l1dMissCycles + walks * this.walkCycles;
+    return misses * this.l1dMissCycles + walks * this.walkCycles + stlbHits * this.stlbHitCycles;
   }
 }

@@ -31,6 +31,9 @@ export interface ProfileSpec {
   lfbEntries: Src<number>;
   loadPorts: Src<number>;
   storeBufferEntries: Src<number>;
+  /** Second-level TLB (Intel STLB, AMD L2 DTLB) for 4 KiB and 2 MiB pages: entries (0 = none) and ways. */
+  stlbEntries: Src<number>;
+  stlbWays: Src<number>;
   smt: Src<boolean>;
   /** A core's throughput with both hardware threads busy over one thread alone (sim/smt.ts). */
   smtSpeedup: Src<number>;
@@ -52,6 +55,9 @@ export interface CpuProfile {
   lfbEntries: number;
   loadPorts: number;
   storeBufferEntries: number;
+  /** Second-level TLB entries for 4 KiB and 2 MiB pages (0: none) and its ways (x86/mmu.ts `stlb`). */
+  stlbEntries: number;
+  stlbWays: number;
   /** Two hardware threads per core. */
   smt: boolean;
   /** A core's throughput with both threads busy over one thread alone (1 = no gain). */
@@ -98,6 +104,8 @@ export function buildProfile(spec: ProfileSpec): CpuProfile {
     l1iSizeBytes: take('l1iSizeBytes', spec.l1iSizeBytes),
     lfbEntries: take('lfbEntries', spec.lfbEntries),
     loadPorts: take('loadPorts', spec.loadPorts),
+    stlbEntries: take('stlbEntries', spec.stlbEntries),
+    stlbWays: take('stlbWays', spec.stlbWays),
     storeBufferEntries: take('storeBufferEntries', spec.storeBufferEntries),
     smt: take('smt', spec.smt),
     smtSpeedup: take('smtSpeedup', spec.smtSpeedup),
@@ -198,6 +206,8 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     lfbEntries: [12, ASSUME_LFB_INTEL],
     loadPorts: [2, `${INTEL_OPT}, Skylake: two load ports (2 and 3)`],
     storeBufferEntries: [56, `${INTEL_OPT}, Skylake: 56-entry store buffer`],
+    stlbEntries: [1536, `${INTEL_OPT}, Table 2-15 (Skylake server has the client's TLBs): STLB of 1536 entries shared by 4 KiB and 2 MiB pages`],
+    stlbWays: [12, `${INTEL_OPT}, Table 2-15: 12-way STLB`],
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
     maxPhysBits: [46, 'assumption: /proc/cpuinfo "46 bits physical" as Xeon Scalable report'],
@@ -219,6 +229,8 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     lfbEntries: [12, ASSUME_LFB_INTEL],
     loadPorts: [2, `${INTEL_OPT}, Skylake core: two load ports`],
     storeBufferEntries: [56, `${INTEL_OPT}, Skylake core: 56-entry store buffer`],
+    stlbEntries: [1536, `${INTEL_OPT}, Table 2-15 (the Skylake server core): STLB of 1536 entries for 4 KiB and 2 MiB pages`],
+    stlbWays: [12, `${INTEL_OPT}, Table 2-15: 12-way STLB`],
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
     maxPhysBits: [46, 'assumption: /proc/cpuinfo "46 bits physical" as Xeon Scalable report'],
@@ -241,6 +253,8 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     lfbEntries: [12, 'assumption: fill-buffer count not published for Sunny Cove; kept at 12'],
     loadPorts: [2, `${INTEL_OPT}, Sunny Cove: two loads per cycle`],
     storeBufferEntries: [72, `${INTEL_OPT}, Sunny Cove: 72-entry store buffer`],
+    stlbEntries: [2048, `${INTEL_OPT}, Sunny Cove: STLB of 2048 entries for 4 KiB and 2 MiB pages`],
+    stlbWays: [16, 'assumption: 16-way, Skylake\'s 128 sets with the larger capacity'],
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
     maxPhysBits: [46, 'assumption: /proc/cpuinfo "46 bits physical, 57 bits virtual" on Ice Lake-SP'],
@@ -264,6 +278,8 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     lfbEntries: [16, 'assumption: 16 fill buffers for Golden Cove as presented at Intel Architecture Day 2021'],
     loadPorts: [3, `${INTEL_OPT}, Golden Cove: three load ports`],
     storeBufferEntries: [114, 'Intel Architecture Day 2021, Golden Cove: 114-entry store buffer'],
+    stlbEntries: [2048, `${INTEL_OPT}, Golden Cove: STLB of 2048 entries for 4 KiB and 2 MiB pages`],
+    stlbWays: [16, 'assumption: 16-way, Skylake\'s 128 sets with the larger capacity'],
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
     maxPhysBits: [46, 'assumption: /proc/cpuinfo "46 bits physical, 57 bits virtual" on Sapphire Rapids'],
@@ -286,6 +302,8 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     lfbEntries: [24, 'assumption: 24 outstanding L1D misses per core (AMD miss-address buffers)'],
     loadPorts: [3, `${AMD_SOG19}: up to three loads per cycle`],
     storeBufferEntries: [64, `${AMD_SOG19}: 64-entry store queue`],
+    stlbEntries: [2048, `${AMD_SOG19}: L2 DTLB of 2048 entries`],
+    stlbWays: [16, 'assumption: 16-way (associativity not given); 128 sets as the Intel STLBs'],
     smt: [true, 'AMD: two threads per core (SMT)'],
     smtSpeedup: SMT_AMD,
     maxPhysBits: [48, 'assumption: /proc/cpuinfo "48 bits physical" on EPYC 7003 without SME'],
@@ -305,6 +323,8 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     lfbEntries: [24, 'assumption: 24 outstanding L1D misses per core (AMD miss-address buffers)'],
     loadPorts: [3, `${AMD_SOG19} (Zen 4): up to three loads per cycle`],
     storeBufferEntries: [64, `${AMD_SOG19} (Zen 4): 64-entry store queue`],
+    stlbEntries: [3072, `${AMD_SOG19} (Zen 4): L2 DTLB of 3072 entries`],
+    stlbWays: [24, 'assumption: 24-way (associativity not given); 128 sets as the Intel STLBs'],
     smt: [true, 'AMD: two threads per core (SMT)'],
     smtSpeedup: SMT_AMD,
     maxPhysBits: [52, 'assumption: /proc/cpuinfo "52 bits physical, 57 bits virtual" on EPYC 9004 without SME'],
@@ -327,6 +347,8 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     lfbEntries: [10, 'assumption: TCG models no fill buffers; 10 chosen'],
     loadPorts: [2, 'assumption: TCG models no load ports; 2 chosen'],
     storeBufferEntries: [56, 'assumption: TCG models no store buffer; 56 chosen'],
+    stlbEntries: [0, 'QEMU TCG softmmu has one TLB level (accel/tcg/cputlb.c): no second level'],
+    stlbWays: [1, 'no second level'],
     smt: [false, 'captures cpuinfo.txt: siblings 1, cpu cores 1'],
     smtSpeedup: [1, 'definition: no SMT, nothing shared'],
     maxPhysBits: [40, 'captures cpuinfo.txt: 40 bits physical'],

@@ -13,6 +13,12 @@
  * go to the reusable `out` Translation. translateBatch() translates many touches of one event
  * into a Float64Array of physical addresses.
  *
+ * A second-level TLB (`stlb`, optional: the STLB of Intel cores, the L2 DTLB of AMD ones) sits
+ * between the first level and the walker: a first-level miss looks there before walking, a hit
+ * there fills the first level from it (`stlbHits`, no walk), and a walk fills both. Every
+ * invalidation clears both (tlb-control.ts). It is what a flushing CR3 write costs beyond the
+ * first level's 64 entries: the working set the STLB held must be walked again.
+ *
  * On a TLB hit `out.leafLo`, `out.leafHi` are 0 and `out.entryAddr` is all -1: no paging
  * structure was read. Every other field is what the walk that filled the entry produced.
  *
@@ -37,6 +43,8 @@ export class Mmu extends TlbControl {
 
   /** Page walks done (TLB misses, and writes through an entry whose D is not known set). */
   walks = 0;
+  /** First-level misses served by the second-level TLB (no walk). */
+  stlbHits = 0;
 
   /** CpuState.modeVersion that `ctx` was computed for. */
   private modeVersion = -1;
@@ -50,8 +58,12 @@ export class Mmu extends TlbControl {
   private readonly tstamp: Float64Array;
   private readonly clk: number;
 
-  constructor(cpu: CpuState, readonly mem: PhysMemory, geometry: Partial<TlbGeometry> = {}) {
-    super(cpu, new Tlb(geometry));
+  /**
+   * `geometry`: the first-level TLB's (default: the Skylake L1 DTLB); `stlb`: a second level's,
+   * or null for none (every first-level miss walks).
+   */
+  constructor(cpu: CpuState, readonly mem: PhysMemory, geometry: Partial<TlbGeometry> = {}, stlb: Partial<TlbGeometry> | null = null) {
+    super(cpu, new Tlb(geometry), stlb === null ? null : new Tlb(stlb));
     this.fw = this.tlb.fast.words;
     this.tstamp = this.tlb.stamp;
     this.clk = this.tlb.clockIndex;
@@ -203,7 +215,7 @@ export class Mmu extends TlbControl {
     }
     const tlb = this.tlb;
     const row = tlb.find(vaLo, vaHi, cpu.pcid);
-    if (row < 0) return this.walkAndFill(vaLo, vaHi, access);
+    if (row < 0) return this.stlb === null ? this.walkAndFill(vaLo, vaHi, access) : this.fromStlb(vaLo, vaHi, access);
     // The rights check on the cached folded rights, as one table load (rights.ts).
     const r = cpu.rights;
     const verdict = r.table[r.base | ((access & 7) << 8) | ((tlb.meta[row] >>> TLB_U_SHIFT) & 0xff)];
@@ -235,20 +247,23 @@ export class Mmu extends TlbControl {
     fast.put(k, vaLo, vaHi, tlb.frame[row], allowed, this.ctx, row, info);
   }
 
-  /** A TLB hit that faults, or a write through an entry whose D is not known set. */
-  private hitSlow(vaLo: number, vaHi: number, access: number, row: number, fault: number): boolean {
+  /**
+   * A hit in `tlb` (the first level, or the second) that faults, or a write through an entry
+   * whose D is not known set.
+   */
+  private hitSlow(vaLo: number, vaHi: number, access: number, row: number, fault: number, tlb: Tlb = this.tlb): boolean {
     const cpu = this.cpu;
     const out = this.out;
     if (fault === 0) {
       // The processor walks to set D in the leaf (SDM 4.8); the entry is refilled from that walk.
-      this.tlb.invalidateEntry(row);
+      tlb.invalidateEntry(row);
       return this.walkAndFill(vaLo, vaHi, access);
     }
     // A #PF invalidates the TLB entries for the faulting page number (SDM 4.10.4.1), so a
     // retry walks the tables in memory. The entry that faulted may be global: drop it too.
-    const m = this.tlb.meta[row];
-    const level = (this.tlb.pageShiftOf(row) - 12) / 9 + 1;
-    this.tlb.flushAddress(vaLo, vaHi, cpu.pcid, true);
+    const m = tlb.meta[row];
+    const level = (tlb.pageShiftOf(row) - 12) / 9 + 1;
+    this.flushAddress(vaLo, vaHi, cpu.pcid, true);
     this.flushes++;
     out.info = (VECTOR_PF << INFO_VECTOR_SHIFT) | (fault << INFO_ERROR_SHIFT) | (level << INFO_LEVEL_SHIFT) |
       (12 << INFO_PAGE_SHIFT_SHIFT) | ((m >>> TLB_U_SHIFT) & ~RIGHTS_D & 0xff);
@@ -258,6 +273,35 @@ export class Mmu extends TlbControl {
     e[1] = e[2] = e[3] = e[4] = e[5] = -1;
     this.outWalked = 0;
     return false;
+  }
+
+  /**
+   * A first-level miss with a second level: its entry, if it has one and the access may use it
+   * without a walk, fills the first level (as a walk would, with the entry's flags); the rights
+   * check and the faults are the first level's (hitSlow), on the second level's entry.
+   */
+  private fromStlb(vaLo: number, vaHi: number, access: number): boolean {
+    const cpu = this.cpu;
+    const stlb = this.stlb!;
+    const row = stlb.find(vaLo, vaHi, cpu.pcid);
+    if (row < 0) return this.walkAndFill(vaLo, vaHi, access);
+    const r = cpu.rights;
+    const meta = stlb.meta[row];
+    const verdict = r.table[r.base | ((access & 7) << 8) | ((meta >>> TLB_U_SHIFT) & 0xff)];
+    if (verdict !== 0) return this.hitSlow(vaLo, vaHi, access, row, verdict === NEEDS_WALK ? 0 : verdict, stlb);
+    this.stlbHits++;
+    const shift = stlb.pageShiftOf(row);
+    const k = (shift - 12) / 9;
+    const frame = stlb.frame[row];
+    const l1 = this.tlb.fill(vaLo, vaHi, shift, cpu.pcid, meta, frame); // fill() keeps G, U, W, XD, D, PKEY
+    const info = infoOk((meta >>> TLB_U_SHIFT) & ~RIGHTS_D & 0xff, k + 1, shift);
+    const out = this.out;
+    out.info = info;
+    // The offset is below 2^30, so the u32 of vaLo's low bits is exact.
+    out.pa = frame + ((vaLo & ((1 << shift) - 1)) >>> 0);
+    if (this.outWalked !== 0) this.clearWalk();
+    if (l1 >= 0) this.fastFill(l1, k, vaLo, vaHi, info);
+    return true;
   }
 
   /** A TLB miss: walk, and cache the translation if the access did not fault. */
@@ -280,11 +324,13 @@ export class Mmu extends TlbControl {
     const shift = out.pageShift;
     const row = this.tlb.fill(vaLo, vaHi, shift, cpu.pcid, flags, out.frame);
     if (row >= 0) this.fastFill(row, (shift - 12) / 9, vaLo, vaHi, out.info);
+    this.stlb?.fill(vaLo, vaHi, shift, cpu.pcid, flags, out.frame);
     return true;
   }
 
   resetCounters(): void {
-    this.walks = this.flushes = 0;
+    this.walks = this.flushes = this.stlbHits = 0;
     this.tlb.resetCounters();
+    this.stlb?.resetCounters();
   }
 }

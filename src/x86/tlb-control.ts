@@ -1,7 +1,9 @@
 /**
  * The instructions that change what a TLB may hold, with the invalidations of Intel SDM Vol. 3A
  * 4.10.4.1: MOV to CR3, MOV to CR4, INVLPG, INVPCID. The base of the Mmu (mmu.ts), which adds
- * translation; these need only the CPU's registers and the TLB.
+ * translation; these need only the CPU's registers and the TLBs. Every invalidation applies to
+ * the first-level TLB and to the second-level one (STLB) when there is one: the SDM's rules are
+ * for "the TLBs", whatever level holds an entry.
  *
  * Instructions return 0, or the vector of the exception they raise (13, #GP) when the SDM
  * (Vol. 2 instruction pages) says the operands are invalid; state is unchanged then.
@@ -22,7 +24,28 @@ export class TlbControl {
   /** Invalidation operations performed (CR3/CR4 writes that flush, INVLPG, INVPCID, #PF). */
   flushes = 0;
 
-  constructor(readonly cpu: CpuState, readonly tlb: Tlb) {}
+  constructor(readonly cpu: CpuState, readonly tlb: Tlb, readonly stlb: Tlb | null = null) {}
+
+  // The invalidations, on both levels.
+  protected flushPcid(pcid: number, includeGlobal: boolean): void {
+    this.tlb.flushPcid(pcid, includeGlobal);
+    this.stlb?.flushPcid(pcid, includeGlobal);
+  }
+
+  protected flushAll(): void {
+    this.tlb.flushAll();
+    this.stlb?.flushAll();
+  }
+
+  protected flushNonGlobal(): void {
+    this.tlb.flushNonGlobal();
+    this.stlb?.flushNonGlobal();
+  }
+
+  protected flushAddress(vaLo: number, vaHi: number, pcid: number, globals: boolean): void {
+    this.tlb.flushAddress(vaLo, vaHi, pcid, globals);
+    this.stlb?.flushAddress(vaLo, vaHi, pcid, globals);
+  }
 
   /**
    * MOV to CR3 with the value `hi:lo`. With CR4.PCIDE=1, bits 11:0 are the new PCID and bit 63
@@ -40,11 +63,11 @@ export class TlbControl {
     cpu.derive();
     if (!cpu.pcide) {
       // PCIDE=0: invalidate all entries of PCID 000H except global ones (SDM 4.10.4.1).
-      this.tlb.flushPcid(0, false);
+      this.flushPcid(0, false);
       this.flushes++;
     } else if (!noFlush) {
       // PCIDE=1, bit 63 clear: the new PCID's non-global entries (SDM 4.10.4.1).
-      this.tlb.flushPcid(cpu.pcid, false);
+      this.flushPcid(cpu.pcid, false);
       this.flushes++;
     }
     // PCIDE=1, bit 63 set: no invalidation is required (SDM 4.10.4.1).
@@ -66,12 +89,12 @@ export class TlbControl {
     cpu.derive();
     if ((changed & CR4_PGE) !== 0 || (changed & old & CR4_PCIDE) !== 0) {
       // Changing PGE, or PCIDE 1 -> 0: every entry, global ones included, of all PCIDs (SDM 4.10.4.1).
-      this.tlb.flushAll();
+      this.flushAll();
       this.flushes++;
     } else if ((changed & CR4_PAE) !== 0 || (changed & next & CR4_SMEP) !== 0) {
       // Changing PAE, or SMEP 0 -> 1: every entry of the current PCID (SDM 4.10.4.1). PSE is
       // not in the SDM's list (and paging in IA-32e mode ignores it).
-      this.tlb.flushPcid(cpu.pcid, true);
+      this.flushPcid(cpu.pcid, true);
       this.flushes++;
     }
     return 0;
@@ -85,7 +108,7 @@ export class TlbControl {
     if (top !== 0 && top !== -1) return 0;
     // The page's entries for the current PCID, and global entries for it whatever their PCID,
     // for every page size (SDM 4.10.4.1).
-    this.tlb.flushAddress(vaLo, vaHi, cpu.pcid, true);
+    this.flushAddress(vaLo, vaHi, cpu.pcid, true);
     this.flushes++;
     return 0;
   }
@@ -105,16 +128,16 @@ export class TlbControl {
     if (!cpu.pcide && type <= INVPCID_SINGLE_CONTEXT && pcid !== 0) return VECTOR_GP;
     switch (type) {
       case INVPCID_ADDRESS: // the address's mappings for the PCID, except global ones
-        this.tlb.flushAddress(vaLo, vaHi, pcid, false);
+        this.flushAddress(vaLo, vaHi, pcid, false);
         break;
       case INVPCID_SINGLE_CONTEXT: // all of the PCID's mappings except global ones
-        this.tlb.flushPcid(pcid, false);
+        this.flushPcid(pcid, false);
         break;
       case INVPCID_ALL_INCL_GLOBAL: // everything, global mappings included
-        this.tlb.flushAll();
+        this.flushAll();
         break;
       default: // INVPCID_ALL_NON_GLOBAL: every PCID, except global mappings
-        this.tlb.flushNonGlobal();
+        this.flushNonGlobal();
         break;
     }
     this.flushes++;

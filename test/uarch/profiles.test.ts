@@ -108,7 +108,7 @@ describe('profile data', () => {
   it('every value carries a source; unpinned ones say "assumption"', () => {
     for (const p of PROFILES.values()) {
       const paths = ['vendor', 'family', 'model', 'stepping', 'l1d.sizeBytes', 'l1d.ways', 'lfbEntries', 'loadPorts',
-        'storeBufferEntries', 'smt', 'maxPhysBits', 'archCapabilities', ...FEATURE_NAMES.map((f) => `features.${f}`)];
+        'storeBufferEntries', 'stlbEntries', 'stlbWays', 'smt', 'maxPhysBits', 'archCapabilities', ...FEATURE_NAMES.map((f) => `features.${f}`)];
       for (const path of paths) expect(p.sources[path], `${p.name} ${path}`).toMatch(/\S{3,}/);
     }
     expect(getProfile('skylake-sp').sources.lfbEntries).toMatch(/^assumption:/);
