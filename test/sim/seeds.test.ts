@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultScenario, parseScenario } from '../../src/scenario/load.ts';
 import { runScenario, type MitigationResult, type RunReport } from '../../src/sim/run.ts';
-import { runSeeds, seedScenarios } from '../../src/sim/pool.ts';
+import { createSeedPool, runSeeds, seedScenarios } from '../../src/sim/pool.ts';
 import { cellStats, median, quantile, rareLeak, summarize, verdictOf, wilson95 } from '../../src/sim/seeds.ts';
 import { formatRunJson } from '../../src/report/run-json.ts';
 import { formatRunText } from '../../src/report/run-text.ts';
@@ -165,7 +165,12 @@ describe('seeds end to end', () => {
 
   it('the same scenario, seed and N give byte-identical text and JSON with 1 or 2 worker threads', async () => {
     const one = summarize(await runSeeds(scenario, { seed: 3, seeds: 4, workers: 1 }));
-    const two = summarize(await runSeeds(scenario, { seed: 3, seeds: 4, workers: 2 }));
+    const ran = { here: 0, helpers: 0 };
+    const two = summarize(await runSeeds(scenario, { seed: 3, seeds: 4, workers: 2, ran }));
+    // This thread and the helper thread both ran some of the runs (sim/pool.ts runHere).
+    expect(ran.here).toBeGreaterThan(0);
+    expect(ran.helpers).toBeGreaterThan(0);
+    expect(ran.here + ran.helpers).toBe(4 * scenario.isolation.length);
     expect(formatRunJson(two) === formatRunJson(one)).toBe(true);
     expect(formatRunText(two) === formatRunText(one)).toBe(true);
     // And one seed through the pool is the one-seed run.
@@ -176,7 +181,15 @@ describe('seeds end to end', () => {
   it('an error in a worker comes back as the same class of error', async () => {
     // A CPU profile that does not exist: buildWorld's getProfile throws a RangeError in the worker.
     const bad = { ...scenario, machine: { ...scenario.machine, cpu: 'no-such-cpu' } };
-    await expect(runSeeds(bad, { seeds: 2, workers: 2 })).rejects.toThrow(RangeError);
+    // On a pool of workers only (kasi sweep's shared pool), so the error crosses the thread.
+    const pool = createSeedPool(2);
+    try {
+      await expect(runSeeds(bad, { seeds: 2, workers: 2, pool })).rejects.toThrow(RangeError);
+      await expect(runSeeds(bad, { seeds: 2, workers: 2, pool })).rejects.toThrow(/unknown CPU profile "no-such-cpu"/);
+    } finally {
+      await pool.destroy();
+    }
+    // This thread and a helper together: the first error, whichever thread met it.
     await expect(runSeeds(bad, { seeds: 2, workers: 2 })).rejects.toThrow(/unknown CPU profile "no-such-cpu"/);
   }, 60_000);
 });
