@@ -118,7 +118,8 @@ async function runOnPool(pool: SeedPool, scenarios: Scenario[], b: number, n: nu
 /**
  * This thread runs tasks itself and `helpers` pool threads take the others, one task each at a
  * time: a queue of ready tasks (every seed's baseline, then a seed's entries once its baseline is
- * done), the helpers fed first whenever one is free, this thread taking the next one between.
+ * done), the helpers fed whenever one is free and more than one task is ready, this thread
+ * taking the next one between.
  * Why this thread works too: a worker thread is a second V8 isolate that loads and JIT-compiles
  * the model again (~1 s of warm-up on these machines), and V8's compiler and GC threads already
  * keep the second CPU of a 2-CPU machine about half busy, so a pool of two idle-main workers ran
@@ -147,7 +148,9 @@ async function runHere(scenarios: Scenario[], b: number, n: number, helpers: num
   let failure: unknown = null;
   let wake: (() => void) | null = null;
   const feed = (): void => {
-    while (pool !== null && failure === null && inflight < helpers && ready.length > 0) {
+    // One ready task is always left to this thread: with a single seed the baseline runs here,
+    // already loaded, while the helpers start up.
+    while (pool !== null && failure === null && inflight < helpers && ready.length > 1) {
       const t = ready.shift()!;
       const s = scenarios[t.k];
       const base = bases[t.k];
