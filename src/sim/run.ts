@@ -162,6 +162,7 @@ function resultOf(world: World, engine: Engine, baseCycles: number): MitigationR
     state: {
       pti: st.pti, smt: st.smtControl, sched_core: st.schedCore, l1tf: st.l1tf, pte_inversion: st.l1tfPteInversion,
       vmentry_l1d_flush: st.vmentryL1dFlush, mds: st.mds, clear_cpu_buffers: st.clearCpuBuffers, idle_clear: st.idleClear, tsx: st.tsxEnabled,
+      ibpb: st.ibpb, entry_ibpb: st.entryIbpb,
     },
     leaks: matrix.filter((c) => c.bytes > 0),
     matrix,

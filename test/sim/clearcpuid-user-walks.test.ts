@@ -53,6 +53,8 @@ isolation:
     expect(withIbpb.costs.counts.ibpbs).toBe(withIbpb.costs.counts.asi_exits);
     expect(without.costs.counts.asi_exits).toBe(withIbpb.costs.counts.asi_exits);
     expect(without.costs.counts.ibpbs).toBe(0);
+    // The run's state says so (kasi diff shows it): the feature, and no entry barrier either way.
+    expect([withIbpb.state.ibpb, without.state.ibpb, withIbpb.state.entry_ibpb, without.state.entry_ibpb]).toEqual([true, false, false, false]);
     // The saving is the barriers' price and the untrained code after them, nothing else.
     const ibpb = getCostModel('sapphire-rapids').params.ibpb.cycles;
     expect(withIbpb.costs.cycles - without.costs.cycles).toBeGreaterThanOrEqual(withIbpb.costs.counts.ibpbs * ibpb);

@@ -45,6 +45,7 @@ describe('IBPB on kernel entry', () => {
     const [plain, ibpb] = loop('zen3', ['', 'spec_rstack_overflow=ibpb']);
     expect(plain.costs.counts.ibpbs).toBe(0);
     expect(ibpb.costs.counts.ibpbs).toBe(N);
+    expect([plain.state.entry_ibpb, ibpb.state.entry_ibpb]).toEqual([false, true]); // the run's state says which
     expect(ibpb.costs.counts.kernel_insns_warm).toBe(0);
     const p = getCostModel('zen3').params;
     const insns = loadFootprintTable().entries.get('syscall:getppid')!.insns.count;
