@@ -83,20 +83,24 @@ export class ThreadState {
       const cr4 = CR4_PAE | CR4_PGE | (sys.asids.pcid ? CR4_PCIDE : 0) | (sys.levels === 5 ? CR4_LA57 : 0);
       cpu.load({ cr4, efer: EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE, cr3: sys.kernel.kernelRoot, cpl: 0 });
       this.cpus.push(cpu);
-      this.mmus.push(new Mmu(cpu, sys.mem, {}, stlbGeometry(profile)));
+      this.mmus.push(new Mmu(cpu, sys.mem, {}, stlbGeometry(profile, threadsPerCore)));
     }
   }
 }
 
 /**
- * The second-level TLB of a CPU profile as a Tlb geometry, or null for none. Its entries serve
- * 4 KiB and 2 MiB pages alike on the real parts; here each size gets the whole capacity (an
- * over-estimate only when a thread fills it with both sizes at once), and 16 entries for 1 GiB
- * pages (4 sets of 4: Skylake's, Optimization Reference Manual Table 2-15; assumption for the others).
+ * The second-level TLB of one hardware thread of a CPU profile as a Tlb geometry, or null for
+ * none. Its entries serve 4 KiB and 2 MiB pages alike on the real parts; here each size gets the
+ * whole capacity (an over-estimate only when a thread fills it with both sizes at once), and 16
+ * entries for 1 GiB pages (4 sets of 4: Skylake's, Optimization Reference Manual Table 2-15;
+ * assumption for the others). The STLB is one per core, shared by its hardware threads
+ * ("dynamic" in Table 2-15's partition column); each thread here has its own with 1/threadsPerCore
+ * of the sets (a static split: the share when both threads are busy, assumption), so SMT does
+ * not double a core's STLB.
  */
-export function stlbGeometry(p: CpuProfile): Partial<TlbGeometry> | null {
+export function stlbGeometry(p: CpuProfile, threadsPerCore: number): Partial<TlbGeometry> | null {
   if (p.stlbEntries === 0) return null;
-  const sets = p.stlbEntries / p.stlbWays;
+  const sets = p.stlbEntries / p.stlbWays / threadsPerCore;
   return { sets4K: sets, ways4K: p.stlbWays, sets2M: sets, ways2M: p.stlbWays, sets1G: 4, ways1G: 4 };
 }
 
