@@ -4,7 +4,8 @@
  * other entry of that seed repeats, sim/run.ts), the other entries of a seed as soon as its
  * baseline is done. `workers` threads run them: this one, and workers - 1 helpers of a piscina
  * pool (worker_threads; runHere), the count from os.availableParallelism() by default; kasi
- * sweep's shared pool runs all of them (runOnPool). From src each worker registers tsx's loader (seed-worker-boot.mjs)
+ * sweep's shared pool, or kasi serve's (`here: false`, so its thread stays free for HTTP), runs
+ * all of them (runOnPool). From src each worker registers tsx's loader (seed-worker-boot.mjs)
  * and loads the TypeScript sources, under `tsx` and under vitest alike; the compiled CLI
  * (scripts/build.mjs) loads seed-worker.ts's own bundle instead.
  *
@@ -30,6 +31,11 @@ export interface SeedsOptions {
   onProgress?: (done: number, total: number, label: string) => void;
   /** Cancels the run (kasi serve): pending tasks are dropped, running ones aborted (piscina's signal); runSeeds rejects with an AbortError. */
   signal?: AbortSignal;
+  /**
+   * false: every task on worker threads, none in this one (kasi serve: its thread answers HTTP
+   * while a run goes on); default true: this thread runs tasks beside workers - 1 helpers.
+   */
+  here?: boolean;
   /** Filled with how many tasks this thread and the helpers ran (tests, benchmarks). */
   ran?: { here: number; helpers: number };
   /** A pool shared by many runSeeds calls (createSeedPool; kasi sweep runs its points on one): used instead of a pool of its own, and left open. */
@@ -91,7 +97,14 @@ export async function runSeeds(input: Scenario, o: SeedsOptions = {}): Promise<R
     progress(scenarios[k], i);
   };
   if (o.pool !== undefined) await runOnPool(o.pool, scenarios, b, n, record, o.signal);
-  else await runHere(scenarios, b, n, workers - 1, record, o.signal, o.ran);
+  else if (o.here === false) {
+    const pool = createSeedPool(workers);
+    try {
+      await runOnPool(pool, scenarios, b, n, record, o.signal);
+    } finally {
+      await pool.destroy();
+    }
+  } else await runHere(scenarios, b, n, workers - 1, record, o.signal, o.ran);
   return scenarios.map((s, k) => assembleReport(s, runs[k]));
 }
 
@@ -102,7 +115,7 @@ async function runTask(pool: SeedPool, t: SeedTask, signal: AbortSignal | undefi
   return r.run;
 }
 
-/** Every task on a shared pool (kasi sweep's): each seed's baseline, then its entries. */
+/** Every task on a pool (kasi sweep's shared one, or kasi serve's): each seed's baseline, then its entries. */
 async function runOnPool(pool: SeedPool, scenarios: Scenario[], b: number, n: number, record: (k: number, i: number, r: EntryRun) => void, signal: AbortSignal | undefined): Promise<void> {
   await Promise.all(scenarios.map(async (s, k) => {
     const base = await runTask(pool, { kind: 'baseline', scenario: s, index: b }, signal);

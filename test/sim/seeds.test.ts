@@ -173,6 +173,11 @@ describe('seeds end to end', () => {
     expect(ran.here + ran.helpers).toBe(4 * scenario.isolation.length);
     expect(formatRunJson(two) === formatRunJson(one)).toBe(true);
     expect(formatRunText(two) === formatRunText(one)).toBe(true);
+    // kasi serve's way: every run on the workers, none in this thread (its thread answers HTTP).
+    const served = { here: 0, helpers: 0 };
+    const onPool = summarize(await runSeeds(scenario, { seed: 3, seeds: 4, workers: 2, here: false, ran: served }));
+    expect(served.here).toBe(0);
+    expect(formatRunJson(onPool) === formatRunJson(one)).toBe(true);
     // And one seed through the pool is the one-seed run.
     const pooled = await runSeeds(scenario, { seed: 5, seeds: 1, workers: 2 });
     expect(JSON.stringify(pooled[0].mitigations)).toBe(JSON.stringify(runScenario(scenario, { seed: 5 }).mitigations));
