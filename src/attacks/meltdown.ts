@@ -31,12 +31,18 @@ const TWO32 = 4294967296;
 export function meltdownTarget(t: AttackThread, vaLo: number, vaHi: number): number {
   const mmu = t.mmu;
   const cpu = mmu.cpu;
-  // A TLB entry is what the load uses when there is one (it may be stale against memory).
-  const row = mmu.tlb.find(vaLo, vaHi, cpu.pcid);
+  // A TLB entry is what the load uses when there is one (it may be stale against memory), in
+  // the first level or else the second (Mmu.stlb).
+  let tlb = mmu.tlb;
+  let row = tlb.find(vaLo, vaHi, cpu.pcid);
+  if (row < 0 && mmu.stlb !== null) {
+    tlb = mmu.stlb;
+    row = tlb.find(vaLo, vaHi, cpu.pcid);
+  }
   if (row >= 0) {
-    if ((mmu.tlb.meta[row] & TLB_U) !== 0) return -1;
-    const size = 2 ** mmu.tlb.pageShiftOf(row);
-    const pa = mmu.tlb.frame[row] + ((vaLo >>> 0) % size);
+    if ((tlb.meta[row] & TLB_U) !== 0) return -1;
+    const size = 2 ** tlb.pageShiftOf(row);
+    const pa = tlb.frame[row] + ((vaLo >>> 0) % size);
     // The #PF is still raised, and drops the entry (SDM 4.10.4.1); the data was forwarded first.
     mmu.translate(vaLo, vaHi, ACCESS_READ);
     return pa;

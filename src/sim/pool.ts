@@ -170,7 +170,8 @@ async function runHere(scenarios: Scenario[], b: number, n: number, helpers: num
       const task: SeedTask = t.i === b ? { kind: 'baseline', scenario: s, index: b }
         : { kind: 'entry', scenario: s, index: t.i, targets: base.targets!, baseCycles: base.result.costs.cycles };
       inflight++;
-      runTask(pool, task, signal).then((r) => { finish(t, r); if (ran) ran.helpers++; }, (e: unknown) => { failure ??= e; }).finally(() => {
+      // finish() (its progress callback) may throw too: a failure like a task's, never unhandled.
+      runTask(pool, task, signal).then((r) => { finish(t, r); if (ran) ran.helpers++; }).catch((e: unknown) => { failure ??= e; }).finally(() => {
         inflight--;
         wake?.();
       });

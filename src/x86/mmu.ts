@@ -257,7 +257,11 @@ export class Mmu extends TlbControl {
     if (fault === 0) {
       // The processor walks to set D in the leaf (SDM 4.8); the entry is refilled from that walk.
       tlb.invalidateEntry(row);
-      return this.walkAndFill(vaLo, vaHi, access);
+      if (this.walkAndFill(vaLo, vaHi, access)) return true;
+      // The walk faulted: the #PF invalidates the page's entries (SDM 4.10.4.1), so a copy the
+      // other level holds goes too (the first level's row is gone already).
+      this.stlb?.flushAddress(vaLo, vaHi, cpu.pcid, true);
+      return false;
     }
     // A #PF invalidates the TLB entries for the faulting page number (SDM 4.10.4.1), so a
     // retry walks the tables in memory. The entry that faulted may be global: drop it too.

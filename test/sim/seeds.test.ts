@@ -183,6 +183,19 @@ describe('seeds end to end', () => {
     expect(JSON.stringify(pooled[0].mitigations)).toBe(JSON.stringify(runScenario(scenario, { seed: 5 }).mitigations));
   }, 60_000);
 
+  it('a progress callback that throws rejects the run, whichever thread ran the task (no unhandled rejection)', async () => {
+    const unhandled: unknown[] = [];
+    const h = (e: unknown): void => { unhandled.push(e); };
+    process.on('unhandledRejection', h);
+    try {
+      await expect(runSeeds(scenario, { seed: 3, seeds: 3, workers: 2, onProgress: () => { throw new Error('progress boom'); } })).rejects.toThrow('progress boom');
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      process.off('unhandledRejection', h);
+    }
+    expect(unhandled).toEqual([]);
+  }, 60_000);
+
   it('an error in a worker comes back as the same class of error', async () => {
     // A CPU profile that does not exist: buildWorld's getProfile throws a RangeError in the worker.
     const bad = { ...scenario, machine: { ...scenario.machine, cpu: 'no-such-cpu' } };

@@ -10,6 +10,8 @@ import { Mmu } from '../../src/x86/mmu.ts';
 import { Translation, translate, vaHalves } from '../../src/x86/walk.ts';
 import { ACCESS_READ, ACCESS_WRITE, CR3_NOFLUSH_HI, CR4_PAE, CR4_PCIDE, CR4_PGE, PTE_A, PTE_G, PTE_P, PTE_RW, PTE_US } from '../../src/x86/bits.ts';
 import { PageTables, SIZE_4K } from '../../src/x86/pgtable.ts';
+import { meltdownTarget } from '../../src/attacks/meltdown.ts';
+import type { AttackThread } from '../../src/attacks/sample.ts';
 
 const PAGES = 256; // 4x the Skylake L1 DTLB's 64 4 KiB entries, inside a 1536-entry STLB
 const STLB = { sets4K: 128, ways4K: 12, sets2M: 128, ways2M: 12, sets1G: 4, ways1G: 4 };
@@ -26,7 +28,7 @@ function setup(stlb: object | null) {
     pt.mapPage(GLOBAL_BASE + BigInt(i) * SIZE_4K, 0x20000000n + BigInt(i) * SIZE_4K, SIZE_4K, BigInt(PTE_P | PTE_RW | PTE_A | PTE_G));
   }
   const cpu = new CpuState(46).load({ cr0: 0x80050033, cr4: CR4_PAE | CR4_PGE | CR4_PCIDE, efer: 0xd01, cr3: pt.root | 1n });
-  return { mem, cpu, mmu: new Mmu(cpu, mem, {}, stlb), root: Number(pt.root) };
+  return { mem, cpu, pt, mmu: new Mmu(cpu, mem, {}, stlb), root: Number(pt.root) };
 }
 
 /** Read every page of `base` once; returns the walks it took. Every translation is checked against the walker. */
@@ -83,5 +85,29 @@ describe('second-level TLB', () => {
     const w = sweep(m, BASE, ACCESS_WRITE);
     expect(w).toBe(PAGES);
     expect(sweep(m, BASE, ACCESS_WRITE)).toBe(0); // D known set now, in the second level too
+  });
+
+  // Found by review: both failed before the fixes (a #PF left the second level's copy; Meltdown
+  // looked in the first level only and read physical page 0).
+  it('a walk that faults after a write through a D-less entry leaves no copy of the page in the second level (SDM 4.10.4.1)', () => {
+    const m = setup(STLB);
+    const va = BASE + 7n * SIZE_4K;
+    const { lo, hi } = vaHalves(va);
+    expect(m.mmu.translate(lo, hi, ACCESS_READ)).toBe(true); // both levels, D not set
+    m.pt.mapPage(va, 0x10007000n, SIZE_4K, 0n); // not present, no INVLPG (the TLBs may keep it)
+    expect(m.mmu.translate(lo, hi, ACCESS_WRITE)).toBe(false); // first-level hit, D unknown: walk, #PF
+    const w = m.mmu.walks;
+    expect(m.mmu.translate(lo, hi, ACCESS_READ)).toBe(false); // walked again: no stale copy served
+    expect(m.mmu.walks - w).toBe(1);
+  });
+
+  it('Meltdown uses a supervisor translation only the second level holds', () => {
+    const m = setup(STLB);
+    const { lo, hi } = vaHalves(GLOBAL_BASE + 3n * SIZE_4K + 0x123n);
+    expect(m.mmu.translate(lo, hi, ACCESS_READ)).toBe(true);
+    sweep(m, BASE); // the first level's 64 entries go to the user pages
+    expect(m.mmu.tlb.find(lo, hi, m.cpu.pcid)).toBe(-1);
+    m.cpu.cpl = 3;
+    expect(meltdownTarget({ mmu: m.mmu } as unknown as AttackThread, lo, hi)).toBe(0x20000000 + 3 * 4096 + 0x123);
   });
 });
