@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultScenario, parseScenario } from '../../src/scenario/load.ts';
 import { runScenario, type MitigationResult, type RunReport } from '../../src/sim/run.ts';
-import { createSeedPool, runSeeds, seedScenarios } from '../../src/sim/pool.ts';
+import { runSeeds, seedScenarios } from '../../src/sim/pool.ts';
 import { cellStats, median, quantile, rareLeak, summarize, verdictOf, wilson95 } from '../../src/sim/seeds.ts';
 import { formatRunJson } from '../../src/report/run-json.ts';
 import { formatRunText } from '../../src/report/run-text.ts';
@@ -165,25 +165,15 @@ describe('seeds end to end', () => {
 
   it('the same scenario, seed and N give byte-identical text and JSON with 1 or 2 worker threads', async () => {
     const one = summarize(await runSeeds(scenario, { seed: 3, seeds: 4, workers: 1 }));
-    const ran = { here: 0, helpers: 0 };
-    const two = summarize(await runSeeds(scenario, { seed: 3, seeds: 4, workers: 2, ran }));
-    // This thread and the helper thread both ran some of the runs (sim/pool.ts runHere).
-    expect(ran.here).toBeGreaterThan(0);
-    expect(ran.helpers).toBeGreaterThan(0);
-    expect(ran.here + ran.helpers).toBe(4 * scenario.isolation.length);
+    const two = summarize(await runSeeds(scenario, { seed: 3, seeds: 4, workers: 2 }));
     expect(formatRunJson(two) === formatRunJson(one)).toBe(true);
     expect(formatRunText(two) === formatRunText(one)).toBe(true);
-    // kasi serve's way: every run on the workers, none in this thread (its thread answers HTTP).
-    const served = { here: 0, helpers: 0 };
-    const onPool = summarize(await runSeeds(scenario, { seed: 3, seeds: 4, workers: 2, here: false, ran: served }));
-    expect(served.here).toBe(0);
-    expect(formatRunJson(onPool) === formatRunJson(one)).toBe(true);
     // And one seed through the pool is the one-seed run.
     const pooled = await runSeeds(scenario, { seed: 5, seeds: 1, workers: 2 });
     expect(JSON.stringify(pooled[0].mitigations)).toBe(JSON.stringify(runScenario(scenario, { seed: 5 }).mitigations));
   }, 60_000);
 
-  it('a progress callback that throws rejects the run, whichever thread ran the task (no unhandled rejection)', async () => {
+  it('a progress callback that throws rejects the run (no unhandled rejection)', async () => {
     const unhandled: unknown[] = [];
     const h = (e: unknown): void => { unhandled.push(e); };
     process.on('unhandledRejection', h);
@@ -199,15 +189,7 @@ describe('seeds end to end', () => {
   it('an error in a worker comes back as the same class of error', async () => {
     // A CPU profile that does not exist: buildWorld's getProfile throws a RangeError in the worker.
     const bad = { ...scenario, machine: { ...scenario.machine, cpu: 'no-such-cpu' } };
-    // On a pool of workers only (kasi sweep's shared pool), so the error crosses the thread.
-    const pool = createSeedPool(2);
-    try {
-      await expect(runSeeds(bad, { seeds: 2, workers: 2, pool })).rejects.toThrow(RangeError);
-      await expect(runSeeds(bad, { seeds: 2, workers: 2, pool })).rejects.toThrow(/unknown CPU profile "no-such-cpu"/);
-    } finally {
-      await pool.destroy();
-    }
-    // This thread and a helper together: the first error, whichever thread met it.
+    await expect(runSeeds(bad, { seeds: 2, workers: 2 })).rejects.toThrow(RangeError);
     await expect(runSeeds(bad, { seeds: 2, workers: 2 })).rejects.toThrow(/unknown CPU profile "no-such-cpu"/);
   }, 60_000);
 });

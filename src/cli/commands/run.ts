@@ -1,7 +1,7 @@
 /**
  * `kasi run [FILE] [--json] [--out F] [--seed S] [--seeds N] [--workers W] [--duration T]`: run a
  * scenario (default: the built-in one, sim/default-scenario.ts) under every mitigation set it
- * lists, for seeds S … S+N-1 on W threads (this one and W - 1 workers, sim/pool.ts), and print what leaked and what it
+ * lists, for seeds S … S+N-1 on W worker threads (sim/pool.ts), and print what leaked and what it
  * cost as statistics over the seeds (sim/seeds.ts; report/run-text.ts, report/run-json.ts).
  * Entries that resolve to the same mitigation state are named in the report and warned about on
  * stderr (sim/same-state.ts).
@@ -108,7 +108,7 @@ export function registerRun(program: Command): void {
     .option('--out <file>', 'write the report to this file (atomically) instead of stdout')
     .option('--seed <n>', 'the first seed (default: the scenario seed)')
     .option('--seeds <n>', `run seeds S … S+N-1; each leak cell and cost is a statistic over them (default ${DEFAULT_SEEDS})`)
-    .option('--workers <n>', 'threads that run seeds, this one among them (default: os.availableParallelism(); 1 = this thread alone)')
+    .option('--workers <n>', 'worker threads (default: os.availableParallelism(); 1 = no threads)')
     .option('--duration <time>', 'override the scenario duration (e.g. 500us, 2ms, 1000000cycles)')
     .option('--force', 'run even when the predicted work (events × touches, attack samples) is above the limit')
     .option('--db <path>', 'store the run in this results store (default: $KASI_DB, else ./kasi.db)')

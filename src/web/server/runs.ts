@@ -87,7 +87,7 @@ export class RunJobs {
   private async execute(job: Job, r: RunRequest): Promise<void> {
     try {
       const runs = await this.run(r.scenario, {
-        seeds: r.seeds, workers: this.workers, signal: job.abort.signal, here: false, // this thread serves HTTP meanwhile
+        seeds: r.seeds, workers: this.workers, signal: job.abort.signal,
         ...(r.seed !== undefined ? { seed: r.seed } : {}), ...(r.duration !== undefined ? { duration: r.duration } : {}),
         onProgress: (done, total, label) => this.emit(job, { done, total, label }),
       });
