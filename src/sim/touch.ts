@@ -439,8 +439,6 @@ export class Toucher {
     const slot = mem.slot(pfn);
     const words = slot < 0 ? null : mem.wordsOfSlot(slot);
     const w0 = slot < 0 ? 0 : mem.wordBaseOfSlot(slot) - pfn * 1024;
-    const th = m.threads[t];
-    const core = th.core;
     for (let j = first; j < end; j++) {
       let line = start + j;
       if (line >= objLines) line -= objLines;
@@ -451,9 +449,7 @@ export class Toucher {
         if (!m.storeHeld(t, pw, words === null ? 0 : words[w], words === null ? 0 : words[w + 1])) misses++;
         continue;
       }
-      // Read-modify-write: the loaded value stored back, through to memory (touchLine).
-      if (!core.load(th.index, pw)) misses++;
-      m.store(t, pw, core.lastLo, core.lastHi);
+      this.touchLine(t, pw); // read-modify-write: load, then store the value back through to memory
     }
     this.misses += misses;
   }

@@ -63,7 +63,8 @@ export class Mmu extends TlbControl {
    * or null for none (every first-level miss walks).
    */
   constructor(cpu: CpuState, readonly mem: PhysMemory, geometry: Partial<TlbGeometry> = {}, stlb: Partial<TlbGeometry> | null = null) {
-    super(cpu, new Tlb(geometry), stlb === null ? null : new Tlb(stlb));
+    // The second level is reached only from the slow path: it keeps no fast-path slots.
+    super(cpu, new Tlb(geometry), stlb === null ? null : new Tlb(stlb, false));
     this.fw = this.tlb.fast.words;
     this.tstamp = this.tlb.stamp;
     this.clk = this.tlb.clockIndex;
@@ -216,19 +217,32 @@ export class Mmu extends TlbControl {
     const tlb = this.tlb;
     const row = tlb.find(vaLo, vaHi, cpu.pcid);
     if (row < 0) return this.stlb === null ? this.walkAndFill(vaLo, vaHi, access) : this.fromStlb(vaLo, vaHi, access);
-    // The rights check on the cached folded rights, as one table load (rights.ts).
-    const r = cpu.rights;
-    const verdict = r.table[r.base | ((access & 7) << 8) | ((tlb.meta[row] >>> TLB_U_SHIFT) & 0xff)];
+    const meta = tlb.meta[row];
+    const verdict = this.verdict(meta, access);
     if (verdict !== 0) return this.hitSlow(vaLo, vaHi, access, row, verdict === NEEDS_WALK ? 0 : verdict);
-    const k = (tlb.pageShiftOf(row) - 12) / 9;
-    const info = infoOk((tlb.meta[row] >>> TLB_U_SHIFT) & ~RIGHTS_D & 0xff, k + 1, 12 + 9 * k);
+    this.serve(row, tlb.pageShiftOf(row), meta, tlb.frame[row], vaLo, vaHi);
+    return true;
+  }
+
+  /** The rights check of a cached entry (meta word), as one table load (rights.ts): 0, NEEDS_WALK or a #PF error code. */
+  private verdict(meta: number, access: number): number {
+    const r = this.cpu.rights;
+    return r.table[r.base | ((access & 7) << 8) | ((meta >>> TLB_U_SHIFT) & 0xff)];
+  }
+
+  /**
+   * A cached entry (meta, page shift, frame) serves `va` without a walk: `out` gets its
+   * translation, and first-level row `l1` (if >= 0) a fast-path slot.
+   */
+  private serve(l1: number, shift: number, meta: number, frame: number, vaLo: number, vaHi: number): void {
+    const k = (shift - 12) / 9;
+    const info = infoOk((meta >>> TLB_U_SHIFT) & ~RIGHTS_D & 0xff, k + 1, shift);
     const out = this.out;
     out.info = info;
     // The offset is below 2^30, so the u32 of vaLo's low bits is exact.
-    out.pa = tlb.frame[row] + ((vaLo & ((1 << (12 + 9 * k)) - 1)) >>> 0);
+    out.pa = frame + ((vaLo & ((1 << shift) - 1)) >>> 0);
     if (this.outWalked !== 0) this.clearWalk();
-    this.fastFill(row, k, vaLo, vaHi, info);
-    return true;
+    if (l1 >= 0) this.fastFill(l1, k, vaLo, vaHi, info);
   }
 
   /**
@@ -289,22 +303,14 @@ export class Mmu extends TlbControl {
     const stlb = this.stlb!;
     const row = stlb.find(vaLo, vaHi, cpu.pcid);
     if (row < 0) return this.walkAndFill(vaLo, vaHi, access);
-    const r = cpu.rights;
     const meta = stlb.meta[row];
-    const verdict = r.table[r.base | ((access & 7) << 8) | ((meta >>> TLB_U_SHIFT) & 0xff)];
+    const verdict = this.verdict(meta, access);
     if (verdict !== 0) return this.hitSlow(vaLo, vaHi, access, row, verdict === NEEDS_WALK ? 0 : verdict, stlb);
     this.stlbHits++;
     const shift = stlb.pageShiftOf(row);
-    const k = (shift - 12) / 9;
     const frame = stlb.frame[row];
     const l1 = this.tlb.fill(vaLo, vaHi, shift, cpu.pcid, meta, frame); // fill() keeps G, U, W, XD, D, PKEY
-    const info = infoOk((meta >>> TLB_U_SHIFT) & ~RIGHTS_D & 0xff, k + 1, shift);
-    const out = this.out;
-    out.info = info;
-    // The offset is below 2^30, so the u32 of vaLo's low bits is exact.
-    out.pa = frame + ((vaLo & ((1 << shift) - 1)) >>> 0);
-    if (this.outWalked !== 0) this.clearWalk();
-    if (l1 >= 0) this.fastFill(l1, k, vaLo, vaHi, info);
+    this.serve(l1, shift, meta, frame, vaLo, vaHi);
     return true;
   }
 

@@ -105,7 +105,11 @@ export class Tlb {
   /** Valid entries dropped to make room (capacity / conflict evictions). */
   evictions = 0;
 
-  constructor(geometry: Partial<TlbGeometry> = {}) {
+  /**
+   * `fastPath` false: a TLB no hit path probes (Mmu's second level): its FastTlb is never filled,
+   * so drops and fills skip keeping it.
+   */
+  constructor(geometry: Partial<TlbGeometry> = {}, private readonly fastPath = true) {
     const g = { ...SKYLAKE_L1_DTLB, ...geometry };
     for (const [sets, ways] of [[g.sets4K, g.ways4K], [g.sets2M, g.ways2M], [g.sets1G, g.ways1G]]) {
       if (!Number.isInteger(sets) || sets < 1 || (sets & (sets - 1)) !== 0 || sets > 1 << 20) {
@@ -131,6 +135,7 @@ export class Tlb {
     this.stamp = new Float64Array(rows + 2);
     this.clockIndex = rows + 1;
     this.fast = new FastTlb();
+    this.fast.enabled = fastPath;
     this.hint4K.fill(rows);
     this.hint2M.fill(rows);
   }
@@ -258,7 +263,7 @@ export class Tlb {
   /** Drop row `i` (not counted here), and the fast-path slots that name it. */
   private drop(i: number): void {
     this.meta[i] = 0;
-    this.fast.dropRow(i, this.sizeClassOf(i), this.tagLo[i], this.tagHi[i]);
+    if (this.fastPath) this.fast.dropRow(i, this.sizeClassOf(i), this.tagLo[i], this.tagHi[i]);
   }
 
   /** Size class (SIZE_4K, SIZE_2M, SIZE_1G) of the array that holds row `i`. */
@@ -301,14 +306,14 @@ export class Tlb {
     if (victim < 0) {
       victim = oldest;
       this.evictions++;
-      this.fast.dropRow(victim, k, this.tagLo[victim], this.tagHi[victim]);
+      if (this.fastPath) this.fast.dropRow(victim, k, this.tagLo[victim], this.tagHi[victim]);
     }
     this.tagLo[victim] = lo;
     this.tagHi[victim] = hi;
     this.meta[victim] = ((flags & ~(TLB_V | TLB_PCID_MASK)) | TLB_V | (pcid & TLB_PCID_MASK)) >>> 0;
     this.frame[victim] = frame;
     this.stamp[victim] = this.tick();
-    this.fast.forgetLarger(k, vaLo, vaHi);
+    if (this.fastPath) this.fast.forgetLarger(k, vaLo, vaHi);
     this.fills++;
     if (k === SIZE_4K) this.hint4K[(vaLo >>> 12) & HINT4_MASK] = victim;
     else if (k === SIZE_2M) this.hint2M[(vaLo >>> 21) & HINT2_MASK] = victim;
@@ -328,7 +333,7 @@ export class Tlb {
     let n = 0;
     for (let i = 0; i < this.size; i++) if (this.meta[i] & TLB_V) n++;
     this.meta.fill(0);
-    this.fast.clear();
+    if (this.fastPath) this.fast.clear();
     this.invalidated += n;
     return n;
   }
