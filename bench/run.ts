@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPtImage } from '../src/x86/ptimage.ts';
 import { Mmu } from '../src/x86/mmu.ts';
+import { PWC_GEOMETRY } from '../src/x86/pwc.ts';
 import { SKYLAKE_L1_DTLB } from '../src/x86/tlb.ts';
 import { translate, Translation } from '../src/x86/walk.ts';
 import { allLeaves, collectLeaves, fittingLeaves, prng, randomVas, type VaSet } from './workload.ts';
@@ -154,6 +155,8 @@ mmu.resetCounters();
 // TLB misses: every leaf, so almost every access misses, walks and fills (and evicts).
 const mmuMiss = new Mmu(img48.cpu, img48.mem);
 const missVas = randomVas(leaves48, allLeaves(leaves48), N, 4);
+// The same with the paging-structure caches the engine's Mmus have (x86/pwc.ts: a lookup and a fill per walk).
+const mmuMissPwc = new Mmu(img48.cpu, img48.mem, {}, null, PWC_GEOMETRY);
 
 // Bare reads: random u32 loads from the words that back the same physical memory.
 const words = img48.mem.wordsOfSlot(0);
@@ -170,13 +173,14 @@ const m0 = measure({
   hits: hitLoop(mmu, hitVas),
   batch: batchLoop(mmu, hitVas),
   misses: missLoop(mmuMiss, missVas),
+  missesPwc: missLoop(mmuMissPwc, missVas),
   bare: (n) => {
     let sum = 0;
     for (let i = 0; i < n; i++) sum = (sum + words[idx[i]]) | 0;
     return sum;
   },
 });
-const { walks, walks5, hits, batch, misses, bare } = m0;
+const { walks, walks5, hits, batch, misses, missesPwc, bare } = m0;
 if (mmu.tlb.misses !== 0) throw new Error(`TLB-hit benchmark missed ${mmu.tlb.misses} times`);
 const missRatio = mmuMiss.tlb.misses / (mmuMiss.tlb.hits + mmuMiss.tlb.misses);
 
@@ -186,6 +190,7 @@ const results = {
   tlb_hits_per_s: Math.round(hits.rate),
   tlb_hits_batch_per_s: Math.round(batch.rate),
   tlb_misses_per_s: Math.round(misses.rate),
+  tlb_misses_pwc_per_s: Math.round(missesPwc.rate),
   tlb_miss_ratio: Number(missRatio.toFixed(4)),
   bare_reads_per_s: Math.round(bare.rate),
   walks_vs_bare: Number((walks.rate / bare.rate).toFixed(4)),
@@ -207,5 +212,6 @@ console.log(`5-level walks (no TLB)      ${m(walks5.rate)}   ${results.walks5_vs
 console.log(`Mmu.translate, all hits     ${m(hits.rate)}   ${results.tlb_hits_vs_bare.toFixed(3)}`);
 console.log(`Mmu.translateBatch, hits    ${m(batch.rate)}   ${(batch.rate / bare.rate).toFixed(3)}`);
 console.log(`Mmu.translate, ${(missRatio * 100).toFixed(1)}% misses ${m(misses.rate)}   ${(misses.rate / bare.rate).toFixed(3)}`);
+console.log(`  the same with PWC          ${m(missesPwc.rate)}   ${(missesPwc.rate / bare.rate).toFixed(3)}`);
 console.log(`bare typed-array reads      ${m(bare.rate)}   1.000`);
 console.log(`(best of ${ROUNDS} rounds of ${N} ops; checksums ${walks.check} ${hits.check}; written to bench/results.json)`);

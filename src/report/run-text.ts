@@ -63,7 +63,7 @@ function leakRows(ms: readonly SetStats[], cell: (c: CellStats | undefined) => s
   });
 }
 
-const COUNTS = ['cr3_writes', 'tlb_flushes', 'asi_exits', 'asi_entries', 'page_faults', 'asi_faults', 'l1d_flushes', 'verw', 'stuns', 'ipis', 'stun_spin_cycles', 'context_switches', 'tlb_walks', 'stlb_hits', 'l1d_misses', 'events'];
+const COUNTS = ['cr3_writes', 'tlb_flushes', 'asi_exits', 'asi_entries', 'page_faults', 'asi_faults', 'l1d_flushes', 'verw', 'stuns', 'ipis', 'stun_spin_cycles', 'context_switches', 'tlb_walks', 'walk_upper_loads', 'stlb_hits', 'l1d_misses', 'events'];
 
 const OPTIONAL_COUNTS = ['sci_faults', 'sci_mapped_ptes', 'kills'];
 

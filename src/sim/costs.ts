@@ -9,8 +9,10 @@
  *                path's code still in the core's L1I, trained) or kernelCyclesPerInsnUntrained
  *                (still in the L1I, run after an IBPB): sim/code-warmth.ts
  *              + loop cycles of a sized copy or clear                  (sim/sized.ts)
- *              + tlbMissWalk per page walk (+ tlbMissWalkLa57Extra with 5-level paging), stlbHit per
- *                first-level TLB miss the second level serves (x86/mmu.ts)
+ *              + tlbMissWalk per page walk, walkUpperLoad per paging-structure entry a walk loads
+ *                above its leaf because no paging-structure cache held it (x86/pwc.ts: after a
+ *                flush, 3 for a 4 KiB page, 4 with 5-level paging), stlbHit per first-level TLB
+ *                miss the second level serves (x86/mmu.ts)
  *              + cr3Write / cr3WriteNoflush per CR3 write, invlpg / invpcid* per flush
  *              + l1dFlushMsr (or l1dFlushSoftware) + verw + ipiSend/ipiReceive
  *              + stunSpinPerCycle × cycles a stunned sibling waits
@@ -29,7 +31,7 @@ export interface CostValue {
 }
 
 export const COST_PARAMS = [
-  'cr3Write', 'cr3WriteNoflush', 'tlbMissWalk', 'tlbMissWalkLa57Extra', 'stlbHit', 'invlpg',
+  'cr3Write', 'cr3WriteNoflush', 'tlbMissWalk', 'walkUpperLoad', 'stlbHit', 'invlpg',
   'invpcidAddress', 'invpcidSingleContext', 'invpcidAllIncludingGlobal', 'invpcidAllNonGlobal',
   'l1dFlushMsr', 'l1dFlushSoftware', 'verw', 'ipiSend', 'ipiReceive', 'stunSpinPerCycle',
   'vmExitEntry', 'syscallEntryExit', 'interruptEntryExit', 'contextSwitch', 'kernelCyclesPerInsn', 'kernelCyclesPerInsnWarm', 'kernelCyclesPerInsnUntrained',
@@ -76,9 +78,9 @@ const OPT_SKX = 'Intel 64 and IA-32 Architectures Optimization Reference Manual,
 const SKYLAKE_SP: Spec = {
   cr3Write: [200, `${PTI_DELTAS} (a flushing write is taken at the NOFLUSH price: what it flushes is charged as the walks that follow)`],
   cr3WriteNoflush: [200, `${PTI_DELTAS}; with NOFLUSH the TLB keeps its entries, so a flush's real cost appears as the walks that follow a flushing write, charged per walk`],
-  tlbMissWalk: [17, GREGG],
+  tlbMissWalk: [17, `${GREGG}; taken as a walk that loads only its leaf entry (its upper levels in the paging-structure caches, as in a steady state like Gregg's; x86/pwc.ts), what more it loads priced by walkUpperLoad`],
   stlbHit: [8, 'assumption: a first-level DTLB miss that hits the STLB. RightMark Memory Analyzer on Haswell (news.mynavi.jp, 2013-06-21 Haswell review, D-TLB pages) reads ~12 cycles a load while the pages fit the L2 TLB against ~4 for an L1D hit, so ~8 added; the 2015 Skylake review (same tool) finds Skylake\'s L2 TLB no slower. A walk is priced at tlbMissWalk alone (Gregg\'s cycles per walk; the STLB lookup before it is not added)'],
-  tlbMissWalkLa57Extra: [4, 'assumption: 5-level paging adds one paging-structure load per walk; the upper levels mostly hit the paging-structure caches (SDM Vol. 3A 4.10.3), so one L1D-hit load (~4 cycles) is added'],
+  walkUpperLoad: [14, `calibrated: a paging-structure entry the walk loads because no paging-structure cache held it (x86/pwc.ts), taken as an L2 hit (${OPT_SKX}): what Gregg's 17-cycle mean walk, mostly one load with its upper levels cached, says a walker's load costs; kpti-lseek-nopcid, whose every system call walks after two flushing CR3 writes, agrees (kasi calibrate --fit moves an L1D hit's 5 cycles to 15: lseek1 119% -> 126% against 136.4%). Replaces a flat 4 cycles a walk for 5-level paging (one more level per walk), which the paging-structure caches now decide`],
   invlpg: [200, HANSEN],
   invpcidAddress: [350, `${HANSEN}: INVPCID type 0 = 550 - 200`],
   invpcidSingleContext: [350, 'assumption: no published figure per INVPCID type; the type-0 cost (Hansen, Skylake) is used for the instruction itself, the lost entries show up as later walks'],
@@ -144,7 +146,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
     spec: derive(SKYLAKE_SP, SKX, {
       l2Hit: [16, 'assumption: Golden Cove 2 MiB L2 at ~15-16 cycles'],
       l3Hit: [100, 'assumption: Sapphire Rapids mesh L3 ~100 cycles'],
-      ibpb: [4000, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.27 against 0.30 at 4000) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 7.8%); its twin with clearcpuid=ibpb (+5.0%: asi-2025-kernel-build-noibpb, kasi 2.1%, a known miss) says the barrier is only 2.6 of those 7.6 points, so this price also carries transition costs kasi does not model; the price is what the barrier costs, the code after it staying in the L1I (uarch/code-cache.ts: untrained, at kernelCyclesPerInsnUntrained). Was 1500 (an assumption), then 4500 while every path was priced cold, then 3500 while an IBPB was taken to leave the next path cold'],
+      ibpb: [4000, 'calibrated: no published cycle count for IBPB on Sapphire Rapids, but two ASI figures with one IBPB per asi_exit() agree on it: asi-2025-fio-randread (RFC v2, FIO 4k read -70%: kasi 0.26 against 0.30 at 4000) and asi-2025-kernel-build (Aug 2025, +7.6% native: kasi 8.0%); its twin with clearcpuid=ibpb (+5.0%: asi-2025-kernel-build-noibpb, kasi 2.3%, a known miss) says the barrier is only 2.6 of those 7.6 points, so this price also carries transition costs kasi does not model; the price is what the barrier costs, the code after it staying in the L1I (uarch/code-cache.ts: untrained, at kernelCyclesPerInsnUntrained). Was 1500 (an assumption), then 4500 while every path was priced cold, then 3500 while an IBPB was taken to leave the next path cold'],
     }),
   },
   {
@@ -178,7 +180,6 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
  * a published figure checks it.
  */
 const CALIBRATION: Partial<Record<CostParam, string>> = {
-  tlbMissWalkLa57Extra: 'no figure depends on it (no 5-level paging figure)',
   invpcidSingleContext: 'no figure depends on it', invpcidAllIncludingGlobal: 'no figure depends on it', invpcidAllNonGlobal: 'no figure depends on it',
   l1dFlushMsr: 'l1d-flush-low-exit-rate and l1d-flush-high-exit-rate land inside l1tf.rst\'s 1%..50% with it (1.5%, 9.3%); asi-2024-kvm-host',
   verw: 'the l1d-flush figures (inside their band), coresched-tpcc-*',

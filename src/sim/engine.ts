@@ -132,10 +132,10 @@ export class Engine {
     this.meter = new Meter(w.tasks.length);
     this.tr = new Transitions(w, this.meter.counts);
     const p = w.costs.params;
-    const walk = p.tlbMissWalk.cycles + (w.sys.levels === 5 ? p.tlbMissWalkLa57Extra.cycles : 0);
+    const walkPrices = { walk: p.tlbMissWalk.cycles, upperLoad: p.walkUpperLoad.cycles, stlbHit: p.stlbHit.cycles };
     if (w.spaces.sci !== null) w.spaces.sci.counts = this.meter.counts;
-    this.toucher = new Toucher(w.machine, w.sys.mem, this.th.mmus, w.spaces.asi, w.spaces.sci, this.meter.counts, this.reasons, { walk, stlbHit: p.stlbHit.cycles, l1dMiss: p.l2Hit.cycles, fault: p.interruptEntryExit.cycles });
-    this.tenantCode = new WorkingSetRunner(w.machine, this.th.mmus, this.meter.counts, p.l2Hit.cycles, walk, p.stlbHit.cycles);
+    this.toucher = new Toucher(w.machine, w.sys.mem, this.th.mmus, w.spaces.asi, w.spaces.sci, this.meter.counts, this.reasons, { ...walkPrices, l1dMiss: p.l2Hit.cycles, fault: p.interruptEntryExit.cycles });
+    this.tenantCode = new WorkingSetRunner(w.machine, this.th.mmus, this.meter.counts, p.l2Hit.cycles, walkPrices);
     this.heap = new ThreadHeap(this.th.clock);
     this.table = loadFootprintTable({ overrides: w.scenario.footprintOverrides });
     this.quantum = nsToCycles(QUANTUM_NS, w.costs);

@@ -14,6 +14,7 @@ import type { CpuProfile } from '../uarch/profiles.ts';
 import { CR4_LA57, CR4_PAE, CR4_PCIDE, CR4_PGE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE } from '../x86/bits.ts';
 import { CpuState } from '../x86/cpu.ts';
 import { Mmu } from '../x86/mmu.ts';
+import { PWC_GEOMETRY } from '../x86/pwc.ts';
 import type { TlbGeometry } from '../x86/tlb.ts';
 
 /** What a thread does when it is next popped, before drawing a new event. */
@@ -83,7 +84,7 @@ export class ThreadState {
       const cr4 = CR4_PAE | CR4_PGE | (sys.asids.pcid ? CR4_PCIDE : 0) | (sys.levels === 5 ? CR4_LA57 : 0);
       cpu.load({ cr4, efer: EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE, cr3: sys.kernel.kernelRoot, cpl: 0 });
       this.cpus.push(cpu);
-      this.mmus.push(new Mmu(cpu, sys.mem, {}, stlbGeometry(profile, threadsPerCore)));
+      this.mmus.push(new Mmu(cpu, sys.mem, {}, stlbGeometry(profile, threadsPerCore), profile.pagingStructureCaches ? PWC_GEOMETRY : null));
     }
   }
 }
@@ -126,6 +127,8 @@ export class Counts {
   walks = 0;
   /** First-level TLB misses the second level served (no walk). */
   stlbHits = 0;
+  /** Paging-structure entries walks loaded above their last level that no paging-structure cache held (x86/mmu.ts upperLoads). */
+  walkUpperLoads = 0;
   l1dMisses = 0;
   kills = 0;
   /** System Call Isolation: faults on a task's SCI tables, and the PTEs sci_verify_and_map() added. */

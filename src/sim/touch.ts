@@ -24,6 +24,7 @@
  * Module text (kvm.ko, kvm-intel.ko: `modulePages`) is not in the kernel model and is not
  * translated. Nothing here allocates per touch.
  */
+import { WalkMeter, type WalkPrices } from './walk-meter.ts';
 import type { Xoshiro128 } from '../linux/kaslr.ts';
 import type { AsiSession } from '../asi/session.ts';
 import { FAULT_MAPPED, FAULT_RETRY } from '../asi/types.ts';
@@ -148,10 +149,7 @@ export function buildPlan(w: World, fp: Footprint, tenant: TenantRt, prev: Tenan
   return new Plan(fp, text, data, reasons, tenant.index);
 }
 
-export interface TouchCosts {
-  walk: number;
-  /** A first-level TLB miss the second level serves. */
-  stlbHit: number;
+export interface TouchCosts extends WalkPrices {
   l1dMiss: number;
   /** #PF delivery + return, per fault the ASI design takes. */
   fault: number;
@@ -178,7 +176,11 @@ export class Toucher {
     private readonly counts: Counts,
     private readonly reasons: Reasons,
     private readonly costs: TouchCosts,
-  ) {}
+  ) {
+    this.walkMeter = new WalkMeter(costs, counts);
+  }
+
+  private readonly walkMeter: WalkMeter;
 
   /** The task whose plan runs (SCI kills it on a refusal). */
   private task = -1;
@@ -208,19 +210,13 @@ export class Toucher {
     this.task = task;
     if (this.sci !== null) this.sci.key = p.fp.key;
     const mmu = this.mmus[t];
-    const walks0 = mmu.walks;
-    const stlb0 = mmu.stlbHits;
+    this.walkMeter.begin(mmu);
     this.cycles = 0;
     this.misses = 0;
     if (perTouchPath) this.runPerTouch(t, mmu, p, rng);
     else this.runBatched(t, mmu, p, rng);
-    const c = this.counts;
-    const walks = mmu.walks - walks0;
-    const stlbHits = mmu.stlbHits - stlb0;
-    c.walks += walks;
-    c.stlbHits += stlbHits;
-    c.l1dMisses += this.misses;
-    return this.cycles + walks * this.costs.walk + stlbHits * this.costs.stlbHit + this.misses * this.costs.l1dMiss;
+    this.counts.l1dMisses += this.misses;
+    return this.cycles + this.walkMeter.end(mmu) + this.misses * this.costs.l1dMiss;
   }
 
   /** Draw data touch k's candidate and first line (the task's PRNG, in plan order); returns its line count. */

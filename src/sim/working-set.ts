@@ -20,9 +20,8 @@
  *  - user code: the user VA through the thread's Mmu at CPL 3 on whatever CR3 the thread has
  *    at that moment (the PTI user copy when PTI is on), so a mapping the mitigation removed
  *    would show up as an unmapped touch.
- * Each touch that misses the L1D costs an L2 hit (costs.l2Hit), and each page walk of user code
- * the walk price the kernel's touches pay (costs.tlbMissWalk, sim/touch.ts; a first-level miss the
- * STLB serves costs.stlbHit): the cost of refilling
+ * Each touch that misses the L1D costs an L2 hit (costs.l2Hit), and the user code's walks what
+ * the kernel's touches pay (sim/walk-meter.ts): the cost of refilling
  * what a flush evicted (L1D lines, TLB entries after a CR3 write without NOFLUSH) lands on the
  * tenant's own time, where it is paid. Nothing here allocates per touch.
  */
@@ -32,6 +31,7 @@ import type { Machine } from '../uarch/machine.ts';
 import type { Mmu } from '../x86/mmu.ts';
 import { ACCESS_READ, ACCESS_WRITE } from '../x86/bits.ts';
 import type { Counts } from './thread.ts';
+import { WalkMeter, type WalkPrices } from './walk-meter.ts';
 import type { ObjRef, TenantRt } from './world.ts';
 
 const PAGE = 4096;
@@ -94,9 +94,12 @@ export class WorkingSetRunner {
     private readonly mmus: readonly Mmu[],
     private readonly counts: Counts,
     private readonly l1dMissCycles: number,
-    private readonly walkCycles: number,
-    private readonly stlbHitCycles: number,
-  ) {}
+    walkPrices: WalkPrices,
+  ) {
+    this.walkMeter = new WalkMeter(walkPrices, counts);
+  }
+
+  private readonly walkMeter: WalkMeter;
 
   /** `cycles` of the tenant's code on thread t: returns the cycles its L1D misses and page walks add. */
   run(t: number, ws: WorkingSet, cycles: number, rng: Xoshiro128): number {
@@ -106,8 +109,7 @@ export class WorkingSetRunner {
     const mem = machine.memory;
     const c = this.counts;
     let misses = 0;
-    let walks = 0;
-    let stlbHits = 0;
+    let walkCycles = 0;
     if (ws.guest) {
       for (let i = 0; i < n; i++) {
         const line = rng.nextU32() % ws.lines;
@@ -123,8 +125,7 @@ export class WorkingSetRunner {
       const cpu = mmu.cpu;
       const cpl = cpu.cpl;
       cpu.cpl = 3; // user code
-      const walks0 = mmu.walks;
-      const stlb0 = mmu.stlbHits;
+      this.walkMeter.begin(mmu);
       for (let i = 0; i < n; i++) {
         const line = rng.nextU32() % ws.lines;
         const page = line >>> 6;
@@ -140,13 +141,10 @@ export class WorkingSetRunner {
         } else if (!machine.load(t, pa)) misses++;
       }
       cpu.cpl = cpl;
-      walks = mmu.walks - walks0;
-      stlbHits = mmu.stlbHits - stlb0;
-      c.walks += walks;
-      c.stlbHits += stlbHits;
+      walkCycles = this.walkMeter.end(mmu);
     }
     c.touches += n;
     c.l1dMisses += misses;
-    return misses * this.l1dMissCycles + walks * this.walkCycles + stlbHits * this.stlbHitCycles;
+    return misses * this.l1dMissCycles + walkCycles;
   }
 }

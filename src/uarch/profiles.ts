@@ -34,6 +34,8 @@ export interface ProfileSpec {
   /** Second-level TLB (Intel STLB, AMD L2 DTLB) for 4 KiB and 2 MiB pages: entries (0 = none) and ways. */
   stlbEntries: Src<number>;
   stlbWays: Src<number>;
+  /** Whether walks start below the top level from paging-structure caches (x86/pwc.ts; sizes PWC_GEOMETRY there). */
+  pagingStructureCaches: Src<boolean>;
   smt: Src<boolean>;
   /** A core's throughput with both hardware threads busy over one thread alone (sim/smt.ts). */
   smtSpeedup: Src<number>;
@@ -58,6 +60,8 @@ export interface CpuProfile {
   /** Second-level TLB entries for 4 KiB and 2 MiB pages (0: none) and its ways (x86/mmu.ts `stlb`). */
   stlbEntries: number;
   stlbWays: number;
+  /** Paging-structure caches (x86/pwc.ts): false = every walk loads every level (QEMU). */
+  pagingStructureCaches: boolean;
   /** Two hardware threads per core. */
   smt: boolean;
   /** A core's throughput with both threads busy over one thread alone (1 = no gain). */
@@ -106,6 +110,7 @@ export function buildProfile(spec: ProfileSpec): CpuProfile {
     loadPorts: take('loadPorts', spec.loadPorts),
     stlbEntries: take('stlbEntries', spec.stlbEntries),
     stlbWays: take('stlbWays', spec.stlbWays),
+    pagingStructureCaches: take('pagingStructureCaches', spec.pagingStructureCaches),
     storeBufferEntries: take('storeBufferEntries', spec.storeBufferEntries),
     smt: take('smt', spec.smt),
     smtSpeedup: take('smtSpeedup', spec.smtSpeedup),
@@ -131,6 +136,8 @@ const AMD_SOG19 = 'AMD Software Optimization Guide for AMD Family 19h Processors
 const HT_ITJ = 'Marr et al., "Hyper-Threading Technology Architecture and Microarchitecture", Intel Technology Journal 6(1), 2002: performance gains of up to 30% on common server application benchmarks';
 const SMT_INTEL: Src<number> = [1.25, `assumption: 1.25, inside Intel's "up to 30%" (${HT_ITJ}) for a syscall- and cache-heavy server mix (OLTP); the same core width since Skylake`];
 const SMT_AMD: Src<number> = [1.25, `assumption: no AMD figure for a server mix at hand; Intel's (${HT_ITJ}) used for Zen's two threads per core`];
+/** Intel's and AMD's cores cache upper-level paging-structure entries; the sizes are x86/pwc.ts's assumption. */
+const PWC_SPEC: Src<boolean> = [true, 'Intel SDM Vol. 3A 4.10.3 (PML4E, PDPTE and PDE caches on Intel 64 processors); AMD\'s cores are taken to cache upper-level entries likewise (assumption: AMD documents a page walk cache, no sizes). Sizes: x86/pwc.ts PWC_GEOMETRY, an assumption'];
 const ASSUME_LFB_INTEL = 'assumption: Intel does not publish the fill-buffer count; 12 as measured on Skylake-family cores (Haswell had 10)';
 
 /** The Intel server features common to the four Xeon generations, overridden where they differ. */
@@ -208,6 +215,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [56, `${INTEL_OPT}, Skylake: 56-entry store buffer`],
     stlbEntries: [1536, `${INTEL_OPT}, Table 2-15 (Skylake server has the client's TLBs): STLB of 1536 entries shared by 4 KiB and 2 MiB pages`],
     stlbWays: [12, `${INTEL_OPT}, Table 2-15: 12-way STLB`],
+    pagingStructureCaches: PWC_SPEC,
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
     maxPhysBits: [46, 'assumption: /proc/cpuinfo "46 bits physical" as Xeon Scalable report'],
@@ -231,6 +239,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [56, `${INTEL_OPT}, Skylake core: 56-entry store buffer`],
     stlbEntries: [1536, `${INTEL_OPT}, Table 2-15 (the Skylake server core): STLB of 1536 entries for 4 KiB and 2 MiB pages`],
     stlbWays: [12, `${INTEL_OPT}, Table 2-15: 12-way STLB`],
+    pagingStructureCaches: PWC_SPEC,
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
     maxPhysBits: [46, 'assumption: /proc/cpuinfo "46 bits physical" as Xeon Scalable report'],
@@ -255,6 +264,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [72, `${INTEL_OPT}, Sunny Cove: 72-entry store buffer`],
     stlbEntries: [2048, `${INTEL_OPT}, Sunny Cove: STLB of 2048 entries for 4 KiB and 2 MiB pages`],
     stlbWays: [16, 'assumption: 16-way, Skylake\'s 128 sets with the larger capacity'],
+    pagingStructureCaches: PWC_SPEC,
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
     maxPhysBits: [46, 'assumption: /proc/cpuinfo "46 bits physical, 57 bits virtual" on Ice Lake-SP'],
@@ -280,6 +290,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [114, 'Intel Architecture Day 2021, Golden Cove: 114-entry store buffer'],
     stlbEntries: [2048, `${INTEL_OPT}, Golden Cove: STLB of 2048 entries for 4 KiB and 2 MiB pages`],
     stlbWays: [16, 'assumption: 16-way, Skylake\'s 128 sets with the larger capacity'],
+    pagingStructureCaches: PWC_SPEC,
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
     maxPhysBits: [46, 'assumption: /proc/cpuinfo "46 bits physical, 57 bits virtual" on Sapphire Rapids'],
@@ -304,6 +315,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [64, `${AMD_SOG19}: 64-entry store queue`],
     stlbEntries: [2048, `${AMD_SOG19}: L2 DTLB of 2048 entries`],
     stlbWays: [16, 'assumption: 16-way (associativity not given); 128 sets as the Intel STLBs'],
+    pagingStructureCaches: PWC_SPEC,
     smt: [true, 'AMD: two threads per core (SMT)'],
     smtSpeedup: SMT_AMD,
     maxPhysBits: [48, 'assumption: /proc/cpuinfo "48 bits physical" on EPYC 7003 without SME'],
@@ -325,6 +337,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [64, `${AMD_SOG19} (Zen 4): 64-entry store queue`],
     stlbEntries: [3072, `${AMD_SOG19} (Zen 4): L2 DTLB of 3072 entries`],
     stlbWays: [24, 'assumption: 24-way (associativity not given); 128 sets as the Intel STLBs'],
+    pagingStructureCaches: PWC_SPEC,
     smt: [true, 'AMD: two threads per core (SMT)'],
     smtSpeedup: SMT_AMD,
     maxPhysBits: [52, 'assumption: /proc/cpuinfo "52 bits physical, 57 bits virtual" on EPYC 9004 without SME'],
@@ -349,6 +362,7 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [56, 'assumption: TCG models no store buffer; 56 chosen'],
     stlbEntries: [0, 'QEMU TCG softmmu has one TLB level (accel/tcg/cputlb.c): no second level'],
     stlbWays: [1, 'no second level'],
+    pagingStructureCaches: [false, 'QEMU TCG\'s walker (target/i386/tcg/sysemu/excp_helper.c mmu_translate) loads every level of every walk: no paging-structure caches'],
     smt: [false, 'captures cpuinfo.txt: siblings 1, cpu cores 1'],
     smtSpeedup: [1, 'definition: no SMT, nothing shared'],
     maxPhysBits: [40, 'captures cpuinfo.txt: 40 bits physical'],

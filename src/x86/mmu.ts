@@ -29,6 +29,7 @@ import type { CpuState } from './cpu.ts';
 import { ACCESS_WRITE, PTE_D, PTE_G, VECTOR_PF } from './bits.ts';
 import { NEEDS_WALK, RIGHTS_D } from './rights.ts';
 import { Tlb, TLB_D, TLB_G, type TlbGeometry } from './tlb.ts';
+import { PagingStructureCache, type PwcGeometry } from './pwc.ts';
 import { TlbControl } from './tlb-control.ts';
 import { INFO_ERROR_SHIFT, INFO_LEVEL_SHIFT, INFO_PAGE_SHIFT_SHIFT, INFO_VECTOR_SHIFT, infoOk, Translation, walkPfn } from './walk.ts';
 
@@ -45,6 +46,12 @@ export class Mmu extends TlbControl {
   walks = 0;
   /** First-level misses served by the second-level TLB (no walk). */
   stlbHits = 0;
+  /**
+   * Paging-structure entries walks loaded above their last level because no paging-structure
+   * cache (pwc.ts) held them: 0 for a walk that found the entry above its leaf cached, up to
+   * levels - 1 after a flush (with no `pwc`, every walk loads every level).
+   */
+  upperLoads = 0;
 
   /** CpuState.modeVersion that `ctx` was computed for. */
   private modeVersion = -1;
@@ -60,11 +67,12 @@ export class Mmu extends TlbControl {
 
   /**
    * `geometry`: the first-level TLB's (default: the Skylake L1 DTLB); `stlb`: a second level's,
-   * or null for none (every first-level miss walks).
+   * or null for none (every first-level miss walks); `pwc`: the paging-structure caches' sizes,
+   * or null for none (QEMU's walker: every walk loads every level).
    */
-  constructor(cpu: CpuState, readonly mem: PhysMemory, geometry: Partial<TlbGeometry> = {}, stlb: Partial<TlbGeometry> | null = null) {
+  constructor(cpu: CpuState, readonly mem: PhysMemory, geometry: Partial<TlbGeometry> = {}, stlb: Partial<TlbGeometry> | null = null, pwc: PwcGeometry | null = null) {
     // The second level is reached only from the slow path: it keeps no fast-path slots.
-    super(cpu, new Tlb(geometry), stlb === null ? null : new Tlb(stlb, false));
+    super(cpu, new Tlb(geometry), stlb === null ? null : new Tlb(stlb, false), pwc === null ? null : new PagingStructureCache(pwc));
     this.fw = this.tlb.fast.words;
     this.tstamp = this.tlb.stamp;
     this.clk = this.tlb.clockIndex;
@@ -272,9 +280,8 @@ export class Mmu extends TlbControl {
       // The processor walks to set D in the leaf (SDM 4.8); the entry is refilled from that walk.
       tlb.invalidateEntry(row);
       if (this.walkAndFill(vaLo, vaHi, access)) return true;
-      // The walk faulted: the #PF invalidates the page's entries (SDM 4.10.4.1), so a copy the
-      // other level holds goes too (the first level's row is gone already).
-      this.stlb?.flushAddress(vaLo, vaHi, cpu.pcid, true);
+      // The walk faulted: the #PF invalidated the page's entries (walkAndFill), the copy the
+      // other level holds too (the first level's row is gone already).
       return false;
     }
     // A #PF invalidates the TLB entries for the faulting page number (SDM 4.10.4.1), so a
@@ -320,7 +327,22 @@ export class Mmu extends TlbControl {
     const out = this.out;
     this.walks++;
     this.outWalked = 1;
-    if (!walkPfn(this.mem, cpu, cpu.rootPfn, vaLo, vaHi, access, out)) return false;
+    const levels = cpu.levels;
+    const pwc = this.pwc;
+    if (!walkPfn(this.mem, cpu, cpu.rootPfn, vaLo, vaHi, access, out)) {
+      // The walk loaded the levels down to the entry that ended it. The #PF invalidates the
+      // page's TLB entries and the paging-structure-cache entries for it (SDM 4.10.4.1).
+      const last = out.level;
+      this.upperLoads += pwc === null ? levels - last : pwc.upperLoads(vaLo, vaHi, cpu.pcid, last, levels);
+      if ((out.info >>> INFO_VECTOR_SHIFT) === VECTOR_PF) this.flushAddress(vaLo, vaHi, cpu.pcid, true);
+      return false;
+    }
+    const leaf = out.level;
+    if (pwc === null) this.upperLoads += levels - leaf;
+    else {
+      this.upperLoads += pwc.upperLoads(vaLo, vaHi, cpu.pcid, leaf, levels);
+      pwc.fill(vaLo, vaHi, cpu.pcid, leaf, levels);
+    }
     // Only translations that did not fault are cached: the TLB holds only valid translations,
     // and only once A is 1 in every entry used (SDM 4.10.2.3) — the walker sets the leaf's A
     // only for an allowed access (4.8). The leaf's G counts only with CR4.PGE=1 (4.10.2.4);
@@ -339,7 +361,7 @@ export class Mmu extends TlbControl {
   }
 
   resetCounters(): void {
-    this.walks = this.flushes = this.stlbHits = 0;
+    this.walks = this.flushes = this.stlbHits = this.upperLoads = 0;
     this.tlb.resetCounters();
     this.stlb?.resetCounters();
   }

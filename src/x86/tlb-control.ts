@@ -3,13 +3,16 @@
  * 4.10.4.1: MOV to CR3, MOV to CR4, INVLPG, INVPCID. The base of the Mmu (mmu.ts), which adds
  * translation; these need only the CPU's registers and the TLBs. Every invalidation applies to
  * the first-level TLB and to the second-level one (STLB) when there is one: the SDM's rules are
- * for "the TLBs", whatever level holds an entry.
+ * for "the TLBs", whatever level holds an entry. The paging-structure caches (pwc.ts) lose what
+ * 4.10.4.1 says each instruction invalidates in them, which is not always the TLB's scope:
+ * INVLPG drops every entry of the current PCID, and none of their entries is global.
  *
  * Instructions return 0, or the vector of the exception they raise (13, #GP) when the SDM
  * (Vol. 2 instruction pages) says the operands are invalid; state is unchanged then.
  */
 import type { CpuState } from './cpu.ts';
 import { CR3_NOFLUSH_HI, CR3_PCID_MASK, CR4_LA57, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_SMEP, EFER_LMA, VECTOR_GP } from './bits.ts';
+import type { PagingStructureCache } from './pwc.ts';
 import type { Tlb } from './tlb.ts';
 
 const TWO32 = 4294967296;
@@ -24,27 +27,37 @@ export class TlbControl {
   /** Invalidation operations performed (CR3/CR4 writes that flush, INVLPG, INVPCID, #PF). */
   flushes = 0;
 
-  constructor(readonly cpu: CpuState, readonly tlb: Tlb, readonly stlb: Tlb | null = null) {}
+  constructor(readonly cpu: CpuState, readonly tlb: Tlb, readonly stlb: Tlb | null = null, readonly pwc: PagingStructureCache | null = null) {}
 
-  // The invalidations, on both levels.
+  // The invalidations, on both TLB levels and the paging-structure caches (which hold no global entries).
   protected flushPcid(pcid: number, includeGlobal: boolean): void {
     this.tlb.flushPcid(pcid, includeGlobal);
     this.stlb?.flushPcid(pcid, includeGlobal);
+    this.pwc?.flushPcid(pcid);
   }
 
   protected flushAll(): void {
     this.tlb.flushAll();
     this.stlb?.flushAll();
+    this.pwc?.flushAll();
   }
 
+  /** INVPCID type 3: every PCID's non-global TLB entries, and all paging-structure-cache entries. */
   protected flushNonGlobal(): void {
     this.tlb.flushNonGlobal();
     this.stlb?.flushNonGlobal();
+    this.pwc?.flushAll();
   }
 
+  /**
+   * The entries of one page for `pcid` (globals too if `globals`), and the paging-structure-cache
+   * entries of `pcid` a walk of it would use: INVPCID type 0's "mappings ... that would be used to
+   * translate the linear address" and a #PF's (SDM 4.10.4.1). INVLPG drops more (invlpg()).
+   */
   protected flushAddress(vaLo: number, vaHi: number, pcid: number, globals: boolean): void {
     this.tlb.flushAddress(vaLo, vaHi, pcid, globals);
     this.stlb?.flushAddress(vaLo, vaHi, pcid, globals);
+    this.pwc?.flushAddress(vaLo, vaHi, pcid);
   }
 
   /**
@@ -107,8 +120,10 @@ export class TlbControl {
     const top = vaHi >> cpu.canonShift;
     if (top !== 0 && top !== -1) return 0;
     // The page's entries for the current PCID, and global entries for it whatever their PCID,
-    // for every page size (SDM 4.10.4.1).
+    // for every page size; and every paging-structure-cache entry of the current PCID, "regardless
+    // of the linear addresses to which they correspond" (SDM 4.10.4.1).
     this.flushAddress(vaLo, vaHi, cpu.pcid, true);
+    this.pwc?.flushPcid(cpu.pcid);
     this.flushes++;
     return 0;
   }
