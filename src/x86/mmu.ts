@@ -333,16 +333,11 @@ export class Mmu extends TlbControl {
       // The walk loaded the levels down to the entry that ended it. The #PF invalidates the
       // page's TLB entries and the paging-structure-cache entries for it (SDM 4.10.4.1).
       const last = out.level;
-      this.upperLoads += pwc === null ? levels - last : pwc.upperLoads(vaLo, vaHi, cpu.pcid, last, levels);
+      this.upperLoads += pwc === null ? levels - last : pwc.walked(vaLo, vaHi, cpu.pcid, last, levels, false);
       if ((out.info >>> INFO_VECTOR_SHIFT) === VECTOR_PF) this.flushAddress(vaLo, vaHi, cpu.pcid, true);
       return false;
     }
-    const leaf = out.level;
-    if (pwc === null) this.upperLoads += levels - leaf;
-    else {
-      this.upperLoads += pwc.upperLoads(vaLo, vaHi, cpu.pcid, leaf, levels);
-      pwc.fill(vaLo, vaHi, cpu.pcid, leaf, levels);
-    }
+    this.upperLoads += pwc === null ? levels - out.level : pwc.walked(vaLo, vaHi, cpu.pcid, out.level, levels, true);
     // Only translations that did not fault are cached: the TLB holds only valid translations,
     // and only once A is 1 in every entry used (SDM 4.10.2.3) — the walker sets the leaf's A
     // only for an allowed access (4.8). The leaf's G counts only with CR4.PGE=1 (4.10.2.4);

@@ -139,12 +139,24 @@ describe('paging-structure caches', () => {
     expect(touch(m, page(1))).toEqual([1, 3]); // and the #PF emptied that entry and the ones above
   });
 
-  it('each cache replaces its least recently used entry', () => {
+  it('the PDE cache is 4-way set associative by the tag\'s low bits, least recently used out', () => {
     const m = setup();
+    const sets = PWC_GEOMETRY.pde / 4;
+    const region = (r: number) => USER + BigInt(r) * SIZE_2M;
     touch(m, page(0));
-    for (let r = 1; r <= PWC_GEOMETRY.pde; r++) touch(m, USER + BigInt(r) * SIZE_2M); // 32 more page tables
-    // page(0)'s page table was the least recently used of 33: its PDE is loaded again.
-    expect(touch(m, page(1))).toEqual([1, 1]);
+    // Regions 0, sets, 2*sets, 3*sets share a set: its four ways hold them all.
+    for (let r = 1; r <= 3; r++) touch(m, region(r * sets));
+    expect(touch(m, page(1))).toEqual([1, 0]); // region 0 is now the most recent of its set
+    for (let r = 1; r < sets; r++) touch(m, region(r)); // other sets: no effect on this one
+    expect(touch(m, page(2))).toEqual([1, 0]);
+    // A fifth region of the set evicts its least recently used, region `sets`, not region 0.
+    touch(m, region(4 * sets));
+    expect(touch(m, page(3))).toEqual([1, 0]);
+    // A walk in region `sets` (of an unmapped page: it faults at the PTE) starts at the PDE again.
+    const { lo, hi } = vaHalves(region(sets) + 5n * SIZE_4K);
+    const u0 = m.mmu.upperLoads;
+    expect(m.mmu.translate(lo, hi, ACCESS_READ)).toBe(false);
+    expect(m.mmu.upperLoads - u0).toBe(1);
   });
 });
 
@@ -153,11 +165,12 @@ describe('PagingStructureCache alone', () => {
     const c = new PagingStructureCache();
     const u = vaHalves(USER);
     const k = vaHalves(KERNEL);
-    c.fill(u.lo, u.hi | 0, 1, 1, 4);
-    expect(c.upperLoads(u.lo, u.hi | 0, 1, 1, 4)).toBe(0);
-    expect(c.upperLoads(k.lo, k.hi | 0, 1, 1, 4)).toBe(3);
-    expect(c.upperLoads(u.lo, u.hi | 0, 2, 1, 4)).toBe(3);
+    expect(c.walked(u.lo, u.hi | 0, 1, 1, 4, true)).toBe(3);
+    expect(c.walked(u.lo, u.hi | 0, 1, 1, 4, false)).toBe(0);
+    expect(c.walked(k.lo, k.hi | 0, 1, 1, 4, false)).toBe(3);
+    expect(c.walked(u.lo, u.hi | 0, 2, 1, 4, false)).toBe(3);
     expect(c.occupancy()).toEqual([1, 1, 1, 0]);
     expect(() => new PagingStructureCache({ pde: -1, pdpte: 1, pml4e: 1, pml5e: 1 })).toThrow(RangeError);
+    expect(() => new PagingStructureCache({ pde: 24, pdpte: 4, pml4e: 4, pml5e: 2 })).toThrow(RangeError); // 6 sets
   });
 });
