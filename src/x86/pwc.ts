@@ -100,33 +100,29 @@ export class PagingStructureCache {
    * entries it loaded above `last` — levels - last when no cache holds a level above it,
    * j - last - 1 when the lowest level with an entry is j (the walk starts in the table that
    * entry references) — and ages the entry it used. With `fill` (a walk that reached its leaf)
-   * every level above the leaf gets an entry, as 4.10.3.1 allows for entries with P=1.
+   * every level it read above the leaf gets an entry (4.10.3.1: made only for entries with P=1).
    */
   walked(vaLo: number, vaHi: number, pcid: number, last: number, levels: number, fill: boolean): number {
-    let loads = levels - last;
-    let found = false;
+    // Upward from the level above `last`: the first level with an entry is where the walk started;
+    // the levels below it were read, so a filling walk caches them. It read nothing above the
+    // entry it used, so it makes (or ages) nothing there (4.10.3.1: entries come from the
+    // paging-structure entries a translation uses).
     for (let j = last + 1; j <= levels; j++) {
       const k = j - 2;
       const t = tagOf(vaLo, vaHi, k);
       let i = this.find(k, t, pcid);
-      if (i >= 0 && !found) {
-        found = true;
-        loads = j - last - 1;
-        if (!fill) {
-          this.stamp[i] = ++this.clock;
-          return loads;
-        }
+      if (i >= 0) {
+        this.stamp[i] = ++this.clock;
+        return j - last - 1;
       }
       if (!fill) continue;
-      if (i < 0) {
-        i = this.victim(k, t);
-        if (i < 0) continue; // a cache of no entries
-        this.tag[i] = t;
-        this.pcid[i] = pcid;
-      }
+      i = this.victim(k, t);
+      if (i < 0) continue; // a cache of no entries
+      this.tag[i] = t;
+      this.pcid[i] = pcid;
       this.stamp[i] = ++this.clock;
     }
-    return loads;
+    return levels - last;
   }
 
   /** An invalid row of tag t's set in level index k, else its least recently used; -1 if the cache has none. */
