@@ -334,7 +334,10 @@ export class Mmu extends TlbControl {
       // page's TLB entries and the paging-structure-cache entries for it (SDM 4.10.4.1).
       const last = out.level;
       this.upperLoads += pwc === null ? levels - last : pwc.walked(vaLo, vaHi, cpu.pcid, last, levels, false);
-      if ((out.info >>> INFO_VECTOR_SHIFT) === VECTOR_PF) this.flushAddress(vaLo, vaHi, cpu.pcid, true);
+      if ((out.info >>> INFO_VECTOR_SHIFT) === VECTOR_PF) {
+        this.flushAddress(vaLo, vaHi, cpu.pcid, true);
+        this.flushes++; // counted as a faulting TLB hit's #PF is (hitSlow)
+      }
       return false;
     }
     this.upperLoads += pwc === null ? levels - out.level : pwc.walked(vaLo, vaHi, cpu.pcid, out.level, levels, true);

@@ -134,8 +134,10 @@ describe('paging-structure caches', () => {
     // page(9) is in page(0)'s page table and not present: the walk faults at the PTE.
     const { lo, hi } = vaHalves(page(9));
     const u0 = m.mmu.upperLoads;
+    const f0 = m.mmu.flushes;
     expect(m.mmu.translate(lo, hi, ACCESS_READ)).toBe(false);
     expect(m.mmu.upperLoads - u0).toBe(0); // it started in the cached page table
+    expect(m.mmu.flushes - f0).toBe(1); // an invalidation, as a faulting TLB hit's #PF
     expect(touch(m, page(1))).toEqual([1, 3]); // and the #PF emptied that entry and the ones above
   });
 
