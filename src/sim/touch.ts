@@ -24,7 +24,6 @@
  * Module text (kvm.ko, kvm-intel.ko: `modulePages`) is not in the kernel model and is not
  * translated. Nothing here allocates per touch.
  */
-import { WalkMeter, type WalkPrices } from './walk-meter.ts';
 import type { Xoshiro128 } from '../linux/kaslr.ts';
 import type { AsiSession } from '../asi/session.ts';
 import { FAULT_MAPPED, FAULT_RETRY } from '../asi/types.ts';
@@ -36,6 +35,7 @@ import type { Footprint } from './footprints.ts';
 import type { ObjRef, TenantRt, World } from './world.ts';
 import type { Counts } from './thread.ts';
 import type { SciRun } from './sci-run.ts';
+import { WalkMeter, type WalkPrices } from './walk-meter.ts';
 
 const TWO32 = 4294967296;
 const A_READ = 0;

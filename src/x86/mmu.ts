@@ -278,11 +278,9 @@ export class Mmu extends TlbControl {
     const out = this.out;
     if (fault === 0) {
       // The processor walks to set D in the leaf (SDM 4.8); the entry is refilled from that walk.
+      // A walk that faults invalidates the page in both levels itself (walkAndFill).
       tlb.invalidateEntry(row);
-      if (this.walkAndFill(vaLo, vaHi, access)) return true;
-      // The walk faulted: the #PF invalidated the page's entries (walkAndFill), the copy the
-      // other level holds too (the first level's row is gone already).
-      return false;
+      return this.walkAndFill(vaLo, vaHi, access);
     }
     // A #PF invalidates the TLB entries for the faulting page number (SDM 4.10.4.1), so a
     // retry walks the tables in memory. The entry that faulted may be global: drop it too.
@@ -327,20 +325,19 @@ export class Mmu extends TlbControl {
     const out = this.out;
     this.walks++;
     this.outWalked = 1;
-    const levels = cpu.levels;
+    const ok = walkPfn(this.mem, cpu, cpu.rootPfn, vaLo, vaHi, access, out);
+    // The walk loaded the levels down to its leaf, or to the entry that ended it (out.level); only
+    // a walk that reached its leaf caches what it read.
     const pwc = this.pwc;
-    if (!walkPfn(this.mem, cpu, cpu.rootPfn, vaLo, vaHi, access, out)) {
-      // The walk loaded the levels down to the entry that ended it. The #PF invalidates the
-      // page's TLB entries and the paging-structure-cache entries for it (SDM 4.10.4.1).
-      const last = out.level;
-      this.upperLoads += pwc === null ? levels - last : pwc.walked(vaLo, vaHi, cpu.pcid, last, levels, false);
+    this.upperLoads += pwc === null ? cpu.levels - out.level : pwc.walked(vaLo, vaHi, cpu.pcid, out.level, cpu.levels, ok);
+    if (!ok) {
+      // The #PF invalidates the page's TLB entries and the paging-structure-cache entries for it (SDM 4.10.4.1).
       if ((out.info >>> INFO_VECTOR_SHIFT) === VECTOR_PF) {
         this.flushAddress(vaLo, vaHi, cpu.pcid, true);
         this.flushes++; // counted as a faulting TLB hit's #PF is (hitSlow)
       }
       return false;
     }
-    this.upperLoads += pwc === null ? levels - out.level : pwc.walked(vaLo, vaHi, cpu.pcid, out.level, levels, true);
     // Only translations that did not fault are cached: the TLB holds only valid translations,
     // and only once A is 1 in every entry used (SDM 4.10.2.3) — the walker sets the leaf's A
     // only for an allowed access (4.8). The leaf's G counts only with CR4.PGE=1 (4.10.2.4);
