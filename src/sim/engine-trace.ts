@@ -89,7 +89,7 @@ export class EngineTracer {
     this.since = new Float64Array(n);
     this.restr = new Uint8Array(n);
     this.flushes = new Float64Array(n);
-    for (let t = 0; t < n; t++) this.flushes[t] = w.threads.mmus[t].flushes;
+    for (let t = 0; t < n; t++) this.flushes[t] = w.threads.mmus[t].allFlushes;
     this.labels = w.tasks.map((k) => Int32Array.from(k.mix, (m) => sink.intern(mixFootprintKey(m) ?? m.event)));
     for (const l of ['ipi handler', 'stunned', 'context-switch', 'forced idle', 'return to user', 'vmenter', 'idle', 'return to idle', 'workload page-fault', 'asi fault', 'sci fault']) this.L[l] = sink.intern(l);
     this.wrap();
@@ -248,7 +248,7 @@ export class EngineTracer {
   }
 
   private tlbFlushes(t: number, at: number): void {
-    const f = this.w.threads.mmus[t].flushes;
+    const f = this.w.threads.mmus[t].allFlushes;
     if (f !== this.flushes[t]) { this.sink.instant(t, TLB, at, f - this.flushes[t]); this.flushes[t] = f; }
   }
 

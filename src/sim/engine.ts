@@ -286,7 +286,7 @@ export class Engine {
     this.tracer?.end();
     for (let i = 0; i < this.w.tasks.length; i++) if (this.meter.finish[i] < 0) this.meter.finish[i] = th.clock[this.w.tasks[i].thread];
     let f = 0;
-    for (const m of th.mmus) f += m.flushes;
+    for (const m of th.mmus) f += m.allFlushes;
     this.meter.counts.tlbFlushes = f;
     const s = this.w.spaces.asi;
     if (s) { this.meter.counts.asiExits = s.counters.exits; this.meter.counts.asiEntries = s.counters.enters; }

@@ -84,7 +84,10 @@ export class ThreadState {
       const cr4 = CR4_PAE | CR4_PGE | (sys.asids.pcid ? CR4_PCIDE : 0) | (sys.levels === 5 ? CR4_LA57 : 0);
       cpu.load({ cr4, efer: EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE, cr3: sys.kernel.kernelRoot, cpl: 0 });
       this.cpus.push(cpu);
-      this.mmus.push(new Mmu(cpu, sys.mem, {}, stlbGeometry(profile, threadsPerCore), profile.pagingStructureCaches ? PWC_GEOMETRY : null));
+      const mmu = new Mmu(cpu, sys.mem, {}, stlbGeometry(profile, threadsPerCore), profile.pagingStructureCaches ? PWC_GEOMETRY : null);
+      const itlb = itlbGeometry(profile, threadsPerCore);
+      if (itlb !== null) mmu.splitFetch(itlb.l1, itlb.l2);
+      this.mmus.push(mmu);
     }
   }
 }
@@ -103,6 +106,25 @@ export function stlbGeometry(p: CpuProfile, threadsPerCore: number): Partial<Tlb
   if (p.stlbEntries === 0) return null;
   const sets = p.stlbEntries / p.stlbWays / threadsPerCore;
   return { sets4K: sets, ways4K: p.stlbWays, sets2M: sets, ways2M: p.stlbWays, sets1G: 4, ways1G: 4 };
+}
+
+/**
+ * The first-level instruction TLB of one hardware thread of a CPU profile (and its second-level
+ * ITLB when the profile has one of its own), or null when fetches share the data TLB (qemu-max).
+ * As the STLB (stlbGeometry), each thread gets 1/threadsPerCore of the core's entries (Intel's ITLB
+ * is partitioned between the threads, Optimization Reference Manual Table 2-15; AMD's, assumption,
+ * the same). 2 MiB entries are fully associative; 4 entries for 1 GiB pages (assumption: kernel
+ * and user text are never 1 GiB-mapped, so none is used).
+ */
+export function itlbGeometry(p: CpuProfile, threadsPerCore: number): { l1: Partial<TlbGeometry>; l2: Partial<TlbGeometry> | null } | null {
+  if (p.itlb4KEntries === 0) return null;
+  const per4K = p.itlb4KEntries / threadsPerCore;
+  const ways4K = Math.min(p.itlb4KWays, per4K);
+  const ways2M = Math.max(1, p.itlb2MEntries / threadsPerCore);
+  const l1 = { sets4K: per4K / ways4K, ways4K, sets2M: 1, ways2M, sets1G: 1, ways1G: 4 };
+  if (p.l2ItlbEntries === 0) return { l1, l2: null };
+  const sets = p.l2ItlbEntries / p.l2ItlbWays / threadsPerCore;
+  return { l1, l2: { sets4K: sets, ways4K: p.l2ItlbWays, sets2M: sets, ways2M: p.l2ItlbWays, sets1G: 1, ways1G: 4 } };
 }
 
 /** Counts a run reports (the JSON `counts`, plus extras). */

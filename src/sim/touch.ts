@@ -9,7 +9,8 @@
  * line through the thread's current CR3 with its Mmu (a TLB miss walks), then loads it through
  * the core (an L1D miss fills the line from memory through a fill buffer, the value passes a
  * load port) or stores it (the store buffer; the value written is the one memory holds, so
- * planted secrets are never overwritten). Text pages are instruction fetches: translated, not
+ * planted secrets are never overwritten). Text pages are instruction fetches (through the
+ * instruction TLB, Mmu.fetchSide, where the profile splits the first level): translated, not
  * loaded into the L1D. A translation that faults while the thread runs on a restricted space
  * goes to the ASI session's fault policy; a retry follows FAULT_RETRY / FAULT_MAPPED.
  *
@@ -239,8 +240,9 @@ export class Toucher {
   /** The reference path: every text page and every new page of a data touch translated where it is met. */
   private runPerTouch(t: number, mmu: Mmu, p: Plan, rng: Xoshiro128): void {
     const c = this.counts;
+    const fetch = mmu.fetchSide ?? mmu; // fetches go through the instruction TLB where the first level is split
     for (let i = 0; i < p.nText; i++) {
-      const e = this.translate(t, mmu, p.textLo[i] | 0, p.textHi[i], 2, p.textReason[i]); // 2 = ACCESS_FETCH
+      const e = this.translate(t, fetch, p.textLo[i] | 0, p.textHi[i], 2, p.textReason[i]); // 2 = ACCESS_FETCH
       if (e > 0) this.cycles += e;
     }
     c.touches += p.nText;
@@ -312,13 +314,14 @@ export class Toucher {
     const nText = p.nText;
     if (nText > 0) {
       if (this.textPa.length < nText) this.textPa = new Float64Array(nText * 2);
+      const fetch = mmu.fetchSide ?? mmu; // the instruction TLB where the first level is split
       let i = 0;
       while (i < nText) {
-        const f = mmu.translateBatch(p.textLo32, p.textHi, p.textAccess, i, nText, this.textPa);
+        const f = fetch.translateBatch(p.textLo32, p.textHi, p.textAccess, i, nText, this.textPa);
         c.translations += f - i;
         if (f === nText) break;
         c.translations++;
-        const e = this.fault(t, mmu, p.textLo32[f], p.textHi[f], 2, p.textReason[f]); // 2 = ACCESS_FETCH
+        const e = this.fault(t, fetch, p.textLo32[f], p.textHi[f], 2, p.textReason[f]); // 2 = ACCESS_FETCH
         if (e > 0) this.cycles += e;
         i = f + 1;
       }

@@ -1,7 +1,7 @@
 /**
  * What a run of touches' address translation cost: the page walks, the upper-level entries they
  * loaded that no paging-structure cache held, and the first-level misses the second-level TLB
- * served, read from the thread's Mmu counters before and after (x86/mmu.ts), counted into the
+ * served, read from the thread's Mmu counters (both sides of a split first level) before and after (x86/mmu.ts), counted into the
  * run's Counts and priced (sim/costs.ts tlbMissWalk, walkUpperLoad, stlbHit). One per caller:
  * begin() and end() must pair, not nest.
  */
@@ -25,16 +25,16 @@ export class WalkMeter {
   constructor(private readonly prices: WalkPrices, private readonly counts: Counts) {}
 
   begin(mmu: Mmu): void {
-    this.walks0 = mmu.walks;
-    this.upper0 = mmu.upperLoads;
-    this.stlb0 = mmu.stlbHits;
+    this.walks0 = mmu.allWalks;
+    this.upper0 = mmu.allUpperLoads;
+    this.stlb0 = mmu.allStlbHits;
   }
 
   /** Counts what `mmu` did since begin(); returns its cycles. */
   end(mmu: Mmu): number {
-    const walks = mmu.walks - this.walks0;
-    const upper = mmu.upperLoads - this.upper0;
-    const stlb = mmu.stlbHits - this.stlb0;
+    const walks = mmu.allWalks - this.walks0;
+    const upper = mmu.allUpperLoads - this.upper0;
+    const stlb = mmu.allStlbHits - this.stlb0;
     const c = this.counts;
     c.walks += walks;
     c.walkUpperLoads += upper;

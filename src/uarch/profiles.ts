@@ -34,6 +34,16 @@ export interface ProfileSpec {
   /** Second-level TLB (Intel STLB, AMD L2 DTLB) for 4 KiB and 2 MiB pages: entries (0 = none) and ways. */
   stlbEntries: Src<number>;
   stlbWays: Src<number>;
+  /**
+   * First-level instruction TLB per core (x86/mmu.ts splitFetch): 4 KiB entries (0 = none: fetches
+   * share the data TLB) and ways, 2 MiB entries (fully associative); a second-level ITLB of its own
+   * (AMD's L2 ITLB; 0 = fetches that miss go to the STLB, Intel's, which serves both).
+   */
+  itlb4KEntries: Src<number>;
+  itlb4KWays: Src<number>;
+  itlb2MEntries: Src<number>;
+  l2ItlbEntries: Src<number>;
+  l2ItlbWays: Src<number>;
   /** Whether walks start below the top level from paging-structure caches (x86/pwc.ts; sizes PWC_GEOMETRY there). */
   pagingStructureCaches: Src<boolean>;
   smt: Src<boolean>;
@@ -60,6 +70,12 @@ export interface CpuProfile {
   /** Second-level TLB entries for 4 KiB and 2 MiB pages (0: none) and its ways (x86/mmu.ts `stlb`). */
   stlbEntries: number;
   stlbWays: number;
+  /** First-level ITLB per core (0 entries: none) and a second-level ITLB of its own (0: the STLB serves fetches). */
+  itlb4KEntries: number;
+  itlb4KWays: number;
+  itlb2MEntries: number;
+  l2ItlbEntries: number;
+  l2ItlbWays: number;
   /** Paging-structure caches (x86/pwc.ts): false = every walk loads every level (QEMU). */
   pagingStructureCaches: boolean;
   /** Two hardware threads per core. */
@@ -110,6 +126,11 @@ export function buildProfile(spec: ProfileSpec): CpuProfile {
     loadPorts: take('loadPorts', spec.loadPorts),
     stlbEntries: take('stlbEntries', spec.stlbEntries),
     stlbWays: take('stlbWays', spec.stlbWays),
+    itlb4KEntries: take('itlb4KEntries', spec.itlb4KEntries),
+    itlb4KWays: take('itlb4KWays', spec.itlb4KWays),
+    itlb2MEntries: take('itlb2MEntries', spec.itlb2MEntries),
+    l2ItlbEntries: take('l2ItlbEntries', spec.l2ItlbEntries),
+    l2ItlbWays: take('l2ItlbWays', spec.l2ItlbWays),
     pagingStructureCaches: take('pagingStructureCaches', spec.pagingStructureCaches),
     storeBufferEntries: take('storeBufferEntries', spec.storeBufferEntries),
     smt: take('smt', spec.smt),
@@ -215,6 +236,11 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [56, `${INTEL_OPT}, Skylake: 56-entry store buffer`],
     stlbEntries: [1536, `${INTEL_OPT}, Table 2-15 (Skylake server has the client's TLBs): STLB of 1536 entries shared by 4 KiB and 2 MiB pages`],
     stlbWays: [12, `${INTEL_OPT}, Table 2-15: 12-way STLB`],
+    itlb4KEntries: [128, `${INTEL_OPT}, Table 2-15: ITLB of 128 entries for 4 KiB pages, fixed partition between the threads`],
+    itlb4KWays: [8, `${INTEL_OPT}, Table 2-15: 8-way ITLB`],
+    itlb2MEntries: [16, `${INTEL_OPT}, Table 2-15: 8 ITLB entries for 2/4 MiB pages per thread, fully associative`],
+    l2ItlbEntries: [0, `${INTEL_OPT}, Table 2-15: the STLB serves instruction and data misses`],
+    l2ItlbWays: [1, 'no second-level ITLB of its own'],
     pagingStructureCaches: PWC_SPEC,
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
@@ -239,6 +265,11 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [56, `${INTEL_OPT}, Skylake core: 56-entry store buffer`],
     stlbEntries: [1536, `${INTEL_OPT}, Table 2-15 (the Skylake server core): STLB of 1536 entries for 4 KiB and 2 MiB pages`],
     stlbWays: [12, `${INTEL_OPT}, Table 2-15: 12-way STLB`],
+    itlb4KEntries: [128, `${INTEL_OPT}, Table 2-15: ITLB of 128 entries for 4 KiB pages, fixed partition between the threads`],
+    itlb4KWays: [8, `${INTEL_OPT}, Table 2-15: 8-way ITLB`],
+    itlb2MEntries: [16, `${INTEL_OPT}, Table 2-15: 8 ITLB entries for 2/4 MiB pages per thread, fully associative`],
+    l2ItlbEntries: [0, `${INTEL_OPT}, Table 2-15: the STLB serves instruction and data misses`],
+    l2ItlbWays: [1, 'no second-level ITLB of its own'],
     pagingStructureCaches: PWC_SPEC,
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
@@ -264,6 +295,11 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [72, `${INTEL_OPT}, Sunny Cove: 72-entry store buffer`],
     stlbEntries: [2048, `${INTEL_OPT}, Sunny Cove: STLB of 2048 entries for 4 KiB and 2 MiB pages`],
     stlbWays: [16, 'assumption: 16-way, Skylake\'s 128 sets with the larger capacity'],
+    itlb4KEntries: [128, `${INTEL_OPT}, Sunny Cove: ITLB of 128 entries for 4 KiB pages`],
+    itlb4KWays: [8, `${INTEL_OPT}, Sunny Cove: 8-way ITLB`],
+    itlb2MEntries: [16, `${INTEL_OPT}, Sunny Cove: 16 ITLB entries for 2/4 MiB pages`],
+    l2ItlbEntries: [0, `${INTEL_OPT}: the STLB serves instruction and data misses`],
+    l2ItlbWays: [1, 'no second-level ITLB of its own'],
     pagingStructureCaches: PWC_SPEC,
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
@@ -290,6 +326,11 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [114, 'Intel Architecture Day 2021, Golden Cove: 114-entry store buffer'],
     stlbEntries: [2048, `${INTEL_OPT}, Golden Cove: STLB of 2048 entries for 4 KiB and 2 MiB pages`],
     stlbWays: [16, 'assumption: 16-way, Skylake\'s 128 sets with the larger capacity'],
+    itlb4KEntries: [256, `${INTEL_OPT}, Golden Cove: ITLB of 256 entries for 4 KiB pages`],
+    itlb4KWays: [8, `${INTEL_OPT}, Golden Cove: 8-way ITLB`],
+    itlb2MEntries: [32, `${INTEL_OPT}, Golden Cove: 32 ITLB entries for 2/4 MiB pages`],
+    l2ItlbEntries: [0, `${INTEL_OPT}: the STLB serves instruction and data misses`],
+    l2ItlbWays: [1, 'no second-level ITLB of its own'],
     pagingStructureCaches: PWC_SPEC,
     smt: [true, 'ark.intel.com: Hyper-Threading'],
     smtSpeedup: SMT_INTEL,
@@ -315,6 +356,11 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [64, `${AMD_SOG19}: 64-entry store queue`],
     stlbEntries: [2048, `${AMD_SOG19}: L2 DTLB of 2048 entries`],
     stlbWays: [16, 'assumption: 16-way (associativity not given); 128 sets as the Intel STLBs'],
+    itlb4KEntries: [64, `${AMD_SOG19}: L1 ITLB of 64 entries, fully associative, all page sizes`],
+    itlb4KWays: [64, `${AMD_SOG19}: fully associative`],
+    itlb2MEntries: [64, `${AMD_SOG19}: the same 64 entries hold 2 MiB pages (each size gets them all here: an over-estimate only when both sizes fill it at once)`],
+    l2ItlbEntries: [512, `${AMD_SOG19}: L2 ITLB of 512 entries for 4 KiB and 2 MiB pages (1 GiB pages smashed to 2 MiB)`],
+    l2ItlbWays: [8, '7-cpu.com Zen 2 (the Zen 3/4 L2 ITLB has the same size): 8-way'],
     pagingStructureCaches: PWC_SPEC,
     smt: [true, 'AMD: two threads per core (SMT)'],
     smtSpeedup: SMT_AMD,
@@ -337,6 +383,11 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [64, `${AMD_SOG19} (Zen 4): 64-entry store queue`],
     stlbEntries: [3072, `${AMD_SOG19} (Zen 4): L2 DTLB of 3072 entries`],
     stlbWays: [24, 'assumption: 24-way (associativity not given); 128 sets as the Intel STLBs'],
+    itlb4KEntries: [64, `${AMD_SOG19}: L1 ITLB of 64 entries, fully associative, all page sizes`],
+    itlb4KWays: [64, `${AMD_SOG19}: fully associative`],
+    itlb2MEntries: [64, `${AMD_SOG19}: the same 64 entries hold 2 MiB pages (each size gets them all here: an over-estimate only when both sizes fill it at once)`],
+    l2ItlbEntries: [512, `${AMD_SOG19}: L2 ITLB of 512 entries for 4 KiB and 2 MiB pages (1 GiB pages smashed to 2 MiB)`],
+    l2ItlbWays: [8, '7-cpu.com Zen 2 (the Zen 3/4 L2 ITLB has the same size): 8-way'],
     pagingStructureCaches: PWC_SPEC,
     smt: [true, 'AMD: two threads per core (SMT)'],
     smtSpeedup: SMT_AMD,
@@ -362,6 +413,11 @@ export const PROFILE_SPECS: readonly ProfileSpec[] = [
     storeBufferEntries: [56, 'assumption: TCG models no store buffer; 56 chosen'],
     stlbEntries: [0, 'QEMU TCG softmmu has one TLB level (accel/tcg/cputlb.c): no second level'],
     stlbWays: [1, 'no second level'],
+    itlb4KEntries: [0, 'QEMU TCG softmmu has one TLB for fetches and data (accel/tcg/cputlb.c, per MMU index): no split'],
+    itlb4KWays: [1, 'no ITLB'],
+    itlb2MEntries: [0, 'no ITLB'],
+    l2ItlbEntries: [0, 'no ITLB'],
+    l2ItlbWays: [1, 'no ITLB'],
     pagingStructureCaches: [false, 'QEMU TCG\'s walker (target/i386/tcg/sysemu/excp_helper.c mmu_translate) loads every level of every walk: no paging-structure caches'],
     smt: [false, 'captures cpuinfo.txt: siblings 1, cpu cores 1'],
     smtSpeedup: [1, 'definition: no SMT, nothing shared'],

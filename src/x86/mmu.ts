@@ -70,12 +70,46 @@ export class Mmu extends TlbControl {
    * or null for none (every first-level miss walks); `pwc`: the paging-structure caches' sizes,
    * or null for none (QEMU's walker: every walk loads every level).
    */
-  constructor(cpu: CpuState, readonly mem: PhysMemory, geometry: Partial<TlbGeometry> = {}, stlb: Partial<TlbGeometry> | null = null, pwc: PwcGeometry | null = null) {
+  constructor(cpu: CpuState, readonly mem: PhysMemory, geometry: Partial<TlbGeometry> = {}, stlb: Partial<TlbGeometry> | Tlb | null = null, pwc: PwcGeometry | PagingStructureCache | null = null) {
     // The second level is reached only from the slow path: it keeps no fast-path slots.
-    super(cpu, new Tlb(geometry), stlb === null ? null : new Tlb(stlb, false), pwc === null ? null : new PagingStructureCache(pwc));
+    super(cpu, new Tlb(geometry), stlb === null ? null : stlb instanceof Tlb ? stlb : new Tlb(stlb, false),
+      pwc === null ? null : pwc instanceof PagingStructureCache ? pwc : new PagingStructureCache(pwc));
     this.fw = this.tlb.fast.words;
     this.tstamp = this.tlb.stamp;
     this.clk = this.tlb.clockIndex;
+  }
+
+  /**
+   * The instruction side of a thread whose first level is split (SDM 4.10.2.3: a processor may
+   * keep separate TLBs for instruction fetches and data): null while fetches share this Mmu's
+   * TLB. Callers translate fetches through `fetchSide ?? this`; its counters (walks, stlbHits,
+   * upperLoads, flushes) are its own, so a caller that prices walks adds both sides'.
+   */
+  fetchSide: Mmu | null = null;
+
+  // The counters of both sides (this Mmu's alone while the first level is not split).
+  get allWalks(): number { return this.walks + (this.fetchSide?.walks ?? 0); }
+  get allUpperLoads(): number { return this.upperLoads + (this.fetchSide?.upperLoads ?? 0); }
+  get allStlbHits(): number { return this.stlbHits + (this.fetchSide?.stlbHits ?? 0); }
+  get allFlushes(): number { return this.flushes + (this.fetchSide?.flushes ?? 0); }
+
+  /**
+   * Split the first level: fetches get an instruction TLB of geometry `itlb` and, below it, the
+   * second level `l2` (a second-level ITLB of its own, AMD's L2 ITLB) or, with `l2` null, this
+   * side's STLB (Intel's STLB serves both). The paging-structure caches are shared. Every
+   * invalidation on either side reaches every TLB of the thread (tlb-control.ts `linked`).
+   */
+  splitFetch(itlb: Partial<TlbGeometry>, l2: Partial<TlbGeometry> | null): Mmu {
+    if (this.fetchSide !== null) throw new Error('Mmu.splitFetch: the first level is split already');
+    const f = new Mmu(this.cpu, this.mem, itlb, l2 === null ? this.stlb : new Tlb(l2, false), this.pwc);
+    this.linked.push(f.tlb);
+    f.linked.push(this.tlb);
+    if (f.stlb !== null && f.stlb !== this.stlb) {
+      this.linked.push(f.stlb);
+      if (this.stlb !== null) f.linked.push(this.stlb);
+    }
+    this.fetchSide = f;
+    return f;
   }
 
   /**
@@ -359,5 +393,6 @@ export class Mmu extends TlbControl {
     this.walks = this.flushes = this.stlbHits = this.upperLoads = 0;
     this.tlb.resetCounters();
     this.stlb?.resetCounters();
+    this.fetchSide?.resetCounters();
   }
 }

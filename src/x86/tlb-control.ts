@@ -6,6 +6,10 @@
  * for "the TLBs", whatever level holds an entry. The paging-structure caches (pwc.ts) lose what
  * 4.10.4.1 says each instruction invalidates in them, which is not always the TLB's scope:
  * INVLPG drops every entry of the current PCID, and none of their entries is global.
+ * A thread with split first-level TLBs (an instruction TLB beside the data TLB, Mmu.fetchSide)
+ * links each side's TLBs into the other's `linked`: an instruction executed on either side, and a
+ * #PF on either, invalidates the entries of every TLB of the thread (the SDM's "TLBs" are all of
+ * them, instruction and data, 4.10.4.1).
  *
  * Instructions return 0, or the vector of the exception they raise (13, #GP) when the SDM
  * (Vol. 2 instruction pages) says the operands are invalid; state is unchanged then.
@@ -27,18 +31,23 @@ export class TlbControl {
   /** Invalidation operations performed (CR3/CR4 writes that flush, INVLPG, INVPCID, #PF). */
   flushes = 0;
 
+  /** The thread's other TLBs (the other side's first level, and its second level when that is its own): every invalidation reaches them too. */
+  protected readonly linked: Tlb[] = [];
+
   constructor(readonly cpu: CpuState, readonly tlb: Tlb, readonly stlb: Tlb | null = null, readonly pwc: PagingStructureCache | null = null) {}
 
-  // The invalidations, on both TLB levels and the paging-structure caches (which hold no global entries).
+  // The invalidations, on both TLB levels, the linked TLBs and the paging-structure caches (which hold no global entries).
   protected flushPcid(pcid: number, includeGlobal: boolean): void {
     this.tlb.flushPcid(pcid, includeGlobal);
     this.stlb?.flushPcid(pcid, includeGlobal);
+    for (const l of this.linked) l.flushPcid(pcid, includeGlobal);
     this.pwc?.flushPcid(pcid);
   }
 
   protected flushAll(): void {
     this.tlb.flushAll();
     this.stlb?.flushAll();
+    for (const l of this.linked) l.flushAll();
     this.pwc?.flushAll();
   }
 
@@ -46,6 +55,7 @@ export class TlbControl {
   protected flushNonGlobal(): void {
     this.tlb.flushNonGlobal();
     this.stlb?.flushNonGlobal();
+    for (const l of this.linked) l.flushNonGlobal();
     this.pwc?.flushAll();
   }
 
@@ -57,6 +67,7 @@ export class TlbControl {
   protected flushAddress(vaLo: number, vaHi: number, pcid: number, globals: boolean): void {
     this.tlb.flushAddress(vaLo, vaHi, pcid, globals);
     this.stlb?.flushAddress(vaLo, vaHi, pcid, globals);
+    for (const l of this.linked) l.flushAddress(vaLo, vaHi, pcid, globals);
     this.pwc?.flushAddress(vaLo, vaHi, pcid);
   }
 
