@@ -104,8 +104,13 @@ export class ThreadState {
  */
 export function stlbGeometry(p: CpuProfile, threadsPerCore: number): Partial<TlbGeometry> | null {
   if (p.stlbEntries === 0) return null;
-  const sets = p.stlbEntries / p.stlbWays / threadsPerCore;
-  return { sets4K: sets, ways4K: p.stlbWays, sets2M: sets, ways2M: p.stlbWays, sets1G: 4, ways1G: 4 };
+  return secondLevel(p.stlbEntries, p.stlbWays, threadsPerCore, 4);
+}
+
+/** A second-level TLB's share for one thread: `entries` a core, `ways`, for 4 KiB and 2 MiB pages alike; sets1G x 4 entries for 1 GiB pages. */
+function secondLevel(entries: number, ways: number, threadsPerCore: number, sets1G: number): Partial<TlbGeometry> {
+  const sets = entries / ways / threadsPerCore;
+  return { sets4K: sets, ways4K: ways, sets2M: sets, ways2M: ways, sets1G, ways1G: 4 };
 }
 
 /**
@@ -122,9 +127,7 @@ export function itlbGeometry(p: CpuProfile, threadsPerCore: number): { l1: Parti
   const ways4K = Math.min(p.itlb4KWays, per4K);
   const ways2M = Math.max(1, p.itlb2MEntries / threadsPerCore);
   const l1 = { sets4K: per4K / ways4K, ways4K, sets2M: 1, ways2M, sets1G: 1, ways1G: 4 };
-  if (p.l2ItlbEntries === 0) return { l1, l2: null };
-  const sets = p.l2ItlbEntries / p.l2ItlbWays / threadsPerCore;
-  return { l1, l2: { sets4K: sets, ways4K: p.l2ItlbWays, sets2M: sets, ways2M: p.l2ItlbWays, sets1G: 1, ways1G: 4 } };
+  return { l1, l2: p.l2ItlbEntries === 0 ? null : secondLevel(p.l2ItlbEntries, p.l2ItlbWays, threadsPerCore, 1) };
 }
 
 /** Counts a run reports (the JSON `counts`, plus extras). */
