@@ -337,13 +337,22 @@ export function leafFlags(prot: string, nx = true): bigint {
 /**
  * A small static non-PIE executable's address space, as the capture's /bin/oracle-user (no ASLR):
  * text and read-only data from the file, data, heap, one anonymous mmap and the stack below STACK_TOP.
+ * `textBytes` (default and minimum 64 KiB) sizes the text for a program whose hot code is larger
+ * (a scenario's code_bytes): rodata and data follow it, as a linker lays them out, and the heap
+ * starts at 16 MiB or the next 2 MiB boundary after the data.
  */
-export function defaultLayout(): VmaSpec[] {
+export function defaultLayout(textBytes = 16 * PAGE_SIZE): VmaSpec[] {
+  const textSize = Math.max(16 * PAGE_SIZE, Math.ceil(textBytes / PAGE_SIZE) * PAGE_SIZE);
+  const rodata = 0x401000n + BigInt(textSize);
+  const data = rodata + BigInt(4 * PAGE_SIZE);
+  const dataEnd = data + BigInt(4 * PAGE_SIZE);
+  const twoMiB = 0x200000n;
+  const heap = dataEnd <= 0x1000000n ? 0x1000000n : ((dataEnd + twoMiB - 1n) / twoMiB) * twoMiB;
   return [
-    { name: 'text', start: 0x401000n, size: 16 * PAGE_SIZE, prot: 'r-x', backing: 'file' },
-    { name: 'rodata', start: 0x411000n, size: 4 * PAGE_SIZE, prot: 'r--', backing: 'file' },
-    { name: 'data', start: 0x415000n, size: 4 * PAGE_SIZE, prot: 'rw-', backing: 'file' },
-    { name: '[heap]', start: 0x1000000n, size: 8 * PAGE_SIZE, prot: 'rw-' },
+    { name: 'text', start: 0x401000n, size: textSize, prot: 'r-x', backing: 'file' },
+    { name: 'rodata', start: rodata, size: 4 * PAGE_SIZE, prot: 'r--', backing: 'file' },
+    { name: 'data', start: data, size: 4 * PAGE_SIZE, prot: 'rw-', backing: 'file' },
+    { name: '[heap]', start: heap, size: 8 * PAGE_SIZE, prot: 'rw-' },
     { name: 'mmap', start: 0x7ffff7f00000n, size: 16 * PAGE_SIZE, prot: 'rw-' },
     { name: '[stack]', start: STACK_TOP - 0x21000n, size: 0x21000, prot: 'rw-' },
   ];

@@ -557,7 +557,7 @@ export class Engine {
     } else switch (it.kind) {
       case EK['guest-run']: case EK['user-compute']: {
         const ws = task.tenant.ws;
-        if (ws !== null) cost += this.tenantCode.run(t, ws, it.cycles, task.rng);
+        if (ws !== null) cost += this.tenantCode.run(t, ws, it.cycles, it.lines, task.rng);
         break;
       }
       case EK.idle: if (this.shared[t] === 0) pending = PH_IDLE_END; break; // on a shared thread it blocks (below)

@@ -19,7 +19,11 @@
  *    set once; guest TLB misses are not priced), and host CR3 plays no part in guest mode;
  *  - user code: the user VA through the thread's Mmu at CPL 3 on whatever CR3 the thread has
  *    at that moment (the PTI user copy when PTI is on), so a mapping the mitigation removed
- *    would show up as an unmapped touch.
+ *    would show up as an unmapped touch. Before its data, each event fetches its hot code
+ *    (`code_bytes`, one fetch a page, at most the process's 'text' VMA) through the thread's
+ *    instruction-side TLB (Mmu.fetchSide): a flush of the user PCID, or a CR3 write without
+ *    NOFLUSH, costs the code's walks as well as the data's (SDM 4.10.2: instruction fetches are
+ *    translated through the TLBs as data accesses are).
  * Each touch that misses the L1D costs an L2 hit (costs.l2Hit), and the user code's walks what
  * the kernel's touches pay (sim/walk-meter.ts): the cost of refilling
  * what a flush evicted (L1D lines, TLB entries after a CR3 write without NOFLUSH) lands on the
@@ -29,7 +33,7 @@ import type { Xoshiro128 } from '../linux/kaslr.ts';
 import type { System } from '../linux/system.ts';
 import type { Machine } from '../uarch/machine.ts';
 import type { Mmu } from '../x86/mmu.ts';
-import { ACCESS_READ, ACCESS_WRITE } from '../x86/bits.ts';
+import { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE } from '../x86/bits.ts';
 import type { Counts } from './thread.ts';
 import { WalkMeter, type WalkPrices } from './walk-meter.ts';
 import type { ObjRef, TenantRt } from './world.ts';
@@ -50,6 +54,10 @@ export class WorkingSet {
   readonly perCycle: number;
   /** Store threshold on a u32 draw. */
   readonly writeCut: number;
+  /** A process's text VMA (user VA halves of its first page) and its pages; 0 pages for a guest. */
+  codeLo = 0;
+  codeHi = 0;
+  codePages = 0;
 
   constructor(readonly guest: boolean, pages: { lo: number; hi: number; writable: boolean }[], linesPerKcycle: number, writes: number, readonly objects: readonly ObjRef[]) {
     this.pageLo = Float64Array.from(pages, (p) => p.lo);
@@ -84,7 +92,15 @@ export function buildWorkingSet(sys: System, t: TenantRt): WorkingSet | null {
   }
   if (pages.length === 0 || ws.linesPerKcycle === 0) return null;
   void sys;
-  return new WorkingSet(t.vm !== null, pages, ws.linesPerKcycle, ws.writes, hot);
+  const set = new WorkingSet(t.vm !== null, pages, ws.linesPerKcycle, ws.writes, hot);
+  const text = t.vm === null ? t.process.vmas.find((v) => v.name === 'text') : undefined;
+  if (text !== undefined) {
+    const h = halves(text.start);
+    set.codeLo = h.lo;
+    set.codeHi = h.hi;
+    set.codePages = Number((text.end - text.start) / BigInt(PAGE));
+  }
+  return set;
 }
 
 /** Runs working sets on hardware threads: the tenant-code hot path. */
@@ -101,8 +117,11 @@ export class WorkingSetRunner {
 
   private readonly walkMeter: WalkMeter;
 
-  /** `cycles` of the tenant's code on thread t: returns the cycles its L1D misses and page walks add. */
-  run(t: number, ws: WorkingSet, cycles: number, rng: Xoshiro128): number {
+  /**
+   * `cycles` of the tenant's code, `codeLines` lines of it hot, on thread t: returns the cycles
+   * its L1D misses and page walks add.
+   */
+  run(t: number, ws: WorkingSet, cycles: number, codeLines: number, rng: Xoshiro128): number {
     const n = Math.round(cycles * ws.perCycle);
     if (n <= 0) return 0;
     const machine = this.machine;
@@ -126,6 +145,17 @@ export class WorkingSetRunner {
       const cpl = cpu.cpl;
       cpu.cpl = 3; // user code
       this.walkMeter.begin(mmu);
+      const codePages = Math.min(Math.ceil(codeLines / LINES_PER_PAGE), ws.codePages);
+      if (codePages > 0) {
+        const fetch = mmu.fetchSide ?? mmu;
+        for (let i = 0; i < codePages; i++) {
+          let lo = ws.codeLo + i * PAGE;
+          let hi = ws.codeHi;
+          if (lo >= TWO32) { lo -= TWO32; hi = (hi + 1) | 0; }
+          c.translations++;
+          if (!fetch.translate(lo | 0, hi, ACCESS_FETCH)) c.unmapped++;
+        }
+      }
       for (let i = 0; i < n; i++) {
         const line = rng.nextU32() % ws.lines;
         const page = line >>> 6;

@@ -19,7 +19,7 @@ import { Xoshiro128 } from '../linux/kaslr.ts';
 import { bootSystem, type System } from '../linux/system.ts';
 import type { KernelOptions } from '../linux/kernel.ts';
 import { bootKernelCached } from './boot-cache.ts';
-import type { Process } from '../linux/process.ts';
+import { defaultLayout, type Process } from '../linux/process.ts';
 import type { Vm } from '../linux/kvm.ts';
 import type { NetNs } from '../linux/netns.ts';
 import type { MmContext } from '../linux/asid.ts';
@@ -36,6 +36,7 @@ import { buildSpaces, sensitivityModel, type Spaces } from './mitigate.ts';
 import { bindAttackers, prepareAttackers, type AttackerRt } from './attackers.ts';
 import { ThreadState } from './thread.ts';
 import { buildWorkingSet, type WorkingSet } from './working-set.ts';
+import { DEFAULT_TENANT_CODE_BYTES } from './code-warmth.ts';
 
 /** An object the footprints can touch: where the kernel reaches it, and whose it is. */
 export interface ObjRef {
@@ -179,7 +180,7 @@ export function buildWorld(scenario: Scenario, isoIndex: number, times?: BuildTi
     cores: m.cores, threadsPerCore: m.threadsPerCore, smt: profile.smt, l1d: profile.l1d, lfbEntries: profile.lfbEntries,
     loadPorts: profile.loadPorts, storeBufferEntries: profile.storeBufferEntries, mdClear: profile.features.mdClear, flushL1d: profile.features.flushL1d,
   });
-  const tenants = scenario.tenants.map((t, i) => createTenant(sys, t, i));
+  const tenants = scenario.tenants.map((t, i) => createTenant(sys, t, i, tenantCodeBytes(scenario, t.name)));
   const secretRng = new Xoshiro128(rng.nextU32());
   const secrets = new SecretSet(sys.mem, secretRng, sys.owners);
   const declared = new Map<string, ObjRef>();
@@ -235,7 +236,17 @@ function percpuUnit(sys: System): bigint {
   return p.length > 1 ? p[1] - p[0] : 0x40000n;
 }
 
-function createTenant(sys: System, t: TenantSpec, index: number): TenantRt {
+/** The largest hot code a process tenant's mix items run (code_bytes), which its text must hold. */
+function tenantCodeBytes(scenario: Scenario, tenant: string): number {
+  let bytes = DEFAULT_TENANT_CODE_BYTES;
+  for (const w of scenario.workload) {
+    if (w.tenant !== tenant) continue;
+    for (const m of w.mix) if (m.event === 'user-compute' && m.codeBytes !== undefined && m.codeBytes > bytes) bytes = m.codeBytes;
+  }
+  return bytes;
+}
+
+function createTenant(sys: System, t: TenantSpec, index: number, codeBytes: number): TenantRt {
   const objs = new Map<DataKind, ObjRef[]>();
   const own: ObjRef[] = [];
   if (t.kind === 'vm') {
@@ -247,7 +258,7 @@ function createTenant(sys: System, t: TenantSpec, index: number): TenantRt {
     const p = sys.createProcess(`${t.name}-task`);
     return { index, spec: t, owner: netns.owner.id, process: p, vm: null, netns, objs, own, ws: null, sized: new Map() };
   }
-  const p = sys.createProcess(t.name);
+  const p = sys.createProcess(t.name, codeBytes > DEFAULT_TENANT_CODE_BYTES ? { vmas: defaultLayout(codeBytes) } : {});
   // The tenant's anonymous memory (assumption: one private mapping of `memory` bytes), THP-backed
   // when 2 MiB aligned unless the scenario says `thp: false` (TenantSpec.thp).
   const thp = t.thp && t.memoryBytes % (2 * MiB) === 0;

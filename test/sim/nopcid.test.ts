@@ -88,27 +88,51 @@ describe('nopcid in a booted kernel\'s own command line (a capture\'s cmdline.tx
 });
 
 describe('the user half loses its TLB entries too', () => {
-  it('user code re-walks its page after a return to user without PCID, not with', () => {
-    // getppid and user-compute drawn at random; the user code touches one 4 KiB page (100 line
-    // touches an event). Without PCID the return to user flushed it, so a user-compute right after a
-    // syscall walks it again: about half the user events (those drawn after a syscall).
-    const run = (mix: string) => runScenario(parseScenario(`
+  // getppid and user-compute drawn at random; the user code touches one 4 KiB data page (100 line
+  // touches an event) and fetches `code` bytes of its text. Without PCID the return to user
+  // flushed both, so a user-compute right after a syscall walks them again: about half the user
+  // events (those drawn after a syscall).
+  const run = (mix: string, code: string) => runScenario(parseScenario(`
 events: ${EVENTS}
 machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
 tenants: [{ name: p, kind: process, working_set: { bytes: 4KiB, writes: 0, lines_per_kcycle: 1000 } }]
-workload: [{ thread: 0, tenant: p, mix: [${mix}] }]
+workload: [{ thread: 0, tenant: p, mix: [${mix.replace('CODE', code)}] }]
 isolation:
   - { name: pti, cmdline: "mitigations=off pti=on" }
   - { name: nopcid, cmdline: "mitigations=off pti=on nopcid" }
 `, 'user.yaml')).mitigations.map((m) => m.costs.counts);
-    const [, kernel] = run('{ event: syscall, name: getppid }');
-    const [pcid, nopcid] = run('{ event: syscall, name: getppid }, { event: user-compute, cycles: 100 }');
+  const userWalks = (code: string) => {
+    const [, kernel] = run('{ event: syscall, name: getppid }', code);
+    const [pcid, nopcid] = run('{ event: syscall, name: getppid }, { event: user-compute, cycles: 100, code_bytes: CODE }', code);
     const perSyscall = kernel.tlb_walks / (kernel.cr3_writes / 2);
     const syscalls = nopcid.cr3_writes / 2;
-    const userEvents = EVENTS - syscalls;
-    const userWalks = nopcid.tlb_walks - perSyscall * syscalls;
-    expect(userWalks).toBeGreaterThan(userEvents / 4);
-    expect(userWalks).toBeLessThan(userEvents + 2);
-    expect(pcid.tlb_walks).toBeLessThan(EVENTS / 8);
+    return { userEvents: EVENTS - syscalls, walks: nopcid.tlb_walks - perSyscall * syscalls, pcid: pcid.tlb_walks };
+  };
+
+  it('user code re-walks its data and code page after a return to user without PCID, not with', () => {
+    const { userEvents, walks, pcid } = userWalks('64');
+    // Two pages (the data page and the one text page its code fits in) an event drawn after a syscall.
+    expect(walks).toBeGreaterThan(userEvents / 2);
+    expect(walks).toBeLessThan(2 * userEvents + 2);
+    expect(pcid).toBeLessThan(EVENTS / 8);
+  });
+
+  it('fetches every page of its hot code through the TLB: 16 KiB of code re-walks 3 more pages than one line', () => {
+    const one = userWalks('64');
+    const four = userWalks('16KiB');
+    const perEvent = (four.walks / four.userEvents) - (one.walks / one.userEvents);
+    // About half the user events follow a syscall, each 3 more walks: 1.5 an event (a quarter to three quarters of them).
+    expect(perEvent).toBeGreaterThan(3 / 4);
+    expect(perEvent).toBeLessThan(9 / 4);
+  });
+
+  it('code larger than the default 64 KiB text gets a text that holds it: 1 MiB of code re-walks 255 more pages than one line', () => {
+    const one = userWalks('64');
+    const big = userWalks('1MiB');
+    const perEvent = (big.walks / big.userEvents) - (one.walks / one.userEvents);
+    expect(perEvent).toBeGreaterThan(255 / 4);
+    expect(perEvent).toBeLessThan(255 * 3 / 4);
+    // With PCID the 256 pages outgrow the 128-entry ITLB but stay in the STLB: each is walked once.
+    expect(big.pcid).toBeLessThan(256 + EVENTS / 8);
   });
 });
