@@ -13,6 +13,7 @@
 import type { CellStats, SeedsReport, SetStats } from '../sim/seeds.ts';
 import { rareLeak, sameStateLines, wilson95 } from '../sim/seeds.ts';
 import { seedCount } from './cell-text.ts';
+import { cutShort } from './cut-short.ts';
 
 /** An interval's bounds as whole percents, rounded outward. */
 const pctLo = (x: number): string => `${Math.floor(100 * x + 1e-9)}%`;
@@ -67,11 +68,11 @@ const COUNTS = ['cr3_writes', 'tlb_flushes', 'asi_exits', 'asi_entries', 'page_f
 
 const OPTIONAL_COUNTS = ['sci_faults', 'sci_mapped_ptes', 'kills'];
 
-function costRows(ms: readonly SetStats[], seeds: number): string[][] {
+function costRows(r: SeedsReport, ms: readonly SetStats[], seeds: number): string[][] {
   const rows: string[][] = [['cycles', ...ms.map((m) => num(m.costs.cycles))]];
   if (seeds > 1) rows.push(['cycles (max-min)/median %', ...ms.map((m) => (m.costs.cycles > 0 ? ((m.costs.spread.cycles.max - m.costs.spread.cycles.min) / m.costs.cycles * 100).toFixed(2) : '0.00'))]);
-  rows.push(['overhead %', ...ms.map((m) => m.costs.overhead_pct.toFixed(2))]);
-  if (seeds > 1) rows.push(['overhead % min..max', ...ms.map((m) => `${m.costs.spread.overhead_pct.min.toFixed(2)}..${m.costs.spread.overhead_pct.max.toFixed(2)}`)]);
+  rows.push(['overhead %', ...ms.map((m) => (cutShort(r, m) ? 'killed' : m.costs.overhead_pct.toFixed(2)))]);
+  if (seeds > 1) rows.push(['overhead % min..max', ...ms.map((m) => (cutShort(r, m) ? 'killed' : `${m.costs.spread.overhead_pct.min.toFixed(2)}..${m.costs.spread.overhead_pct.max.toFixed(2)}`))]);
   for (const k of COUNTS) rows.push([k, ...ms.map((m) => num(m.costs.counts[k] ?? 0))]);
   // How much of the kernel's code ran warm (sim/code-warmth.ts): why one workload's overhead differs from another's.
   if (ms.some((m) => (m.costs.counts.kernel_insns ?? 0) > 0)) {
@@ -118,7 +119,9 @@ export function formatRunText(r: SeedsReport): string {
     }));
     if (rare.length > 0) out.push('', `Rare leaks: another ${n} seeds could well show none of these (--seeds ${4 * n} to decide them)`, ...rare);
   }
-  out.push('', `Costs (the same workload under each mitigation set${n > 1 ? `; medians over ${n} seeds` : ''})`, ...table(head, costRows(ms, n)));
+  out.push('', `Costs (the same workload under each mitigation set${n > 1 ? `; medians over ${n} seeds` : ''})`, ...table(head, costRows(r, ms, n)));
+  const baseEvents = ms.find((m) => m.name === r.baseline)?.costs.counts.events ?? 0;
+  for (const m of ms) if (cutShort(r, m)) out.push(`  ${m.name}: a kill cut the workload short (${num(m.costs.counts.events ?? 0)} of the baseline's ${num(baseEvents)} events${n > 1 ? ', median' : ''}): its cycles are of what ran, so it has no overhead (the notes below say what was killed)`);
   for (const m of ms) {
     const lines: string[] = [];
     if (m.asi_exit_reasons.length > 0) {

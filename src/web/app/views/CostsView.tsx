@@ -5,6 +5,7 @@ import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import { fmtNum, fmtPct, type SeedsReport } from '../api.ts';
 import { Timeline } from './Timeline.tsx';
+import { cutShort } from '../../../report/cut-short.ts';
 import { NoReport, type OpenReport } from '../App.tsx';
 
 export function CostsView({ open, onRun }: { open: OpenReport | null; onRun: () => void }) {
@@ -24,7 +25,7 @@ export function CostsView({ open, onRun }: { open: OpenReport | null; onRun: () 
           <thead><tr><th>set</th><th className="num">overhead</th><th className="num">cycles</th>{kinds.map((k) => <th key={k} className="num">{k}</th>)}</tr></thead>
           <tbody>{r.mitigations.map((s) => (
             <tr key={s.name}>
-              <td>{s.name}</td><td className="num">{fmtPct(s.costs.overhead_pct)}</td><td className="num">{fmtNum(s.costs.cycles)}</td>
+              <td>{s.name}</td><td className="num">{cutShort(r, s) ? <span title="a kill cut this set's workload short: its cycles are of less work than the baseline's">killed</span> : fmtPct(s.costs.overhead_pct)}</td><td className="num">{fmtNum(s.costs.cycles)}</td>
               {kinds.map((k) => {
                 const c = s.costs.by_kind[k] ?? 0;
                 return <td key={k} className="num" title={`${((100 * c) / s.costs.cycles).toFixed(1)}% of the set's cycles`}>{fmtNum(c)}<br /><span className="bar" style={{ width: `${Math.round((60 * c) / s.costs.cycles)}px` }} /></td>;
@@ -54,7 +55,9 @@ function OverheadChart({ r }: { r: SeedsReport }) {
     if (el.current === null) return;
     const names = r.mitigations.map((s) => s.name);
     const xs = names.map((_, i) => i);
-    const med = r.mitigations.map((s) => s.costs.overhead_pct);
+    // A set a kill cut short has no overhead (report/cut-short.ts): no bar, no whisker.
+    const short = r.mitigations.map((s) => cutShort(r, s));
+    const med = r.mitigations.map((s, i) => (short[i] ? null : s.costs.overhead_pct));
     const lo = r.mitigations.map((s) => s.costs.spread.overhead_pct.min);
     const hi = r.mitigations.map((s) => s.costs.spread.overhead_pct.max);
     const whiskers: uPlot.Plugin = {
@@ -65,6 +68,7 @@ function OverheadChart({ r }: { r: SeedsReport }) {
           c.strokeStyle = '#1d2430';
           c.lineWidth = 1.5 * devicePixelRatio;
           xs.forEach((x, i) => {
+            if (short[i]) return;
             const px = u.valToPos(x, 'x', true);
             c.beginPath();
             c.moveTo(px, u.valToPos(lo[i], 'y', true));
