@@ -21,7 +21,7 @@ import { ACT_IBPB, ACT_IPI, ACT_STUN, type ActionSink } from '../asi/types.ts';
 import { mixFootprintKey } from './scenario-types.ts';
 import { EK, PH_ATTACK, PH_IDLE_END, type Counts } from './thread.ts';
 import type { Transitions } from './mitigate.ts';
-import type { Reasons } from './touch.ts';
+import type { Reasons } from './plan.ts';
 import { ATTACK_NAMES, type Samples } from '../attacks/sample.ts';
 import type { World } from './world.ts';
 

@@ -2,28 +2,15 @@
  * Event → touches → MMU/TLB → L1D, fill buffers, load ports, store buffer (docs/DESIGN.md "An event
  * expands into touches").
  *
- * A Plan is a footprint (sim/footprints.ts) resolved for one task on one hardware thread: the
- * kernel text pages rebased by the KASLR slide, and for each data touch the actual objects of
- * the world it may land in (the running tenant's, the previous task's, this CPU's per-CPU area,
- * or kernel-global ones), as VA halves in typed arrays. Running a plan translates every touched
- * line through the thread's current CR3 with its Mmu (a TLB miss walks), then loads it through
+ * Running a plan (sim/plan.ts) translates every touched line through the thread's current CR3
+ * with its Mmu (a TLB miss walks), then loads it through
  * the core (an L1D miss fills the line from memory through a fill buffer, the value passes a
  * load port) or stores it (the store buffer; the value written is the one memory holds, so
  * planted secrets are never overwritten). Text pages are instruction fetches (through the
  * instruction TLB, Mmu.fetchSide, where the profile splits the first level): translated, not
  * loaded into the L1D. A translation that faults while the thread runs on a restricted space
  * goes to the ASI session's fault policy; a retry follows FAULT_RETRY / FAULT_MAPPED.
- *
- * Which lines of an object (assumptions, not in the footprint table): a small object (< 4 KiB)
- * from its first line (the hot fields come first); a page or buffer from a line drawn from the
- * task's PRNG, wrapping; a kernel stack from its top (stacks grow down); a CPU's per-CPU area
- * from a line of its first page: the hot per-CPU variables the footprints name (pcpu_hot,
- * irq_stat, current_vmcs, cpu_tlbstate) are packed together, and the 2022 RFC moved the ones
- * its exit paths use into a not-sensitive per-CPU section, mapped at each unit's start here
- * (google-asi-2022.ts) — a random line of the whole unit would fault on data the RFC annotated. When several objects
- * are candidates (declared objects of the kind, or a few pages), one is drawn per touch.
- * Module text (kvm.ko, kvm-intel.ko: `modulePages`) is not in the kernel model and is not
- * translated. Nothing here allocates per touch.
+ * Nothing here allocates per touch.
  */
 import type { Xoshiro128 } from '../linux/kaslr.ts';
 import type { AsiSession } from '../asi/session.ts';
@@ -31,124 +18,12 @@ import { FAULT_MAPPED, FAULT_RETRY } from '../asi/types.ts';
 import type { Machine } from '../uarch/machine.ts';
 import type { PhysMemory } from '../phys/memory.ts';
 import type { Mmu } from '../x86/mmu.ts';
-import { ACCESS_FETCH } from '../x86/bits.ts';
-import type { Footprint } from './footprints.ts';
-import type { ObjRef, TenantRt, World } from './world.ts';
+import { A_READ, A_RW, A_WRITE, LINES_PER_PAGE, M_HOT_PAGE, M_RANDOM, M_TOP, type Plan, type Reasons } from './plan.ts';
 import type { Counts } from './thread.ts';
 import type { SciRun } from './sci-run.ts';
 import { WalkMeter, type WalkPrices } from './walk-meter.ts';
 
 const TWO32 = 4294967296;
-const A_READ = 0;
-const A_WRITE = 1;
-const A_RW = 2;
-const M_FIRST = 0;
-const M_RANDOM = 1;
-const M_TOP = 2;
-const M_HOT_PAGE = 3;
-const LINES_PER_PAGE = 64;
-
-/** Why a touch happened, for the ASI exit report: one row per text page and per candidate object. */
-export class Reasons {
-  readonly key: string[] = [];
-  readonly part: string[] = [];
-  readonly what: string[] = [];
-  readonly va: bigint[] = [];
-  /** Tenant index of the task whose plan the reason belongs to. */
-  readonly tenant: number[] = [];
-  counts = new Int32Array(64);
-  /** The first faulting VA seen per reason (halves), for checks. */
-  faultLo = new Float64Array(64);
-  faultHi = new Float64Array(64);
-
-  add(key: string, part: string, what: string, va: bigint, tenant: number): number {
-    const id = this.key.length;
-    this.tenant.push(tenant);
-    this.key.push(key);
-    this.part.push(part);
-    this.what.push(what);
-    this.va.push(va);
-    if (id >= this.counts.length) {
-      const grow = <T extends Int32Array | Float64Array>(a: T): T => { const b = new (a.constructor as new (n: number) => T)(a.length * 2); b.set(a); return b; };
-      this.counts = grow(this.counts);
-      this.faultLo = grow(this.faultLo);
-      this.faultHi = grow(this.faultHi);
-    }
-    return id;
-  }
-}
-
-export class Plan {
-  readonly nText: number;
-  readonly textLo: Float64Array;
-  readonly textHi: Int32Array;
-  readonly textReason: Int32Array;
-  /** The text pages' low halves as int32 and their access kind (fetch), for Mmu.translateBatch. */
-  readonly textLo32: Int32Array;
-  readonly textAccess: Uint8Array;
-  /** The most page segments a run of the data touches can have (Toucher's scratch arrays). */
-  readonly maxSegments: number;
-  readonly nData: number;
-  readonly access: Uint8Array;
-  readonly lines: Int32Array;
-  readonly candStart: Int32Array;
-  readonly candCount: Int32Array;
-  readonly candLo: Float64Array;
-  readonly candHi: Int32Array;
-  readonly candLines: Int32Array;
-  readonly candMode: Uint8Array;
-  readonly candReason: Int32Array;
-  /** Every candidate object, in candidate order. */
-  readonly objects: readonly ObjRef[];
-
-  constructor(readonly fp: Footprint, text: bigint[], data: { access: number; lines: number; cands: ObjRef[] }[], reasons: Reasons, tenant: number) {
-    this.nText = text.length;
-    this.textLo = new Float64Array(text.length);
-    this.textHi = new Int32Array(text.length);
-    this.textReason = new Int32Array(text.length);
-    text.forEach((va, i) => {
-      this.textLo[i] = Number(va & 0xffffffffn);
-      this.textHi[i] = Number(BigInt.asIntN(32, va >> 32n));
-      this.textReason[i] = reasons.add(fp.key, 'text', `kernel text page 0x${BigInt.asUintN(64, va).toString(16)}`, va, tenant);
-    });
-    this.textLo32 = Int32Array.from(this.textLo, (x) => x | 0);
-    this.textAccess = new Uint8Array(text.length).fill(ACCESS_FETCH);
-    // A touch of n lines crosses at most ceil(n / 64) page boundaries, and one more where it wraps.
-    this.maxSegments = data.reduce((a, d) => a + Math.ceil(d.lines / LINES_PER_PAGE) + 2, 0);
-    this.nData = data.length;
-    this.access = Uint8Array.from(data, (d) => d.access);
-    this.lines = Int32Array.from(data, (d) => d.lines);
-    this.candStart = new Int32Array(data.length);
-    this.candCount = new Int32Array(data.length);
-    const all: { o: ObjRef; k: number }[] = [];
-    data.forEach((d, k) => {
-      this.candStart[k] = all.length;
-      this.candCount[k] = d.cands.length;
-      for (const o of d.cands) all.push({ o, k });
-    });
-    this.candLo = Float64Array.from(all, (x) => Number(BigInt.asUintN(64, x.o.va) & 0xffffffffn));
-    this.candHi = Int32Array.from(all, (x) => Number(BigInt.asIntN(32, BigInt.asUintN(64, x.o.va) >> 32n)));
-    this.candLines = Int32Array.from(all, (x) => Math.max(1, Math.ceil(x.o.size / 64)));
-    this.candMode = Uint8Array.from(all, (x) => (x.o.kind === 'kernel-stack' ? M_TOP : x.o.kind === 'percpu' ? M_HOT_PAGE : x.o.size >= 4096 ? M_RANDOM : M_FIRST));
-    this.candReason = Int32Array.from(all, (x) => reasons.add(fp.key, x.o.kind, x.o.what, x.o.va, tenant));
-    this.objects = all.map((x) => x.o);
-  }
-}
-
-/** Resolve footprint `fp` for a task of `tenant` on CPU `cpu`; `prev` is the tenant switched away from (context switch). */
-export function buildPlan(w: World, fp: Footprint, tenant: TenantRt, prev: TenantRt, cpu: number, reasons: Reasons): Plan {
-  const text = fp.text.pages.map((p) => BigInt.asIntN(64, p + w.textSlide));
-  const data = fp.data.map((d) => {
-    let cands: ObjRef[] | undefined;
-    if (d.kind === 'percpu') cands = [w.percpu[cpu]];
-    else if (d.scope === 'global' || d.kind === 'kernel-global') cands = w.globals.get(d.kind) ?? tenant.objs.get(d.kind);
-    else if (d.seq !== undefined && (tenant.sized.get(d.kind)?.length ?? 0) > 0) { const l = tenant.sized.get(d.kind)!; cands = [l[d.seq % l.length]]; }
-    else cands = (d.scope === 'previous' ? prev : tenant).objs.get(d.kind) ?? w.globals.get(d.kind);
-    if (cands === undefined || cands.length === 0) throw new RangeError(`footprint ${fp.key}: no ${d.kind} object for tenant ${tenant.spec.name}`);
-    return { access: d.access === 'read' ? A_READ : d.access === 'write' ? A_WRITE : A_RW, lines: d.lines, cands };
-  });
-  return new Plan(fp, text, data, reasons, tenant.index);
-}
 
 export interface TouchCosts extends WalkPrices {
   l1dMiss: number;

@@ -13,7 +13,7 @@ import { Engine } from '../../src/sim/engine.ts';
 import { buildWorld } from '../../src/sim/world.ts';
 import { runEntry } from '../../src/sim/run.ts';
 import { loadFootprintTable } from '../../src/sim/footprints.ts';
-import { buildPlan } from '../../src/sim/touch.ts';
+import { buildPlan } from '../../src/sim/plan.ts';
 import { defaultScenario } from '../../src/scenario/load.ts';
 import { N_EK } from '../../src/sim/thread.ts';
 
