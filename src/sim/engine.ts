@@ -135,7 +135,7 @@ export class Engine {
     const p = w.costs.params;
     const walkPrices = { walk: p.tlbMissWalk.cycles, upperLoad: p.walkUpperLoad.cycles, stlbHit: p.stlbHit.cycles };
     if (w.spaces.sci !== null) w.spaces.sci.counts = this.meter.counts;
-    this.toucher = new Toucher(w.machine, w.sys.mem, this.th.mmus, w.spaces.asi, w.spaces.sci, this.meter.counts, this.reasons, { ...walkPrices, l1dMiss: p.l2Hit.cycles, fault: p.interruptEntryExit.cycles });
+    this.toucher = new Toucher(w.machine, w.sys.mem, this.th.mmus, w.spaces.asi, w.spaces.sci, this.meter.counts, this.reasons, { ...walkPrices, l1dMiss: p.l2Hit.cycles, fault: p.interruptEntryExit.cycles, invlpg: p.invlpg.cycles }, w.spaces.ephmap);
     this.tenantCode = new WorkingSetRunner(w.machine, this.th.mmus, this.meter.counts, p.l2Hit.cycles, walkPrices);
     this.heap = new ThreadHeap(this.th.clock);
     this.table = loadFootprintTable({ overrides: w.scenario.footprintOverrides });

@@ -39,6 +39,7 @@ import type { MitigationState } from '../mitigations/select.ts';
 import { CR3_NOFLUSH_HI } from '../x86/bits.ts';
 import type { IsolationSpec } from './scenario-types.ts';
 import { SciRun } from './sci-run.ts';
+import { Ephmap } from '../asi/ephmap.ts';
 import type { Counts, ThreadState } from './thread.ts';
 import type { Task, TenantRt, World } from './world.ts';
 
@@ -53,6 +54,8 @@ export interface Spaces {
   readonly notes: string[];
   /** asi=sci-2019: every process task's SCI tables (sim/sci-run.ts). */
   readonly sci: SciRun | null;
+  /** what_if ephmap-tmpfs: every mm's per-CPU ephmap slots (asi/ephmap.ts). */
+  readonly ephmap: Ephmap | null;
 }
 
 /** The sensitivity model the system boots with for this entry (the ASI design's). */
@@ -107,7 +110,8 @@ export function buildSpaces(sys: System, iso: IsolationSpec, state: MitigationSt
   }
   const sci = iso.design === 'sci-2019' ? new SciRun(sys, tasks, threads.mmus, textSlide, !iso.whatIf.includes('sci-no-caps')) : null;
   if (sci !== null) notes.push(`sci-2019: system calls of ${tasks.filter((k) => sci.tables[k.id] !== null).map((k) => k.tenant.spec.name).filter((n, i, a) => a.indexOf(n) === i).join(', ')} run on per-task SCI tables (verify-and-map; a refused fetch kills the task)`);
-  return { design, asi, asiSpace, kpti, kptiSpace, holder, notes, sci };
+  const ephmap = asi !== null && iso.whatIf.includes('ephmap-tmpfs') ? new Ephmap(sys, tasks.map((k) => k.tenant.process), threads.mmus.length, asi.spaces) : null;
+  return { design, asi, asiSpace, kpti, kptiSpace, holder, notes, sci, ephmap };
 }
 
 export const ENTRY_SYSCALL = 0;

@@ -19,6 +19,12 @@ import { ACCESS_FETCH } from '../x86/bits.ts';
 import type { Footprint } from './footprints.ts';
 import type { ObjRef, TenantRt, World } from './world.ts';
 
+/**
+ * The reads shmem_file_read_iter() serves (a tmpfs file's read_iter: read, pread64 and the vector
+ * forms), whose page-cache copy the Aug 2025 branch does through the ephmap (mm/shmem.c).
+ */
+const EPHMAP_READS: ReadonlySet<string> = new Set(['syscall:read', 'syscall:pread64', 'syscall:readv', 'syscall:preadv', 'syscall:preadv2']);
+
 export const A_READ = 0;
 export const A_WRITE = 1;
 export const A_RW = 2;
@@ -80,8 +86,13 @@ export class Plan {
   readonly candReason: Int32Array;
   /** Every candidate object, in candidate order. */
   readonly objects: readonly ObjRef[];
+  /** Per data touch: 1 when the ephmap serves it in the restricted space (what_if ephmap-tmpfs, asi/ephmap.ts). */
+  readonly ephmap: Uint8Array;
+  readonly anyEphmap: boolean;
+  /** Per candidate: its physical address when it is a direct-map page (the page the ephmap maps), else -1. */
+  readonly candPa: Float64Array;
 
-  constructor(readonly fp: Footprint, text: bigint[], data: { access: number; lines: number; cands: ObjRef[] }[], reasons: Reasons, tenant: number) {
+  constructor(readonly fp: Footprint, text: bigint[], data: { access: number; lines: number; cands: ObjRef[]; ephmap: boolean }[], reasons: Reasons, tenant: number, directMapBase: bigint) {
     this.nText = text.length;
     this.textLo = new Float64Array(text.length);
     this.textHi = new Int32Array(text.length);
@@ -112,11 +123,15 @@ export class Plan {
     this.candMode = Uint8Array.from(all, (x) => (x.o.kind === 'kernel-stack' ? M_TOP : x.o.kind === 'percpu' ? M_HOT_PAGE : x.o.size >= 4096 ? M_RANDOM : M_FIRST));
     this.candReason = Int32Array.from(all, (x) => reasons.add(fp.key, x.o.kind, x.o.what, x.o.va, tenant));
     this.objects = all.map((x) => x.o);
+    this.ephmap = Uint8Array.from(data, (d) => (d.ephmap ? 1 : 0));
+    this.anyEphmap = data.some((d) => d.ephmap);
+    this.candPa = Float64Array.from(all, (x) => (data[x.k].ephmap && x.o.va >= directMapBase ? Number(x.o.va - directMapBase) : -1));
   }
 }
 
 /** Resolve footprint `fp` for a task of `tenant` on CPU `cpu`; `prev` is the tenant switched away from (context switch). */
 export function buildPlan(w: World, fp: Footprint, tenant: TenantRt, prev: TenantRt, cpu: number, reasons: Reasons): Plan {
+  const eph = w.iso.whatIf.includes('ephmap-tmpfs') && EPHMAP_READS.has(fp.key);
   const text = fp.text.pages.map((p) => BigInt.asIntN(64, p + w.textSlide));
   const data = fp.data.map((d) => {
     let cands: ObjRef[] | undefined;
@@ -125,7 +140,8 @@ export function buildPlan(w: World, fp: Footprint, tenant: TenantRt, prev: Tenan
     else if (d.seq !== undefined && (tenant.sized.get(d.kind)?.length ?? 0) > 0) { const l = tenant.sized.get(d.kind)!; cands = [l[d.seq % l.length]]; }
     else cands = (d.scope === 'previous' ? prev : tenant).objs.get(d.kind) ?? w.globals.get(d.kind);
     if (cands === undefined || cands.length === 0) throw new RangeError(`footprint ${fp.key}: no ${d.kind} object for tenant ${tenant.spec.name}`);
-    return { access: d.access === 'read' ? A_READ : d.access === 'write' ? A_WRITE : A_RW, lines: d.lines, cands };
+    const ephmap = eph && d.kind === 'page-cache' && d.access === 'read';
+    return { access: d.access === 'read' ? A_READ : d.access === 'write' ? A_WRITE : A_RW, lines: d.lines, cands, ephmap };
   });
-  return new Plan(fp, text, data, reasons, tenant.index);
+  return new Plan(fp, text, data, reasons, tenant.index, w.sys.layout.addrs.page_offset_base);
 }

@@ -161,6 +161,8 @@ export class Counts {
   /** IBPBs the mitigations issued (ASI taints, what-ifs). */
   ibpbs = 0;
   sciMapped = 0;
+  /** what_if ephmap-tmpfs: pages ephmap_get() mapped (each a PTE store, then an INVLPG). */
+  ephmapMaps = 0;
   /** Touches whose address no table of the thread maps (a modelling error if non-zero). */
   unmapped = 0;
   contextSwitches = 0;

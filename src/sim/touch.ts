@@ -22,11 +22,16 @@ import { A_READ, A_RW, A_WRITE, LINES_PER_PAGE, M_HOT_PAGE, M_RANDOM, M_TOP, typ
 import type { Counts } from './thread.ts';
 import type { SciRun } from './sci-run.ts';
 import { WalkMeter, type WalkPrices } from './walk-meter.ts';
+import { Ephmap } from '../asi/ephmap.ts';
 
 const TWO32 = 4294967296;
+/** A data touch the ephmap serves, in runBatched()'s segment list. */
+const SEG_EPHMAP = 3;
 
 export interface TouchCosts extends WalkPrices {
   l1dMiss: number;
+  /** An INVLPG (ephmap_put()). */
+  invlpg: number;
   /** #PF delivery + return, per fault the ASI design takes. */
   fault: number;
 }
@@ -52,6 +57,7 @@ export class Toucher {
     private readonly counts: Counts,
     private readonly reasons: Reasons,
     private readonly costs: TouchCosts,
+    private readonly ephmap: Ephmap | null = null,
   ) {
     this.walkMeter = new WalkMeter(costs, counts);
   }
@@ -123,7 +129,8 @@ export class Toucher {
     c.touches += p.nText;
     for (let k = 0; k < p.nData; k++) {
       const count = this.draw(p, k, rng);
-      this.lines(t, mmu, p, 0, count);
+      if (p.ephmap[k] === 1 && this.ephmap !== null) this.ephmapCopy(t, mmu, p, count);
+      else this.lines(t, mmu, p, 0, count);
       c.touches += count;
     }
   }
@@ -213,12 +220,23 @@ export class Toucher {
     const segJ0 = this.segJ0;
     const segJ1 = this.segJ1;
     let nSeg = 0;
+    const eph = p.anyEphmap && this.ephmap !== null;
     for (let k = 0; k < nData; k++) {
       const count = this.draw(p, k, rng);
       c.touches += count;
       const ci = this.ci;
       this.itemCi[k] = ci;
       this.itemStart[k] = this.start;
+      if (eph && p.ephmap[k] === 1) { // one marker segment: ephmapCopy() at its place in the order
+        segLo[nSeg] = 0;
+        segHi[nSeg] = 0;
+        segAcc[nSeg] = SEG_EPHMAP;
+        segK[nSeg] = k;
+        segJ0[nSeg] = 0;
+        segJ1[nSeg] = count;
+        nSeg++;
+        continue;
+      }
       const objLines = p.candLines[ci];
       const a = this.acc === A_READ ? 0 : 1; // ACCESS_READ, ACCESS_WRITE
       const baseLo = p.candLo[ci];
@@ -248,16 +266,55 @@ export class Toucher {
     const segPa = this.segPa;
     let i = 0;
     while (i < nSeg) {
-      const r = mmu.translateHits(segLo, segHi, segAcc, i, nSeg, segPa);
-      c.translations += r - i;
-      for (let s = i; s < r; s++) this.segment(t, p, s, segPa[s]);
-      if (r === nSeg) break;
-      this.select(p, segK[r]);
-      const extra = this.translate(t, mmu, segLo[r], segHi[r], segAcc[r], p.candReason[this.ci]);
-      if (extra < 0) this.lines(t, mmu, p, segJ0[r] + 1, segJ1[r]); // skipped; the rest of the page translates again, as per touch
-      else { this.cycles += extra; this.segment(t, p, r, mmu.out.pa); }
-      i = r + 1;
+      let end = nSeg;
+      if (eph) { end = i; while (end < nSeg && segAcc[end] !== SEG_EPHMAP) end++; }
+      while (i < end) {
+        const r = mmu.translateHits(segLo, segHi, segAcc, i, end, segPa);
+        c.translations += r - i;
+        for (let s = i; s < r; s++) this.segment(t, p, s, segPa[s]);
+        if (r === end) { i = end; break; }
+        this.select(p, segK[r]);
+        const extra = this.translate(t, mmu, segLo[r], segHi[r], segAcc[r], p.candReason[this.ci]);
+        if (extra < 0) this.lines(t, mmu, p, segJ0[r] + 1, segJ1[r]); // skipped; the rest of the page translates again, as per touch
+        else { this.cycles += extra; this.segment(t, p, r, mmu.out.pa); }
+        i = r + 1;
+      }
+      if (i < nSeg) { this.select(p, segK[i]); this.ephmapCopy(t, mmu, p, segJ1[i]); i++; }
     }
+  }
+
+  /**
+   * A tmpfs read's page-cache copy (shmem_file_read_iter()) with the ephmap (asi/ephmap.ts): in
+   * the restricted space the page is mapped at this CPU's slot of the task's mm (ephmap_get():
+   * set_pte_at(), a store to the page table), the `count` lines are read through that address,
+   * and ephmap_put() clears the PTE and INVLPGs it on this CPU. Outside it (after an exit) the
+   * copy goes through the direct map, as the branch's copy_page_to_iter() fallback does.
+   */
+  private ephmapCopy(t: number, mmu: Mmu, p: Plan, count: number): void {
+    const e = this.ephmap!;
+    const ci = this.ci;
+    const pa = p.candPa[ci];
+    const ptePa = this.task < 0 ? -1 : e.ptePa[this.task * e.cpus + t]; // CPU t: buildSpaces() puts thread i on CPU i
+    if (pa < 0 || ptePa < 0 || this.asi === null || !this.asi.inRestricted(t)) { this.lines(t, mmu, p, 0, count); return; }
+    const m = this.machine;
+    const page = pa - (pa % 4096);
+    m.store(t, ptePa, Ephmap.pteLo(page), Ephmap.pteHi(page));
+    this.counts.ephmapMaps++;
+    const objLines = p.candLines[ci];
+    const first = this.start;
+    const extra = this.translate(t, mmu, ((e.vaLo[t] >>> 0) + (first % LINES_PER_PAGE) * 64) | 0, e.vaHi[t], 0, p.candReason[ci]); // 0 = ACCESS_READ
+    if (extra >= 0) {
+      this.cycles += extra;
+      const base = mmu.out.pa - (first % LINES_PER_PAGE) * 64;
+      for (let j = 0; j < count; j++) {
+        let line = first + j;
+        if (line >= objLines) line -= objLines;
+        this.touchLine(t, base + (line % LINES_PER_PAGE) * 64);
+      }
+    }
+    m.store(t, ptePa, 0, 0);
+    mmu.invlpg(e.vaLo[t], e.vaHi[t]);
+    this.cycles += this.costs.invlpg;
   }
 
   private growSegments(n: number): void {
