@@ -32,7 +32,11 @@ import type { RestrictedSpace } from './types.ts';
 
 /** MM_LOCAL_PGD_ENTRY (-240): PGD index 272 with 4 levels, PML5 index 272 with 5 (mm.rst: ff10000000000000). */
 const MM_LOCAL_PGD_INDEX = 512 - 240;
-/** LDT_REMAP_SIZE = PMD_SIZE; EPHEMERAL_FILEMAP_BASE_ADDR aligns LDT_END_ADDR up to PUD_SIZE. */
+/**
+ * The branch's asm/pgtable_64_types.h: LDT_REMAP_SIZE = PMD_SIZE, LDT_END_ADDR = LDT_BASE_ADDR +
+ * LDT_REMAP_SIZE (upstream ends it a whole PGD entry later), EPHEMERAL_FILEMAP_BASE_ADDR =
+ * ALIGN(LDT_END_ADDR, PUD_SIZE).
+ */
 const PUD_SIZE = 1n << 30n;
 /** EPHMAP_CPU_REGION_SIZE = PAGE_SIZE << MAX_PAGECACHE_ORDER (9 with THP, the benchmark's config). */
 export const EPHMAP_CPU_SLOT = 2n * 1024n * 1024n;
@@ -47,6 +51,8 @@ export function ephmapBase(levels: 4 | 5): bigint {
 
 export class Ephmap {
   readonly cpus: number;
+  /** Whether PTEs may carry NX (the kernel's __supported_pte_mask). */
+  readonly nx: boolean;
   /** Per task × CPU: the physical address of the slot's PTE in the task's mm (-1: no mm of its own). */
   readonly ptePa: Float64Array;
   /** Per CPU: the slot's VA as u32 halves (the high one signed), as the Mmu takes it. */
@@ -60,6 +66,7 @@ export class Ephmap {
    */
   constructor(sys: System, taskProcess: readonly (Process | null)[], cpus: number, spaces: readonly RestrictedSpace[]) {
     this.cpus = cpus;
+    this.nx = sys.kernel.cpu.nx;
     const base = ephmapBase(sys.levels);
     this.vaLo = new Int32Array(cpus);
     this.vaHi = new Int32Array(cpus);
@@ -94,8 +101,11 @@ export class Ephmap {
     return ((pa % TWO32) | 0x21) | 0;
   }
 
-  /** Its high half: the address's bits 51:32 and NX (bit 63). */
-  static pteHi(pa: number): number {
-    return (Math.floor(pa / TWO32) | 0x80000000) | 0;
+  /**
+   * Its high half: the address's bits 51:32 and NX (bit 63) where the CPU has it (pgprot_val()
+   * &= __supported_pte_mask: without EFER.NXE bit 63 is reserved).
+   */
+  static pteHi(pa: number, nx: boolean): number {
+    return (Math.floor(pa / TWO32) | (nx ? 0x80000000 : 0)) | 0;
   }
 }

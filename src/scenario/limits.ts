@@ -33,8 +33,11 @@ export const SCENARIO_LIMITS = {
   clockGhzMax: b(10, 'a clock of at most 10 GHz (the fastest x86 part runs at 6.2 GHz)'),
   /** The largest measured footprint executes under 10^4 instructions (test/fixtures/footprints). */
   insns: b(1e7, 'at most 10000000 instructions (measured footprints execute under 10^4)'),
-  /** A tenant's hot code in an event: past a few MiB every L1I (32-64 KiB) is long full. */
-  codeBytes: b(1 << 30, 'from 1 byte to 1 GiB of code'),
+  /**
+   * A tenant's hot code in an event: past a few MiB every L1I (32-64 KiB) and ITLB is long full, and
+   * a process's user-compute fetches every page of it each event (sim/working-set.ts).
+   */
+  codeBytes: b(64 * 1024 * 1024, 'from 1 byte to 64 MiB of code (a user-compute event fetches every page of it)'),
   /** arch/x86/mm/tlb.c: tlb_single_page_flush_ceiling = 33; past it flush_tlb_mm_range() flushes everything. */
   tlbFlushPages: b(33, 'at most 33 single-page flushes (tlb_single_page_flush_ceiling, arch/x86/mm/tlb.c: past it Linux flushes the whole TLB)'),
   /** A touch covers at most its object; the largest object (a guest's memory) is limited by RAM. */

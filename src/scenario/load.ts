@@ -55,6 +55,7 @@ import { InputError, readTextMaybeGz } from '../formats/files.ts';
 import { LIMITS, isCanonical, yamlDepth } from '../formats/limits.ts';
 import { SCENARIO_LIMITS as SL, type Bound } from './limits.ts';
 import { collectPositions, formatPath, locate, locateInString, type PathSeg, type Pos } from './yaml-locate.ts';
+import { DEFAULT_TENANT_CODE_BYTES } from '../sim/code-warmth.ts';
 
 /** A scenario error: `FILE:LINE:COLUMN: message` (an InputError carrying the line, plus the column). */
 export class ScenarioError extends InputError {
@@ -518,6 +519,9 @@ function build(ctx: Ctx, r: Raw): Scenario {
   const taken = new Map<number, { at: PathSeg[]; attacker: boolean }>();
   const vcpuThreads = new Map<string, number>();
   const notes: string[] = [];
+  // A process's text holds its largest code_bytes (sim/world.ts tenantCodeBytes), in RAM beside the tenants' memory.
+  let ramLeft = machine.ramBytes - tenants.reduce((a, t) => a + t.memoryBytes, 0);
+  const textOf = new Map<string, number>();
   const workload = r.workload.map((w, i) => {
     const t = tenantRef(ctx, tenants, w.tenant, ['workload', i, 'tenant']);
     checkThread(ctx, machine, t, w.thread, ['workload', i, 'thread'], taken, vcpuThreads, false);
@@ -537,6 +541,15 @@ function build(ctx: Ctx, r: Raw): Scenario {
       }
       if ((m.event === 'guest-run' || m.event === 'user-compute') && 'code_bytes' in m && m.code_bytes !== undefined) {
         const { code_bytes: codeBytes, ...rest } = m;
+        if (t.kind === 'process' && m.event === 'user-compute') {
+          const text = Math.max(DEFAULT_TENANT_CODE_BYTES, Math.ceil(codeBytes / 4096) * 4096);
+          const had = textOf.get(t.name) ?? DEFAULT_TENANT_CODE_BYTES;
+          if (text > had) {
+            if (text - had > ramLeft) ctx.fail(at('code_bytes'), `at most ${had + ramLeft} bytes (the process's text holds its hot code, in the machine's RAM left by the tenants' memory)`, `${codeBytes} bytes`);
+            ramLeft -= text - had;
+            textOf.set(t.name, text);
+          }
+        }
         return { ...rest, codeBytes } as MixItem;
       }
       return m as MixItem;

@@ -298,7 +298,7 @@ export class Toucher {
     if (pa < 0 || ptePa < 0 || this.asi === null || !this.asi.inRestricted(t)) { this.lines(t, mmu, p, 0, count); return; }
     const m = this.machine;
     const page = pa - (pa % 4096);
-    m.store(t, ptePa, Ephmap.pteLo(page), Ephmap.pteHi(page));
+    m.store(t, ptePa, Ephmap.pteLo(page), Ephmap.pteHi(page, e.nx));
     this.counts.ephmapMaps++;
     const objLines = p.candLines[ci];
     const first = this.start;

@@ -90,10 +90,13 @@ export function buildWorkingSet(sys: System, t: TenantRt): WorkingSet | null {
     if (anon !== undefined) for (let off = 0; off < ws.bytes; off += PAGE) pages.push({ ...halves(anon.start + BigInt(off)), writable: true });
     for (const o of hot) pages.push({ ...halves(o.userVa), writable: o.kind === 'user-pages' });
   }
-  if (pages.length === 0 || ws.linesPerKcycle === 0) return null;
+  // A process's code is fetched whether or not its data is modelled (no working set, or
+  // lines_per_kcycle 0): a set with no data lines then carries only its text.
+  const text = t.vm === null && t.netns === null ? t.process.vmas.find((v) => v.name === 'text') : undefined;
+  const data = pages.length > 0 && ws.linesPerKcycle > 0;
+  if (!data && text === undefined) return null;
   void sys;
-  const set = new WorkingSet(t.vm !== null, pages, ws.linesPerKcycle, ws.writes, hot);
-  const text = t.vm === null ? t.process.vmas.find((v) => v.name === 'text') : undefined;
+  const set = new WorkingSet(t.vm !== null, data ? pages : [], data ? ws.linesPerKcycle : 0, ws.writes, data ? hot : []);
   if (text !== undefined) {
     const h = halves(text.start);
     set.codeLo = h.lo;
@@ -123,7 +126,7 @@ export class WorkingSetRunner {
    */
   run(t: number, ws: WorkingSet, cycles: number, codeLines: number, rng: Xoshiro128): number {
     const n = Math.round(cycles * ws.perCycle);
-    if (n <= 0) return 0;
+    if (n <= 0 && ws.codePages === 0) return 0;
     const machine = this.machine;
     const mem = machine.memory;
     const c = this.counts;
@@ -155,6 +158,7 @@ export class WorkingSetRunner {
           c.translations++;
           if (!fetch.translate(lo | 0, hi, ACCESS_FETCH)) c.unmapped++;
         }
+        c.touches += codePages; // as the kernel's text pages count (sim/touch.ts)
       }
       for (let i = 0; i < n; i++) {
         const line = rng.nextU32() % ws.lines;

@@ -154,7 +154,7 @@ export function buildWorld(scenario: Scenario, isoIndex: number, times?: BuildTi
     notes.push(`${design.name} turns PTI off (as posted: ${design.conventional.source.split(';').find((x) => /PTI/.test(x))?.trim() ?? design.conventional.source}); user mode runs on its restricted tables`);
   }
   if (iso.whatIf.includes('ibpb-on-exit')) notes.push(`what-if: an IBPB on every asi_exit() of ${iso.design} (as the Aug 2025 ASI posting hard-codes it)`);
-  if (iso.whatIf.includes('ephmap-tmpfs')) notes.push(`what-if: the Aug 2025 ASI branch's ephmap, the scenario's files on tmpfs: a read() or pread64() in the restricted space copies the page-cache page through the mm's per-CPU ephmap slot (one PTE, then INVLPG) instead of faulting on the direct map`);
+  if (iso.whatIf.includes('ephmap-tmpfs')) notes.push(`what-if: the Aug 2025 ASI branch's ephmap, the scenario's files on tmpfs: a pread64() (or a read whose footprint reads the page cache) in the restricted space copies the page-cache page through the mm's per-CPU ephmap slot (one PTE, then INVLPG) instead of faulting on the direct map`);
   if (iso.whatIf.includes('sci-no-caps')) notes.push('what-if: sci-2019 without its 256-PTE and 64-entry backtrace caps (the symbol rule still decides every fetch)');
   if (iso.whatIf.includes('image-nonglobal')) notes.push(`what-if: the kernel image's high mapping is made non-global at boot (pti_set_kernel_image_nonglobal() without PTI), which ${iso.design} did not post`);
   if (iso.design === 'sci-2019' && !state.pti) throw new InputError(scenario.file, `isolation ${iso.name}: asi=sci-2019 needs PTI (the RFC's tables clone the KPTI user tables), and PTI is off here (${iso.cmdline || 'pti=auto on a CPU without Meltdown'}): add pti=on`);

@@ -45,7 +45,7 @@ describe('the ephmap slot', () => {
     const slot = (root: number) => probe(mem, root, levels, e.vaLo[1], e.vaHi[1], out) ? out.frame : -1;
     expect(slot(space.fullRoot)).toBe(-1);
     expect(slot(space.root)).toBe(-1);
-    mem.write64(pte, Ephmap.pteLo(pa), Ephmap.pteHi(pa));
+    mem.write64(pte, Ephmap.pteLo(pa), Ephmap.pteHi(pa, e.nx));
     expect(slot(space.fullRoot)).toBe(pa);
     expect(slot(space.root)).toBe(pa);
     // Read-only, NX, kernel-only: the shmem read's __PAGE_KERNEL_RO & ~_PAGE_GLOBAL.

@@ -136,3 +136,27 @@ isolation:
     expect(big.pcid).toBeLessThan(256 + EVENTS / 8);
   });
 });
+
+describe('a process\'s text in RAM', () => {
+  const scenario = (code: string) => `
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
+tenants: [{ name: p, kind: process, memory: 1000MiB }]
+workload: [{ thread: 0, tenant: p, mix: [{ event: user-compute, cycles: 1000, code_bytes: ${code} }] }]
+`;
+  it('counts against the machine\'s RAM: code that does not fit beside the tenants\' memory is refused at its field', () => {
+    expect(() => parseScenario(scenario('60MiB'), 'text.yaml')).toThrow(/text\.yaml.*workload\[0\]\.mix\[0\]\.code_bytes/s);
+    expect(() => parseScenario(scenario('64KiB'), 'text.yaml')).not.toThrow();
+  });
+
+  it('is fetched by a process whose data is not modelled (no working set)', () => {
+    const counts = (code: string) => runScenario(parseScenario(`
+events: 200
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB }
+tenants: [{ name: p, kind: process }]
+workload: [{ thread: 0, tenant: p, mix: [{ event: user-compute, cycles: 1000, code_bytes: ${code} }] }]
+isolation: [{ name: nopcid, cmdline: "mitigations=off pti=on nopcid" }]
+`, 'nows.yaml')).mitigations[0].costs.counts;
+    // 200 events of 16 pages against one: 15 more fetches an event, each a touch.
+    expect(counts('64KiB').touches - counts('64').touches).toBe(200 * 15);
+  });
+});
