@@ -10,13 +10,15 @@
  *                         "bytes_by_seed", "first_leak_ns_by_seed"}],
  *                     "costs": {"cycles", "overhead_pct" (medians),
  *                               "spread": {"cycles", "overhead_pct": {"min", "q1", "median", "q3", "max"}},
- *                               "cycles_by_seed", "overhead_pct_by_seed", "counts", "by_kind" (medians)},
+ *                               "cycles_by_seed", "overhead_pct_by_seed", "counts", "by_kind" (medians),
+ *                               "cut_short" (a kill cut the set's workload short: its overhead is of less work, report/cut-short.ts)},
  *                     "asi_exit_reasons": [{"event", "part", "object", "count", "seeds", "va"}],
  *                     "secrets", "events_per_task" (of the first seed), "notes"}]}
  * sim/seeds.ts defines each statistic. Keys in a fixed order; the same report gives the same bytes,
  * whatever the number of workers.
  */
 import type { SeedsReport } from '../sim/seeds.ts';
+import { cutShort } from './cut-short.ts';
 
 export function formatRunJson(r: SeedsReport): string {
   return JSON.stringify({
@@ -28,6 +30,6 @@ export function formatRunJson(r: SeedsReport): string {
     stop: r.stop,
     baseline: r.baseline,
     same_state: r.same_state,
-    mitigations: r.mitigations,
+    mitigations: r.mitigations.map((m) => ({ ...m, costs: { ...m.costs, cut_short: cutShort(r, m) } })),
   }, null, 2) + '\n';
 }

@@ -14,6 +14,7 @@ import type { StoredRun } from './query.ts';
 import { scenarioAsRun } from './record.ts';
 import { num, shortCommit, signed, textTable, when } from './table.ts';
 import { seedCount } from '../report/cell-text.ts';
+import { cutShort } from '../report/cut-short.ts';
 
 export interface ScenarioChange { readonly path: string; readonly a: string | null; readonly b: string | null }
 
@@ -31,6 +32,8 @@ export interface CostChange {
   readonly set: string;
   readonly overhead_pct: { a: number; b: number; delta: number };
   readonly cycles: { a: number; b: number; delta: number };
+  /** A kill cut the set's workload short in that run: its overhead is of less work (report/cut-short.ts). */
+  readonly cut_short: { a: boolean; b: boolean };
 }
 
 export interface CountChange { readonly set: string; readonly name: string; readonly a: number; readonly b: number; readonly delta: number }
@@ -156,6 +159,7 @@ export function diffRuns(a: StoredRun, b: StoredRun): RunDiff {
       set: sb.name,
       overhead_pct: { a: sa.costs.overhead_pct, b: sb.costs.overhead_pct, delta: Number((sb.costs.overhead_pct - sa.costs.overhead_pct).toFixed(2)) },
       cycles: { a: sa.costs.cycles, b: sb.costs.cycles, delta: sb.costs.cycles - sa.costs.cycles },
+      cut_short: { a: cutShort(a.report, sa), b: cutShort(b.report, sb) },
     });
     const names = Object.keys(sa.costs.counts);
     for (const k of Object.keys(sb.costs.counts)) if (!names.includes(k)) names.push(k);
@@ -202,7 +206,7 @@ export function formatDiff(d: RunDiff, a: StoredRun, b: StoredRun): string {
   if (d.rate_changed.length > 0) out.push('', 'Leak rates changed (leaking in both; 95% intervals apart, or rare in one only)', ...textTable(cellHead, cellRows(d.rate_changed), '  ', 'llrr'));
   out.push('', 'Costs of the sets in both (medians)', ...textTable(
     ['set', `overhead % ${A}`, `overhead % ${B}`, 'Δ', `cycles ${A}`, `cycles ${B}`, 'Δ cycles'],
-    d.costs.map((c) => [c.set, c.overhead_pct.a.toFixed(2), c.overhead_pct.b.toFixed(2), signed(c.overhead_pct.delta), num(c.cycles.a), num(c.cycles.b), c.cycles.delta > 0 ? `+${num(c.cycles.delta)}` : num(c.cycles.delta)]),
+    d.costs.map((c) => [c.set, c.cut_short.a ? 'killed' : c.overhead_pct.a.toFixed(2), c.cut_short.b ? 'killed' : c.overhead_pct.b.toFixed(2), c.cut_short.a || c.cut_short.b ? '-' : signed(c.overhead_pct.delta), num(c.cycles.a), num(c.cycles.b), c.cycles.delta > 0 ? `+${num(c.cycles.delta)}` : num(c.cycles.delta)]),
     '  '));
   out.push('', 'Counts that differ (medians)', ...(d.counts.length === 0 ? ['  none'] : textTable(['set', 'count', A, B, 'Δ'], d.counts.map((c) => [c.set, c.name, num(c.a), num(c.b), c.delta > 0 ? `+${num(c.delta)}` : num(c.delta)]), '  ', 'llrrr')));
   return out.join('\n') + '\n';

@@ -13,6 +13,7 @@ import { rareLeak, type CellStats, type SeedsReport, type SetStats } from '../si
 import type { StoredRun } from './query.ts';
 import { mdTable, num, shortCommit, when } from './table.ts';
 import { seedCount } from '../report/cell-text.ts';
+import { cutShort } from '../report/cut-short.ts';
 
 export const EXPORT_FORMATS = ['json', 'csv', 'md'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -34,11 +35,11 @@ export function exportCsv(r: StoredRun): string {
   const ms = r.report.mitigations;
   const counts = union(ms, (m) => m.costs.counts);
   const kinds = union(ms, (m) => m.costs.by_kind);
-  const header = ['run', 'set', 'cmdline', 'design', 'stun', 'same_as', 'cycles', 'overhead_pct', 'overhead_pct_min', 'overhead_pct_q1', 'overhead_pct_q3', 'overhead_pct_max',
+  const header = ['run', 'set', 'cmdline', 'design', 'stun', 'same_as', 'cycles', 'overhead_pct', 'overhead_pct_min', 'overhead_pct_q1', 'overhead_pct_q3', 'overhead_pct_max', 'cut_short',
     'cells_leaks', 'cells_unstable', 'cells_rare', 'leaked_cells', ...counts, ...kinds.map((k) => `cycles:${k}`)];
   const rows = ms.map((m) => {
     const o = m.costs.spread.overhead_pct;
-    return [r.id, m.name, m.cmdline, m.design, m.stun, m.same_as, m.costs.cycles, m.costs.overhead_pct, o.min, o.q1, o.q3, o.max,
+    return [r.id, m.name, m.cmdline, m.design, m.stun, m.same_as, m.costs.cycles, m.costs.overhead_pct, o.min, o.q1, o.q3, o.max, cutShort(r.report, m),
       // cells_leaks: leaked in any seed (the verdict now; in older runs it also counts their 'unstable' cells, listed apart).
       m.matrix.filter((c) => c.seeds_leaked > 0).length, m.matrix.filter((c) => c.verdict === 'unstable').length,
       m.matrix.filter((c) => rareLeak(c.seeds_leaked, c.seeds)).length,
@@ -66,9 +67,9 @@ function leakTable(rep: SeedsReport): string[] {
 function costTable(rep: SeedsReport): string[] {
   const ms = rep.mitigations;
   const rows: string[][] = [
-    ['overhead %', ...ms.map((m) => m.costs.overhead_pct.toFixed(2))],
+    ['overhead %', ...ms.map((m) => (cutShort(rep, m) ? 'killed' : m.costs.overhead_pct.toFixed(2)))],
   ];
-  if (rep.seeds > 1) rows.push(['overhead % min..max', ...ms.map((m) => `${m.costs.spread.overhead_pct.min.toFixed(2)}..${m.costs.spread.overhead_pct.max.toFixed(2)}`)]);
+  if (rep.seeds > 1) rows.push(['overhead % min..max', ...ms.map((m) => (cutShort(rep, m) ? 'killed' : `${m.costs.spread.overhead_pct.min.toFixed(2)}..${m.costs.spread.overhead_pct.max.toFixed(2)}`))]);
   rows.push(['cycles', ...ms.map((m) => num(m.costs.cycles))]);
   for (const k of union(ms, (m) => m.costs.counts)) {
     if (k === 'events' || ms.every((m) => (m.costs.counts[k] ?? 0) === 0)) continue;

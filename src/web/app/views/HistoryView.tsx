@@ -56,7 +56,7 @@ function DiffPanel({ d }: { d: RunDiff }) {
       </> : null}
       <h3>Overhead</h3>
       <table><thead><tr><th>set</th><th className="num">a</th><th className="num">b</th><th className="num">Δ</th></tr></thead>
-        <tbody>{d.costs.map((c) => <tr key={c.set}><td>{c.set}</td><td className="num">{fmtPct(c.overhead_pct.a)}</td><td className="num">{fmtPct(c.overhead_pct.b)}</td><td className="num">{fmtPct(c.overhead_pct.delta)}</td></tr>)}</tbody></table>
+        <tbody>{d.costs.map((c) => <tr key={c.set}><td>{c.set}</td><td className="num">{c.cut_short.a ? 'killed' : fmtPct(c.overhead_pct.a)}</td><td className="num">{c.cut_short.b ? 'killed' : fmtPct(c.overhead_pct.b)}</td><td className="num">{c.cut_short.a || c.cut_short.b ? '-' : fmtPct(c.overhead_pct.delta)}</td></tr>)}</tbody></table>
     </div>
   );
 }
