@@ -404,7 +404,9 @@ function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'o
       const v = tk.value ?? '';
       const d = v === 'off' || (ASI_DESIGN_NAMES as readonly string[]).includes(v) ? (v as IsolationDesign) : ASI_ALIASES[v];
       if (d === undefined) {
-        ctx.fail(at('cmdline'), `asi= one of off, ${ASI_DESIGN_NAMES.join(', ')}`, `asi=${v}`, { pos: locateInString(ctx.doc, ctx.lc, at('cmdline'), tk.start) });
+        // The Google branches switch ASI with asi=on (RFC v2, the Aug 2025 posting's boot lines): say which design to name.
+        const hint = v === 'on' ? ' (asi=on is the Google branches\' switch: asi=google-asi-2025 is RFC v2, with what_if: [ephmap-tmpfs] the Aug 2025 branch)' : '';
+        ctx.fail(at('cmdline'), `asi= one of off, ${ASI_DESIGN_NAMES.join(', ')}${hint}`, `asi=${v}`, { pos: locateInString(ctx.doc, ctx.lc, at('cmdline'), tk.start) });
       }
       design = d;
       // Hand the kernel-line parser the name it knows (mitigations/cmdline.ts ASI_DESIGNS).

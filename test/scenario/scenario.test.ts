@@ -180,6 +180,7 @@ describe('errors: one line, FILE:LINE:COLUMN: field PATH: expected â€¦, found â€
     ['machine:\n  cpu: skylake\n', 'f.yaml:2:8: field machine.cpu: expected a CPU profile (skylake-sp, cascade-lake, ice-lake-sp, sapphire-rapids, zen3, zen4, qemu-max), found string "skylake"'],
     // unknown ASI design: the column is that of "asi" inside the quoted string (col 14 is the quote, "asi" is character 17 of the value)
     ['isolation:\n  - name: x\n    cmdline: "mitigations=auto asi=magic"\n', 'f.yaml:3:32: field isolation[0].cmdline: expected asi= one of off, kpti, kvm-asi-2019, sci-2019, google-asi-2022, google-asi-2025, netns-asi, found asi=magic'],
+    ['isolation:\n  - name: x\n    cmdline: "mitigations=off asi=on"\n', 'f.yaml:3:31: field isolation[0].cmdline: expected asi= one of off, kpti, kvm-asi-2019, sci-2019, google-asi-2022, google-asi-2025, netns-asi (asi=on is the Google branches\' switch: asi=google-asi-2025 is RFC v2, with what_if: [ephmap-tmpfs] the Aug 2025 branch), found asi=on'],
     // a bad mitigation command line, located at the offending parameter (plain scalar from column 14)
     ['isolation:\n  - name: x\n    cmdline: nosmt mds=fuller\n', 'f.yaml:3:20: field isolation[0].cmdline: expected a kernel command line kasi accepts, found mds=fuller: unknown value "fuller" (expected one of off, full, full,nosmt)'],
     ['isolation:\n  - name: x\n    cmdline: "l1tf=maybe"\n', 'f.yaml:3:15: field isolation[0].cmdline: expected a kernel command line kasi accepts, found l1tf=maybe: unknown value "maybe"'],
