@@ -8,7 +8,7 @@
  *     which splits with next_arg(), compares names with parameq() ('-' == '_'), stops at a bare
  *     `--`, and calls the handler for EVERY occurrence in order — so the last value wins
  *     (kernel/params.c, init/main.c do_early_param());
- *   - cmdline_find_option()/cmdline_find_option_bool() (pti, nopti, tsx, clearcpuid): a plain scan of the
+ *   - cmdline_find_option()/cmdline_find_option_bool() (pti, nopti, tsx, clearcpuid, no5lvl): a plain scan of the
  *     whole string with exact names, `--` included; "if this option is repeated, this returns
  *     the last instance" (arch/x86/lib/cmdline.c);
  *   - module parameters of kvm_intel (kvm-intel.vmentry_l1d_flush, kvm-intel.ept): applied in
@@ -58,6 +58,13 @@ export interface MitigationCmdline {
    * (Documentation/admin-guide/kernel-parameters.txt: "nopcid [X86-64] Disable the PCID cpu feature").
    */
   nopcid: boolean;
+  /**
+   * no5lvl: arch/x86/boot/compressed/pgtable_64.c configure_5level_paging() enables 5-level
+   * paging only `!cmdline_find_option_bool("no5lvl")`, so a CPU with LA57 boots 4-level (the
+   * Aug 2025 ASI posting's boot lines carry it). Not a mitigation: kasi reads it because it
+   * decides the tables every set builds.
+   */
+  no5lvl: boolean;
   /** retbleed=: retbleed_parse_cmdline() (bugs.c), comma-separated; only `ibpb` changes what kasi runs. */
   retbleed: 'off' | 'auto' | 'unret' | 'ibpb' | null;
   /** spec_rstack_overflow=: srso_parse_cmdline() (bugs.c, 6.1.44+); only `ibpb` changes what kasi runs. */
@@ -132,6 +139,7 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
     schedCore: false,
     highmapTail: 'keep',
     nopcid: false,
+    no5lvl: false,
     retbleed: null,
     srso: null,
     clearCpuid: [],
@@ -186,6 +194,7 @@ export function parseMitigationCmdline(text: string): MitigationCmdline {
       if (p.value === null) continue; // "pti" without '=' is not the option "pti=" (st_wordcmp needs '=')
       out.pti = oneOf(p, ['on', 'off', 'auto'] as const);
     } else if (p.name === 'nopti' && p.value === null) out.nopti = true;
+    else if (p.name === 'no5lvl' && p.value === null) out.no5lvl = true; // the bare word only, as the boot code looks for it
     else if (p.name === 'tsx' && p.value !== null) out.tsx = oneOf(p, ['on', 'off', 'auto'] as const);
     else if (p.name === 'clearcpuid' && p.value !== null) {
       // "clearcpuid" without '=' is not the option; an empty value as the last instance clears nothing (arglen <= 0)

@@ -160,8 +160,11 @@ export function buildWorld(scenario: Scenario, isoIndex: number, times?: BuildTi
   if (iso.design === 'sci-2019' && !state.pti) throw new InputError(scenario.file, `isolation ${iso.name}: asi=sci-2019 needs PTI (the RFC's tables clone the KPTI user tables), and PTI is off here (${iso.cmdline || 'pti=auto on a CPU without Meltdown'}): add pti=on`);
   if (iso.stunWhatIf) notes.push(`what-if: ${iso.stun ? 'sibling stunning added to' : 'sibling stunning removed from'} ${iso.design}, which ${iso.stun ? 'did not post it' : 'posted it'}`);
   const rng = new Xoshiro128(scenario.seed);
+  // no5lvl: configure_5level_paging() leaves 5-level paging off (mitigations/cmdline.ts).
+  const levels = iso.mitigations.no5lvl ? 4 : m.pagingLevels;
+  if (levels !== m.pagingLevels) notes.push(`no5lvl: the kernel boots 4-level paging on a machine given paging_levels: 5 (configure_5level_paging())`);
   const kernelOptions: KernelOptions = {
-    cpus: n, levels: m.pagingLevels, seed: scenario.kernel.kaslrSeed,
+    cpus: n, levels, seed: scenario.kernel.kaslrSeed,
     ram: [{ start: 0x1000n, end: 0x9fc00n }, { start: BigInt(MiB), end: BigInt(m.ramBytes) }],
     kaslr: scenario.kernel.kaslr ? { seed: scenario.kernel.kaslrSeed } : false,
     pti: state.pti ? (iso.mitigations.pti === 'on' ? 'on' : 'auto') : 'off', // pti_mode: PTI_FORCE_ON only for pti=on (pti.c pti_check_boottime_disable)
