@@ -59,6 +59,27 @@ describe('the ephmap slot', () => {
     expect(Number((va(0) >> 39n) & 511n)).toBe(512 - 240);
   });
 
+  it('is the mm\'s own: a page mapped in one process\'s slot is in neither root of another process', () => {
+    const two = parseScenario(`
+events: 50
+machine: { cpu: sapphire-rapids, cores: 1, threads_per_core: 2, ram: 2GiB }
+tenants: [{ name: a, kind: process }, { name: b, kind: process }]
+workload: [{ thread: 0, tenant: a, mix: [{ event: syscall, name: pread64, bytes: 4096 }] }, { thread: 1, tenant: b, mix: [{ event: syscall, name: getppid }] }]
+isolation: [{ name: e, cmdline: "mitigations=off asi=google-asi-2025", what_if: [ephmap-tmpfs] }]
+`, 'two.yaml');
+    const w = buildWorld(two, 0);
+    const e = w.spaces.ephmap!;
+    const [sa, sb] = [0, 1].map((i) => w.spaces.asi!.spaces[w.spaces.asiSpace[i]]);
+    const pa = w.sys.buddy.alloc(0, 0) * 4096;
+    w.sys.mem.write64(e.ptePa[0 * e.cpus + 0], Ephmap.pteLo(pa), Ephmap.pteHi(pa, e.nx)); // task 0 (a) on CPU 0
+    const out = new Probe();
+    const at = (root: number) => (probe(w.sys.mem, root, w.sys.levels, e.vaLo[0], e.vaHi[0], out) ? out.frame : -1);
+    expect([at(sa.fullRoot), at(sa.root)]).toEqual([pa, pa]);
+    expect([at(sb.fullRoot), at(sb.root)]).toEqual([-1, -1]);
+    // And b's own slot on CPU 0 is another PTE.
+    expect(e.ptePa[1 * e.cpus + 0]).not.toBe(e.ptePa[0]);
+  });
+
   it('is not made without the what-if, and the what-if is refused on a design without the branch', () => {
     expect(buildWorld(fio(SETS), 1).spaces.ephmap).toBeNull();
     expect(() => fio('  - { name: x, cmdline: "asi=kvm-asi-2019", what_if: [ephmap-tmpfs] }')).toThrow(/isolation\[0\]\.what_if\[0\].*google-asi-2025/s);
