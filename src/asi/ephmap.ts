@@ -96,9 +96,13 @@ export class Ephmap {
     });
   }
 
-  /** The PTE ephmap_get() writes for the 4 KiB page at `pa`, low half: present (bit 0), accessed (bit 5); not RW, not global. */
-  static pteLo(pa: number): number {
-    return ((pa % TWO32) | 0x21) | 0;
+  /**
+   * The PTE ephmap_get() writes for the 4 KiB page at `pa`, low half: present (bit 0), accessed
+   * (bit 5), not global; read-only for a tmpfs read (__PAGE_KERNEL_RO), RW and dirty (bits 1, 6)
+   * for a page written through it (__PAGE_KERNEL, as the branch's kmap_local_page() hook maps).
+   */
+  static pteLo(pa: number, writable = false): number {
+    return ((pa % TWO32) | 0x21 | (writable ? 0x42 : 0)) | 0;
   }
 
   /**

@@ -437,8 +437,9 @@ function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'o
     iso.what_if.forEach((w, j) => {
       if (iso.what_if.indexOf(w) !== j) ctx.fail(['isolation', i, 'what_if', j], 'each what-if once', `${JSON.stringify(w)} again`);
       // The ephmap is the Aug 2025 branch's, on RFC v2's transitions (asi/ephmap.ts).
-      const ok = w === 'sci-no-caps' ? design === 'sci-2019' : w === 'ephmap-tmpfs' ? design === 'google-asi-2025' : design !== 'off' && design !== 'kpti' && design !== 'sci-2019' && design !== 'netns-asi';
-      const want = w === 'sci-no-caps' ? 'sci-no-caps only with asi=sci-2019' : w === 'ephmap-tmpfs' ? 'ephmap-tmpfs only with asi=google-asi-2025 (the Aug 2025 branch is RFC v2 with the ephmap)' : `${w} with an asi= design that enters and exits restricted kernel tables (kvm-asi-2019, google-asi-*)`;
+      const eph = w === 'ephmap-tmpfs' || w === 'ephmap-zeroing';
+      const ok = w === 'sci-no-caps' ? design === 'sci-2019' : eph ? design === 'google-asi-2025' : design !== 'off' && design !== 'kpti' && design !== 'sci-2019' && design !== 'netns-asi';
+      const want = w === 'sci-no-caps' ? 'sci-no-caps only with asi=sci-2019' : eph ? `${w} only with asi=google-asi-2025 (the Aug 2025 branch is RFC v2 with the ephmap)` : `${w} with an asi= design that enters and exits restricted kernel tables (kvm-asi-2019, google-asi-*)`;
       if (!ok) ctx.fail(['isolation', i, 'what_if', j], want, `${JSON.stringify(w)} with asi=${design}`);
     });
     return { name: iso.name, cmdline: text, mitigations, design, stun, stunWhatIf: stun !== posted, whatIf: iso.what_if };

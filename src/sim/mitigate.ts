@@ -54,7 +54,7 @@ export interface Spaces {
   readonly notes: string[];
   /** asi=sci-2019: every process task's SCI tables (sim/sci-run.ts). */
   readonly sci: SciRun | null;
-  /** what_if ephmap-tmpfs: every mm's per-CPU ephmap slots (asi/ephmap.ts). */
+  /** what_if ephmap-tmpfs or ephmap-zeroing: every mm's per-CPU ephmap slots (asi/ephmap.ts). */
   readonly ephmap: Ephmap | null;
 }
 
@@ -110,7 +110,7 @@ export function buildSpaces(sys: System, iso: IsolationSpec, state: MitigationSt
   }
   const sci = iso.design === 'sci-2019' ? new SciRun(sys, tasks, threads.mmus, textSlide, !iso.whatIf.includes('sci-no-caps')) : null;
   if (sci !== null) notes.push(`sci-2019: system calls of ${tasks.filter((k) => sci.tables[k.id] !== null).map((k) => k.tenant.spec.name).filter((n, i, a) => a.indexOf(n) === i).join(', ')} run on per-task SCI tables (verify-and-map; a refused fetch kills the task)`);
-  const ephmap = asi !== null && iso.whatIf.includes('ephmap-tmpfs') ? new Ephmap(sys, tasks.map((k) => k.tenant.process), threads.mmus.length, asi.spaces) : null;
+  const ephmap = asi !== null && (iso.whatIf.includes('ephmap-tmpfs') || iso.whatIf.includes('ephmap-zeroing')) ? new Ephmap(sys, tasks.map((k) => k.tenant.process), threads.mmus.length, asi.spaces) : null;
   return { design, asi, asiSpace, kpti, kptiSpace, holder, notes, sci, ephmap };
 }
 

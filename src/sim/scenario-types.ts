@@ -214,7 +214,7 @@ export type IsolationDesign = 'off' | (typeof ASI_DESIGN_NAMES)[number];
  *    caps, which kill a system call that maps more (the symbol rule still decides every fetch).
  *  - ibpb-on-exit: an IBPB on every asi_exit(), as the Aug 2025 ASI posting hard-codes it.
  */
-export const WHAT_IFS = ['image-nonglobal', 'sci-no-caps', 'ibpb-on-exit', 'ephmap-tmpfs'] as const;
+export const WHAT_IFS = ['image-nonglobal', 'sci-no-caps', 'ibpb-on-exit', 'ephmap-tmpfs', 'ephmap-zeroing'] as const;
 export type WhatIf = (typeof WHAT_IFS)[number];
 
 export interface IsolationSpec {
