@@ -334,6 +334,11 @@ export function leafFlags(prot: string, nx = true): bigint {
   return f;
 }
 
+/** The size of defaultLayout()'s text for `codeBytes` of hot code: whole pages, at least 64 KiB. */
+export function textVmaBytes(codeBytes: number): number {
+  return Math.max(16 * PAGE_SIZE, Math.ceil(codeBytes / PAGE_SIZE) * PAGE_SIZE);
+}
+
 /**
  * A small static non-PIE executable's address space, as the capture's /bin/oracle-user (no ASLR):
  * text and read-only data from the file, data, heap, one anonymous mmap and the stack below STACK_TOP.
@@ -341,8 +346,8 @@ export function leafFlags(prot: string, nx = true): bigint {
  * (a scenario's code_bytes): rodata and data follow it, as a linker lays them out, and the heap
  * starts at 16 MiB or the next 2 MiB boundary after the data.
  */
-export function defaultLayout(textBytes = 16 * PAGE_SIZE): VmaSpec[] {
-  const textSize = Math.max(16 * PAGE_SIZE, Math.ceil(textBytes / PAGE_SIZE) * PAGE_SIZE);
+export function defaultLayout(textBytes = 0): VmaSpec[] {
+  const textSize = textVmaBytes(textBytes);
   const rodata = 0x401000n + BigInt(textSize);
   const data = rodata + BigInt(4 * PAGE_SIZE);
   const dataEnd = data + BigInt(4 * PAGE_SIZE);

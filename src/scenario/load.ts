@@ -38,7 +38,7 @@ import { DEFAULT_SCENARIO_FILE, DEFAULT_SCENARIO_YAML } from '../sim/default-sce
 import { costParamFromYaml, costParamYamlNames, type CostOverrides, type CostParam, type CostValue } from '../sim/costs.ts';
 import { ACCESSES, DATA_KINDS, SCOPES, footprintKeys, loadFootprintTable, parseFootprintKey, type FootprintOverride } from '../sim/footprints.ts';
 import {
-  ASI_DESIGN_NAMES, OBJECT_KINDS, SPECTRE_V1_GADGETS, WHAT_IFS, SPECTRE_V1_WINDOWS, WORKING_SET_DEFAULT, OBJECT_KIND_NAMES, threadCount,
+  ASI_DESIGN_NAMES, OBJECT_KINDS, SPECTRE_V1_GADGETS, WHAT_IFS, EPHMAP_WHAT_IFS, SPECTRE_V1_WINDOWS, WORKING_SET_DEFAULT, OBJECT_KIND_NAMES, threadCount,
   type CalibrationSpec, type IsolationDesign, type IsolationSpec, type MachineSpec, type MixItem, type Scenario, type SimTime, type TenantKind, type TenantSpec,
 } from '../sim/scenario-types.ts';
 import { getProfile, profileNames } from '../uarch/profiles.ts';
@@ -46,6 +46,7 @@ import { getDesign } from '../asi/registry.ts';
 import { SIZED_SYSCALLS } from '../sim/sized.ts';
 import { predictWork } from '../sim/budget.ts';
 import { capturedCpuCount } from '../linux/capture.ts';
+import { textVmaBytes } from '../linux/process.ts';
 import { loadImportedMix } from '../sim/import-mix.ts';
 import { WORKLOAD_FORMATS } from '../formats/detect.ts';
 import { getCostModel } from '../sim/costs.ts';
@@ -55,7 +56,6 @@ import { InputError, readTextMaybeGz } from '../formats/files.ts';
 import { LIMITS, isCanonical, yamlDepth } from '../formats/limits.ts';
 import { SCENARIO_LIMITS as SL, type Bound } from './limits.ts';
 import { collectPositions, formatPath, locate, locateInString, type PathSeg, type Pos } from './yaml-locate.ts';
-import { DEFAULT_TENANT_CODE_BYTES } from '../sim/code-warmth.ts';
 
 /** A scenario error: `FILE:LINE:COLUMN: message` (an InputError carrying the line, plus the column). */
 export class ScenarioError extends InputError {
@@ -437,7 +437,7 @@ function buildIsolation(ctx: Ctx, raw: Raw['isolation'], pti: 'auto' | 'on' | 'o
     iso.what_if.forEach((w, j) => {
       if (iso.what_if.indexOf(w) !== j) ctx.fail(['isolation', i, 'what_if', j], 'each what-if once', `${JSON.stringify(w)} again`);
       // The ephmap is the Aug 2025 branch's, on RFC v2's transitions (asi/ephmap.ts).
-      const eph = w === 'ephmap-tmpfs' || w === 'ephmap-zeroing';
+      const eph = EPHMAP_WHAT_IFS.includes(w);
       const ok = w === 'sci-no-caps' ? design === 'sci-2019' : eph ? design === 'google-asi-2025' : design !== 'off' && design !== 'kpti' && design !== 'sci-2019' && design !== 'netns-asi';
       const want = w === 'sci-no-caps' ? 'sci-no-caps only with asi=sci-2019' : eph ? `${w} only with asi=google-asi-2025 (the Aug 2025 branch is RFC v2 with the ephmap)` : `${w} with an asi= design that enters and exits restricted kernel tables (kvm-asi-2019, google-asi-*)`;
       if (!ok) ctx.fail(['isolation', i, 'what_if', j], want, `${JSON.stringify(w)} with asi=${design}`);
@@ -522,7 +522,7 @@ function build(ctx: Ctx, r: Raw): Scenario {
   const taken = new Map<number, { at: PathSeg[]; attacker: boolean }>();
   const vcpuThreads = new Map<string, number>();
   const notes: string[] = [];
-  // A process's text holds its largest code_bytes (sim/world.ts tenantCodeBytes), in RAM beside the tenants' memory.
+  // A process's text holds its largest code_bytes (sim/world.ts tenantCodeBytes, linux/process.ts textVmaBytes), in RAM beside the tenants' memory.
   let ramLeft = machine.ramBytes - tenants.reduce((a, t) => a + t.memoryBytes, 0);
   const textOf = new Map<string, number>();
   const workload = r.workload.map((w, i) => {
@@ -545,8 +545,8 @@ function build(ctx: Ctx, r: Raw): Scenario {
       if ((m.event === 'guest-run' || m.event === 'user-compute') && 'code_bytes' in m && m.code_bytes !== undefined) {
         const { code_bytes: codeBytes, ...rest } = m;
         if (t.kind === 'process' && m.event === 'user-compute') {
-          const text = Math.max(DEFAULT_TENANT_CODE_BYTES, Math.ceil(codeBytes / 4096) * 4096);
-          const had = textOf.get(t.name) ?? DEFAULT_TENANT_CODE_BYTES;
+          const text = textVmaBytes(codeBytes);
+          const had = textOf.get(t.name) ?? textVmaBytes(0);
           if (text > had) {
             if (text - had > ramLeft) ctx.fail(at('code_bytes'), `at most ${had + ramLeft} bytes (the process's text holds its hot code, in the machine's RAM left by the tenants' memory)`, `${codeBytes} bytes`);
             ramLeft -= text - had;

@@ -37,7 +37,7 @@ import type { ModelName, SensitivityModel } from '../linux/sensitivity.ts';
 import type { System } from '../linux/system.ts';
 import type { MitigationState } from '../mitigations/select.ts';
 import { CR3_NOFLUSH_HI } from '../x86/bits.ts';
-import type { IsolationSpec } from './scenario-types.ts';
+import { EPHMAP_WHAT_IFS, type IsolationSpec } from './scenario-types.ts';
 import { SciRun } from './sci-run.ts';
 import { Ephmap } from '../asi/ephmap.ts';
 import type { Counts, ThreadState } from './thread.ts';
@@ -110,7 +110,7 @@ export function buildSpaces(sys: System, iso: IsolationSpec, state: MitigationSt
   }
   const sci = iso.design === 'sci-2019' ? new SciRun(sys, tasks, threads.mmus, textSlide, !iso.whatIf.includes('sci-no-caps')) : null;
   if (sci !== null) notes.push(`sci-2019: system calls of ${tasks.filter((k) => sci.tables[k.id] !== null).map((k) => k.tenant.spec.name).filter((n, i, a) => a.indexOf(n) === i).join(', ')} run on per-task SCI tables (verify-and-map; a refused fetch kills the task)`);
-  const ephmap = asi !== null && (iso.whatIf.includes('ephmap-tmpfs') || iso.whatIf.includes('ephmap-zeroing')) ? new Ephmap(sys, tasks.map((k) => k.tenant.process), threads.mmus.length, asi.spaces) : null;
+  const ephmap = asi !== null && iso.whatIf.some((w) => EPHMAP_WHAT_IFS.includes(w)) ? new Ephmap(sys, tasks.map((k) => k.tenant.process), threads.mmus.length, asi.spaces) : null;
   return { design, asi, asiSpace, kpti, kptiSpace, holder, notes, sci, ephmap };
 }
 

@@ -25,10 +25,6 @@ import type { ObjRef, TenantRt, World } from './world.ts';
  */
 const EPHMAP_READS: ReadonlySet<string> = new Set(['syscall:read', 'syscall:pread64', 'syscall:readv', 'syscall:preadv', 'syscall:preadv2']);
 
-/** Plan.ephmap values. */
-export const EPH_READ = 1;
-export const EPH_WRITE = 2;
-
 export const A_READ = 0;
 export const A_WRITE = 1;
 export const A_RW = 2;
@@ -91,16 +87,16 @@ export class Plan {
   /** Every candidate object, in candidate order. */
   readonly objects: readonly ObjRef[];
   /**
-   * Per data touch: how the ephmap serves it in the restricted space (asi/ephmap.ts): 0 not at all,
-   * EPH_READ a tmpfs read (what_if ephmap-tmpfs: a read-only PTE), EPH_WRITE a fresh page zeroed
-   * (what_if ephmap-zeroing: a writable one).
+   * Per data touch: 1 when the ephmap serves it in the restricted space (asi/ephmap.ts): a tmpfs
+   * read (what_if ephmap-tmpfs) or a fresh page zeroed (what_if ephmap-zeroing); the touch's
+   * access decides whether the slot's PTE is writable.
    */
   readonly ephmap: Uint8Array;
   readonly anyEphmap: boolean;
   /** Per candidate: its physical address when it is a direct-map page (the page the ephmap maps), else -1. */
   readonly candPa: Float64Array;
 
-  constructor(readonly fp: Footprint, text: bigint[], data: { access: number; lines: number; cands: ObjRef[]; ephmap: number }[], reasons: Reasons, tenant: number, directMapBase: bigint) {
+  constructor(readonly fp: Footprint, text: bigint[], data: { access: number; lines: number; cands: ObjRef[]; ephmap: boolean }[], reasons: Reasons, tenant: number, directMapBase: bigint) {
     this.nText = text.length;
     this.textLo = new Float64Array(text.length);
     this.textHi = new Int32Array(text.length);
@@ -131,9 +127,9 @@ export class Plan {
     this.candMode = Uint8Array.from(all, (x) => (x.o.kind === 'kernel-stack' ? M_TOP : x.o.kind === 'percpu' ? M_HOT_PAGE : x.o.size >= 4096 ? M_RANDOM : M_FIRST));
     this.candReason = Int32Array.from(all, (x) => reasons.add(fp.key, x.o.kind, x.o.what, x.o.va, tenant));
     this.objects = all.map((x) => x.o);
-    this.ephmap = Uint8Array.from(data, (d) => d.ephmap);
-    this.anyEphmap = data.some((d) => d.ephmap !== 0);
-    this.candPa = Float64Array.from(all, (x) => (data[x.k].ephmap !== 0 && x.o.va >= directMapBase ? Number(x.o.va - directMapBase) : -1));
+    this.ephmap = Uint8Array.from(data, (d) => (d.ephmap ? 1 : 0));
+    this.anyEphmap = data.some((d) => d.ephmap);
+    this.candPa = Float64Array.from(all, (x) => (data[x.k].ephmap && x.o.va >= directMapBase ? Number(x.o.va - directMapBase) : -1));
   }
 }
 
@@ -149,7 +145,7 @@ export function buildPlan(w: World, fp: Footprint, tenant: TenantRt, prev: Tenan
     else if (d.seq !== undefined && (tenant.sized.get(d.kind)?.length ?? 0) > 0) { const l = tenant.sized.get(d.kind)!; cands = [l[d.seq % l.length]]; }
     else cands = (d.scope === 'previous' ? prev : tenant).objs.get(d.kind) ?? w.globals.get(d.kind);
     if (cands === undefined || cands.length === 0) throw new RangeError(`footprint ${fp.key}: no ${d.kind} object for tenant ${tenant.spec.name}`);
-    const ephmap = eph && d.kind === 'page-cache' && d.access === 'read' ? EPH_READ : zero && d.kind === 'fresh-page' && d.access === 'write' ? EPH_WRITE : 0;
+    const ephmap = (eph && d.kind === 'page-cache' && d.access === 'read') || (zero && d.kind === 'fresh-page' && d.access === 'write');
     return { access: d.access === 'read' ? A_READ : d.access === 'write' ? A_WRITE : A_RW, lines: d.lines, cands, ephmap };
   });
   return new Plan(fp, text, data, reasons, tenant.index, w.sys.layout.addrs.page_offset_base);

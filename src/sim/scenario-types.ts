@@ -216,6 +216,8 @@ export type IsolationDesign = 'off' | (typeof ASI_DESIGN_NAMES)[number];
  */
 export const WHAT_IFS = ['image-nonglobal', 'sci-no-caps', 'ibpb-on-exit', 'ephmap-tmpfs', 'ephmap-zeroing'] as const;
 export type WhatIf = (typeof WHAT_IFS)[number];
+/** The what-ifs that give every mm an ephmap (asi/ephmap.ts), google-asi-2025 only. */
+export const EPHMAP_WHAT_IFS: readonly WhatIf[] = ['ephmap-tmpfs', 'ephmap-zeroing'];
 
 export interface IsolationSpec {
   readonly name: string;

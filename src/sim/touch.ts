@@ -18,7 +18,7 @@ import { FAULT_MAPPED, FAULT_RETRY } from '../asi/types.ts';
 import type { Machine } from '../uarch/machine.ts';
 import type { PhysMemory } from '../phys/memory.ts';
 import type { Mmu } from '../x86/mmu.ts';
-import { A_READ, A_RW, A_WRITE, EPH_WRITE, LINES_PER_PAGE, M_HOT_PAGE, M_RANDOM, M_TOP, type Plan, type Reasons } from './plan.ts';
+import { A_READ, A_RW, A_WRITE, LINES_PER_PAGE, M_HOT_PAGE, M_RANDOM, M_TOP, type Plan, type Reasons } from './plan.ts';
 import type { Counts } from './thread.ts';
 import type { SciRun } from './sci-run.ts';
 import { WalkMeter, type WalkPrices } from './walk-meter.ts';
@@ -129,7 +129,7 @@ export class Toucher {
     c.touches += p.nText;
     for (let k = 0; k < p.nData; k++) {
       const count = this.draw(p, k, rng);
-      if (p.ephmap[k] !== 0 && this.ephmap !== null) this.ephmapCopy(t, mmu, p, count, p.ephmap[k] === EPH_WRITE);
+      if (p.ephmap[k] === 1 && this.ephmap !== null) this.ephmapCopy(t, mmu, p, count);
       else this.lines(t, mmu, p, 0, count);
       c.touches += count;
     }
@@ -227,7 +227,7 @@ export class Toucher {
       const ci = this.ci;
       this.itemCi[k] = ci;
       this.itemStart[k] = this.start;
-      if (eph && p.ephmap[k] !== 0) { // one marker segment: ephmapCopy() at its place in the order
+      if (eph && p.ephmap[k] === 1) { // one marker segment: ephmapCopy() at its place in the order
         segLo[nSeg] = 0;
         segHi[nSeg] = 0;
         segAcc[nSeg] = SEG_EPHMAP;
@@ -279,19 +279,19 @@ export class Toucher {
         else { this.cycles += extra; this.segment(t, p, r, mmu.out.pa); }
         i = r + 1;
       }
-      if (i < nSeg) { this.select(p, segK[i]); this.ephmapCopy(t, mmu, p, segJ1[i], p.ephmap[segK[i]] === EPH_WRITE); i++; }
+      if (i < nSeg) { this.select(p, segK[i]); this.ephmapCopy(t, mmu, p, segJ1[i]); i++; }
     }
   }
 
   /**
    * A tmpfs read's page-cache copy (shmem_file_read_iter()), or with what_if ephmap-zeroing a
-   * fresh page's clear (`write`), through the ephmap (asi/ephmap.ts): in the restricted space the
+   * fresh page's clear (a store: the slot's PTE is writable), through the ephmap (asi/ephmap.ts): in the restricted space the
    * page is mapped at this CPU's slot of the task's mm (ephmap_get(): set_pte_at(), a store to the
    * page table), the `count` lines are read or written through that address, and ephmap_put()
    * clears the PTE and INVLPGs it on this CPU. Outside it (after an exit) the access goes through
    * the direct map, as the branch's copy_page_to_iter() fallback does.
    */
-  private ephmapCopy(t: number, mmu: Mmu, p: Plan, count: number, write: boolean): void {
+  private ephmapCopy(t: number, mmu: Mmu, p: Plan, count: number): void {
     const e = this.ephmap!;
     const ci = this.ci;
     const pa = p.candPa[ci];
@@ -299,11 +299,12 @@ export class Toucher {
     if (pa < 0 || ptePa < 0 || this.asi === null || !this.asi.inRestricted(t)) { this.lines(t, mmu, p, 0, count); return; }
     const m = this.machine;
     const page = pa - (pa % 4096);
-    m.store(t, ptePa, Ephmap.pteLo(page, write), Ephmap.pteHi(page, e.nx));
+    const a = this.acc === A_READ ? 0 : 1; // ACCESS_READ, ACCESS_WRITE: as lines() translates
+    m.store(t, ptePa, Ephmap.pteLo(page, a === 1), Ephmap.pteHi(page, e.nx));
     this.counts.ephmapMaps++;
     const objLines = p.candLines[ci];
     const first = this.start;
-    const extra = this.translate(t, mmu, ((e.vaLo[t] >>> 0) + (first % LINES_PER_PAGE) * 64) | 0, e.vaHi[t], write ? 1 : 0, p.candReason[ci]); // ACCESS_WRITE, ACCESS_READ
+    const extra = this.translate(t, mmu, ((e.vaLo[t] >>> 0) + (first % LINES_PER_PAGE) * 64) | 0, e.vaHi[t], a, p.candReason[ci]);
     if (extra >= 0) {
       this.cycles += extra;
       const base = mmu.out.pa - (first % LINES_PER_PAGE) * 64;

@@ -36,7 +36,6 @@ import { buildSpaces, sensitivityModel, type Spaces } from './mitigate.ts';
 import { bindAttackers, prepareAttackers, type AttackerRt } from './attackers.ts';
 import { ThreadState } from './thread.ts';
 import { buildWorkingSet, type WorkingSet } from './working-set.ts';
-import { DEFAULT_TENANT_CODE_BYTES } from './code-warmth.ts';
 
 /** An object the footprints can touch: where the kernel reaches it, and whose it is. */
 export interface ObjRef {
@@ -241,9 +240,9 @@ function percpuUnit(sys: System): bigint {
   return p.length > 1 ? p[1] - p[0] : 0x40000n;
 }
 
-/** The largest hot code a process tenant's mix items run (code_bytes), which its text must hold. */
+/** The largest hot code a process tenant's mix items run (code_bytes), which its text must hold (0: none given). */
 function tenantCodeBytes(scenario: Scenario, tenant: string): number {
-  let bytes = DEFAULT_TENANT_CODE_BYTES;
+  let bytes = 0;
   for (const w of scenario.workload) {
     if (w.tenant !== tenant) continue;
     for (const m of w.mix) if (m.event === 'user-compute' && m.codeBytes !== undefined && m.codeBytes > bytes) bytes = m.codeBytes;
@@ -263,7 +262,7 @@ function createTenant(sys: System, t: TenantSpec, index: number, codeBytes: numb
     const p = sys.createProcess(`${t.name}-task`);
     return { index, spec: t, owner: netns.owner.id, process: p, vm: null, netns, objs, own, ws: null, sized: new Map() };
   }
-  const p = sys.createProcess(t.name, codeBytes > DEFAULT_TENANT_CODE_BYTES ? { vmas: defaultLayout(codeBytes) } : {});
+  const p = sys.createProcess(t.name, { vmas: defaultLayout(codeBytes) });
   // The tenant's anonymous memory (assumption: one private mapping of `memory` bytes), THP-backed
   // when 2 MiB aligned unless the scenario says `thp: false` (TenantSpec.thp).
   const thp = t.thp && t.memoryBytes % (2 * MiB) === 0;
