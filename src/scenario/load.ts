@@ -11,7 +11,8 @@
  * examples/README.md; sim/default-scenario.ts is the built-in one. In short (defaults after =):
  *
  *   name (= file name)  seed (= 1)  duration: <time> | events: <n>  (= duration 1ms)
- *   machine: { cpu = skylake-sp, cores = 2, threads_per_core = 2 if SMT else 1, ram = 4GiB, paging_levels = 4 }
+ *   machine: { cpu = skylake-sp, cores = 2, threads_per_core = 2 if SMT else 1, ram = 4GiB, paging_levels = 4,
+ *              load_balance = false (true: tasks move to idle threads, within their tenant's pin) }
  *   kernel:  { kaslr = true, kaslr_seed = seed, pti = auto, capture = null }
  *   tenants: [{ name, kind: vm|process|netns, vcpus = 1 (vm), memory = 64MiB (vm) | 16MiB (process),
  *               pin = [], objects = [{ name, kind, cold = false }],
@@ -160,7 +161,7 @@ const scenarioSchema = strict({
   seed: uint.max(0xffffffff).default(1),
   duration: time.optional(),
   events: upTo(z.number().int().min(1), SL.events).optional(),
-  machine: strict({ cpu: z.string().default('skylake-sp'), cores: z.number().int().min(1).max(256).default(2), threads_per_core: z.number().int().optional(), ram: size.default(4 * 1024 ** 3), paging_levels: z.number().int().default(4) }).prefault({}),
+  machine: strict({ cpu: z.string().default('skylake-sp'), cores: z.number().int().min(1).max(256).default(2), threads_per_core: z.number().int().optional(), ram: size.default(4 * 1024 ** 3), paging_levels: z.number().int().default(4), load_balance: z.boolean().default(false) }).prefault({}),
   kernel: strict({ kaslr: z.boolean().default(true), kaslr_seed: uint.max(0xffffffff).optional(), pti: z.enum(['auto', 'on', 'off']).default('auto'), capture: z.string().min(1).nullable().default(null) }).prefault({}),
   tenants: z.array(tenantSchema).max(SL.tenants.max, { error: SL.tenants.why }).default([]),
   secrets: z.array(strict({ name, in: z.string(), bytes: z.number().int().min(1), offset: uint.default(0) })).max(SL.secrets.max, { error: SL.secrets.why }).default([]),
@@ -314,7 +315,7 @@ function buildMachine(ctx: Ctx, m: Raw['machine']): MachineSpec {
   if (m.paging_levels !== 4 && m.paging_levels !== 5) ctx.fail(at('paging_levels'), '4 or 5 paging levels', `${m.paging_levels}`);
   // SDM Vol. 3A 4.1.1: 5-level paging needs CR4.LA57, enumerated by CPUID.(EAX=07H,ECX=0):ECX.LA57[bit 16]
   if (m.paging_levels === 5 && !p.features.la57) ctx.fail(at('paging_levels'), `4 (${m.cpu} has no LA57, so no 5-level paging)`, '5');
-  return { cpu: m.cpu, cores: m.cores, threadsPerCore: tpc as 1 | 2, ramBytes: m.ram, pagingLevels: m.paging_levels as 4 | 5 };
+  return { cpu: m.cpu, cores: m.cores, threadsPerCore: tpc as 1 | 2, ramBytes: m.ram, pagingLevels: m.paging_levels as 4 | 5, loadBalance: m.load_balance };
 }
 
 function buildTenants(ctx: Ctx, raw: Raw['tenants'], machine: MachineSpec): TenantSpec[] {

@@ -46,6 +46,7 @@ import { SmtShare } from './smt.ts';
 import { CodeWarmth } from './code-warmth.ts';
 import { GuestLocks, haltOnLock, onCpu, spinOnLock, wakeWaiters } from './guest-lock.ts';
 import { crossCookie, forcedIdle, ownsCore, releaseSibling } from './core-sched.ts';
+import { Balancer } from './balance.ts';
 import { EngineTracer, SP_IDLE, SP_KERNEL_FULL, SP_KERNEL_IN, SP_USER, type TraceSink } from './engine-trace.ts';
 
 /** Time slice of round-robin and core-scheduling windows (assumption: short enough to switch within a run of milliseconds). */
@@ -94,6 +95,13 @@ export class Engine {
   readonly toucher: Toucher;
   readonly tenantCode: WorkingSetRunner;
   private readonly items: Item[][];
+  /** Items of a task compiled for another thread than its home (load balancing moved it), by task * threads + thread. */
+  private readonly movedItems = new Map<number, Item[]>();
+  private readonly homeItems: Item[][];
+  /** Task ids per hardware thread, starting as the scenario placed them (load balancing moves them). */
+  readonly runq: number[][];
+  /** Idle balancing (scenario machine.load_balance), or null: every task stays where it was placed. */
+  readonly balance: Balancer | null;
   private readonly cumw: Float64Array[];
   private readonly switchPlans = new Map<string, Plan>();
   private readonly table: FootprintTable;
@@ -111,7 +119,7 @@ export class Engine {
   readonly buddy: Int32Array;
   /** Guest locks of VMs with a lock_fraction (sim/guest-lock.ts); null when no VM has one. */
   readonly locks: GuestLocks | null;
-  private readonly finished: Uint8Array;
+  readonly finished: Uint8Array;
   private readonly attackerOf: (AttackerRt | null)[];
   /** Per task: its interrupt items, their cumulative weights and mean spacing (cycles); null without any. */
   readonly irqOf: ({ items: Int32Array; cum: Float64Array; interval: number } | null)[];
@@ -151,6 +159,9 @@ export class Engine {
     this.switchRegion = this.code.region(cs.key);
     this.switchLines = CodeWarmth.kernelLines(cs.insns.count);
     this.items = w.tasks.map((t) => t.mix.map((m) => this.compile(t, m)));
+    this.homeItems = [...this.items];
+    this.runq = w.threadTasks.map((l) => [...l]);
+    this.balance = w.scenario.machine.loadBalance ? new Balancer(this) : null;
     this.noteUntouchedSecrets();
     this.cumw = w.tasks.map((t) => { let s = 0; return Float64Array.from(t.mix, (m) => (s += m.weight)); });
     this.pendItem = new Int32Array(w.tasks.length).fill(-1);
@@ -159,7 +170,8 @@ export class Engine {
     this.lateBy = new Float64Array(w.tasks.length);
     this.buddy = new Int32Array(this.th.n).fill(-1);
     this.locks = GuestLocks.any(w.tenants) ? new GuestLocks(w.tenants, w.tasks, w.scenario.seed) : null;
-    this.shared = Uint8Array.from(w.threadTasks, (l) => (l.length > 1 ? 1 : 0));
+    // With load balancing any thread may get a second task, so an idle task gives its CPU away everywhere.
+    this.shared = Uint8Array.from(w.threadTasks, (l, t) => (l.length > 1 || (this.balance !== null && this.th.online[t]) ? 1 : 0));
     this.finished = new Uint8Array(w.tasks.length);
     for (const t of w.tasks) if (t.attacker === null && !t.background) this.remaining++;
     this.attackerOf = w.tasks.map((t) => w.attackers.find((a) => a.task === t) ?? null);
@@ -198,6 +210,18 @@ export class Engine {
       this.wakeAt[task.id] = Math.floor(r * (cyc / timerW));
       this.waitFrom[task.id] = this.wakeAt[task.id]; // it waits for a CPU from its first wake-up
     }
+  }
+
+  /**
+   * Load balancing moved `task` to the thread it now names: its events are resolved again for that
+   * CPU (its per-CPU area, its stack's neighbours), once per thread.
+   */
+  resolveItems(task: Task): void {
+    if (task.thread === task.home) { this.items[task.id] = this.homeItems[task.id]; return; }
+    const key = task.id * this.th.n + task.thread;
+    let its = this.movedItems.get(key);
+    if (its === undefined) { its = task.mix.map((m) => this.compile(task, m)); this.movedItems.set(key, its); }
+    this.items[task.id] = its;
   }
 
   private compile(task: Task, m: MixItem): Item {
@@ -253,7 +277,7 @@ export class Engine {
     for (const task of w.tasks) {
       if (task.attacker !== null) continue;
       const plans = this.items[task.id].map((x) => x.plan);
-      if (w.threadTasks[task.thread].length > 1 || w.state.schedCore) plans.push(buildPlan(w, cs, task.tenant, task.tenant, task.thread, new Reasons()));
+      if (w.threadTasks[task.thread].length > 1 || w.state.schedCore || w.scenario.machine.loadBalance) plans.push(buildPlan(w, cs, task.tenant, task.tenant, task.thread, new Reasons()));
       for (const p of plans) if (p !== null) for (const o of p.objects) mark(o, p.fp.key);
       const ws = task.tenant.ws;
       if (ws !== null && task.mix.some((m) => m.event === 'guest-run' || m.event === 'user-compute')) for (const o of ws.objects) mark(o, 'its own code');
@@ -267,7 +291,7 @@ export class Engine {
   /** Run to the end; returns the engine for chaining. */
   run(): this {
     const th = this.th;
-    for (let t = 0; t < th.n; t++) if (th.online[t] && this.w.threadTasks[t].length > 0) this.heap.push(t);
+    for (let t = 0; t < th.n; t++) if (th.online[t] && (this.runq[t].length > 0 || this.balance !== null)) this.heap.push(t);
     // A run that stops making progress (threads waiting on each other) is a bug in a model rule:
     // fail with what the threads were doing instead of spinning forever.
     let steps = 0;
@@ -276,7 +300,7 @@ export class Engine {
       const t = this.heap.pop();
       if (t < 0) break;
       this.step(t);
-      if (!th.done[t]) this.heap.push(t);
+      if (!th.done[t] && (this.balance === null || !this.balance.parked[t])) this.heap.push(t);
       if (++steps % PROGRESS_CHECK_STEPS === 0) {
         let done = 0;
         for (let i = 0; i < this.meter.eventsDone.length; i++) done += this.meter.eventsDone[i];
@@ -332,12 +356,13 @@ export class Engine {
     if (th.pending[t] === PH_ATTACK && coreSched && !ownsCore(this, t, w.tasks[cur])) th.pending[t] = PH_NONE; // its slice ended first
     if (th.pending[t] !== PH_NONE) { this.finish(t); return; }
     if (this.remaining === 0) { th.done[t] = 1; return; }
-    const list = w.threadTasks[t];
+    const list = this.runq[t];
     if (cur < 0) { // boot: the first task is switched in
-      const first = this.nextTask(t, -1);
+      const first = this.pick(t, -1);
+      if (first < 0 && this.balance !== null) { this.stayIdle(t); return; }
       if (first === NONE_RUNNABLE) { // every task here starts off its CPU (a periodic task's phase): idle until the first is due
         let due = Infinity;
-        for (const id of w.threadTasks[t]) if (this.wakeAt[id] < due) due = this.wakeAt[id];
+        for (const id of list) if (this.wakeAt[id] < due) due = this.wakeAt[id];
         th.clock[t] = due;
         return;
       }
@@ -348,16 +373,16 @@ export class Engine {
     const task = w.tasks[cur];
     if (this.isDone(task, th.clock[t])) {
       this.complete(task, th.clock[t]);
-      const next = this.nextTask(t, cur);
-      if (next === NONE_RUNNABLE) { this.idleUntilWake(t, task, true); return; }
+      const next = this.pick(t, cur);
+      if (next === NONE_RUNNABLE || (next < 0 && this.balance !== null)) { this.idleUntilWake(t, task, true); return; }
       if (next < 0) { th.done[t] = 1; return; }
       this.switchIn(t, task, w.tasks[next], true);
       return;
     }
     if (this.wakeAt[cur] > th.clock[t]) { // it blocked (idle on a shared thread): schedule() picks another task, or idle
       this.leaveForcedIdle(t);
-      const next = this.nextTask(t, cur);
-      if (next === NONE_RUNNABLE) { this.idleUntilWake(t, task, true); return; }
+      const next = this.pick(t, cur);
+      if (next === NONE_RUNNABLE || (next < 0 && this.balance !== null)) { this.idleUntilWake(t, task, true); return; }
       if (next < 0) { th.done[t] = 1; return; }
       this.switchIn(t, task, w.tasks[next], true);
       return;
@@ -395,7 +420,7 @@ export class Engine {
     return j;
   }
 
-  private isDone(task: Task, clock: number): boolean {
+  isDone(task: Task, clock: number): boolean {
     if (task.attacker !== null || task.background) return false; // they run while measured work remains
     const sci = this.w.spaces.sci;
     if (sci !== null && sci.killed[task.id] !== '') return true; // SIGKILL: the task is gone
@@ -417,7 +442,7 @@ export class Engine {
    * none has work, NONE_RUNNABLE when some have but every one of them is blocked.
    */
   private nextTask(t: number, cur: number): number {
-    const list = this.w.threadTasks[t];
+    const list = this.runq[t];
     const clock = this.th.clock[t];
     const b = this.buddy[t];
     if (b >= 0) { // yield_to()'s next buddy goes first when it can run
@@ -438,6 +463,36 @@ export class Engine {
     return blocked ? NONE_RUNNABLE : -1;
   }
 
+  /** nextTask(), and when thread t has nothing of its own to run, a task load balancing pulls to it. */
+  private pick(t: number, cur: number): number {
+    const next = this.nextTask(t, cur);
+    if (next >= 0 || this.balance === null) return next;
+    const pulled = this.balance.pull(t);
+    return pulled >= 0 ? pulled : next;
+  }
+
+  /** The first wake-up after thread t's clock of a task of its own with work left (Infinity: none). */
+  private ownWake(t: number): number {
+    let wake = Infinity;
+    const now = this.th.clock[t];
+    for (const id of this.runq[t]) if (!this.finished[id] && this.wakeAt[id] > now && this.wakeAt[id] < wake) wake = this.wakeAt[id];
+    return wake;
+  }
+
+  /**
+   * Load balancing: idle thread t has nothing to run: it stays idle until its next wake-up or the
+   * next chance to pull a task, or parks until a kick (sim/balance.ts).
+   */
+  private stayIdle(t: number): void {
+    const th = this.th;
+    const b = this.balance!;
+    if (th.pending[t] !== PH_WAKE) b.idleFrom[t] = th.clock[t];
+    const wake = Math.min(this.ownWake(t), b.nextChance(t));
+    th.pending[t] = PH_WAKE;
+    th.evKind[t] = -1;
+    if (wake === Infinity) b.parked[t] = 1; else th.clock[t] = wake;
+  }
+
   /**
    * Every task of thread t with work left is blocked: schedule() switches `prev` out to the idle
    * task (its cost on prev's account) and the CPU idles until the first wake-up, where wake()
@@ -445,9 +500,7 @@ export class Engine {
    */
   private idleUntilWake(t: number, prev: Task, fromUser: boolean): void {
     const th = this.th;
-    const list = this.w.threadTasks[t];
-    let wake = Infinity;
-    for (const id of list) if (!this.finished[id] && this.wakeAt[id] > th.clock[t] && this.wakeAt[id] < wake) wake = this.wakeAt[id];
+    let wake = this.ownWake(t);
     this.tr.acc = 0;
     if (fromUser) this.tr.leftUserMode(t, prev); // it blocks or exits: a system call
     this.tr.switchTask(t, prev, null);
@@ -458,8 +511,14 @@ export class Engine {
     this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
     if (!this.finished[prev.id] && this.waitFrom[prev.id] < 0) this.waitFrom[prev.id] = Math.max(th.clock[t], this.wakeAt[prev.id]); // on the run queue from its wake-up
     releaseSibling(this, t, th.clock[t]);
-    if (wake > th.clock[t]) th.clock[t] = wake;
     this.tracer?.span(t, SP_IDLE);
+    if (this.balance !== null) {
+      this.balance.switchedOut(t, prev, false);
+      this.balance.idleFrom[t] = th.clock[t];
+      wake = Math.min(wake, this.balance.nextChance(t));
+      if (wake === Infinity) { this.balance.parked[t] = 1; th.pending[t] = PH_WAKE; th.evKind[t] = -1; return; }
+    }
+    if (wake > th.clock[t]) th.clock[t] = wake;
     th.pending[t] = PH_WAKE;
     th.evKind[t] = -1;
   }
@@ -474,6 +533,15 @@ export class Engine {
   /** The end of idleUntilWake(): the CPU leaves idle and the first runnable task is switched in. */
   private wake(t: number): void {
     const th = this.th;
+    if (this.balance !== null) { // a kick may find nothing left to take: the CPU stays idle, at no cost
+      const next = this.pick(t, th.cur[t]);
+      if (next < 0) { th.pending[t] = PH_WAKE; this.stayIdle(t); return; }
+      this.tr.acc = 0;
+      this.tr.idle(t, false);
+      th.clock[t] += this.tr.acc;
+      this.switchIn(t, null, this.w.tasks[next], true);
+      return;
+    }
     this.tr.acc = 0;
     this.tr.idle(t, false);
     th.clock[t] += this.tr.acc;
@@ -521,6 +589,7 @@ export class Engine {
     cost = this.smt.wall(t, cost);
     th.switchAt[t] = th.clock[t] + cost + this.quantum;
     th.clock[t] += cost;
+    if (this.balance !== null) this.balance.switchedOut(t, prev === next ? null : prev, prev !== null && this.wakeAt[prev.id] <= th.clock[t]);
     this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
     this.charge(next.id, EK['context-switch'], cost);
     th.pending[t] = next.tenant.vm ? PH_VMENTER : PH_RET_USER;

@@ -24,6 +24,11 @@ export interface MachineSpec {
   readonly threadsPerCore: 1 | 2;
   readonly ramBytes: number;
   readonly pagingLevels: 4 | 5;
+  /**
+   * The scheduler moves a task to an idle hardware thread (CFS idle balancing, sim/balance.ts);
+   * false: every task stays on the thread the scenario gives it, as if pinned there.
+   */
+  readonly loadBalance: boolean;
 }
 
 export interface KernelSpec {

@@ -84,9 +84,9 @@ export interface Task {
   readonly mix: readonly MixItem[];
   readonly tenant: TenantRt;
   readonly mm: MmContext;
-  /** The thread the scenario put it on, and the one it runs on. */
+  /** The thread the scenario put it on, and the one it runs on (load balancing moves it: sim/balance.ts). */
   readonly home: number;
-  readonly thread: number;
+  thread: number;
   /** The vCPU index for VM tenants (0 otherwise). */
   readonly vcpu: number;
   /** Runs while a measured task has work, outside the run's cycles (scenario `background: true`). */

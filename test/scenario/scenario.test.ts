@@ -37,7 +37,7 @@ describe('examples', () => {
 
   it('the default is the KVM host the brief asks for', () => {
     const s = defaultScenario();
-    expect(s.machine).toEqual({ cpu: 'skylake-sp', cores: 2, threadsPerCore: 2, ramBytes: 4 * 2 ** 30, pagingLevels: 4 });
+    expect(s.machine).toEqual({ cpu: 'skylake-sp', cores: 2, threadsPerCore: 2, ramBytes: 4 * 2 ** 30, pagingLevels: 4, loadBalance: false });
     expect(s.tenants.map((t) => `${t.name}:${t.kind}`)).toEqual(['victim-vm:vm', 'attacker-vm:vm', 'host-db:process']);
     expect(s.isolation.map((i) => i.name)).toEqual(['none', 'default', 'l1d-always', 'nosmt', 'core-sched', 'asi-2019', 'asi-2022', 'asi-2025', 'asi-2025-stun', 'asi-2025-cs']);
     const iso = Object.fromEntries(s.isolation.map((i) => [i.name, i]));
@@ -82,7 +82,7 @@ describe('defaults and values', () => {
   it('an almost empty file gets the documented defaults', () => {
     const s = parseScenario('seed: 9\n', 'dir/mini.yaml');
     expect(s.name).toBe('mini');
-    expect(s.machine).toEqual({ cpu: 'skylake-sp', cores: 2, threadsPerCore: 2, ramBytes: 4 * 2 ** 30, pagingLevels: 4 });
+    expect(s.machine).toEqual({ cpu: 'skylake-sp', cores: 2, threadsPerCore: 2, ramBytes: 4 * 2 ** 30, pagingLevels: 4, loadBalance: false });
     expect(s.kernel).toEqual({ kaslr: true, kaslrSeed: 9, pti: 'auto', capture: null });
     expect(s.stop).toEqual({ kind: 'duration', time: { unit: 'ns', value: 1e6 } });
     expect(s.isolation).toHaveLength(1);
@@ -163,7 +163,7 @@ describe('errors: one line, FILE:LINE:COLUMN: field PATH: expected â€¦, found â€
     ['attackers:\n  - thread: 0\n    tenant: a\n    attacks: [l1tf-guest]\n    every: 10\n', 'f.yaml:5:12: field attackers[0].every: expected a time such as 500ns, 10us, 2ms, 1s or 20000cycles (with a unit), found number 10'],
     ['machine:\n  ram: 4GB\n', 'f.yaml:2:8: field machine.ram: expected a size such as 4096, 4KiB, 2MiB or 1GiB (units B, KiB, MiB, GiB, TiB), found string "4GB"'],
     // unknown fields (the position is the key's)
-    ['machine:\n  cpu: skylake-sp\n  colour: red\n', 'f.yaml:3:3: field machine.colour: expected one of the fields cpu, cores, threads_per_core, ram, paging_levels, found unknown field "colour"'],
+    ['machine:\n  cpu: skylake-sp\n  colour: red\n', 'f.yaml:3:3: field machine.colour: expected one of the fields cpu, cores, threads_per_core, ram, paging_levels, load_balance, found unknown field "colour"'],
     ['tenants:\n  - { name: a, kind: vm, disk: 3 }\n', 'f.yaml:2:26: field tenants[0].disk: expected one of the fields name, pin, objects, kind, vcpus, memory, working_set, lock_fraction, lock_wait, found unknown field "disk"'],
     ['nmae: x\n', 'f.yaml:1:1: field nmae: expected one of the fields name, seed, duration, events, machine'],
     ['workload:\n  - thread: 0\n    tenant: a\n    mix:\n      - { event: syscal }\n', 'f.yaml:5:18: field workload[0].mix[0].event: expected one of "vm-exit", "syscall"'],
