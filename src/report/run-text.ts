@@ -66,7 +66,7 @@ function leakRows(ms: readonly SetStats[], cell: (c: CellStats | undefined) => s
 
 const COUNTS = ['cr3_writes', 'tlb_flushes', 'asi_exits', 'asi_entries', 'page_faults', 'asi_faults', 'l1d_flushes', 'verw', 'stuns', 'ipis', 'stun_spin_cycles', 'context_switches', 'tlb_walks', 'walk_upper_loads', 'stlb_hits', 'l1d_misses', 'events'];
 
-const OPTIONAL_COUNTS = ['sci_faults', 'sci_mapped_ptes', 'kills', 'ephmap_maps'];
+const OPTIONAL_COUNTS = ['sci_faults', 'sci_mapped_ptes', 'kills', 'ephmap_maps', 'migrations'];
 
 function costRows(r: SeedsReport, ms: readonly SetStats[], seeds: number): string[][] {
   const rows: string[][] = [['cycles', ...ms.map((m) => num(m.costs.cycles))]];
@@ -81,7 +81,7 @@ function costRows(r: SeedsReport, ms: readonly SetStats[], seeds: number): strin
     // After an IBPB: still in the L1I, predictions discarded (uarch/code-cache.ts); runs stored before have no count.
     if (ms.some((m) => (m.costs.counts.kernel_insns_untrained ?? 0) > 0)) rows.push(['kernel insns untrained %', ...ms.map(share('kernel_insns_untrained'))]);
   }
-  // System Call Isolation's and the ephmap's own counts, when any set has them.
+  // System Call Isolation's, the ephmap's and load balancing's own counts, when any set has them.
   for (const k of OPTIONAL_COUNTS) if (ms.some((m) => (m.costs.counts[k] ?? 0) > 0)) rows.push([k, ...ms.map((m) => num(m.costs.counts[k] ?? 0))]);
   const kinds: string[] = [];
   for (const m of ms) for (const k of Object.keys(m.costs.by_kind)) if (!kinds.includes(k)) kinds.push(k);

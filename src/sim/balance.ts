@@ -50,9 +50,6 @@ export class Balancer {
    * here the machine's online threads; assumption: one LLC, the interval not yet grown).
    */
   readonly hotEscape: number;
-  /** Tasks moved. */
-  migrations = 0;
-
   constructor(private readonly e: Engine) {
     this.parked = new Uint8Array(e.th.n);
     this.idleFrom = new Float64Array(e.th.n);
@@ -131,7 +128,7 @@ export class Balancer {
     x.thread = t;
     e.resolveItems(x);
     this.preemptedAt[x.id] = -1;
-    this.migrations++;
+    e.meter.counts.migrations++;
   }
 
   /**

@@ -114,7 +114,7 @@ function countsJson(c: Counts): Record<string, number> {
     cr3_writes: c.cr3Writes, tlb_flushes: c.tlbFlushes, asi_exits: c.asiExits, asi_entries: c.asiEntries, page_faults: c.pageFaults,
     l1d_flushes: c.l1dFlushes, verw: c.verw, stuns: c.stuns, ipis: c.ipis, asi_faults: c.asiFaults,
     cr3_noflush: c.cr3NoFlush, events: c.events, touches: c.touches, translations: c.translations, tlb_walks: c.walks, walk_upper_loads: c.walkUpperLoads, stlb_hits: c.stlbHits, l1d_misses: c.l1dMisses,
-    context_switches: c.contextSwitches, kills: c.kills, sci_faults: c.sciFaults, sci_mapped_ptes: c.sciMapped, ephmap_maps: c.ephmapMaps, ibpbs: c.ibpbs, unmapped_touches: c.unmapped, attacks: c.attacks,
+    context_switches: c.contextSwitches, kills: c.kills, sci_faults: c.sciFaults, sci_mapped_ptes: c.sciMapped, ephmap_maps: c.ephmapMaps, migrations: c.migrations, ibpbs: c.ibpbs, unmapped_touches: c.unmapped, attacks: c.attacks,
     kernel_insns: Math.round(c.kernelInsns), kernel_insns_warm: Math.round(c.kernelInsnsWarm), kernel_insns_untrained: Math.round(c.kernelInsnsUntrained),
   };
 }

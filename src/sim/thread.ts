@@ -163,6 +163,8 @@ export class Counts {
   sciMapped = 0;
   /** what_if ephmap-tmpfs: pages ephmap_get() mapped (each a PTE store, then an INVLPG). */
   ephmapMaps = 0;
+  /** Tasks load balancing moved to another thread (scenario machine.load_balance, sim/balance.ts). */
+  migrations = 0;
   /** Touches whose address no table of the thread maps (a modelling error if non-zero). */
   unmapped = 0;
   contextSwitches = 0;

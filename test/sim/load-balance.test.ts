@@ -17,7 +17,7 @@ function run(yaml: string, iso = 0) {
   const { world, engine } = runEntry(s, iso, null);
   const row = (task: number, kind: keyof typeof EK) => engine.meter.byKind[task * N_EK + EK[kind]];
   const onCpu = (task: number) => ON_CPU.reduce((a, k) => a + row(task, k), 0);
-  return { world, engine, row, onCpu, finish: (task: number) => engine.meter.finish[task], migrations: engine.balance?.migrations ?? 0 };
+  return { world, engine, row, onCpu, finish: (task: number) => engine.meter.finish[task], migrations: engine.meter.counts.migrations };
 }
 
 const cpuBound = (cycles = 40000) => `[{ event: guest-run, cycles: ${cycles}, weight: 1 }]`;
