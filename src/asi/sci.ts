@@ -121,7 +121,8 @@ function lookup(mem: PhysMemory, root: number, levels: number, va: bigint, level
 export class SciTaskTables {
   readonly root: number;
   readonly pt: PageTables;
-  readonly mmu: Mmu;
+  /** The MMU of the CPU the task runs on (load balancing may move it: sim/sci-run.ts sets it per call). */
+  mmu: Mmu;
   readonly mode: 'enforce' | 'audit';
   /** Leaves written at creation, as [va, level] (for the report and tests). */
   readonly premapped: Array<{ what: string; va: bigint; level: number }> = [];

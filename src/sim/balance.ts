@@ -1,25 +1,28 @@
 /**
  * Load balancing (scenario `machine.load_balance: true`): the scheduler moves a waiting task to
- * an idle hardware thread, the engine's side of CFS's idle balancing (sim/engine.ts calls in).
- * Without it every task stays where the scenario put it, as if pinned there.
+ * an idle hardware thread, the engine's side of CFS (sim/engine.ts calls in). Without it every
+ * task stays where the scenario put it, as if pinned there.
  *
- * What is modelled, and from where (kernel/sched/fair.c):
- *  - a task that wakes while its CPU runs another goes to an idle CPU: select_task_rq_fair() →
- *    select_idle_sibling() takes an idle CPU of the LLC (here: the machine; one socket);
- *  - a CPU about to go idle pulls a task waiting on another's run queue (sched_balance_newidle(),
- *    formerly idle_balance()), as the periodic balancing of an idle CPU does; a task preempted
- *    less than sysctl_sched_migration_cost ago (500 us) is cache hot and stays (task_hot() in
- *    can_migrate_task(); its nr_balance_failed escape is not modelled). A woken task is not hot:
- *    it slept since it last ran, and wake-up placement does not ask task_hot();
- *  - the task's tenant's `pin` list is its cpus_allowed (is_cpu_allowed());
- *  - with core scheduling a task only moves to a CPU whose core is idle or runs its cookie
- *    (sched_core_cookie_match(), used by select_idle_sibling()'s __select_idle_cpu() and by
- *    can_migrate_task()).
- * Assumptions: the waiting task that waited longest is the one pulled (CFS picks from the
- * busiest queue's tail; with equal weights that is the least recently run); a task is not moved
- * between two busy CPUs (the periodic balancing of busy CPUs evens out load, not idle time); a
- * move itself costs nothing beyond what follows from it — the new CPU's TLBs, caches and
- * per-CPU data are cold for the task (its footprints are resolved again for that CPU).
+ * What is modelled, and from where (kernel/sched/fair.c unless named):
+ *  - wake-up placement: a task that wakes while its CPU runs another goes to a CPU that is idle
+ *    then (select_task_rq_fair() → select_idle_sibling()), a fully idle core first
+ *    (select_idle_core()), within the LLC (here the machine: one socket). Placement does not ask
+ *    task_hot(). Under core scheduling the CPU's core must be idle or run the task's cookie
+ *    (sched_core_cookie_match(), kernel/sched/sched.h);
+ *  - idle balancing: a CPU with nothing to run pulls a task waiting on another's run queue
+ *    (sched_balance_newidle(), and the periodic balancing of an idle CPU). can_migrate_task()
+ *    leaves a cache-hot task: one that ran less than sysctl_sched_migration_cost (500 us) ago, or,
+ *    under core scheduling, whose cookie the destination core does not run (both in task_hot()) —
+ *    until the domain's nr_balance_failed exceeds cache_nice_tries (hotEscape below). Between
+ *    the two threads of a core nothing is hot (task_hot() returns 0 for SD_SHARE_CPUCAPACITY,
+ *    before the cookie test);
+ *  - the task's tenant's `pin` list is its cpus_allowed (is_cpu_allowed()).
+ * Assumptions: the waiting task that waited longest is the one pulled (CFS detaches from the
+ * busiest queue's tail; with equal weights that is the least recently run); no task moves between
+ * two busy CPUs (the periodic balancing of busy CPUs evens out load, not idle time); a move costs
+ * nothing beyond what follows from it — the new CPU's TLBs, caches and per-CPU data are cold for
+ * the task (its footprints are resolved again for that CPU); of the idle CPUs the first to run
+ * takes the task, save that a CPU beside a busy sibling leaves a woken task to a fully idle core.
  *
  * An idle CPU is woken when a task may become movable to it (kick()), as the waker's CPU sends
  * it a reschedule IPI; when nothing may, it sleeps without a wake-up time (parked) until a kick.
@@ -39,8 +42,9 @@ export class Balancer {
   readonly parked: Uint8Array;
   /** Per thread: the cycle its CPU went idle (a kick cannot wake it earlier). */
   readonly idleFrom: Float64Array;
-  /** Per task: the cycle it was preempted at while runnable (-1: it blocked, or never ran). */
-  readonly preemptedAt: Float64Array;
+  /** Per task: the cycle it last left a CPU (-1: never ran), and whether it left blocked (its next run follows a wake-up) or preempted. */
+  readonly lastRan: Float64Array;
+  readonly blocked: Uint8Array;
   readonly migrationCost: number;
   /**
    * How long an idle thread waits before it takes a hot task anyway: can_migrate_task() lets a
@@ -50,10 +54,12 @@ export class Balancer {
    * here the machine's online threads; assumption: one LLC, the interval not yet grown).
    */
   readonly hotEscape: number;
+
   constructor(private readonly e: Engine) {
     this.parked = new Uint8Array(e.th.n);
     this.idleFrom = new Float64Array(e.th.n);
-    this.preemptedAt = new Float64Array(e.w.tasks.length).fill(-1);
+    this.lastRan = new Float64Array(e.w.tasks.length).fill(-1);
+    this.blocked = new Uint8Array(e.w.tasks.length);
     this.migrationCost = nsToCycles(MIGRATION_COST_NS, e.w.costs);
     let cpus = 0;
     for (let t = 0; t < e.th.n; t++) cpus += e.th.online[t];
@@ -67,34 +73,61 @@ export class Balancer {
     return pin.length === 0 || pin.includes(t);
   }
 
+  /** Is thread t running nothing (offline, idle, or not started)? */
+  private idleCpu(t: number): boolean {
+    const th = this.e.th;
+    return t < 0 || th.online[t] === 0 || th.cur[t] < 0 || th.pending[t] === PH_WAKE || this.e.w.machine.threads[t].idle;
+  }
+
   /** Core scheduling: is thread t's core idle, or does it run x's cookie (sched_core_cookie_match())? */
   private cookieMatch(x: Task, t: number): boolean {
     const e = this.e;
     if (!(e.w.state.schedCore && e.w.state.smtActive)) return true;
-    const th = e.th;
-    const s = th.sibling[t];
-    if (s < 0 || th.online[s] === 0 || th.cur[s] < 0 || th.pending[s] === PH_WAKE || e.w.machine.threads[s].idle) return true;
-    return e.w.tasks[th.cur[s]].tenant.index === x.tenant.index;
+    const s = e.th.sibling[t];
+    return this.idleCpu(s) || e.w.tasks[e.th.cur[s]].tenant.index === x.tenant.index;
   }
 
   /**
-   * The first cycle task x may be moved to idle thread t: when it wakes, and once it is no longer
-   * cache hot or t has failed to balance long enough (hotEscape); to its sibling, which shares its
-   * caches, at once (task_hot() is 0 in an SD_SHARE_CPUCAPACITY domain).
+   * Would x's wake-up have placed it on t: x woke after blocking (or is new: a task that never ran
+   * is placed as fork and exec balancing place one, an idle core first), and t was idle when it woke.
+   */
+  private placeable(x: number, t: number): boolean {
+    return (this.blocked[x] === 1 || this.lastRan[x] < 0) && this.idleFrom[t] <= this.e.wakeAt[x];
+  }
+
+  /**
+   * The first cycle task x may be moved to idle thread t (Infinity: not by anything the clock
+   * brings; a change of the sibling's cookie may, a quantum later): when it wakes, by placement
+   * or once it is neither cache hot nor of another cookie than t's core runs, or t has failed to
+   * balance long enough; to its sibling, which shares its caches, when it wakes.
    */
   private movableFrom(x: number, t: number): number {
-    const p = t === this.e.th.sibling[this.e.w.tasks[x].thread] ? -1 : this.preemptedAt[x];
-    const w = this.e.wakeAt[x];
-    if (p < 0) return w;
-    const cold = Math.min(p + this.migrationCost, this.idleFrom[t] + this.hotEscape);
+    const e = this.e;
+    const task = e.w.tasks[x];
+    const w = e.wakeAt[x];
+    if (t === e.th.sibling[task.thread]) return w;
+    if (this.placeable(x, t) && this.cookieMatch(task, t)) return w;
+    const escape = this.idleFrom[t] + this.hotEscape;
+    const cold = !this.cookieMatch(task, t) ? escape : this.lastRan[x] < 0 ? w : Math.min(this.lastRan[x] + this.migrationCost, escape);
     return cold > w ? cold : w;
   }
 
-  /** Task x waits on a run queue, not on its CPU, with work left. */
+  /** Task x waits on thread u's run queue (u has started and runs another task), with work left. */
   private waiting(x: number, u: number, now: number): boolean {
     const e = this.e;
-    const task = e.w.tasks[x];
-    return x !== e.th.cur[u] && e.finished[x] === 0 && e.waitFrom[x] >= 0 && !e.isDone(task, now);
+    return e.th.cur[u] >= 0 && x !== e.th.cur[u] && e.finished[x] === 0 && e.waitFrom[x] >= 0 && !e.isDone(e.w.tasks[x], now);
+  }
+
+  /** A woken task x would go to another idle thread than t whose whole core is idle (select_idle_core()). */
+  private idleCoreElsewhere(x: Task, t: number): boolean {
+    const e = this.e;
+    const th = e.th;
+    if (this.idleCpu(th.sibling[t]) || th.sibling[t] < 0) return false;
+    for (let c = 0; c < th.n; c++) {
+      if (c === t || th.done[c] || !this.idleCpu(c) || (th.pending[c] !== PH_WAKE && th.cur[c] >= 0) || !this.allowed(x, c)) continue; // idle, or not started
+      if (this.idleCpu(th.sibling[c]) && this.placeable(x.id, c)) return true;
+    }
+    return false;
   }
 
   /**
@@ -111,7 +144,8 @@ export class Balancer {
       if (u === t || th.online[u] === 0 || th.pending[u] === PH_WAKE) continue;
       for (const x of e.runq[u]) {
         const task = e.w.tasks[x];
-        if (!this.waiting(x, u, now) || this.movableFrom(x, t) > now || !this.allowed(task, t) || !this.cookieMatch(task, t)) continue;
+        if (!this.waiting(x, u, now) || !this.allowed(task, t) || this.movableFrom(x, t) > now) continue;
+        if (this.placeable(x, t) && this.idleCoreElsewhere(task, t)) continue;
         const since = Math.max(e.waitFrom[x], e.wakeAt[x]);
         if (since < bestSince) { best = x; bestSince = since; }
       }
@@ -124,17 +158,17 @@ export class Balancer {
     const e = this.e;
     const from = e.runq[x.thread];
     from.splice(from.indexOf(x.id), 1);
+    if (e.buddy[x.thread] === x.id) e.buddy[x.thread] = -1; // a directed yield's buddy is of the queue it was on
     e.runq[t].push(x.id);
     x.thread = t;
     e.resolveItems(x);
-    this.preemptedAt[x.id] = -1;
     e.meter.counts.migrations++;
   }
 
   /**
    * The next cycle after thread t's clock at which a task on another thread may become movable
-   * to t; Infinity when none may. A task refused only for its cookie is tried again a quantum
-   * later (the sibling's task changes by then).
+   * to t; Infinity when none may. A task refused only for the cookie t's core runs is tried
+   * again a quantum later (the sibling's task changes by then).
    */
   nextChance(t: number): number {
     const e = this.e;
@@ -147,7 +181,10 @@ export class Balancer {
         const task = e.w.tasks[x];
         if (e.finished[x] || !this.allowed(task, t)) continue;
         let at = this.movableFrom(x, t);
-        if (at <= now) { if (!this.waiting(x, u, now) || this.cookieMatch(task, t)) continue; at = now + e.quantum; }
+        if (at <= now) {
+          if (!this.waiting(x, u, now)) continue; // its own CPU runs it or will: a kick comes when that changes
+          at = now + e.quantum; // movable but left (an idle core elsewhere takes it, or it moved meanwhile)
+        }
         if (at < next) next = at;
       }
     }
@@ -161,19 +198,30 @@ export class Balancer {
     for (let t = 0; t < th.n; t++) {
       if (t === x.thread || th.pending[t] !== PH_WAKE || th.done[t] || !this.allowed(x, t)) continue;
       const at = Math.max(now, this.movableFrom(x.id, t));
-      const when = at > this.idleFrom[t] ? at : this.idleFrom[t];
-      if (when >= th.clock[t] && this.parked[t] === 0) continue;
-      th.clock[t] = when;
-      if (this.parked[t]) { this.parked[t] = 0; e.heap.push(t); } else e.heap.decrease(t);
+      if (at === Infinity) continue;
+      this.wakeOn(t, at);
     }
   }
 
-  /** Thread u switched from prev (still with work) to another task: prev, and every task still queued, may go elsewhere. */
+  /** Idle thread t runs its scheduler at cycle `at` (not before it went idle), unless it already does earlier. */
+  wakeOn(t: number, at: number): void {
+    const th = this.e.th;
+    if (th.pending[t] !== PH_WAKE || th.done[t]) return;
+    const when = at > this.idleFrom[t] ? at : this.idleFrom[t];
+    if (this.parked[t]) { this.parked[t] = 0; th.clock[t] = when; this.e.heap.push(t); return; }
+    if (when < th.clock[t] && this.e.heap.has(t)) { th.clock[t] = when; this.e.heap.decrease(t); }
+  }
+
+  /**
+   * Thread u switched from prev to another task (or to idle): prev, if it has work left, and every
+   * task still queued there may go elsewhere; `runnable`: prev was preempted, not blocked.
+   */
   switchedOut(u: number, prev: Task | null, runnable: boolean): void {
     const e = this.e;
     const now = e.th.clock[u];
     if (prev !== null && e.finished[prev.id] === 0) {
-      this.preemptedAt[prev.id] = runnable ? now : -1;
+      this.lastRan[prev.id] = now;
+      this.blocked[prev.id] = runnable ? 0 : 1;
       this.kick(prev, now);
     }
     for (const x of e.runq[u]) if (x !== e.th.cur[u] && (prev === null || x !== prev.id) && e.finished[x] === 0) this.kick(e.w.tasks[x], now);

@@ -358,7 +358,7 @@ export class Engine {
     if (this.remaining === 0) { th.done[t] = 1; return; }
     const list = this.runq[t];
     if (cur < 0) { // boot: the first task is switched in
-      const first = this.pick(t, -1);
+      const first = this.pick(t, -1, true);
       if (first < 0 && this.balance !== null) { this.stayIdle(t); return; }
       if (first === NONE_RUNNABLE) { // every task here starts off its CPU (a periodic task's phase): idle until the first is due
         let due = Infinity;
@@ -373,7 +373,7 @@ export class Engine {
     const task = w.tasks[cur];
     if (this.isDone(task, th.clock[t])) {
       this.complete(task, th.clock[t]);
-      const next = this.pick(t, cur);
+      const next = this.pick(t, cur, true);
       if (next === NONE_RUNNABLE || (next < 0 && this.balance !== null)) { this.idleUntilWake(t, task, true); return; }
       if (next < 0) { th.done[t] = 1; return; }
       this.switchIn(t, task, w.tasks[next], true);
@@ -381,7 +381,7 @@ export class Engine {
     }
     if (this.wakeAt[cur] > th.clock[t]) { // it blocked (idle on a shared thread): schedule() picks another task, or idle
       this.leaveForcedIdle(t);
-      const next = this.pick(t, cur);
+      const next = this.pick(t, cur, true);
       if (next === NONE_RUNNABLE || (next < 0 && this.balance !== null)) { this.idleUntilWake(t, task, true); return; }
       if (next < 0) { th.done[t] = 1; return; }
       this.switchIn(t, task, w.tasks[next], true);
@@ -447,7 +447,7 @@ export class Engine {
     const b = this.buddy[t];
     if (b >= 0) { // yield_to()'s next buddy goes first when it can run
       this.buddy[t] = -1;
-      if (!this.finished[b] && this.wakeAt[b] <= clock) return b;
+      if (!this.finished[b] && this.wakeAt[b] <= clock && this.w.tasks[b].thread === t) return b;
     }
     const at = list.indexOf(cur);
     let blocked = false;
@@ -463,10 +463,14 @@ export class Engine {
     return blocked ? NONE_RUNNABLE : -1;
   }
 
-  /** nextTask(), and when thread t has nothing of its own to run, a task load balancing pulls to it. */
-  private pick(t: number, cur: number): number {
+  /**
+   * nextTask(), and when thread t has nothing of its own to run, a task load balancing pulls to it;
+   * `idleNow`: t's CPU goes idle at its clock if nothing is found (not: it has been idle since earlier).
+   */
+  private pick(t: number, cur: number, idleNow: boolean): number {
     const next = this.nextTask(t, cur);
     if (next >= 0 || this.balance === null) return next;
+    if (idleNow) this.balance.idleFrom[t] = this.th.clock[t];
     const pulled = this.balance.pull(t);
     return pulled >= 0 ? pulled : next;
   }
@@ -507,18 +511,21 @@ export class Engine {
     this.tr.idle(t, true);
     const cost = this.tr.acc;
     th.clock[t] += cost;
-    this.charge(prev.id, EK['context-switch'], cost);
+    if (!this.finished[prev.id]) this.charge(prev.id, EK['context-switch'], cost); // a task that finished has its elapsed time already
     this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
     if (!this.finished[prev.id] && this.waitFrom[prev.id] < 0) this.waitFrom[prev.id] = Math.max(th.clock[t], this.wakeAt[prev.id]); // on the run queue from its wake-up
     releaseSibling(this, t, th.clock[t]);
-    this.tracer?.span(t, SP_IDLE);
-    if (this.balance !== null) {
+    th.pending[t] = PH_WAKE;
+    th.evKind[t] = -1;
+    if (this.balance !== null) { // the idle span is emitted when the CPU leaves idle (wake()): a kick may end it earlier
       this.balance.switchedOut(t, prev, false);
       this.balance.idleFrom[t] = th.clock[t];
       wake = Math.min(wake, this.balance.nextChance(t));
-      if (wake === Infinity) { this.balance.parked[t] = 1; th.pending[t] = PH_WAKE; th.evKind[t] = -1; return; }
+      if (wake === Infinity) this.balance.parked[t] = 1; else if (wake > th.clock[t]) th.clock[t] = wake;
+      return;
     }
     if (wake > th.clock[t]) th.clock[t] = wake;
+    this.tracer?.span(t, SP_IDLE);
     th.pending[t] = PH_WAKE;
     th.evKind[t] = -1;
   }
@@ -534,8 +541,9 @@ export class Engine {
   private wake(t: number): void {
     const th = this.th;
     if (this.balance !== null) { // a kick may find nothing left to take: the CPU stays idle, at no cost
-      const next = this.pick(t, th.cur[t]);
+      const next = this.pick(t, th.cur[t], false);
       if (next < 0) { th.pending[t] = PH_WAKE; this.stayIdle(t); return; }
+      this.tracer?.span(t, SP_IDLE); // idle since idleUntilWake(), which left the span open: kicks move its end
       this.tr.acc = 0;
       this.tr.idle(t, false);
       th.clock[t] += this.tr.acc;
@@ -555,6 +563,7 @@ export class Engine {
   /** schedule() to `next`; with `footprint`, the context-switch footprint runs (not at boot). */
   private switchIn(t: number, prev: Task | null, next: Task, footprint: boolean): void {
     const th = this.th;
+    if (next.thread !== t) throw new Error(`kasi run: task ${next.id} switched in on thread ${t} while it is queued on thread ${next.thread}: a model error, please report it with the scenario`);
     // A switch from a task (not from idle or at boot) follows its entry to the kernel: a timer
     // interrupt, or the call that blocks or exits; the entry's IBPB untrains the switch's code.
     this.tr.acc = 0;
@@ -567,7 +576,7 @@ export class Engine {
     this.tr.switchTask(t, prev, next);
     let cost = entry + this.tr.acc;
     if (footprint) {
-      const key = `${next.id}:${(prev ?? next).tenant.index}`;
+      const key = `${next.id}:${(prev ?? next).tenant.index}:${t}`;
       let plan = this.switchPlans.get(key);
       if (plan === undefined) {
         plan = buildPlan(this.w, this.table.entries.get('context-switch')!, next.tenant, (prev ?? next).tenant, t, this.reasons);

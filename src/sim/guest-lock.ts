@@ -168,6 +168,7 @@ export function wakeWaiters(e: Engine, holder: Task): void {
     e.wakeAt[id] = at;
     if (e.waitFrom[id] === Infinity) e.waitFrom[id] = at; // switched out while halted: on the run queue from now
     const wt = e.w.tasks[id].thread;
+    if (e.balance !== null) { e.balance.wakeOn(wt, at); e.balance.kick(e.w.tasks[id], at); continue; }
     if (th.pending[wt] === PH_WAKE && th.clock[wt] > at && e.heap.has(wt)) { th.clock[wt] = at; e.heap.decrease(wt); }
   }
 }

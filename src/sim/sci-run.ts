@@ -77,7 +77,7 @@ export class SciRun {
   /** The run's counters (Engine binds them). */
   counts: Counts = new Counts();
 
-  constructor(sys: System, tasks: readonly Task[], mmus: readonly Mmu[], textSlide: bigint, caps = true) {
+  constructor(sys: System, tasks: readonly Task[], private readonly mmus: readonly Mmu[], textSlide: bigint, caps = true) {
     if (sys.kernel.userRoot === null) throw new RangeError('asi=sci-2019 needs PTI on (its tables clone the KPTI user tables)');
     this.kallsyms = slidKallsyms(textSlide);
     const { alloc } = sciTableAllocator(sys);
@@ -134,6 +134,7 @@ export class SciRun {
   begin(t: number, task: Task): void {
     const tb = this.tables[task.id];
     if (tb === null || this.killed[task.id] !== '') return;
+    tb.mmu = this.mmus[t]; // the CPU it runs on now
     this.session[t] = tb.syscall();
   }
 
