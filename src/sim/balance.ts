@@ -184,7 +184,7 @@ export class Balancer {
         if (at <= now) {
           if (!this.waiting(x, u, now)) continue; // its own CPU runs it or will: a kick comes when that changes
           at = now + e.quantum; // movable but left (an idle core elsewhere takes it, or it moved meanwhile)
-        }
+        } else if (!this.cookieMatch(task, t) && now + e.quantum < at) at = now + e.quantum; // the sibling's cookie may change first: look again
         if (at < next) next = at;
       }
     }
