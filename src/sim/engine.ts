@@ -511,7 +511,12 @@ export class Engine {
     this.tr.idle(t, true);
     const cost = this.tr.acc;
     th.clock[t] += cost;
-    if (!this.finished[prev.id]) this.charge(prev.id, EK['context-switch'], cost); // a task that finished has its elapsed time already
+    // A task that finished has its elapsed time already; one that blocked has its sleep charged from
+    // the block on (begin()), so only the part of the switch that runs past its wake-up is its own.
+    if (!this.finished[prev.id]) {
+      const asleep = Math.max(0, Math.min(cost, this.wakeAt[prev.id] - (th.clock[t] - cost)));
+      this.charge(prev.id, EK['context-switch'], cost - asleep);
+    }
     this.tracer?.span(t, SP_KERNEL_IN, this.tracer.lbl('context-switch'));
     if (!this.finished[prev.id] && this.waitFrom[prev.id] < 0) this.waitFrom[prev.id] = Math.max(th.clock[t], this.wakeAt[prev.id]); // on the run queue from its wake-up
     releaseSibling(this, t, th.clock[t]);

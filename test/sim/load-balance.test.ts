@@ -186,4 +186,22 @@ isolation: [{ name: sci, cmdline: "asi=sci-2019" }]
     const b = r.row(1, 'syscall');
     expect(Math.abs(a - b) / Math.max(a, b)).toBeLessThan(0.15);
   });
+
+  it('charges a task that blocks only the part of the switch to idle that runs past its wake-up', () => {
+    // with balancing every thread is shared, so each idle blocks: its sleep is charged from the block
+    // on, and the switch to idle (which runs while it sleeps) must not be charged again
+    const r = run(`
+events: 300
+seed: 3
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB, load_balance: true }
+tenants: [{ name: a, kind: process, memory: 16MiB }]
+workload:
+  - { thread: 0, tenant: a, mix: [{ event: user-compute, cycles: 2000, weight: 4 }, { event: idle, cycles: 3000, weight: 2 }] }
+isolation: [{ name: off, cmdline: "" }]
+`);
+    let sum = 0;
+    for (let k = 0; k < N_EK; k++) sum += r.engine.meter.byKind[k];
+    expect(r.engine.meter.counts.contextSwitches).toBeGreaterThan(100); // it did block, again and again
+    expect(Math.abs(sum - r.finish(0)) / r.finish(0)).toBeLessThan(0.01);
+  });
 });
