@@ -29,6 +29,7 @@
  */
 import { nsToCycles } from './costs.ts';
 import { PH_WAKE } from './thread.ts';
+import { cookie, runsNothing } from './core-sched.ts';
 import type { Engine } from './engine.ts';
 import type { Task } from './world.ts';
 
@@ -73,18 +74,12 @@ export class Balancer {
     return pin.length === 0 || pin.includes(t);
   }
 
-  /** Is thread t running nothing (offline, idle, or not started)? */
-  private idleCpu(t: number): boolean {
-    const th = this.e.th;
-    return t < 0 || th.online[t] === 0 || th.cur[t] < 0 || th.pending[t] === PH_WAKE || this.e.w.machine.threads[t].idle;
-  }
-
   /** Core scheduling: is thread t's core idle, or does it run x's cookie (sched_core_cookie_match())? */
   private cookieMatch(x: Task, t: number): boolean {
     const e = this.e;
     if (!(e.w.state.schedCore && e.w.state.smtActive)) return true;
     const s = e.th.sibling[t];
-    return this.idleCpu(s) || e.w.tasks[e.th.cur[s]].tenant.index === x.tenant.index;
+    return runsNothing(e, s) || cookie(e.w.tasks[e.th.cur[s]]) === cookie(x);
   }
 
   /**
@@ -122,10 +117,10 @@ export class Balancer {
   private idleCoreElsewhere(x: Task, t: number): boolean {
     const e = this.e;
     const th = e.th;
-    if (this.idleCpu(th.sibling[t]) || th.sibling[t] < 0) return false;
+    if (runsNothing(e, th.sibling[t])) return false;
     for (let c = 0; c < th.n; c++) {
-      if (c === t || th.done[c] || !this.idleCpu(c) || (th.pending[c] !== PH_WAKE && th.cur[c] >= 0) || !this.allowed(x, c)) continue; // idle, or not started
-      if (this.idleCpu(th.sibling[c]) && this.placeable(x.id, c)) return true;
+      if (c === t || th.done[c] || !runsNothing(e, c) || (th.pending[c] !== PH_WAKE && th.cur[c] >= 0) || !this.allowed(x, c)) continue; // idle, or not started
+      if (runsNothing(e, th.sibling[c]) && this.placeable(x.id, c)) return true;
     }
     return false;
   }

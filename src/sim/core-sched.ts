@@ -11,8 +11,18 @@ import type { Engine } from './engine.ts';
 import type { Task } from './world.ts';
 
 /** A task's core-scheduling cookie: its tenant's. */
-function cookie(task: Task): number {
+export function cookie(task: Task): number {
   return task.tenant.index;
+}
+
+/**
+ * Does thread t run nothing: no such thread, offline, finished, no task, or its CPU idle (waiting
+ * for a wake-up, or in the idle state)? Such a sibling holds no cookie (ownsCore()), and its core
+ * is idle for placement (sim/balance.ts).
+ */
+export function runsNothing(e: Engine, t: number): boolean {
+  const th = e.th;
+  return t < 0 || th.online[t] === 0 || th.done[t] !== 0 || th.cur[t] < 0 || th.pending[t] === PH_WAKE || e.w.machine.threads[t].idle;
 }
 
 /** Does thread t run a task of another cookie than its sibling's (both with a task)? sim/smt.ts asks, for the overlap it stretches. */
@@ -28,7 +38,7 @@ export function ownsCore(e: Engine, t: number, task: Task): boolean {
   const sib = th.sibling[t];
   // A sibling with nothing to run (its CPU idle) holds no cookie: kernel/sched/core.c pick_next_task()
   // takes the highest-priority pick of the core's threads, and an idle thread's pick is its idle task.
-  if (sib < 0 || !th.online[sib] || th.done[sib] || th.cur[sib] < 0 || th.pending[sib] === PH_WAKE || e.w.machine.threads[sib].idle) return true;
+  if (runsNothing(e, sib)) return true;
   const mine = cookie(task);
   const other = cookie(e.w.tasks[th.cur[sib]]);
   if (mine === other) return true;

@@ -95,9 +95,8 @@ export class Engine {
   readonly toucher: Toucher;
   readonly tenantCode: WorkingSetRunner;
   private readonly items: Item[][];
-  /** Items of a task compiled for another thread than its home (load balancing moved it), by task * threads + thread. */
-  private readonly movedItems = new Map<number, Item[]>();
-  private readonly homeItems: Item[][];
+  /** With load balancing: each task's items as compiled for a thread it has run on, by task * threads + thread. */
+  private readonly itemsOn = new Map<number, Item[]>();
   /** Task ids per hardware thread, starting as the scenario placed them (load balancing moves them). */
   readonly runq: number[][];
   /** Idle balancing (scenario machine.load_balance), or null: every task stays where it was placed. */
@@ -159,9 +158,9 @@ export class Engine {
     this.switchRegion = this.code.region(cs.key);
     this.switchLines = CodeWarmth.kernelLines(cs.insns.count);
     this.items = w.tasks.map((t) => t.mix.map((m) => this.compile(t, m)));
-    this.homeItems = [...this.items];
     this.runq = w.threadTasks.map((l) => [...l]);
     this.balance = w.scenario.machine.loadBalance ? new Balancer(this) : null;
+    if (this.balance !== null) for (const t of w.tasks) this.itemsOn.set(t.id * this.th.n + t.home, this.items[t.id]);
     this.noteUntouchedSecrets();
     this.cumw = w.tasks.map((t) => { let s = 0; return Float64Array.from(t.mix, (m) => (s += m.weight)); });
     this.pendItem = new Int32Array(w.tasks.length).fill(-1);
@@ -217,10 +216,9 @@ export class Engine {
    * CPU (its per-CPU area, its stack's neighbours), once per thread.
    */
   resolveItems(task: Task): void {
-    if (task.thread === task.home) { this.items[task.id] = this.homeItems[task.id]; return; }
     const key = task.id * this.th.n + task.thread;
-    let its = this.movedItems.get(key);
-    if (its === undefined) { its = task.mix.map((m) => this.compile(task, m)); this.movedItems.set(key, its); }
+    let its = this.itemsOn.get(key);
+    if (its === undefined) { its = task.mix.map((m) => this.compile(task, m)); this.itemsOn.set(key, its); }
     this.items[task.id] = its;
   }
 
@@ -277,7 +275,7 @@ export class Engine {
     for (const task of w.tasks) {
       if (task.attacker !== null) continue;
       const plans = this.items[task.id].map((x) => x.plan);
-      if (w.threadTasks[task.thread].length > 1 || w.state.schedCore || w.scenario.machine.loadBalance) plans.push(buildPlan(w, cs, task.tenant, task.tenant, task.thread, new Reasons()));
+      if (w.threadTasks[task.thread].length > 1 || w.state.schedCore || this.balance !== null) plans.push(buildPlan(w, cs, task.tenant, task.tenant, task.thread, new Reasons()));
       for (const p of plans) if (p !== null) for (const o of p.objects) mark(o, p.fp.key);
       const ws = task.tenant.ws;
       if (ws !== null && task.mix.some((m) => m.event === 'guest-run' || m.event === 'user-compute')) for (const o of ws.objects) mark(o, 'its own code');
@@ -489,12 +487,16 @@ export class Engine {
    */
   private stayIdle(t: number): void {
     const th = this.th;
-    const b = this.balance!;
-    if (th.pending[t] !== PH_WAKE) b.idleFrom[t] = th.clock[t];
-    const wake = Math.min(this.ownWake(t), b.nextChance(t));
+    if (th.pending[t] !== PH_WAKE) this.balance!.idleFrom[t] = th.clock[t];
     th.pending[t] = PH_WAKE;
     th.evKind[t] = -1;
-    if (wake === Infinity) b.parked[t] = 1; else th.clock[t] = wake;
+    this.sleepUntil(t, this.ownWake(t));
+  }
+
+  /** Load balancing: idle thread t sleeps until `ownWake` or the next chance to pull a task, whichever is first; parks when neither comes. */
+  private sleepUntil(t: number, ownWake: number): void {
+    const wake = Math.min(ownWake, this.balance!.nextChance(t));
+    if (wake === Infinity) this.balance!.parked[t] = 1; else if (wake > this.th.clock[t]) this.th.clock[t] = wake;
   }
 
   /**
@@ -504,7 +506,7 @@ export class Engine {
    */
   private idleUntilWake(t: number, prev: Task, fromUser: boolean): void {
     const th = this.th;
-    let wake = this.ownWake(t);
+    const wake = this.ownWake(t);
     this.tr.acc = 0;
     if (fromUser) this.tr.leftUserMode(t, prev); // it blocks or exits: a system call
     this.tr.switchTask(t, prev, null);
@@ -525,8 +527,7 @@ export class Engine {
     if (this.balance !== null) { // the idle span is emitted when the CPU leaves idle (wake()): a kick may end it earlier
       this.balance.switchedOut(t, prev, false);
       this.balance.idleFrom[t] = th.clock[t];
-      wake = Math.min(wake, this.balance.nextChance(t));
-      if (wake === Infinity) this.balance.parked[t] = 1; else if (wake > th.clock[t]) th.clock[t] = wake;
+      this.sleepUntil(t, wake); // its own tasks' first wake-up as of the block (one may come during the switch)
       return;
     }
     if (wake > th.clock[t]) th.clock[t] = wake;
