@@ -129,7 +129,7 @@ const workingSetSchema = strict({
 }).prefault({});
 const common = { name, pin: z.array(uint).default([]), objects: z.array(objectSchema).max(SL.objects.max, { error: SL.objects.why }).default([]) };
 const tenantSchema = z.discriminatedUnion('kind', [
-  strict({ ...common, kind: z.literal('vm'), vcpus: upTo(z.number().int().min(1), SL.vcpus).default(1), memory: size.default(64 * 1024 ** 2), working_set: workingSetSchema, lock_fraction: z.number().min(0).max(1).default(0), lock_wait: z.enum(['spin', 'block']).default('spin') }),
+  strict({ ...common, kind: z.literal('vm'), vcpus: upTo(z.number().int().min(1), SL.vcpus).default(1), memory: size.default(64 * 1024 ** 2), working_set: workingSetSchema, lock_fraction: z.number().min(0).lt(1, { message: 'a number below 1 (at 1 every slice ends inside the lock, so it is never free when its holder is off its CPU)' }).default(0), lock_wait: z.enum(['spin', 'block']).default('spin') }),
   strict({ ...common, kind: z.literal('process'), memory: size.default(16 * 1024 ** 2), working_set: workingSetSchema, thp: z.boolean().default(true) }),
   strict({ ...common, kind: z.literal('netns') }),
 ]);

@@ -58,6 +58,8 @@ export interface EngineOptions {
   endCycles: number;
   /** A timeline of the run (kasi run --trace); null/absent: none, and nothing of it runs (engine-trace.ts). */
   trace?: TraceSink | null;
+  /** Measured-task steps without a measured event that make a livelock (default LIVELOCK_CHECK_STEPS; tests lower it). */
+  livelockCheckSteps?: number;
 }
 
 /** One mix item compiled for a task. */
@@ -84,6 +86,12 @@ const NONE_RUNNABLE = -2;
 
 /** Steps between two progress checks of Engine.run(). */
 const PROGRESS_CHECK_STEPS = 2_000_000;
+/**
+ * Steps of measured tasks between two livelock checks: a measured task takes a handful of steps
+ * an event (switch-in, the event, its pending phase); a spin on a lock is a few steps more, so
+ * 100,000 without one measured event is a loop, not a wait.
+ */
+const LIVELOCK_CHECK_STEPS = 100_000;
 
 export class Engine {
   readonly meter: Meter;
@@ -119,6 +127,8 @@ export class Engine {
   /** Guest locks of VMs with a lock_fraction (sim/guest-lock.ts); null when no VM has one. */
   readonly locks: GuestLocks | null;
   readonly finished: Uint8Array;
+  /** Per task: 1 for measured work (not an attacker, not background). */
+  private readonly measured: Uint8Array;
   private readonly attackerOf: (AttackerRt | null)[];
   /** Per task: its interrupt items, their cumulative weights and mean spacing (cycles); null without any. */
   readonly irqOf: ({ items: Int32Array; cum: Float64Array; interval: number } | null)[];
@@ -172,6 +182,7 @@ export class Engine {
     // With load balancing any thread may get a second task, so an idle task gives its CPU away everywhere.
     this.shared = Uint8Array.from(w.threadTasks, (l, t) => (l.length > 1 || (this.balance !== null && this.th.online[t]) ? 1 : 0));
     this.finished = new Uint8Array(w.tasks.length);
+    this.measured = Uint8Array.from(w.tasks, (t) => (t.attacker === null && !t.background ? 1 : 0));
     for (const t of w.tasks) if (t.attacker === null && !t.background) this.remaining++;
     this.attackerOf = w.tasks.map((t) => w.attackers.find((a) => a.task === t) ?? null);
     this.startAtPhase();
@@ -290,19 +301,30 @@ export class Engine {
   run(): this {
     const th = this.th;
     for (let t = 0; t < th.n; t++) if (th.online[t] && (this.runq[t].length > 0 || this.balance !== null)) this.heap.push(t);
-    // A run that stops making progress (threads waiting on each other) is a bug in a model rule:
-    // fail with what the threads were doing instead of spinning forever.
+    // A run that stops making progress is a bug in a model rule: fail with what the threads were
+    // doing instead of spinning forever. Progress is measured work: background tasks (noise VMs)
+    // run for ever by design, so their events prove nothing. Two windows: measured tasks stepping
+    // without finishing an event (a livelock, e.g. a spin on a lock a background vCPU keeps
+    // retaking), and no measured event at all while none of them sleeps towards a wake-up (a deadlock).
     let steps = 0;
+    let measuredSteps = 0;
     let lastDone = -1;
+    let lastMeasuredDone = -1;
+    const livelockSteps = this.opts.livelockCheckSteps ?? LIVELOCK_CHECK_STEPS;
     for (;;) {
       const t = this.heap.pop();
       if (t < 0) break;
+      const c = th.cur[t];
+      if (c >= 0 && this.measured[c] === 1 && ++measuredSteps % livelockSteps === 0) {
+        const done = this.measuredEventsDone();
+        if (done === lastMeasuredDone) this.noProgress(livelockSteps, 'its measured tasks ran without finishing an event (a livelock)');
+        lastMeasuredDone = done;
+      }
       this.step(t);
       if (!th.done[t] && (this.balance === null || !this.balance.parked[t])) this.heap.push(t);
       if (++steps % PROGRESS_CHECK_STEPS === 0) {
-        let done = 0;
-        for (let i = 0; i < this.meter.eventsDone.length; i++) done += this.meter.eventsDone[i];
-        if (done === lastDone) throw new Error(`kasi run: the engine made no progress in ${PROGRESS_CHECK_STEPS} steps (clocks ${Array.from(th.clock).join(', ')}; stunned by ${this.w.spaces.asi ? Array.from(this.w.spaces.asi.stun.stunnedBy).join(', ') : 'none'}): a model deadlock, please report it with the scenario`);
+        const done = this.measuredEventsDone();
+        if (done === lastDone && !this.measuredSleeps()) this.noProgress(PROGRESS_CHECK_STEPS, 'no measured task finished an event or sleeps towards a wake-up (a deadlock)');
         lastDone = done;
       }
     }
@@ -418,6 +440,25 @@ export class Engine {
     return j;
   }
 
+  private measuredEventsDone(): number {
+    let done = 0;
+    for (let i = 0; i < this.measured.length; i++) if (this.measured[i] === 1) done += this.meter.eventsDone[i];
+    return done;
+  }
+
+  /** A measured task with work left sleeps until a finite wake-up (a timer idle): time will wake it. */
+  private measuredSleeps(): boolean {
+    for (let i = 0; i < this.measured.length; i++) {
+      if (this.measured[i] === 1 && !this.finished[i] && Number.isFinite(this.wakeAt[i]) && this.wakeAt[i] > this.th.clock[this.w.tasks[i].thread]) return true;
+    }
+    return false;
+  }
+
+  private noProgress(steps: number, what: string): never {
+    const th = this.th;
+    throw new Error(`kasi run: the engine made no progress in ${steps} steps: ${what} (clocks ${Array.from(th.clock).join(', ')}; stunned by ${this.w.spaces.asi ? Array.from(this.w.spaces.asi.stun.stunnedBy).join(', ') : 'none'}): a model deadlock, please report it with the scenario`);
+  }
+
   isDone(task: Task, clock: number): boolean {
     if (task.attacker !== null || task.background) return false; // they run while measured work remains
     const sci = this.w.spaces.sci;
@@ -429,7 +470,10 @@ export class Engine {
   private complete(task: Task, clock: number): void {
     if (this.finished[task.id]) return;
     this.finished[task.id] = 1;
-    this.meter.finish[task.id] = clock;
+    // A task whose last event blocked (an idle that gave its CPU away) finishes when that sleep
+    // ends, not when its CPU next looks at it: its rows hold the whole sleep.
+    const wake = this.wakeAt[task.id];
+    this.meter.finish[task.id] = Number.isFinite(wake) && wake > clock ? wake : clock;
     if (this.locks?.release(task)) wakeWaiters(this, task); // a vCPU that stops leaves no lock behind
     if (this.waitFrom[task.id] >= 0 && clock > this.waitFrom[task.id]) this.charge(task.id, EK['sched-wait'], clock - this.waitFrom[task.id]); // it ends waiting
     this.remaining--;

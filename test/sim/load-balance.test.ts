@@ -204,4 +204,21 @@ isolation: [{ name: off, cmdline: "" }]
     expect(r.engine.meter.counts.contextSwitches).toBeGreaterThan(100); // it did block, again and again
     expect(Math.abs(sum - r.finish(0)) / r.finish(0)).toBeLessThan(0.01);
   });
+
+  it('finishes a task whose last event blocks when that sleep ends, so its rows are its elapsed time', () => {
+    // three long idles and nothing else: each blocks; the last one used to be stamped finished
+    // when it began, leaving a third of the rows past the finish
+    const r = run(`
+events: 3
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 1, ram: 1GiB, load_balance: true }
+tenants: [{ name: a, kind: process, memory: 16MiB }]
+workload:
+  - { thread: 0, tenant: a, mix: [{ event: idle, cycles: 1000000, weight: 1 }] }
+isolation: [{ name: off, cmdline: "" }]
+`);
+    let sum = 0;
+    for (let k = 0; k < N_EK; k++) sum += r.engine.meter.byKind[k];
+    expect(r.row(0, 'idle')).toBeGreaterThan(2.9e6);
+    expect(Math.abs(sum - r.finish(0)) / r.finish(0)).toBeLessThan(0.01);
+  });
 });

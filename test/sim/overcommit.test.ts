@@ -175,3 +175,37 @@ isolation: [{ name: cs, cmdline: "sched_core=1" }]
     expect(forced / r.finish(1)).toBeLessThan(aRuns * 2);
   });
 });
+
+describe('a run that cannot finish', () => {
+  // Measured vCPU and a background vCPU of one VM share a thread; with every slice ending inside
+  // the lock, the holder is always switched out holding it when the measured vCPU runs, which
+  // spins, yields to it, and finds it held again: no measured event ever completes. The schema
+  // refuses lock_fraction 1; set past it, the engine must stop with a livelock error, not hang
+  // (before the check counted only measured work, the background's events looked like progress).
+  const text = (f: number) => `
+events: 300
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 2GiB }
+tenants:
+  - { name: g, kind: vm, vcpus: 2, memory: 16MiB, working_set: { bytes: 4KiB }, lock_fraction: ${f}, lock_wait: spin }
+  - { name: p, kind: process }
+workload:
+  - { thread: 0, tenant: g, mix: [{ event: guest-run, cycles: 2000, weight: 1 }, { event: vm-exit, reason: HLT, weight: 1 }] }
+  - { thread: 0, tenant: g, background: true, mix: [{ event: guest-run, cycles: 8000, weight: 1 }] }
+  - { thread: 1, tenant: p, background: true, mix: [{ event: user-compute, cycles: 120000, weight: 1 }] }
+isolation: [{ name: off, cmdline: "mitigations=off" }]
+`;
+  it('lock_fraction 1 is refused with the field named', () => {
+    expect(() => parseScenario(text(1), 'lock.yaml')).toThrow(/lock\.yaml:5:\d+: field tenants\[0\]\.lock_fraction: expected a number below 1/);
+  });
+  it('a livelock ends in an error naming it', () => {
+    const s = parseScenario(text(0.5), 'lock.yaml');
+    (s.tenants[0] as { lockFraction: number }).lockFraction = 1;
+    const targets = Int32Array.from(buildWorld(s, 0).tasks, (t) => (t.background ? 0 : 300));
+    // the production window (100,000 measured steps) takes ~20 s here: the same check, a smaller window
+    expect(() => new Engine(buildWorld(s, 0), { targets, endCycles: Infinity, livelockCheckSteps: 2000 }).run()).toThrow(/livelock/);
+  });
+  it('just below 1 the same file finishes', () => {
+    const r = run(text(0.9));
+    expect(r.engine.meter.eventsDone[0]).toBe(300);
+  });
+});
