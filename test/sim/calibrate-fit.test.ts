@@ -7,6 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fit, leaveOneOut, leaveSourceOut, predict, Predictor, sourceKey } from '../../src/sim/calibrate.ts';
 import { loadCalibrations } from '../../src/scenario/calibrations.ts';
+import { calibrateReport } from '../../src/cli/commands/calibrate.ts';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const DIR = fileURLToPath(new URL('../../examples/calibration', import.meta.url));
 const all = loadCalibrations(DIR);
@@ -45,5 +49,24 @@ describe('kasi calibrate --fit', () => {
     // Leave-one-out keeps the sibling in: its fit for dd-1B is a fit on dd-4KiB, getppid, lseek.
     expect(leaveOneOut(pr)[0].factors).toEqual(fit(pr, [1, 2, 3]).factors);
     expect(lso[0].result.figure).toBe('kpti-dd-1B');
+  }, 240_000);
+
+  it('--fit reports, per price, a valley around the fitted factor and the figures that steered it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kasi-cal-'));
+    try {
+      for (const f of ['kpti-getppid', 'kpti-lseek-pcid']) copyFileSync(byFigure(f).file, join(dir, `${f}.yaml`));
+      const j = JSON.parse(calibrateReport({ dir, json: true, fit: true })) as { fit: { steered_by: string[]; factors: Record<string, number>; valley: { param: string; fitted: number; lo: number; hi: number }[] } };
+      expect(j.fit.steered_by.sort()).toEqual(['kpti-getppid', 'kpti-lseek-pcid']);
+      expect(j.fit.valley.map((v) => v.param)).toContain('cr3WriteNoflush'); // both figures price the PTI CR3 writes
+      for (const v of j.fit.valley) {
+        expect(v.fitted).toBe(j.fit.factors[v.param] ?? 1);
+        expect(v.lo).toBeLessThanOrEqual(v.fitted);
+        expect(v.hi).toBeGreaterThanOrEqual(v.fitted);
+      }
+      // the two figures' CR3 deltas pin the CR3 price: not free over the whole grid
+      const cr3 = j.fit.valley.find((v) => v.param === 'cr3WriteNoflush')!;
+      expect(cr3.hi / cr3.lo).toBeLessThan(3);
+      expect(calibrateReport({ dir, fit: true })).toMatch(/The valley: each price held/);
+    } finally { rmSync(dir, { recursive: true, force: true }); }
   }, 240_000);
 });
