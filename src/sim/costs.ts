@@ -86,7 +86,7 @@ const SKYLAKE_SP: Spec = {
   invpcidSingleContext: [350, 'assumption: no published figure per INVPCID type; the type-0 cost (Hansen, Skylake) is used for the instruction itself, the lost entries show up as later walks'],
   invpcidAllIncludingGlobal: [350, 'assumption: as INVPCID type 0 (Hansen, Skylake); the cost of the emptied TLB is charged as later walks'],
   invpcidAllNonGlobal: [350, 'assumption: as INVPCID type 0 (Hansen, Skylake); the cost of the emptied TLB is charged as later walks'],
-  l1dFlushMsr: [1000, 'assumption: no published figure for a write of L1D_FLUSH to IA32_FLUSH_CMD; it writes back and invalidates 512 lines (32 KiB / 64 B), taken at ~2 cycles per line = ~1000 cycles, below the software loop (no TLB priming, no CPUID); the refills after it are charged per L1D miss (l2Hit/l3Hit)'],
+  l1dFlushMsr: [1000, 'assumption: no published figure for a write of L1D_FLUSH to IA32_FLUSH_CMD alone; it writes back and invalidates 512 lines (32 KiB / 64 B), taken at ~2 cycles per line = ~1000 cycles, below the software loop (no TLB priming, no CPUID); the refills after it are charged per L1D miss (l2Hit/l3Hit). Bracketed: >= 512 (the writebacks of 512 dirty lines, one a cycle) and ~1700 TSC cycles a flush with what follows it to VM entry (Wanpeng Li, lore 1557401361-3828-4-git-send-email-wanpengli@tencent.com: 700+ -> 2400+ cycles from wait_lapic_expire() to VM entry with vmentry_l1d_flush=always, a Haswell desktop, MSR or software loop not said)'],
   l1dFlushSoftware: [1600, 'modelled: arch/x86/kvm/vmx/vmx.c vmx_l1d_flush() without X86_FEATURE_FLUSH_L1D: 16 page loads to fill the TLB (16 × 17-cycle walks = 272), CPUID (assumption: 100), then 1024 loads at 64-byte stride over PAGE_SIZE << L1D_CACHE_ORDER (64 KiB) served by L2: 1024 × 14 cycles / 12 fill buffers = 1195; 272 + 100 + 1195 ≈ 1600'],
   verw: [500, 'assumption: no published figure for VERW with MD_CLEAR; it is a microcoded overwrite of the store buffer, fill buffers and load ports, taken as the order of another microcoded invalidation measured on Skylake (INVPCID ~350-550, Hansen 2017)'],
   ipiSend: [300, 'assumption: no published figure for a native IPI; sending is a WRMSR to the x2APIC ICR (arch/x86/kernel/apic/x2apic_phys.c __x2apic_send_IPI_dest), taken as a few hundred cycles like other serialising MSR writes'],
@@ -181,7 +181,7 @@ const PROFILE_COSTS: readonly ProfileCosts[] = [
  */
 const CALIBRATION: Partial<Record<CostParam, string>> = {
   invpcidSingleContext: 'no figure depends on it', invpcidAllIncludingGlobal: 'no figure depends on it', invpcidAllNonGlobal: 'no figure depends on it',
-  l1dFlushMsr: 'l1d-flush-low-exit-rate and l1d-flush-high-exit-rate land inside l1tf.rst\'s 1%..50% with it (1.5%, 9.3%); asi-2024-kvm-host',
+  l1dFlushMsr: 'l1d-flush-low-exit-rate and l1d-flush-high-exit-rate land inside l1tf.rst\'s 1%..50% with it (1.5%, 9.5%); asi-2024-kvm-host; but no figure pins it: kasi calibrate --fit finds every factor from x0.3 to x3 as good (its valley)',
   verw: 'the l1d-flush figures (inside their band), coresched-tpcc-*',
   ipiSend: 'no figure depends on it (stuns only)', ipiReceive: 'no figure depends on it (stuns only)',
   syscallEntryExit: 'kpti-dd-* (the dd curve wants a smaller base) and asi-2025-*; kpti-getppid and kpti-lseek-* take their sources\' native bases instead',
