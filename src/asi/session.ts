@@ -304,6 +304,12 @@ export class AsiSession {
       if (r.cr3Written) this.write(t, r.cr3Lo, r.cr3Hi);
     }
     this.task[t] = next;
+    // The stun covers the full-kernel work of the task that left its restricted space; a switch to
+    // another task ends that work, and nothing of the task would re-enter to release the sibling
+    // (a vCPU switched out mid-exit, or one that finished, left it stunned for good behind a host
+    // process). Assumption: the RFCs leave the case open; Joel Fernandes' 2020 proposal (lore
+    // 20200815031908.1015049-1-joel@joelfernandes.org) releases the sibling when the kernel work ends.
+    if (this.stunOn && next !== prev) this.releaseSibling(t);
     if (this.design.transition === 'chartre' && next >= 0 && this.saved[next] >= 0) {
       const s = this.saved[next]; // asi_schedule_in(): re-enter at once
       this.saved[next] = -1;
@@ -360,7 +366,10 @@ export class AsiSession {
     this.curr[t] = s;
     this.stun.inside[t] = 1;
     this.counters.enters++;
-    if (!this.stunOn) return;
+    if (this.stunOn) this.releaseSibling(t);
+  }
+
+  private releaseSibling(t: number): void {
     const sib = this.stun.onEnter(t);
     if (sib >= 0) { this.counters.unstuns++; this.emit(t, ACT_UNSTUN, sib); }
   }

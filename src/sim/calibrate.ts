@@ -270,6 +270,8 @@ export interface ValleyRange {
   /** The range reaches the grid's end (FACTORS): the figures do not bound the price on that side. */
   readonly openLo: boolean;
   readonly openHi: boolean;
+  /** A grid factor whose profile beats the fit by more than VALLEY_SLACK (the search stopped in a local minimum; the range is around it), or null. */
+  readonly betterAt: number | null;
   /** The figures whose loss rises most just outside the range: what pins the price there. */
   readonly pinnedLoBy: readonly string[];
   readonly pinnedHiBy: readonly string[];
@@ -295,19 +297,25 @@ export function valley(pr: Predictor, best: FitResult, use: readonly number[] = 
       const r = x === fitted ? best : fit(pr, use, rounds, { start: best.factors, fixed: { [p]: x } });
       return { factor: x, objective: r.objective, factors: r.factors };
     });
-    const floor = Math.min(best.objective, ...profile.map((q) => q.objective));
+    // Coordinate descent can stop in a local minimum: if a profile point beats the fit by more
+    // than the slack, the valley is the one around that point, and the report says so.
+    let kMin = FACTORS.indexOf(fitted);
+    profile.forEach((q, k) => { if (q.objective < profile[kMin].objective) kMin = k; });
+    const better = profile[kMin].objective < best.objective - VALLEY_SLACK;
+    const floor = Math.min(best.objective, profile[kMin].objective);
     const ok = (k: number) => profile[k].objective <= floor + VALLEY_SLACK;
-    let a = FACTORS.indexOf(fitted);
+    let a = better ? kMin : FACTORS.indexOf(fitted);
     let b = a;
     while (a > 0 && ok(a - 1)) a--;
     while (b < FACTORS.length - 1 && ok(b + 1)) b++;
+    const ref = better ? lossesAt(profile[kMin].factors) : bestLoss;
     const pinned = (k: number): string[] => {
       if (k < 0 || k >= FACTORS.length) return [];
       const l = lossesAt(profile[k].factors);
-      return use.map((i, j) => ({ fig: pr.scenarios[i].calibration!.figure, d: l[j] - bestLoss[j] })).filter((x) => x.d > 0.05).sort((x, y) => y.d - x.d).slice(0, 3).map((x) => x.fig);
+      return use.map((i, j) => ({ fig: pr.scenarios[i].calibration!.figure, d: l[j] - ref[j] })).filter((x) => x.d > 0.05).sort((x, y) => y.d - x.d).slice(0, 3).map((x) => x.fig);
     };
     out.push({
-      param: p, fitted, lo: FACTORS[a], hi: FACTORS[b], openLo: a === 0, openHi: b === FACTORS.length - 1,
+      param: p, fitted, lo: FACTORS[a], hi: FACTORS[b], openLo: a === 0, openHi: b === FACTORS.length - 1, betterAt: better ? FACTORS[kMin] : null,
       pinnedLoBy: pinned(a - 1), pinnedHiBy: pinned(b + 1), profile: profile.map((q) => ({ factor: q.factor, objective: Math.round(q.objective * 1000) / 1000 })),
     });
   }

@@ -60,6 +60,8 @@ export interface EngineOptions {
   trace?: TraceSink | null;
   /** Measured-task steps without a measured event that make a livelock (default LIVELOCK_CHECK_STEPS; tests lower it). */
   livelockCheckSteps?: number;
+  /** Steps of all threads between two deadlock checks (default PROGRESS_CHECK_STEPS; tests lower it). */
+  deadlockCheckSteps?: number;
 }
 
 /** One mix item compiled for a task. */
@@ -303,28 +305,32 @@ export class Engine {
     for (let t = 0; t < th.n; t++) if (th.online[t] && (this.runq[t].length > 0 || this.balance !== null)) this.heap.push(t);
     // A run that stops making progress is a bug in a model rule: fail with what the threads were
     // doing instead of spinning forever. Progress is measured work: background tasks (noise VMs)
-    // run for ever by design, so their events prove nothing. Two windows: measured tasks stepping
-    // without finishing an event (a livelock, e.g. a spin on a lock a background vCPU keeps
-    // retaking), and no measured event at all while none of them sleeps towards a wake-up (a deadlock).
+    // run for ever by design, so their events prove nothing. Two checks: measured tasks running
+    // on their CPUs without finishing an event (a livelock, e.g. a spin on a lock a background
+    // vCPU keeps retaking), and no measured event while no measured task can go on (each halted
+    // without a wake-up time, or queued on a CPU that will not run again: a deadlock).
     let steps = 0;
     let measuredSteps = 0;
     let lastDone = -1;
     let lastMeasuredDone = -1;
     const livelockSteps = this.opts.livelockCheckSteps ?? LIVELOCK_CHECK_STEPS;
+    const deadlockSteps = this.opts.deadlockCheckSteps ?? PROGRESS_CHECK_STEPS;
     for (;;) {
       const t = this.heap.pop();
       if (t < 0) break;
       const c = th.cur[t];
-      if (c >= 0 && this.measured[c] === 1 && ++measuredSteps % livelockSteps === 0) {
+      // a measured task on its CPU (not a CPU woken for one step while its task sleeps)
+      const onCpu = c >= 0 && this.measured[c] === 1 && th.pending[t] !== PH_WAKE && this.wakeAt[c] <= th.clock[t];
+      if (onCpu && ++measuredSteps % livelockSteps === 0) {
         const done = this.measuredEventsDone();
-        if (done === lastMeasuredDone) this.noProgress(livelockSteps, 'its measured tasks ran without finishing an event (a livelock)');
+        if (done === lastMeasuredDone) this.noProgress(livelockSteps, 'its measured tasks ran on their CPUs without finishing an event (a livelock)');
         lastMeasuredDone = done;
       }
       this.step(t);
       if (!th.done[t] && (this.balance === null || !this.balance.parked[t])) this.heap.push(t);
-      if (++steps % PROGRESS_CHECK_STEPS === 0) {
+      if (++steps % deadlockSteps === 0) {
         const done = this.measuredEventsDone();
-        if (done === lastDone && !this.measuredSleeps()) this.noProgress(PROGRESS_CHECK_STEPS, 'no measured task finished an event or sleeps towards a wake-up (a deadlock)');
+        if (done === lastDone && !this.measuredCanGoOn()) this.noProgress(deadlockSteps, 'no measured task finished an event, and none can go on (a deadlock)');
         lastDone = done;
       }
     }
@@ -446,10 +452,18 @@ export class Engine {
     return done;
   }
 
-  /** A measured task with work left sleeps until a finite wake-up (a timer idle): time will wake it. */
-  private measuredSleeps(): boolean {
+  /**
+   * Some measured task with work left can still finish an event: it has a finite wake-up time
+   * (running, runnable, in a long event, or asleep on a timer) and its CPU will run again (not
+   * done, not parked). A task halted without a wake-up time (on a guest lock) waits for another
+   * task to free it, which is what a deadlock never does.
+   */
+  private measuredCanGoOn(): boolean {
+    const th = this.th;
     for (let i = 0; i < this.measured.length; i++) {
-      if (this.measured[i] === 1 && !this.finished[i] && Number.isFinite(this.wakeAt[i]) && this.wakeAt[i] > this.th.clock[this.w.tasks[i].thread]) return true;
+      if (this.measured[i] !== 1 || this.finished[i]) continue;
+      const t = this.w.tasks[i].thread;
+      if (Number.isFinite(this.wakeAt[i]) && !th.done[t] && (this.balance === null || !this.balance.parked[t])) return true;
     }
     return false;
   }

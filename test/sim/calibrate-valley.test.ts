@@ -51,6 +51,32 @@ describe('the fit on a loss of known shape', () => {
     expect(v.profile.find((q) => q.factor === 3)!.objective).toBeCloseTo((Math.log(3) / W) ** 2, 2);
   });
 
+  it('keeps the run of good factors around the fit, not a second bowl beyond a ridge', () => {
+    // a bowl at x1 (0 at its bottom) and one at x3 lifted by 0.5: x3 and x2.5 are within the
+    // slack too, but x1.7 and x2 between them are not, so the valley stops at x1.4
+    const pr = new Shaped([{ name: 'two-bowls', deps: ['ibpb'], loss: (f) => Math.min((ln(f, 'ibpb') / W) ** 2, ((ln(f, 'ibpb') - Math.log(3)) / W) ** 2 + 0.5) }], ['ibpb']);
+    const [v] = valley(pr, fit(pr));
+    expect(v.profile.filter((q) => q.objective <= VALLEY_SLACK).map((q) => q.factor)).toContain(3);
+    expect([v.lo, v.hi, v.openHi, v.betterAt]).toEqual([0.7, 1.4, false, null]);
+  });
+
+  it('says so when the search stopped in a local minimum, and centres the valley on the better point', () => {
+    // diag keeps a and b equal, far wants their product at 9: from x1 no single price can move
+    // (each step alone raises diag more than it lowers far), but holding a at x3 lets b follow
+    const pr = new Shaped([
+      { name: 'diag', deps: ['ibpb', 'l2Hit'], loss: (f) => Math.min(4, 4 * ((ln(f, 'ibpb') - ln(f, 'l2Hit')) / W) ** 2) },
+      { name: 'far', deps: ['ibpb', 'l2Hit'], loss: (f) => 2 * ((ln(f, 'ibpb') + ln(f, 'l2Hit')) / (2 * Math.log(3)) - 1) ** 2 },
+    ], ['ibpb', 'l2Hit']);
+    const best = fit(pr);
+    expect(best.factors).toEqual({});
+    expect(best.objective).toBeCloseTo(2, 5);
+    for (const v of valley(pr, best)) {
+      expect([v.param, v.betterAt]).toEqual([v.param, 3]);
+      expect(v.hi).toBe(3);
+      expect(v.lo).toBeGreaterThan(1);
+    }
+  });
+
   it('profiles the others: two prices that only their product pins each range over the grid, not a slice', () => {
     // loss = (ln a + ln b)² / W²: holding a at x, b = 1/x fits as well (within the grid), so each
     // price alone is free; a slice through the best fit (b held at 1) would give a bowl as above.

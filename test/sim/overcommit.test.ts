@@ -208,4 +208,60 @@ isolation: [{ name: off, cmdline: "mitigations=off" }]
     const r = run(text(0.9));
     expect(r.engine.meter.eventsDone[0]).toBe(300);
   });
+
+  const engineOn = (yaml: string, o: { livelockCheckSteps?: number; deadlockCheckSteps?: number }) => {
+    const sc = parseScenario(yaml, 'progress.yaml');
+    const world = buildWorld(sc, 0);
+    const targets = Int32Array.from(world.tasks, (t) => (t.background || t.attacker !== null ? 0 : (sc.stop as { count: number }).count));
+    return new Engine(world, { targets, endCycles: Infinity, ...o });
+  };
+  const busyHost = (n: number, balance: boolean, measured: string) => `
+events: 3
+machine: { cpu: skylake-sp, cores: ${n}, threads_per_core: 1, ram: 4GiB, load_balance: ${balance} }
+tenants: [{ name: m, kind: vm, memory: 16MiB }, { name: n, kind: vm, vcpus: ${n - 1}, memory: 16MiB }]
+workload:
+  - { thread: 0, tenant: m, mix: ${measured} }
+${Array.from({ length: n - 1 }, (_, i) => `  - { thread: ${i + 1}, tenant: n, background: true, mix: [{ event: guest-run, cycles: 2000, weight: 1 }, { event: idle, cycles: 2000, weight: 1 }] }`).join('\n')}
+isolation: [{ name: off, cmdline: "mitigations=off" }]
+`;
+  it('a long measured event while background threads take many steps is no deadlock', () => {
+    // the measured VM idles 10M cycles on a thread of its own (no wake-up time: it holds the CPU)
+    // while 7 background vCPUs take ~50,000 steps; the window of 5,000 passes ten times
+    const e = engineOn(busyHost(8, false, '[{ event: guest-run, cycles: 40000, weight: 1 }, { event: idle, cycles: 10000000, weight: 1 }]'), { deadlockCheckSteps: 5000 });
+    expect(() => e.run()).not.toThrow();
+    expect(e.meter.eventsDone[0]).toBe(3);
+  });
+  it('a CPU woken for one step while its measured task sleeps is no livelock', () => {
+    // with load balancing each background idle kicks the idle CPUs: thread 0 wakes for a step
+    // while its task sleeps 8M cycles; those steps are not the task running
+    const e = engineOn(busyHost(4, true, '[{ event: guest-run, cycles: 40000, weight: 1 }, { event: idle, cycles: 8000000, weight: 1 }]'), { livelockCheckSteps: 200 });
+    expect(() => e.run()).not.toThrow();
+    expect(e.meter.eventsDone[0]).toBe(3);
+  });
+  it('measured work that nothing can free is a deadlock, named as one', () => {
+    const e = engineOn(busyHost(2, false, '[{ event: guest-run, cycles: 40000, weight: 1 }]'), { deadlockCheckSteps: 5000 });
+    e.wakeAt[0] = Infinity; // halted without a wake-up time, as on a lock nobody frees
+    expect(() => e.run()).toThrow(/deadlock/);
+  });
+  it('a stun ends when its thread switches to another task: a vCPU that finished mid-exit leaves no sibling stunned', () => {
+    // vCPU a shares thread 0 with a background host process; once a is done, thread 0 runs the
+    // process for good; b on the sibling must still finish (it was stunned for ever before)
+    const text = `
+events: 300
+machine: { cpu: skylake-sp, cores: 1, threads_per_core: 2, ram: 2GiB }
+tenants: [{ name: a, kind: vm, memory: 16MiB }, { name: b, kind: vm, memory: 16MiB }, { name: p, kind: process }]
+workload:
+  - { thread: 0, tenant: a, mix: [{ event: guest-run, cycles: 2000, weight: 1 }, { event: vm-exit, reason: HLT, weight: 1 }] }
+  - { thread: 0, tenant: p, background: true, mix: [{ event: syscall, name: getppid }] }
+  - { thread: 1, tenant: b, mix: [{ event: guest-run, cycles: 40000, weight: 1 }, { event: vm-exit, reason: CPUID, weight: 1 }] }
+isolation: [{ name: asi19, cmdline: "asi=kvm-asi-2019", stun: true }, { name: g25, cmdline: "asi=google-asi-2025", stun: true }]
+`;
+    const sc = parseScenario(text, 'stun.yaml');
+    for (const iso of [0, 1]) {
+      const world = buildWorld(sc, iso);
+      const e = new Engine(world, { targets: Int32Array.from(world.tasks, (t) => (t.background ? 0 : 300)), endCycles: Infinity, livelockCheckSteps: 2000 }).run();
+      expect([iso, e.meter.eventsDone[2]]).toEqual([iso, 300]);
+      expect(e.meter.byKind[2 * N_EK + EK['stun-wait']]).toBeLessThan(0.5 * e.meter.finish[2]);
+    }
+  });
 });

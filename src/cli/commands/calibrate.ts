@@ -37,13 +37,13 @@ const num = (r: CalibrationResult, v: number) => (r.metric === 'overhead_pct' ? 
 const cell = (r: CalibrationResult) => `${num(r, r.predicted)} (${r.error_pct > 0 ? '+' : ''}${r.error_pct}%)${r.within ? '' : ' ✗'}`;
 
 /** The README's table: figure, published, predicted at the default prices, in-sample fit, leave-one-out, leave-source-out (errors in brackets, ✗ outside tolerance or band). */
-function markdown(base: CalibrationResult[], fitted: CalibrationResult[], loo: CalibrationResult[], lso: CalibrationResult[], factors: object, ranges: readonly ValleyRange[], steered: number): string {
+function markdown(base: CalibrationResult[], fitted: CalibrationResult[], loo: CalibrationResult[], lso: CalibrationResult[], factors: object, ranges: readonly ValleyRange[], steeredBy: string): string {
   const out = ['| figure | published | predicted (default prices) | in-sample fit | leave-one-out | leave-source-out | status |', '|---|---|---|---|---|---|---|'];
   base.forEach((r, i) => {
     const pub = r.band !== null ? `${num(r, r.band[0])}..${num(r, r.band[1])}` : `${num(r, r.published)} ±${r.tolerance_pct}%`;
     out.push(`| ${r.figure} | ${pub} | ${cell(r)} | ${cell(fitted[i])} | ${cell(loo[i])} | ${cell(lso[i])} | ${r.status} |`);
   });
-  out.push('', `In-sample fit factors (fitted on the ${steered} figures marked reproduced): \`${JSON.stringify(factors)}\`.`, '');
+  out.push('', `In-sample fit factors (fitted on ${steeredBy}): \`${JSON.stringify(factors)}\`.`, '');
   out.push(`The valley (each price held at each factor of the grid, the others fitted again; kept while the objective stays within ${VALLEY_SLACK} of the best):`, '');
   out.push('| price | fitted | as good over | rises below | rises above |', '|---|---|---|---|---|');
   for (const v of ranges) out.push(`| ${v.param} | ×${v.fitted} | ${span(v)} | ${v.pinnedLoBy.join(', ') || '-'} | ${v.pinnedHiBy.join(', ') || '-'} |`);
@@ -51,7 +51,7 @@ function markdown(base: CalibrationResult[], fitted: CalibrationResult[], loo: C
 }
 
 /** A valley's range: ≤ / ≥ where it runs to the grid's end (the figures do not bound it there). */
-const span = (v: ValleyRange) => `${v.openLo ? '≤' : ''}×${v.lo} .. ${v.openHi ? '≥' : ''}×${v.hi}`;
+const span = (v: ValleyRange) => `${v.openLo ? '≤' : ''}×${v.lo} .. ${v.openHi ? '≥' : ''}×${v.hi}${v.betterAt !== null ? ` (a better fit at ×${v.betterAt}: the search stopped short)` : ''}`;
 
 export function calibrateReport(o: Opts): string {
   const scenarios = loadCalibrations(o.dir ?? DEFAULT_DIR);
@@ -64,7 +64,7 @@ export function calibrateReport(o: Opts): string {
   const inSample = fitted ? scenarios.map((s, i) => judge(s, pr.predict(i, fitted.factors))) : null;
   const loo = o.leaveOneOut || o.markdown ? leaveOneOut(pr, 4, steer) : null;
   const lso = o.leaveOneOut || o.markdown ? leaveSourceOut(pr, 4, steer) : null;
-  if (o.markdown) return markdown(results, inSample!, loo!.map((x) => x.result), lso!.map((x) => x.result), fitted!.factors, ranges!, use.length);
+  if (o.markdown) return markdown(results, inSample!, loo!.map((x) => x.result), lso!.map((x) => x.result), fitted!.factors, ranges!, o.fitAll === true ? `all ${use.length} figures, the known misses too` : `the ${use.length} figures marked reproduced`);
   if (o.json) {
     return JSON.stringify({
       figures: results,
