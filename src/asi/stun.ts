@@ -10,8 +10,9 @@
  * wait); Liran Alon on the 2019 RFC ("kick sibling hyperthreads before switching to that address
  * space"); RFC v2 (2025) lists "Preventing cross-SMT attacks by halting sibling hyperthreads" as
  * future work. Model: on exit, a sibling that is running inside a restricted space (where
- * untrusted code may run) is sent an IPI and spins until the exiting thread re-enters; a sibling
- * already on the full tables, idle, or stunned is left alone. Counting the cycles spent spinning
+ * untrusted code may run) is sent an IPI and spins until the exiting thread re-enters, switches to
+ * another task (session.ts contextSwitch()) or goes idle; a sibling already on the full tables,
+ * idle, or stunned is left alone. Counting the cycles spent spinning
  * is the engine's job (`isStunned`).
  */
 
