@@ -120,6 +120,8 @@ export function formatRunText(r: SeedsReport): string {
     if (rare.length > 0) out.push('', `Rare leaks: another ${n} seeds could well show none of these (--seeds ${4 * n} to decide them)`, ...rare);
   }
   out.push('', `Costs (the same workload under each mitigation set${n > 1 ? `; medians over ${n} seeds` : ''})`, ...table(head, costRows(r, ms, n)));
+  // A price the published figures do not pin (kasi calibrate --fit's valley) says so where it is paid.
+  if (ms.some((m) => (m.costs.counts.l1d_flushes ?? 0) > 0)) out.push(`  l1d_flushes: each priced at costs.ts l1dFlushMsr (l1dFlushSoftware without X86_FEATURE_FLUSH_L1D), an assumption no published figure pins (kasi calibrate --fit finds a wide range as good; README "Calibration"); the scenario's costs.override (l1d_flush_msr: N) prices it otherwise`);
   const baseEvents = ms.find((m) => m.name === r.baseline)?.costs.counts.events ?? 0;
   for (const m of ms) if (cutShort(r, m)) out.push(`  ${m.name}: a kill cut the workload short (${num(m.costs.counts.events ?? 0)} of the baseline's ${num(baseEvents)} events${n > 1 ? ', median' : ''}): its cycles are of what ran, so it has no overhead (the notes below say what was killed)`);
   for (const m of ms) {

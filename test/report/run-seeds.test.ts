@@ -93,3 +93,21 @@ describe('matrix cells', () => {
     expect(formatNs(2_500_000_000)).toBe('2.5s');
   });
 });
+
+describe('a price no published figure pins', () => {
+  it('is named under the cost table when a set paid it (L1D flushes), and only then', async () => {
+    const withFlush = join(TMP, 'flush.yaml');
+    const without = join(TMP, 'noflush.yaml');
+    writeFileSync(withFlush, tinyScenario({ seed: 1, duration: '60us', every: '5us', isolation: [['none', 'mitigations=off'], ['always', 'kvm-intel.vmentry_l1d_flush=always']] }));
+    writeFileSync(without, tinyScenario({ seed: 1, duration: '60us', every: '5us', isolation: [['none', 'mitigations=off'], ['kpti', 'mitigations=off pti=on']] }));
+    const a = await kasi('run', withFlush, '--seeds', '1', '--no-store');
+    const b = await kasi('run', without, '--seeds', '1', '--no-store');
+    expect(a.status, a.stderr).toBe(0);
+    expect(b.status, b.stderr).toBe(0);
+    expect(a.stdout).toMatch(/^l1d_flushes +0 +[1-9]/m);
+    expect(a.stdout).toMatch(/l1d_flushes: each priced at costs\.ts l1dFlushMsr .* an assumption no published figure pins/);
+    expect(b.stdout).toMatch(/^l1d_flushes +0 +0$/m);
+    expect(b.stdout).not.toMatch(/an assumption no published figure pins/);
+  }, 120_000);
+});
+
