@@ -185,7 +185,7 @@ export class Engine {
     this.shared = Uint8Array.from(w.threadTasks, (l, t) => (l.length > 1 || (this.balance !== null && this.th.online[t]) ? 1 : 0));
     this.finished = new Uint8Array(w.tasks.length);
     this.measured = Uint8Array.from(w.tasks, (t) => (t.attacker === null && !t.background ? 1 : 0));
-    for (const t of w.tasks) if (t.attacker === null && !t.background) this.remaining++;
+    for (const m of this.measured) this.remaining += m;
     this.attackerOf = w.tasks.map((t) => w.attackers.find((a) => a.task === t) ?? null);
     this.startAtPhase();
     this.irqOf = w.tasks.map((t) => {
@@ -474,7 +474,7 @@ export class Engine {
   }
 
   isDone(task: Task, clock: number): boolean {
-    if (task.attacker !== null || task.background) return false; // they run while measured work remains
+    if (this.measured[task.id] === 0) return false; // attackers and background tasks run while measured work remains
     const sci = this.w.spaces.sci;
     if (sci !== null && sci.killed[task.id] !== '') return true; // SIGKILL: the task is gone
     const tg = this.opts.targets;
@@ -514,7 +514,7 @@ export class Engine {
         if (this.wakeAt[id] > clock) { blocked = true; continue; }
         return id;
       }
-      if (task.attacker === null && !task.background) this.complete(task, clock);
+      if (this.measured[id] === 1) this.complete(task, clock);
     }
     return blocked ? NONE_RUNNABLE : -1;
   }
@@ -590,8 +590,6 @@ export class Engine {
     }
     if (wake > th.clock[t]) th.clock[t] = wake;
     this.tracer?.span(t, SP_IDLE);
-    th.pending[t] = PH_WAKE;
-    th.evKind[t] = -1;
   }
 
   /** Core scheduling: the slice of a forced-idle task ends with another task to run: the CPU leaves idle for it. */

@@ -194,27 +194,27 @@ workload:
   - { thread: 1, tenant: p, background: true, mix: [{ event: user-compute, cycles: 120000, weight: 1 }] }
 isolation: [{ name: off, cmdline: "mitigations=off" }]
 `;
+  /** An engine on isolation entry `iso` of a parsed scenario, each measured task to the file's event count, with the checks' windows `o`. */
+  const engineOf = (sc: ReturnType<typeof parseScenario>, o: { livelockCheckSteps?: number; deadlockCheckSteps?: number }, iso = 0) => {
+    const world = buildWorld(sc, iso);
+    const targets = Int32Array.from(world.tasks, (t) => (t.background || t.attacker !== null ? 0 : (sc.stop as { count: number }).count));
+    return new Engine(world, { targets, endCycles: Infinity, ...o });
+  };
+  const engineOn = (yaml: string, o: { livelockCheckSteps?: number; deadlockCheckSteps?: number }) => engineOf(parseScenario(yaml, 'progress.yaml'), o);
   it('lock_fraction 1 is refused with the field named', () => {
     expect(() => parseScenario(text(1), 'lock.yaml')).toThrow(/lock\.yaml:5:\d+: field tenants\[0\]\.lock_fraction: expected a number below 1/);
   });
   it('a livelock ends in an error naming it', () => {
     const s = parseScenario(text(0.5), 'lock.yaml');
     (s.tenants[0] as { lockFraction: number }).lockFraction = 1;
-    const targets = Int32Array.from(buildWorld(s, 0).tasks, (t) => (t.background ? 0 : 300));
     // the production window (100,000 measured steps) takes ~20 s here: the same check, a smaller window
-    expect(() => new Engine(buildWorld(s, 0), { targets, endCycles: Infinity, livelockCheckSteps: 2000 }).run()).toThrow(/livelock/);
+    expect(() => engineOf(s, { livelockCheckSteps: 2000 }).run()).toThrow(/livelock/);
   });
   it('just below 1 the same file finishes', () => {
     const r = run(text(0.9));
     expect(r.engine.meter.eventsDone[0]).toBe(300);
   });
 
-  const engineOn = (yaml: string, o: { livelockCheckSteps?: number; deadlockCheckSteps?: number }) => {
-    const sc = parseScenario(yaml, 'progress.yaml');
-    const world = buildWorld(sc, 0);
-    const targets = Int32Array.from(world.tasks, (t) => (t.background || t.attacker !== null ? 0 : (sc.stop as { count: number }).count));
-    return new Engine(world, { targets, endCycles: Infinity, ...o });
-  };
   const busyHost = (n: number, balance: boolean, measured: string) => `
 events: 3
 machine: { cpu: skylake-sp, cores: ${n}, threads_per_core: 1, ram: 4GiB, load_balance: ${balance} }
@@ -258,8 +258,7 @@ isolation: [{ name: asi19, cmdline: "asi=kvm-asi-2019", stun: true }, { name: g2
 `;
     const sc = parseScenario(text, 'stun.yaml');
     for (const iso of [0, 1]) {
-      const world = buildWorld(sc, iso);
-      const e = new Engine(world, { targets: Int32Array.from(world.tasks, (t) => (t.background ? 0 : 300)), endCycles: Infinity, livelockCheckSteps: 2000 }).run();
+      const e = engineOf(sc, { livelockCheckSteps: 2000 }, iso).run();
       expect([iso, e.meter.eventsDone[2]]).toEqual([iso, 300]);
       expect(e.meter.byKind[2 * N_EK + EK['stun-wait']]).toBeLessThan(0.5 * e.meter.finish[2]);
     }
